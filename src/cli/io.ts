@@ -1,0 +1,24 @@
+// What a command needs from the outside world: where to print. Tests pass buffers; the CLI passes the process streams.
+
+export interface CliIO {
+  out(text: string): void; // stdout; the text includes its own newlines
+  err(text: string): void; // stderr
+  color: boolean; // ANSI colours in diagnostics (a TTY without NO_COLOR)
+}
+
+export function processIO(): CliIO {
+  return {
+    out: (t) => void process.stdout.write(t),
+    err: (t) => void process.stderr.write(t),
+    color: Boolean(process.stderr.isTTY) && !process.env["NO_COLOR"],
+  };
+}
+
+export function bufferIO(): CliIO & { stdout: () => string; stderr: () => string } {
+  let o = "";
+  let e = "";
+  return { out: (t) => void (o += t), err: (t) => void (e += t), color: false, stdout: () => o, stderr: () => e };
+}
+
+/** A command's exit status: 0 success, 1 the input had errors, 2 the command line was wrong. */
+export type ExitCode = 0 | 1 | 2;

@@ -1,0 +1,71 @@
+// The llmc command line: dispatch to one module per command. Bad input becomes diagnostics and an
+// exit code; only an internal fault prints a stack trace (and says it is a bug).
+
+import { processIO, type CliIO } from "./io.js";
+import { UsageError } from "./commands/common.js";
+import { runCheck } from "./commands/check.js";
+import { runInfo } from "./commands/info.js";
+import { runFmt } from "./commands/fmt.js";
+
+type Command = (args: string[], io: CliIO) => Promise<number>;
+
+const commands: Record<string, { run: () => Promise<Command>; summary: string }> = {
+  check: { run: async () => runCheck, summary: "check .llm files and report every error" },
+  fmt: { run: async () => runFmt, summary: "format .llm files (--write, --check)" },
+  import: { run: async () => (await import("./commands/import.js")).runImport, summary: "write a .llm for an HF config.json or a GGUF file" },
+  info: { run: async () => runInfo, summary: "show a model's config, weights and parameter count" },
+};
+
+export const VERSION = "0.1.0";
+
+function usage(): string {
+  const width = Math.max(...Object.keys(commands).map((c) => c.length));
+  return [
+    "usage: llmc <command> [options]",
+    "",
+    "commands:",
+    ...Object.entries(commands).map(([n, c]) => `  ${n.padEnd(width)}  ${c.summary}`),
+    "",
+    "Run 'llmc <command> --help' for a command's options.",
+  ].join("\n");
+}
+
+export async function main(argv: string[], io: CliIO = processIO()): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === "--help" || name === "-h" || name === "help") {
+    io.out(usage() + "\n");
+    return name ? 0 : 2;
+  }
+  if (name === "--version" || name === "-V") {
+    io.out(`llmc ${VERSION}\n`);
+    return 0;
+  }
+  const cmd = commands[name];
+  if (!cmd) {
+    io.err(`llmc: unknown command '${name}'\n\n${usage()}\n`);
+    return 2;
+  }
+  try {
+    const run = await cmd.run();
+    if (rest.includes("--help") || rest.includes("-h")) {
+      const mod = (await import(`./commands/${name}.js`)) as Record<string, unknown>;
+      const text = Object.entries(mod).find(([k]) => k.endsWith("Usage"))?.[1];
+      io.out(`${typeof text === "string" ? text : `usage: llmc ${name} …`}\n`);
+      return 0;
+    }
+    return await run(rest, io);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.err(`llmc ${name}: ${err.message}\n${err.usage ? "\n" + err.usage + "\n" : ""}`);
+      return 2;
+    }
+    // node:util parseArgs reports unknown or malformed options with these codes.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code && code.startsWith("ERR_PARSE_ARGS")) {
+      io.err(`llmc ${name}: ${(err as Error).message}\n`);
+      return 2;
+    }
+    io.err(`llmc ${name}: internal error (this is a bug in llmc, please report it):\n${(err as Error).stack ?? String(err)}\n`);
+    return 70;
+  }
+}

@@ -1,0 +1,282 @@
+// The op table: every primitive op of the IR, defined once — its attributes and its shape/dtype rule.
+// The checker types .llm programs with these rules and the IR verifier re-checks every node with
+// them; later phases add the CPU reference and kernel family beside each entry.
+
+import {
+  addDim, constDim, constValue, dimEquals, formatDim, formatShape, mulDim, symDim, type Dim,
+} from "../check/symbolic.js";
+
+export type DType = "f32" | "f16" | "bf16" | "i32" | "bool";
+
+export interface TensorTy {
+  shape: Dim[];
+  dtype: DType;
+}
+
+export type AttrValue = number | boolean | string | Dim | Dim[] | number[];
+export type Attrs = Record<string, AttrValue>;
+
+/** A rule violation; the checker turns it into a located diagnostic. */
+export class TypeRuleError extends Error {}
+
+export type OpKind = "elementwise" | "reduction" | "matmul" | "layout" | "gather" | "source" | "rotary" | "attention" | "state";
+
+export interface OpDef {
+  name: string;
+  kind: OpKind;
+  doc: string;
+  /** Number of tensor inputs. */
+  arity: number;
+  infer(inputs: TensorTy[], attrs: Attrs): TensorTy;
+}
+
+const isFloat = (d: DType) => d === "f32" || d === "f16" || d === "bf16";
+
+function fail(msg: string): never {
+  throw new TypeRuleError(msg);
+}
+
+function normAxis(axis: number, rank: number): number {
+  const a = axis < 0 ? axis + rank : axis;
+  if (!Number.isInteger(a) || a < 0 || a >= rank) fail(`axis ${axis} is out of range for a tensor of rank ${rank}`);
+  return a;
+}
+
+/** NumPy broadcasting: align from the right; a dim of 1 stretches. */
+export function broadcastShapes(a: readonly Dim[], b: readonly Dim[]): Dim[] {
+  const n = Math.max(a.length, b.length);
+  const out: Dim[] = [];
+  for (let i = 0; i < n; i++) {
+    const da = a[a.length - n + i];
+    const db = b[b.length - n + i];
+    if (da === undefined) out.push(db!);
+    else if (db === undefined) out.push(da);
+    else if (dimEquals(da, db)) out.push(da);
+    else if (constValue(da) === 1) out.push(db);
+    else if (constValue(db) === 1) out.push(da);
+    else fail(`shapes ${formatShape(a)} and ${formatShape(b)} do not broadcast (dim ${formatDim(da)} vs ${formatDim(db)})`);
+  }
+  return out;
+}
+
+function unary(name: string, doc: string, floatOnly = true): OpDef {
+  return {
+    name, kind: "elementwise", doc, arity: 1,
+    infer: ([x]) => {
+      if (floatOnly && !isFloat(x!.dtype)) fail(`${name} needs a floating-point tensor, got ${x!.dtype}`);
+      return { shape: x!.shape, dtype: x!.dtype };
+    },
+  };
+}
+
+function binary(name: string, doc: string, result: "same" | "bool", operand: "any" | "bool" = "any"): OpDef {
+  return {
+    name, kind: "elementwise", doc, arity: 2,
+    infer: ([a, b]) => {
+      if (a!.dtype !== b!.dtype) fail(`${name} needs operands of one element type, got ${a!.dtype} and ${b!.dtype}`);
+      if (operand === "bool" && a!.dtype !== "bool") fail(`${name} needs bool operands, got ${a!.dtype}`);
+      if (operand === "any" && a!.dtype === "bool") fail(`${name} does not apply to bool tensors`);
+      return { shape: broadcastShapes(a!.shape, b!.shape), dtype: result === "bool" ? "bool" : a!.dtype };
+    },
+  };
+}
+
+function reduction(name: string, doc: string): OpDef {
+  return {
+    name, kind: "reduction", doc, arity: 1,
+    infer: ([x], attrs) => {
+      if (!isFloat(x!.dtype)) fail(`${name} needs a floating-point tensor, got ${x!.dtype}`);
+      const axis = normAxis(attrs["axis"] as number, x!.shape.length);
+      const shape = x!.shape.slice();
+      if (attrs["keepdim"]) shape[axis] = constDim(1);
+      else shape.splice(axis, 1);
+      return { shape, dtype: x!.dtype };
+    },
+  };
+}
+
+const defs: OpDef[] = [
+  // Sources
+  {
+    name: "const", kind: "source", arity: 0, doc: "A scalar constant (rank 0), broadcast where used. attrs: value, dtype.",
+    infer: (_, attrs) => ({ shape: [], dtype: attrs["dtype"] as DType }),
+  },
+  {
+    name: "arange", kind: "source", arity: 0, doc: "`0, 1, …, n-1` as f32. attrs: n.",
+    infer: (_, attrs) => ({ shape: [attrs["n"] as Dim], dtype: "f32" }),
+  },
+  // Elementwise
+  unary("neg", "-x", false),
+  unary("exp", "e^x"),
+  unary("log", "natural logarithm"),
+  unary("sqrt", "square root"),
+  unary("rsqrt", "1/sqrt(x)"),
+  unary("sin", "sine"),
+  unary("cos", "cosine"),
+  unary("tanh", "hyperbolic tangent"),
+  unary("sigmoid", "1/(1+e^-x)"),
+  unary("silu", "x·sigmoid(x)"),
+  unary("gelu", "GELU, tanh approximation"),
+  unary("erf", "error function"),
+  unary("abs", "|x|", false),
+  unary("recip", "1/x"),
+  {
+    name: "not", kind: "elementwise", arity: 1, doc: "logical not",
+    infer: ([x]) => (x!.dtype === "bool" ? { shape: x!.shape, dtype: "bool" } : fail(`'!' needs a bool tensor, got ${x!.dtype}`)),
+  },
+  {
+    name: "cast", kind: "elementwise", arity: 1, doc: "convert the element type. attrs: dtype.",
+    infer: ([x], attrs) => ({ shape: x!.shape, dtype: attrs["dtype"] as DType }),
+  },
+  binary("add", "a + b", "same"),
+  binary("sub", "a - b", "same"),
+  binary("mul", "a · b", "same"),
+  binary("div", "a / b", "same"),
+  binary("pow", "a ** b", "same"),
+  binary("max", "elementwise maximum", "same"),
+  binary("min", "elementwise minimum", "same"),
+  binary("lt", "a < b", "bool"),
+  binary("le", "a <= b", "bool"),
+  binary("gt", "a > b", "bool"),
+  binary("ge", "a >= b", "bool"),
+  binary("eq", "a == b", "bool"),
+  binary("ne", "a != b", "bool"),
+  binary("and", "a && b", "bool", "bool"),
+  binary("or", "a || b", "bool", "bool"),
+  {
+    name: "where", kind: "elementwise", arity: 3, doc: "cond ? a : b, elementwise with broadcasting",
+    infer: ([c, a, b]) => {
+      if (c!.dtype !== "bool") fail(`where's condition must be bool, got ${c!.dtype}`);
+      if (a!.dtype !== b!.dtype) fail(`where's branches must have one element type, got ${a!.dtype} and ${b!.dtype}`);
+      return { shape: broadcastShapes(c!.shape, broadcastShapes(a!.shape, b!.shape)), dtype: a!.dtype };
+    },
+  },
+  // Reductions
+  reduction("sum", "sum over one axis. attrs: axis, keepdim."),
+  reduction("mean", "mean over one axis. attrs: axis, keepdim."),
+  reduction("amax", "maximum over one axis. attrs: axis, keepdim."),
+  // Contraction
+  {
+    name: "matmul", kind: "matmul", arity: 2, doc: "[…, M, K] @ […, K, N] → […, M, N]; batch dims broadcast",
+    infer: ([a, b]) => {
+      if (!isFloat(a!.dtype) || a!.dtype !== b!.dtype) fail(`@ needs floating-point operands of one type, got ${a!.dtype} and ${b!.dtype}`);
+      if (a!.shape.length < 2 || b!.shape.length < 2) fail(`@ needs operands of rank ≥ 2, got ${formatShape(a!.shape)} @ ${formatShape(b!.shape)}`);
+      const k1 = a!.shape[a!.shape.length - 1]!;
+      const k2 = b!.shape[b!.shape.length - 2]!;
+      if (!dimEquals(k1, k2)) {
+        fail(`@ contracts dim ${formatDim(k1)} of ${formatShape(a!.shape)} with dim ${formatDim(k2)} of ${formatShape(b!.shape)}; they must be equal (weights are [out, in]: use x @ w.T)`);
+      }
+      const batch = broadcastShapes(a!.shape.slice(0, -2), b!.shape.slice(0, -2));
+      return { shape: [...batch, a!.shape[a!.shape.length - 2]!, b!.shape[b!.shape.length - 1]!], dtype: a!.dtype };
+    },
+  },
+  // Layout
+  {
+    name: "transpose", kind: "layout", arity: 1, doc: "permute dims. attrs: perm.",
+    infer: ([x], attrs) => {
+      const perm = attrs["perm"] as number[];
+      if (perm.length !== x!.shape.length || [...perm].sort((p, q) => p - q).some((p, i) => p !== i)) {
+        fail(`transpose permutation [${perm.join(", ")}] does not fit a tensor of rank ${x!.shape.length}`);
+      }
+      return { shape: perm.map((p) => x!.shape[p]!), dtype: x!.dtype };
+    },
+  },
+  {
+    name: "reshape", kind: "layout", arity: 1, doc: "same elements, new shape. attrs: shape.",
+    infer: ([x], attrs) => {
+      const shape = attrs["shape"] as Dim[];
+      const before = x!.shape.reduce((acc, d) => mulDim(acc, d), constDim(1));
+      const after = shape.reduce((acc, d) => mulDim(acc, d), constDim(1));
+      if (!dimEquals(before, after)) fail(`cannot reshape ${formatShape(x!.shape)} (${formatDim(before)} elements) to ${formatShape(shape)} (${formatDim(after)} elements)`);
+      return { shape, dtype: x!.dtype };
+    },
+  },
+  {
+    name: "concat", kind: "layout", arity: 2, doc: "join along an axis. attrs: axis.",
+    infer: ([a, b], attrs) => {
+      if (a!.dtype !== b!.dtype) fail(`concat needs one element type, got ${a!.dtype} and ${b!.dtype}`);
+      if (a!.shape.length !== b!.shape.length) fail(`concat needs tensors of one rank, got ${formatShape(a!.shape)} and ${formatShape(b!.shape)}`);
+      const axis = normAxis(attrs["axis"] as number, a!.shape.length);
+      const shape = a!.shape.map((d, i) => {
+        if (i === axis) return addDim(d, b!.shape[i]!);
+        if (!dimEquals(d, b!.shape[i]!)) fail(`concat along axis ${axis}: shapes ${formatShape(a!.shape)} and ${formatShape(b!.shape)} differ in dim ${i}`);
+        return d;
+      });
+      return { shape, dtype: a!.dtype };
+    },
+  },
+  {
+    name: "slice", kind: "layout", arity: 1, doc: "x[start:end] along one axis. attrs: axis, start, end (dims, 0 ≤ start ≤ end ≤ size).",
+    infer: ([x], attrs) => {
+      const axis = normAxis(attrs["axis"] as number, x!.shape.length);
+      const start = attrs["start"] as Dim;
+      const end = attrs["end"] as Dim;
+      const len = addDim(end, new Map([...start].map(([k, c]) => [k, -c])));
+      const lc = constValue(len);
+      if (lc !== null && lc <= 0) fail(`slice ${formatDim(start)}:${formatDim(end)} of dim ${formatDim(x!.shape[axis]!)} is empty`);
+      const size = constValue(x!.shape[axis]!);
+      const ec = constValue(end);
+      if (size !== null && ec !== null && ec > size) fail(`slice end ${ec} is past the end of dim ${size}`);
+      const shape = x!.shape.slice();
+      shape[axis] = len;
+      return { shape, dtype: x!.dtype };
+    },
+  },
+  {
+    name: "gather", kind: "gather", arity: 2, doc: "rows of a table: [V, D] by ids [N] i32 → [N, D]",
+    infer: ([table, ids]) => {
+      if (ids!.dtype !== "i32") fail(`row indices must be i32, got ${ids!.dtype}`);
+      if (table!.shape.length !== 2) fail(`gather needs a [rows, dim] table, got ${formatShape(table!.shape)}`);
+      return { shape: [...ids!.shape, table!.shape[1]!], dtype: table!.dtype };
+    },
+  },
+  // Model-specific primitives
+  {
+    name: "rotary", kind: "rotary", arity: 3, doc: "rotate adjacent pairs: x [T, H, D], cos/sin [T, D/2] → [T, H, D]",
+    infer: ([x, cos, sin]) => {
+      if (x!.shape.length !== 3) fail(`rotary needs x of shape [T, heads, head_dim], got ${formatShape(x!.shape)}`);
+      const [t, , d] = x!.shape;
+      const half = constValue(d!);
+      if (half === null || half % 2 !== 0) fail(`rotary needs an even head_dim, got ${formatDim(d!)}`);
+      for (const [nm, c] of [["cos", cos!], ["sin", sin!]] as const) {
+        if (c.shape.length !== 2 || !dimEquals(c.shape[0]!, t!) || constValue(c.shape[1]!) !== half / 2) {
+          fail(`rotary's ${nm} must be [${formatDim(t!)}, ${half / 2}], got ${formatShape(c.shape)}`);
+        }
+      }
+      return { shape: x!.shape, dtype: x!.dtype };
+    },
+  },
+  {
+    name: "attention", kind: "attention", arity: 3,
+    doc: "softmax(q·kᵀ·scale + mask)·v with GQA. q [T, Hq, D], k/v [S, Hkv, D] → [T, Hq, D]. attrs: causal, window, scale.",
+    infer: ([q, k, v]) => {
+      for (const [nm, x] of [["q", q!], ["k", k!], ["v", v!]] as const) {
+        if (x.shape.length !== 3) fail(`attention's ${nm} must be [len, heads, head_dim], got ${formatShape(x.shape)}`);
+      }
+      if (!dimEquals(k!.shape[0]!, v!.shape[0]!) || !dimEquals(k!.shape[1]!, v!.shape[1]!)) {
+        fail(`attention's k ${formatShape(k!.shape)} and v ${formatShape(v!.shape)} must agree in length and heads`);
+      }
+      if (!dimEquals(q!.shape[2]!, k!.shape[2]!)) fail(`attention's q and k head_dim differ: ${formatShape(q!.shape)} vs ${formatShape(k!.shape)}`);
+      const hq = constValue(q!.shape[1]!);
+      const hk = constValue(k!.shape[1]!);
+      if (hq !== null && hk !== null && (hk === 0 || hq % hk !== 0)) fail(`attention needs query heads (${hq}) to be a multiple of key/value heads (${hk})`);
+      return { shape: [q!.shape[0]!, q!.shape[1]!, v!.shape[2]!], dtype: q!.dtype };
+    },
+  },
+  {
+    name: "kv_append", kind: "state", arity: 1,
+    doc: "write this step's keys (or values) [T, H, D] into the cache of one layer at positions P…P+T-1; the result is the cache so far, [P+T, H, D]. attrs: state, layer, which (\"k\"|\"v\").",
+    infer: ([x]) => {
+      if (x!.shape.length !== 3) fail(`the KV cache takes [T, kv_heads, head_dim], got ${formatShape(x!.shape)}`);
+      return { shape: [addDim(symDim("P"), x!.shape[0]!), x!.shape[1]!, x!.shape[2]!], dtype: x!.dtype };
+    },
+  },
+];
+
+export const opTable: ReadonlyMap<string, OpDef> = new Map(defs.map((d) => [d.name, d]));
+
+export function getOp(name: string): OpDef {
+  const d = opTable.get(name);
+  if (!d) throw new Error(`internal: no op '${name}' in the op table`);
+  return d;
+}
