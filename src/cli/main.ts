@@ -6,11 +6,13 @@ import { UsageError } from "./commands/common.js";
 import { runCheck } from "./commands/check.js";
 import { runInfo } from "./commands/info.js";
 import { runFmt } from "./commands/fmt.js";
+import { runCompile } from "./commands/compile.js";
 
 type Command = (args: string[], io: CliIO) => Promise<number>;
 
 const commands: Record<string, { run: () => Promise<Command>; summary: string }> = {
   check: { run: async () => runCheck, summary: "check .llm files and report every error" },
+  compile: { run: async () => runCompile, summary: "compile a model: IR (--emit ir), passes, report" },
   fmt: { run: async () => runFmt, summary: "format .llm files (--write, --check)" },
   import: { run: async () => (await import("./commands/import.js")).runImport, summary: "write a .llm for an HF config.json or a GGUF file" },
   info: { run: async () => runInfo, summary: "show a model's config, weights and parameter count" },

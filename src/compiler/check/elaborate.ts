@@ -507,11 +507,30 @@ export class Elaborator<TV> {
     try {
       const result = this.execBody(frame, decl.body);
       if (!result) return this.report("E0210", `function '${decl.name.name}' ends without a return`, decl.name.span);
-      if (result.k === "poison") return result;
+      if (result.k === "poison") return this.placeholderFor(frame, decl) ?? result;
       return decl.ret ? this.checkResult(frame, decl, result) : result;
     } finally {
       this.stack.pop();
     }
+  }
+
+  /** A value of the declared result type, so the caller's checking continues past a faulty call. */
+  private placeholderFor(frame: Frame<TV>, decl: A.FnDecl): Value<TV> | null {
+    const t = decl.ret;
+    if (t?.kind !== "TensorType") return null;
+    const mark = this.diagnostics.length;
+    const shape: Dim[] = [];
+    for (const d of t.dims) {
+      const v = d.kind === "Name" && !frame.scope.has(d.name) && !this.isModelName(frame.model, d.name) ? null : this.eval(frame, d);
+      const dim = v && (v.k === "dim" ? v.d : v.k === "scalar" && v.s.type === "int" ? constDim(v.s.value as number) : null);
+      if (!dim) {
+        this.diagnostics.length = mark;
+        return null;
+      }
+      shape.push(dim);
+    }
+    const ty: TensorTy = { shape, dtype: t.dtype ?? "f32" };
+    return { k: "tensor", ty, v: this.domain.placeholder(ty) };
   }
 
   private isModelName(model: ResolvedModel | null, name: string): boolean {

@@ -285,10 +285,22 @@ function resolveConfig(model: ResolvedModel, overrides: ReadonlyMap<string, stri
       if (!v.value) {
         const names = [...new Set(namesIn(cond))].filter((n) => entries.get(n)?.value);
         const values = names.map((n) => `${n} = ${formatScalar(entries.get(n)!.value!)}`).join(", ");
-        diags.push(error("E0403", `requirement failed${req.message ? `: ${req.message}` : ""} (${values || "no config values involved"})`, cond.span));
+        diags.push(error("E0403", `requirement failed${req.message ? `: ${req.message}` : ""} (${values || "no config values involved"})`, cond.span, valueNotes(model, names, cond.span.file)));
       }
     }
   }
+}
+
+/** Notes pointing at where the config values behind an error were set (when not where the error is). */
+function valueNotes(model: ResolvedModel, names: string[], errorFile: string): { message: string; span: A.Span | null }[] | undefined {
+  const notes: { message: string; span: A.Span | null }[] = [];
+  for (const n of new Set(names)) {
+    const e = model.config.get(n);
+    if (!e?.value || e.setBy === "default") continue;
+    if (e.setBy === "--set") notes.push({ message: `${n} = ${formatScalar(e.value)} was given with --set`, span: null });
+    else if (e.expr && e.expr.span.file !== errorFile) notes.push({ message: `${n} = ${formatScalar(e.value)} is set here`, span: e.expr.span });
+  }
+  return notes.length ? notes : undefined;
 }
 
 export function namesIn(e: A.Expr): string[] {
@@ -393,7 +405,7 @@ export function evalDimExpr(model: ResolvedModel, e: A.Expr, what: string, diags
     return null;
   }
   if ((v.value as number) <= 0) {
-    diags.push(error("E0404", `${what} must be positive, got ${v.value}`, e.span));
+    diags.push(error("E0404", `${what} must be positive, got ${v.value}`, e.span, valueNotes(model, namesIn(e), e.span.file)));
     return null;
   }
   return v.value as number;

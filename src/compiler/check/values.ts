@@ -41,6 +41,8 @@ export interface Domain<TV> {
   weight(path: string, ty: TensorTy): TV;
   /** A primitive op from the op table, already type-checked: `ty` is its result type. */
   op(name: string, inputs: TV[], attrs: import("../ops/table.js").Attrs, ty: TensorTy): TV;
+  /** Stands in for the result of a call that had errors, so checking continues past it. */
+  placeholder(ty: TensorTy): TV;
 }
 
 /** The checking domain: types are all that matter. */
@@ -48,4 +50,5 @@ export const typeOnlyDomain: Domain<null> = {
   input: () => null,
   weight: () => null,
   op: () => null,
+  placeholder: () => null,
 };

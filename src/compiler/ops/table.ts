@@ -21,12 +21,16 @@ export class TypeRuleError extends Error {}
 
 export type OpKind = "elementwise" | "reduction" | "matmul" | "layout" | "gather" | "source" | "rotary" | "attention" | "state";
 
+/** How an attribute is typed, printed and parsed in the IR text form. */
+export type AttrKind = "int" | "float" | "bool" | "str" | "dim" | "dims" | "ints" | "dtype";
+
 export interface OpDef {
   name: string;
   kind: OpKind;
   doc: string;
   /** Number of tensor inputs. */
   arity: number;
+  attrs: Record<string, AttrKind>;
   infer(inputs: TensorTy[], attrs: Attrs): TensorTy;
 }
 
@@ -61,7 +65,7 @@ export function broadcastShapes(a: readonly Dim[], b: readonly Dim[]): Dim[] {
 
 function unary(name: string, doc: string, floatOnly = true): OpDef {
   return {
-    name, kind: "elementwise", doc, arity: 1,
+    name, kind: "elementwise", doc, arity: 1, attrs: {},
     infer: ([x]) => {
       if (floatOnly && !isFloat(x!.dtype)) fail(`${name} needs a floating-point tensor, got ${x!.dtype}`);
       return { shape: x!.shape, dtype: x!.dtype };
@@ -71,7 +75,7 @@ function unary(name: string, doc: string, floatOnly = true): OpDef {
 
 function binary(name: string, doc: string, result: "same" | "bool", operand: "any" | "bool" = "any"): OpDef {
   return {
-    name, kind: "elementwise", doc, arity: 2,
+    name, kind: "elementwise", doc, arity: 2, attrs: {},
     infer: ([a, b]) => {
       if (a!.dtype !== b!.dtype) fail(`${name} needs operands of one element type, got ${a!.dtype} and ${b!.dtype}`);
       if (operand === "bool" && a!.dtype !== "bool") fail(`${name} needs bool operands, got ${a!.dtype}`);
@@ -83,7 +87,7 @@ function binary(name: string, doc: string, result: "same" | "bool", operand: "an
 
 function reduction(name: string, doc: string): OpDef {
   return {
-    name, kind: "reduction", doc, arity: 1,
+    name, kind: "reduction", doc, arity: 1, attrs: { axis: "int", keepdim: "bool" },
     infer: ([x], attrs) => {
       if (!isFloat(x!.dtype)) fail(`${name} needs a floating-point tensor, got ${x!.dtype}`);
       const axis = normAxis(attrs["axis"] as number, x!.shape.length);
@@ -98,11 +102,11 @@ function reduction(name: string, doc: string): OpDef {
 const defs: OpDef[] = [
   // Sources
   {
-    name: "const", kind: "source", arity: 0, doc: "A scalar constant (rank 0), broadcast where used. attrs: value, dtype.",
+    name: "const", kind: "source", arity: 0, attrs: { value: "float", dtype: "dtype" }, doc: "A scalar constant (rank 0), broadcast where used. attrs: value, dtype.",
     infer: (_, attrs) => ({ shape: [], dtype: attrs["dtype"] as DType }),
   },
   {
-    name: "arange", kind: "source", arity: 0, doc: "`0, 1, …, n-1` as f32. attrs: n.",
+    name: "arange", kind: "source", arity: 0, attrs: { n: "dim" }, doc: "`0, 1, …, n-1` as f32. attrs: n.",
     infer: (_, attrs) => ({ shape: [attrs["n"] as Dim], dtype: "f32" }),
   },
   // Elementwise
@@ -121,11 +125,11 @@ const defs: OpDef[] = [
   unary("abs", "|x|", false),
   unary("recip", "1/x"),
   {
-    name: "not", kind: "elementwise", arity: 1, doc: "logical not",
+    name: "not", kind: "elementwise", arity: 1, attrs: {}, doc: "logical not",
     infer: ([x]) => (x!.dtype === "bool" ? { shape: x!.shape, dtype: "bool" } : fail(`'!' needs a bool tensor, got ${x!.dtype}`)),
   },
   {
-    name: "cast", kind: "elementwise", arity: 1, doc: "convert the element type. attrs: dtype.",
+    name: "cast", kind: "elementwise", arity: 1, attrs: { dtype: "dtype" }, doc: "convert the element type. attrs: dtype.",
     infer: ([x], attrs) => ({ shape: x!.shape, dtype: attrs["dtype"] as DType }),
   },
   binary("add", "a + b", "same"),
@@ -144,7 +148,7 @@ const defs: OpDef[] = [
   binary("and", "a && b", "bool", "bool"),
   binary("or", "a || b", "bool", "bool"),
   {
-    name: "where", kind: "elementwise", arity: 3, doc: "cond ? a : b, elementwise with broadcasting",
+    name: "where", kind: "elementwise", arity: 3, attrs: {}, doc: "cond ? a : b, elementwise with broadcasting",
     infer: ([c, a, b]) => {
       if (c!.dtype !== "bool") fail(`where's condition must be bool, got ${c!.dtype}`);
       if (a!.dtype !== b!.dtype) fail(`where's branches must have one element type, got ${a!.dtype} and ${b!.dtype}`);
@@ -157,7 +161,7 @@ const defs: OpDef[] = [
   reduction("amax", "maximum over one axis. attrs: axis, keepdim."),
   // Contraction
   {
-    name: "matmul", kind: "matmul", arity: 2, doc: "[…, M, K] @ […, K, N] → […, M, N]; batch dims broadcast",
+    name: "matmul", kind: "matmul", arity: 2, attrs: {}, doc: "[…, M, K] @ […, K, N] → […, M, N]; batch dims broadcast",
     infer: ([a, b]) => {
       if (!isFloat(a!.dtype) || a!.dtype !== b!.dtype) fail(`@ needs floating-point operands of one type, got ${a!.dtype} and ${b!.dtype}`);
       if (a!.shape.length < 2 || b!.shape.length < 2) fail(`@ needs operands of rank ≥ 2, got ${formatShape(a!.shape)} @ ${formatShape(b!.shape)}`);
@@ -172,7 +176,7 @@ const defs: OpDef[] = [
   },
   // Layout
   {
-    name: "transpose", kind: "layout", arity: 1, doc: "permute dims. attrs: perm.",
+    name: "transpose", kind: "layout", arity: 1, attrs: { perm: "ints" }, doc: "permute dims. attrs: perm.",
     infer: ([x], attrs) => {
       const perm = attrs["perm"] as number[];
       if (perm.length !== x!.shape.length || [...perm].sort((p, q) => p - q).some((p, i) => p !== i)) {
@@ -182,7 +186,7 @@ const defs: OpDef[] = [
     },
   },
   {
-    name: "reshape", kind: "layout", arity: 1, doc: "same elements, new shape. attrs: shape.",
+    name: "reshape", kind: "layout", arity: 1, attrs: { shape: "dims" }, doc: "same elements, new shape. attrs: shape.",
     infer: ([x], attrs) => {
       const shape = attrs["shape"] as Dim[];
       const before = x!.shape.reduce((acc, d) => mulDim(acc, d), constDim(1));
@@ -192,7 +196,7 @@ const defs: OpDef[] = [
     },
   },
   {
-    name: "concat", kind: "layout", arity: 2, doc: "join along an axis. attrs: axis.",
+    name: "concat", kind: "layout", arity: 2, attrs: { axis: "int" }, doc: "join along an axis. attrs: axis.",
     infer: ([a, b], attrs) => {
       if (a!.dtype !== b!.dtype) fail(`concat needs one element type, got ${a!.dtype} and ${b!.dtype}`);
       if (a!.shape.length !== b!.shape.length) fail(`concat needs tensors of one rank, got ${formatShape(a!.shape)} and ${formatShape(b!.shape)}`);
@@ -206,7 +210,7 @@ const defs: OpDef[] = [
     },
   },
   {
-    name: "slice", kind: "layout", arity: 1, doc: "x[start:end] along one axis. attrs: axis, start, end (dims, 0 ≤ start ≤ end ≤ size).",
+    name: "slice", kind: "layout", arity: 1, attrs: { axis: "int", start: "dim", end: "dim" }, doc: "x[start:end] along one axis. attrs: axis, start, end (dims, 0 ≤ start ≤ end ≤ size).",
     infer: ([x], attrs) => {
       const axis = normAxis(attrs["axis"] as number, x!.shape.length);
       const start = attrs["start"] as Dim;
@@ -223,7 +227,7 @@ const defs: OpDef[] = [
     },
   },
   {
-    name: "gather", kind: "gather", arity: 2, doc: "rows of a table: [V, D] by ids [N] i32 → [N, D]",
+    name: "gather", kind: "gather", arity: 2, attrs: {}, doc: "rows of a table: [V, D] by ids [N] i32 → [N, D]",
     infer: ([table, ids]) => {
       if (ids!.dtype !== "i32") fail(`row indices must be i32, got ${ids!.dtype}`);
       if (table!.shape.length !== 2) fail(`gather needs a [rows, dim] table, got ${formatShape(table!.shape)}`);
@@ -232,7 +236,7 @@ const defs: OpDef[] = [
   },
   // Model-specific primitives
   {
-    name: "rotary", kind: "rotary", arity: 3, doc: "rotate adjacent pairs: x [T, H, D], cos/sin [T, D/2] → [T, H, D]",
+    name: "rotary", kind: "rotary", arity: 3, attrs: {}, doc: "rotate adjacent pairs: x [T, H, D], cos/sin [T, D/2] → [T, H, D]",
     infer: ([x, cos, sin]) => {
       if (x!.shape.length !== 3) fail(`rotary needs x of shape [T, heads, head_dim], got ${formatShape(x!.shape)}`);
       const [t, , d] = x!.shape;
@@ -247,7 +251,7 @@ const defs: OpDef[] = [
     },
   },
   {
-    name: "attention", kind: "attention", arity: 3,
+    name: "attention", kind: "attention", arity: 3, attrs: { causal: "bool", window: "int", scale: "float" },
     doc: "softmax(q·kᵀ·scale + mask)·v with GQA. q [T, Hq, D], k/v [S, Hkv, D] → [T, Hq, D]. attrs: causal, window, scale.",
     infer: ([q, k, v]) => {
       for (const [nm, x] of [["q", q!], ["k", k!], ["v", v!]] as const) {
@@ -264,7 +268,7 @@ const defs: OpDef[] = [
     },
   },
   {
-    name: "kv_append", kind: "state", arity: 1,
+    name: "kv_append", kind: "state", arity: 1, attrs: { state: "str", layer: "int", which: "str" },
     doc: "write this step's keys (or values) [T, H, D] into the cache of one layer at positions P…P+T-1; the result is the cache so far, [P+T, H, D]. attrs: state, layer, which (\"k\"|\"v\").",
     infer: ([x]) => {
       if (x!.shape.length !== 3) fail(`the KV cache takes [T, kv_heads, head_dim], got ${formatShape(x!.shape)}`);
@@ -279,4 +283,36 @@ export function getOp(name: string): OpDef {
   const d = opTable.get(name);
   if (!d) throw new Error(`internal: no op '${name}' in the op table`);
   return d;
+}
+
+/**
+ * Floating-point operations of one op on concrete shapes (inputs, output), for the compile report.
+ * Elementwise ops count one per output element (transcendentals too: the report compares models,
+ * not instruction mixes); data movement counts zero.
+ */
+export function opFlops(name: string, ins: number[][], out: number[], attrs: Record<string, unknown>): number {
+  const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
+  const def = getOp(name);
+  switch (def.kind) {
+    case "elementwise":
+      return name === "cast" ? 0 : size(out);
+    case "reduction":
+      return size(ins[0]!);
+    case "matmul": {
+      const k = ins[0]![ins[0]!.length - 1]!;
+      return 2 * size(out) * k;
+    }
+    case "rotary":
+      return 6 * size(out) / 2;
+    case "attention": {
+      // q·k (2·D per score), softmax (~5 per score), p·v (2·D per score); scores = T·S·Hq.
+      const [t, hq, d] = ins[0]!;
+      const s = ins[1]![0]!;
+      const scores = t! * s * hq!;
+      const causalFraction = attrs["causal"] ? Math.min(1, (s - t! / 2) / s) : 1;
+      return Math.round(scores * causalFraction * (4 * d! + 5));
+    }
+    default:
+      return 0;
+  }
 }

@@ -1,0 +1,82 @@
+// `llmc compile FILE.llm`: check, lower to IR, run the passes; print the IR and/or the report.
+
+import { parseArgs } from "node:util";
+import { compileFile } from "../../compiler/compile.js";
+import { renumber } from "../../compiler/ir/graph.js";
+import { printGraph } from "../../compiler/ir/text.js";
+import { DEFAULT_PIPELINE, passRegistry } from "../../compiler/passes/index.js";
+import { specialize } from "../../compiler/passes/specialize.js";
+import { compileReport, formatReport } from "../../compiler/report.js";
+import type { CliIO } from "../io.js";
+import { parseSetFlags, printDiagnostics, UsageError } from "./common.js";
+
+export const compileUsage = `usage: llmc compile FILE.llm [--set name=value]… [--model NAME]
+                    [--emit ir] [--step generic|decode|prefill] [--dump-after PASS|all]…
+                    [--report] [--json] [--context N] [--prompt-tokens N]
+
+  --emit ir         print the IR after the passes (${DEFAULT_PIPELINE.join(", ")})
+  --step            specialise the printed IR: decode (T = 1), prefill (T = --prompt-tokens); default generic
+  --dump-after      print the IR after a pass (lower, ${passRegistry.map((p) => p.name).join(", ")}, or all)
+  --report          parameters, weight bytes, FLOPs and bytes per token, KV bytes, peak activations
+  --json            the report as JSON
+  --context N       past length for the decode figures (default: half of max_seq_len, at most 2048)
+  --prompt-tokens N prompt length for prefill figures and --step prefill (default 128)`;
+
+function positiveInt(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v)) throw new UsageError(`${name} takes a non-negative integer, got '${v}'`);
+  return Number(v);
+}
+
+export async function runCompile(args: string[], io: CliIO): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      set: { type: "string", multiple: true },
+      model: { type: "string" },
+      emit: { type: "string", multiple: true },
+      step: { type: "string", default: "generic" },
+      "dump-after": { type: "string", multiple: true },
+      report: { type: "boolean", default: false },
+      json: { type: "boolean", default: false },
+      context: { type: "string" },
+      "prompt-tokens": { type: "string" },
+    },
+  });
+  if (positionals.length !== 1) throw new UsageError("llmc compile takes one .llm file", compileUsage);
+  const emit = new Set(values.emit ?? []);
+  for (const e of emit) if (e !== "ir") throw new UsageError(`--emit ${e}: only 'ir' can be emitted here (kernels come with --target in a later version)`);
+  const step = values.step!;
+  if (!["generic", "decode", "prefill"].includes(step)) throw new UsageError(`--step must be generic, decode or prefill, got '${step}'`);
+  const dumpAfter = values["dump-after"] ?? [];
+  for (const d of dumpAfter) {
+    if (d !== "all" && d !== "lower" && !passRegistry.some((p) => p.name === d)) {
+      throw new UsageError(`--dump-after ${d}: no such pass (lower, ${passRegistry.map((p) => p.name).join(", ")}, all)`);
+    }
+  }
+  const promptTokens = positiveInt("--prompt-tokens", values["prompt-tokens"]) ?? 128;
+  if (promptTokens < 1) throw new UsageError("--prompt-tokens must be at least 1");
+
+  const res = compileFile(positionals[0]!, {
+    overrides: parseSetFlags(values.set),
+    ...(values.model ? { model: values.model } : {}),
+    dumpAfter,
+    onDump: (pass, text) => io.out(`// IR after ${pass}\n${text}\n`),
+  });
+  if (printDiagnostics(res.diagnostics, res.sources, io) > 0 || !res.compiled) return 1;
+  const { graph, params } = res.compiled;
+
+  if (emit.has("ir")) {
+    const g = step === "generic" ? graph : renumber(specialize(graph, { T: step === "decode" ? 1 : promptTokens }));
+    io.out(printGraph(g));
+  }
+  if (values.report || values.json || emit.size === 0) {
+    const maxSeq = [...graph.states.values()][0]?.maxSeqLen ?? 4096;
+    const context = positiveInt("--context", values.context) ?? Math.min(2048, Math.floor(maxSeq / 2));
+    if (context + 1 > maxSeq) throw new UsageError(`--context ${context} does not fit max_seq_len ${maxSeq}`);
+    const report = compileReport(graph, params, { context, promptTokens });
+    io.out(values.json ? JSON.stringify(report, null, 2) + "\n" : formatReport(report));
+  }
+  return 0;
+}

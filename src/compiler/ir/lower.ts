@@ -1,0 +1,54 @@
+// Lowering: the checked model → graph IR. The elaborator walks `forward` exactly as the checker
+// does; this domain records each tensor it makes as a node.
+
+import type { Diagnostic } from "../diagnostics.js";
+import { Elaborator, type Program } from "../check/elaborate.js";
+import type { ResolvedModel } from "../check/model.js";
+import type { Domain } from "../check/values.js";
+import type { Attrs, TensorTy } from "../ops/table.js";
+import type { Graph, Node } from "./graph.js";
+
+class GraphBuilder implements Domain<number> {
+  readonly nodes: Node[] = [];
+
+  private add(op: string, inputs: number[], attrs: Attrs, ty: TensorTy): number {
+    const id = this.nodes.length;
+    this.nodes.push({ id, op, inputs, attrs, ty });
+    return id;
+  }
+
+  input(name: string, ty: TensorTy): number {
+    return this.add("input", [], { name }, ty);
+  }
+
+  weight(path: string, ty: TensorTy): number {
+    return this.add("weight", [], { name: path }, ty);
+  }
+
+  op(name: string, inputs: number[], attrs: Attrs, ty: TensorTy): number {
+    return this.add(name, inputs, attrs, ty);
+  }
+
+  placeholder(): number {
+    return -1; // only ever made after an error, and a program with errors is not lowered
+  }
+}
+
+export interface LowerResult {
+  graph: Graph | null;
+  diagnostics: Diagnostic[];
+}
+
+export function lowerModel(program: Program, model: ResolvedModel): LowerResult {
+  const diagnostics: Diagnostic[] = [];
+  const builder = new GraphBuilder();
+  const result = new Elaborator(program, model, builder, diagnostics).run();
+  if (!result.output || diagnostics.some((d) => d.severity === "error")) return { graph: null, diagnostics };
+  const states = new Map(
+    [...model.state.values()].map((s) => [s.name, { name: s.name, layers: s.layers, maxSeqLen: s.maxSeqLen, heads: s.heads, headDim: s.headDim }]),
+  );
+  return {
+    graph: { name: model.name, nodes: builder.nodes, outputs: [result.output.v], literals: new Map(), states },
+    diagnostics,
+  };
+}

@@ -1,0 +1,29 @@
+// Common-subexpression elimination: two nodes with the same op, inputs and attributes are one value.
+// (Each layer's `rope_freqs()` call, for instance, lowers to the same nodes.)
+
+import { formatDim, type Dim } from "../check/symbolic.js";
+import { EFFECT_OPS, type Graph } from "../ir/graph.js";
+import { applyAliases } from "../ir/rewrite.js";
+
+function attrKey(v: unknown): string {
+  if (v instanceof Map) return `dim(${formatDim(v as Dim)})`;
+  if (Array.isArray(v)) return `[${v.map(attrKey).join(",")}]`;
+  return JSON.stringify(v);
+}
+
+export function cse(g: Graph): Graph {
+  const seen = new Map<string, number>();
+  const alias = new Map<number, number>();
+  for (const n of g.nodes) {
+    if (EFFECT_OPS.has(n.op) || n.op === "input") continue;
+    const inputs = n.inputs.map((i) => alias.get(i) ?? i);
+    const attrs = Object.keys(n.attrs).sort().map((k) => `${k}=${attrKey(n.attrs[k])}`).join(";");
+    const lit = n.op === "literal" ? Array.from(g.literals.get(n.id) ?? []).join(",") : "";
+    const key = `${n.op}(${inputs.join(",")}){${attrs}}${lit}:${n.ty.dtype}`;
+    const prev = seen.get(key);
+    if (prev !== undefined) alias.set(n.id, prev);
+    else seen.set(key, n.id);
+  }
+  const out = applyAliases(g, alias);
+  return { ...out, literals: new Map([...g.literals].filter(([id]) => !alias.has(id))) };
+}

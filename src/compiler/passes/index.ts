@@ -1,0 +1,47 @@
+// The pass manager: runs passes in order, verifies the IR after each, and can show the IR after any
+// pass (`--dump-after=NAME`).
+
+import type { Graph } from "../ir/graph.js";
+import { printGraph } from "../ir/text.js";
+import { verifyGraph } from "../ir/verify.js";
+import { canonicalize } from "./canonicalize.js";
+import { cse } from "./cse.js";
+import { dce } from "./dce.js";
+import { foldConstants } from "./fold.js";
+
+export interface Pass {
+  name: string;
+  doc: string;
+  run(g: Graph): Graph;
+}
+
+export const passRegistry: Pass[] = [
+  { name: "canonicalize", doc: "algebraic identities: x*1, x+0, reshape∘reshape, transpose∘transpose, no-op casts", run: canonicalize },
+  { name: "fold", doc: "evaluate subgraphs that depend only on constants (e.g. RoPE frequencies) into literals", run: foldConstants },
+  { name: "cse", doc: "merge identical nodes", run: cse },
+  { name: "dce", doc: "remove nodes that reach no output and have no effect", run: dce },
+];
+
+export const DEFAULT_PIPELINE = ["canonicalize", "fold", "cse", "canonicalize", "dce"];
+
+export interface PassOptions {
+  pipeline?: string[];
+  dumpAfter?: string[]; // pass names, or "all"
+  onDump?: (passName: string, text: string) => void;
+}
+
+export function runPasses(g: Graph, opts: PassOptions = {}): Graph {
+  const names = opts.pipeline ?? DEFAULT_PIPELINE;
+  const dump = new Set(opts.dumpAfter ?? []);
+  let cur = g;
+  verifyGraph(cur, "lowering");
+  if (dump.has("lower") || dump.has("all")) opts.onDump?.("lower", printGraph(cur));
+  for (const name of names) {
+    const pass = passRegistry.find((p) => p.name === name);
+    if (!pass) throw new Error(`unknown pass '${name}'; passes: ${passRegistry.map((p) => p.name).join(", ")}`);
+    cur = pass.run(cur);
+    verifyGraph(cur, name);
+    if (dump.has(name) || dump.has("all")) opts.onDump?.(name, printGraph(cur));
+  }
+  return cur;
+}
