@@ -82,6 +82,7 @@ export interface ResolvedModel {
 
 export const KNOWN_TRANSFORMS: Record<string, { params: ScalarType[]; doc: string }> = {
   rope_permute: { params: ["int"], doc: "reorder Q/K rows from rotate-half RoPE (HF) to adjacent pairs: rope_permute(n_heads)" },
+  add: { params: ["f32"], doc: "add a constant to every element on load: add(-1.0) (Gemma's GGUF norms have the +1 baked in)" },
 };
 
 export interface ModelDecls {

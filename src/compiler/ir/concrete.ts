@@ -4,7 +4,8 @@ import { evalDim, type Dim } from "../check/symbolic.js";
 import type { Attrs } from "../ops/table.js";
 import { attrSchema } from "./text.js";
 
-export type ConcreteAttrs = Record<string, number | boolean | string | number[]>;
+import type { ConcreteAttrs } from "../ops/reference.js";
+export type { ConcreteAttrs };
 export type SymbolEnv = ReadonlyMap<string, number>;
 
 export function concreteAttrs(op: string, attrs: Attrs, env: SymbolEnv): ConcreteAttrs {

@@ -35,6 +35,12 @@ export interface OpDef {
 }
 
 const isFloat = (d: DType) => d === "f32" || d === "f16" || d === "bf16";
+const DTYPES: readonly DType[] = ["f32", "f16", "bf16", "i32", "bool"];
+
+function checkDType(d: unknown): DType {
+  if (!DTYPES.includes(d as DType)) fail(`unknown element type '${String(d)}'`);
+  return d as DType;
+}
 
 function fail(msg: string): never {
   throw new TypeRuleError(msg);
@@ -68,6 +74,7 @@ function unary(name: string, doc: string, floatOnly = true): OpDef {
     name, kind: "elementwise", doc, arity: 1, attrs: {},
     infer: ([x]) => {
       if (floatOnly && !isFloat(x!.dtype)) fail(`${name} needs a floating-point tensor, got ${x!.dtype}`);
+      if (x!.dtype === "bool") fail(`${name} does not apply to bool tensors`);
       return { shape: x!.shape, dtype: x!.dtype };
     },
   };
@@ -103,11 +110,15 @@ const defs: OpDef[] = [
   // Sources
   {
     name: "const", kind: "source", arity: 0, attrs: { value: "float", dtype: "dtype" }, doc: "A scalar constant (rank 0), broadcast where used. attrs: value, dtype.",
-    infer: (_, attrs) => ({ shape: [], dtype: attrs["dtype"] as DType }),
+    infer: (_, attrs) => ({ shape: [], dtype: checkDType(attrs["dtype"]) }),
   },
   {
     name: "arange", kind: "source", arity: 0, attrs: { n: "dim" }, doc: "`0, 1, …, n-1` as f32. attrs: n.",
-    infer: (_, attrs) => ({ shape: [attrs["n"] as Dim], dtype: "f32" }),
+    infer: (_, attrs) => {
+      const n = constValue(attrs["n"] as Dim);
+      if (n !== null && n < 1) fail(`arange needs a positive length, got ${n}`);
+      return { shape: [attrs["n"] as Dim], dtype: "f32" };
+    },
   },
   // Elementwise
   unary("neg", "-x", false),
@@ -130,7 +141,7 @@ const defs: OpDef[] = [
   },
   {
     name: "cast", kind: "elementwise", arity: 1, attrs: { dtype: "dtype" }, doc: "convert the element type. attrs: dtype.",
-    infer: ([x], attrs) => ({ shape: x!.shape, dtype: attrs["dtype"] as DType }),
+    infer: ([x], attrs) => ({ shape: x!.shape, dtype: checkDType(attrs["dtype"]) }),
   },
   binary("add", "a + b", "same"),
   binary("sub", "a - b", "same"),
@@ -210,12 +221,14 @@ const defs: OpDef[] = [
     },
   },
   {
-    name: "slice", kind: "layout", arity: 1, attrs: { axis: "int", start: "dim", end: "dim" }, doc: "x[start:end] along one axis. attrs: axis, start, end (dims, 0 ≤ start ≤ end ≤ size).",
+    name: "slice", kind: "layout", arity: 1, attrs: { axis: "int", start: "dim", end: "dim" }, doc: "x[start:end] along one axis. attrs: axis, start, end (dims, 0 ≤ start < end ≤ size).",
     infer: ([x], attrs) => {
       const axis = normAxis(attrs["axis"] as number, x!.shape.length);
       const start = attrs["start"] as Dim;
       const end = attrs["end"] as Dim;
       const len = addDim(end, new Map([...start].map(([k, c]) => [k, -c])));
+      const sc = constValue(start);
+      if (sc !== null && sc < 0) fail(`slice start ${sc} is negative`);
       const lc = constValue(len);
       if (lc !== null && lc <= 0) fail(`slice ${formatDim(start)}:${formatDim(end)} of dim ${formatDim(x!.shape[axis]!)} is empty`);
       const size = constValue(x!.shape[axis]!);
@@ -227,7 +240,7 @@ const defs: OpDef[] = [
     },
   },
   {
-    name: "gather", kind: "gather", arity: 2, attrs: {}, doc: "rows of a table: [V, D] by ids [N] i32 → [N, D]",
+    name: "gather", kind: "gather", arity: 2, attrs: {}, doc: "rows of a table: [V, D] by ids of any shape S (i32) → [...S, D]; ids outside 0…V-1 are an error",
     infer: ([table, ids]) => {
       if (ids!.dtype !== "i32") fail(`row indices must be i32, got ${ids!.dtype}`);
       if (table!.shape.length !== 2) fail(`gather needs a [rows, dim] table, got ${formatShape(table!.shape)}`);
@@ -239,12 +252,14 @@ const defs: OpDef[] = [
     name: "rotary", kind: "rotary", arity: 3, attrs: {}, doc: "rotate adjacent pairs: x [T, H, D], cos/sin [T, D/2] → [T, H, D]",
     infer: ([x, cos, sin]) => {
       if (x!.shape.length !== 3) fail(`rotary needs x of shape [T, heads, head_dim], got ${formatShape(x!.shape)}`);
+      if (!isFloat(x!.dtype) || cos!.dtype !== x!.dtype || sin!.dtype !== x!.dtype) fail(`rotary needs floating-point x, cos and sin of one type, got ${x!.dtype}, ${cos!.dtype}, ${sin!.dtype}`);
       const [t, , d] = x!.shape;
-      const half = constValue(d!);
-      if (half === null || half % 2 !== 0) fail(`rotary needs an even head_dim, got ${formatDim(d!)}`);
+      const headDim = constValue(d!);
+      if (headDim === null || headDim % 2 !== 0) fail(`rotary needs an even head_dim, got ${formatDim(d!)}`);
+      const half = headDim / 2;
       for (const [nm, c] of [["cos", cos!], ["sin", sin!]] as const) {
-        if (c.shape.length !== 2 || !dimEquals(c.shape[0]!, t!) || constValue(c.shape[1]!) !== half / 2) {
-          fail(`rotary's ${nm} must be [${formatDim(t!)}, ${half / 2}], got ${formatShape(c.shape)}`);
+        if (c.shape.length !== 2 || !dimEquals(c.shape[0]!, t!) || constValue(c.shape[1]!) !== half) {
+          fail(`rotary's ${nm} must be [${formatDim(t!)}, ${half}], got ${formatShape(c.shape)}`);
         }
       }
       return { shape: x!.shape, dtype: x!.dtype };
@@ -252,8 +267,9 @@ const defs: OpDef[] = [
   },
   {
     name: "attention", kind: "attention", arity: 3, attrs: { causal: "bool", window: "int", scale: "float" },
-    doc: "softmax(q·kᵀ·scale + mask)·v with GQA. q [T, Hq, D], k/v [S, Hkv, D] → [T, Hq, D]. attrs: causal, window, scale.",
+    doc: "softmax(q·kᵀ·scale + mask)·v with GQA. q [T, Hq, D], k/v [S, Hkv, D] → [T, Hq, D]; query t is at position S−T+t; query head h reads kv head h / (Hq/Hkv). attrs: causal, window (0 = none), scale (the elaborator fills 1/√D). A row with every key masked is 0.",
     infer: ([q, k, v]) => {
+      if (!isFloat(q!.dtype) || k!.dtype !== q!.dtype || v!.dtype !== q!.dtype) fail(`attention needs floating-point q, k, v of one type, got ${q!.dtype}, ${k!.dtype}, ${v!.dtype}`);
       for (const [nm, x] of [["q", q!], ["k", k!], ["v", v!]] as const) {
         if (x.shape.length !== 3) fail(`attention's ${nm} must be [len, heads, head_dim], got ${formatShape(x.shape)}`);
       }

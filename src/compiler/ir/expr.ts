@@ -1,0 +1,177 @@
+// Expression programs: the body of a fused kernel. A small DAG over the kernel's inputs (broadcast to
+// the kernel's index space), constants, elementwise ops of the op table, and row reductions (over
+// the last axis, broadcast back along the row). Fusion builds them; the CPU reference evaluates them;
+// the WGSL and CUDA emitters render them with one shared renderer.
+
+import type { DType } from "../ops/table.js";
+import { getOp } from "../ops/table.js";
+
+export type ExprNode =
+  | { kind: "input"; index: number }
+  | { kind: "const"; value: number; dtype: DType }
+  | { kind: "op"; op: string; args: number[]; dtype?: DType /* cast's target */ }
+  | { kind: "reduce"; op: "sum" | "mean" | "amax"; arg: number };
+
+export interface ExprProgram {
+  nodes: ExprNode[];
+  outputs: number[];
+}
+
+export function hasReduction(p: ExprProgram): boolean {
+  return p.nodes.some((n) => n.kind === "reduce");
+}
+
+/** Element types of every node, given the kernel inputs' element types. */
+export function programTypes(p: ExprProgram, inputTypes: readonly DType[]): DType[] {
+  const types: DType[] = [];
+  for (const n of p.nodes) {
+    switch (n.kind) {
+      case "input": types.push(inputTypes[n.index]!); break;
+      case "const": types.push(n.dtype); break;
+      case "reduce": types.push(types[n.arg]!); break;
+      case "op": {
+        const ty = getOp(n.op).infer(n.args.map((a) => ({ shape: [], dtype: types[a]! })), n.op === "cast" ? { dtype: n.dtype ?? "f32" } : {});
+        types.push(ty.dtype);
+      }
+    }
+  }
+  return types;
+}
+
+// ------------------------------------------------------------------------------------------ text form
+// `in0; in1; 1e-05:f32; mul(0, 0); mean(3); add(4, 2); rsqrt(5); mul(0, 6) -> 7`
+
+export function formatProgram(p: ExprProgram): string {
+  const parts = p.nodes.map((n) => {
+    switch (n.kind) {
+      case "input": return `in${n.index}`;
+      case "const": return `${n.value}:${n.dtype}`;
+      case "reduce": return `${n.op}(${n.arg})`;
+      case "op": return `${n.op}${n.op === "cast" ? "." + (n.dtype ?? "f32") : ""}(${n.args.join(", ")})`;
+    }
+  });
+  return `${parts.join("; ")} -> ${p.outputs.join(", ")}`;
+}
+
+export function parseProgram(text: string): ExprProgram {
+  const arrow = text.lastIndexOf("->");
+  if (arrow < 0) throw new Error(`expression program without '->': ${text}`);
+  const outputs = text.slice(arrow + 2).split(",").map((s) => Number(s.trim()));
+  const nodes: ExprNode[] = text
+    .slice(0, arrow)
+    .split(";")
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((s): ExprNode => {
+      let m = /^in(\d+)$/.exec(s);
+      if (m) return { kind: "input", index: Number(m[1]) };
+      m = /^(-?[\d.e+-]+|-?Infinity|NaN):([a-z0-9]+)$/.exec(s);
+      if (m) return { kind: "const", value: Number(m[1]), dtype: m[2] as DType };
+      m = /^([a-z_0-9]+)(?:\.([a-z0-9]+))?\(([\d,\s]*)\)$/.exec(s);
+      if (!m) throw new Error(`bad expression node '${s}'`);
+      const args = m[3]!.split(",").map((x) => x.trim()).filter(Boolean).map(Number);
+      if (m[1] === "sum" || m[1] === "mean" || m[1] === "amax") return { kind: "reduce", op: m[1], arg: args[0]! };
+      return m[2] ? { kind: "op", op: m[1]!, args, dtype: m[2] as DType } : { kind: "op", op: m[1]!, args };
+    });
+  for (const o of outputs) if (!Number.isInteger(o) || o < 0 || o >= nodes.length) throw new Error(`bad program output ${o}`);
+  return { nodes, outputs };
+}
+
+// ------------------------------------------------------------------------------------------ evaluation
+
+const unaryFns: Record<string, (x: number) => number> = {
+  neg: (x) => -x,
+  exp: Math.exp,
+  log: Math.log,
+  sqrt: Math.sqrt,
+  rsqrt: (x) => 1 / Math.sqrt(x),
+  sin: Math.sin,
+  cos: Math.cos,
+  tanh: Math.tanh,
+  sigmoid: (x) => 1 / (1 + Math.exp(-x)),
+  silu: (x) => x / (1 + Math.exp(-x)),
+  gelu: (x) => 0.5 * x * (1 + Math.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))),
+  abs: Math.abs,
+  recip: (x) => 1 / x,
+  not: (x) => (x ? 0 : 1),
+};
+
+const binaryFns: Record<string, (a: number, b: number) => number> = {
+  add: (a, b) => a + b,
+  sub: (a, b) => a - b,
+  mul: (a, b) => a * b,
+  div: (a, b) => a / b,
+  pow: (a, b) => a ** b,
+  max: Math.max,
+  min: Math.min,
+  lt: (a, b) => +(a < b),
+  le: (a, b) => +(a <= b),
+  gt: (a, b) => +(a > b),
+  ge: (a, b) => +(a >= b),
+  eq: (a, b) => +(a === b),
+  ne: (a, b) => +(a !== b),
+  and: (a, b) => +(a !== 0 && b !== 0),
+  or: (a, b) => +(a !== 0 || b !== 0),
+};
+
+/** erf by Abramowitz–Stegun 7.1.26 refined; matches the reference to ~1e-7. */
+function erf(x: number): number {
+  const s = Math.sign(x);
+  const a = Math.abs(x);
+  const t = 1 / (1 + 0.5 * a);
+  const y = 1 - t * Math.exp(-a * a - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
+  return s * y;
+}
+
+/**
+ * Evaluates a program over rows: `row(i)` gives input i's values for one row of length `width`
+ * (already broadcast). Returns each output's row. Reductions see the whole row; results are rounded
+ * to f32 where the op's type is f32, as a kernel would.
+ */
+export function evalProgramRow(p: ExprProgram, width: number, row: (input: number) => Float64Array, types: readonly DType[]): Float64Array[] {
+  const vals: Float64Array[] = [];
+  const round = (dtype: DType, v: Float64Array) => {
+    if (dtype === "f32") for (let i = 0; i < v.length; i++) v[i] = Math.fround(v[i]!);
+    else if (dtype === "i32") for (let i = 0; i < v.length; i++) v[i] = v[i]! | 0;
+    return v;
+  };
+  p.nodes.forEach((n, idx) => {
+    let out: Float64Array;
+    switch (n.kind) {
+      case "input": out = row(n.index); break;
+      case "const": out = new Float64Array(width).fill(n.value); break;
+      case "reduce": {
+        const src = vals[n.arg]!;
+        let acc = n.op === "amax" ? -Infinity : 0;
+        for (let i = 0; i < width; i++) acc = n.op === "amax" ? Math.max(acc, src[i]!) : acc + src[i]!;
+        if (n.op === "mean") acc /= width;
+        out = new Float64Array(width).fill(acc);
+        break;
+      }
+      case "op": {
+        const a = vals[n.args[0]!]!;
+        out = new Float64Array(width);
+        if (n.op === "where") {
+          const b = vals[n.args[1]!]!;
+          const c = vals[n.args[2]!]!;
+          for (let i = 0; i < width; i++) out[i] = a[i] ? b[i]! : c[i]!;
+        } else if (n.op === "cast") {
+          for (let i = 0; i < width; i++) out[i] = a[i]!;
+        } else if (n.op === "erf") {
+          for (let i = 0; i < width; i++) out[i] = erf(a[i]!);
+        } else if (n.args.length === 1) {
+          const f = unaryFns[n.op];
+          if (!f) throw new Error(`no evaluation for '${n.op}'`);
+          for (let i = 0; i < width; i++) out[i] = f(a[i]!);
+        } else {
+          const f = binaryFns[n.op];
+          if (!f) throw new Error(`no evaluation for '${n.op}'`);
+          const b = vals[n.args[1]!]!;
+          for (let i = 0; i < width; i++) out[i] = f(a[i]!, b[i]!);
+        }
+      }
+    }
+    vals.push(round(types[idx]!, out!));
+  });
+  return p.outputs.map((o) => vals[o]!);
+}

@@ -1,0 +1,121 @@
+// The CPU reference interpreter: runs a graph node by node with the op table's reference kernels,
+// keeping the KV cache between steps. It is the oracle every backend is compared with — correctness
+// first, not speed.
+
+import { concreteAttrs } from "../../compiler/ir/concrete.js";
+import { type Graph, type StateSpec } from "../../compiler/ir/graph.js";
+import { evalDim } from "../../compiler/check/symbolic.js";
+import { reference, type HostTensor } from "../../compiler/ops/reference.js";
+
+/** Supplies weights by the IR's weight name ("embed", "layers.3.wq"), as f32. */
+export type WeightSource = (name: string, shape: readonly number[]) => Float32Array;
+
+export class ContextOverflowError extends Error {}
+
+/** One state's K and V storage: [layers][max_seq_len, heads, head_dim] each. */
+class KVStore {
+  readonly k: Float32Array[];
+  readonly v: Float32Array[];
+  constructor(readonly spec: StateSpec) {
+    const per = spec.maxSeqLen * spec.heads * spec.headDim;
+    this.k = Array.from({ length: spec.layers }, () => new Float32Array(per));
+    this.v = Array.from({ length: spec.layers }, () => new Float32Array(per));
+  }
+}
+
+export interface StepInputs {
+  tokens: Int32Array;
+  /** Absolute positions of the tokens; default past … past + T - 1. */
+  pos?: Int32Array;
+}
+
+export class CpuInterpreter {
+  private readonly kv = new Map<string, KVStore>();
+  private readonly weightCache = new Map<string, HostTensor>();
+  /** Positions already in the KV cache (P). */
+  past = 0;
+  readonly maxSeqLen: number;
+
+  constructor(
+    readonly graph: Graph,
+    private readonly weights: WeightSource,
+  ) {
+    for (const s of graph.states.values()) this.kv.set(s.name, new KVStore(s));
+    this.maxSeqLen = Math.min(...[...graph.states.values()].map((s) => s.maxSeqLen), Number.MAX_SAFE_INTEGER);
+  }
+
+  /** Forgets the cached positions (the buffers are reused). */
+  reset(): void {
+    this.past = 0;
+  }
+
+  /** Runs one step (prefill or decode) and returns the graph's first output, e.g. logits [T, vocab]. */
+  step(inputs: StepInputs): HostTensor {
+    const T = inputs.tokens.length;
+    if (T === 0) throw new Error("a step needs at least one token");
+    const P = this.past;
+    if (P + T > this.maxSeqLen) {
+      throw new ContextOverflowError(`context overflow: ${P} cached + ${T} new tokens exceed max_seq_len ${this.maxSeqLen}`);
+    }
+    const pos = inputs.pos ?? Int32Array.from({ length: T }, (_, i) => P + i);
+    const env = new Map([["T", T], ["P", P]]);
+    const g = this.graph;
+    const lastUse = new Map<number, number>();
+    g.nodes.forEach((n, i) => n.inputs.forEach((x) => lastUse.set(x, i)));
+    for (const o of g.outputs) lastUse.set(o, Infinity);
+
+    const values = new Map<number, HostTensor>();
+    g.nodes.forEach((n, i) => {
+      const shape = n.ty.shape.map((d) => evalDim(d, env));
+      let out: HostTensor;
+      switch (n.op) {
+        case "input": {
+          const name = n.attrs["name"] as string;
+          const data = name === "tokens" ? inputs.tokens : name === "pos" ? pos : null;
+          if (!data) throw new Error(`the graph has an input '${name}' that the runtime does not provide (it provides tokens and pos)`);
+          out = { shape, dtype: n.ty.dtype, data };
+          break;
+        }
+        case "weight":
+          out = this.weight(n.attrs["name"] as string, shape);
+          break;
+        case "literal":
+          out = { shape, dtype: n.ty.dtype, data: g.literals.get(n.id)! };
+          break;
+        case "kv_append":
+          out = this.append(values.get(n.inputs[0]!)!, n.attrs["state"] as string, n.attrs["layer"] as number, n.attrs["which"] as string, P, T);
+          break;
+        default: {
+          const op = reference[n.op];
+          if (!op) throw new Error(`no CPU reference for op '${n.op}'`);
+          out = op(n.inputs.map((x) => values.get(x)!), concreteAttrs(n.op, n.attrs, env));
+        }
+      }
+      values.set(n.id, out);
+      for (const x of n.inputs) if (lastUse.get(x) === i) values.delete(x);
+    });
+    this.past = P + T;
+    return values.get(g.outputs[0]!)!;
+  }
+
+  private weight(name: string, shape: number[]): HostTensor {
+    let w = this.weightCache.get(name);
+    if (!w) {
+      const data = this.weights(name, shape);
+      const n = shape.reduce((a, b) => a * b, 1);
+      if (data.length !== n) throw new Error(`weight '${name}' has ${data.length} values, expected ${n} for shape [${shape.join(", ")}]`);
+      w = { shape, dtype: "f32", data };
+      this.weightCache.set(name, w);
+    }
+    return w;
+  }
+
+  /** Writes this step's rows at P…P+T-1 and returns the cache so far, [P+T, heads, head_dim]. */
+  private append(x: HostTensor, state: string, layer: number, which: string, P: number, T: number): HostTensor {
+    const store = this.kv.get(state)!;
+    const buf = (which === "k" ? store.k : store.v)[layer]!;
+    const row = store.spec.heads * store.spec.headDim;
+    buf.set(x.data as Float32Array, P * row);
+    return { shape: [P + T, store.spec.heads, store.spec.headDim], dtype: "f32", data: buf.subarray(0, (P + T) * row) };
+  }
+}

@@ -1,0 +1,234 @@
+// Shared pieces of the op reference tests: seeded random data, shape arbitraries, one arbitrary case
+// (valid inputs and attributes) per op of the table, and a shorthand for running reference ops.
+
+import fc from "fast-check";
+import { opTable, type DType } from "../../src/compiler/ops/table.js";
+import { reference, sizeOf, tensor, type ConcreteAttrs, type HostTensor } from "../../src/compiler/ops/reference.js";
+
+/** For cheap properties; expensive ones use a fraction of it. */
+export const NUM_RUNS = process.env["CI"] ? 1000 : 200;
+
+/** mulberry32: a small seeded generator, so shrinking keeps the data of a case. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface DataOpts {
+  /** Floats uniform in [-range, range] (default 2). */
+  range?: number;
+  /** Integers uniform in [lo, hi] (default -9…9). */
+  lo?: number;
+  hi?: number;
+}
+
+export function randomTensor(shape: readonly number[], dtype: DType, next: () => number, opts: DataOpts = {}): HostTensor {
+  const n = sizeOf(shape);
+  const range = opts.range ?? 2;
+  const lo = opts.lo ?? -9;
+  const hi = opts.hi ?? 9;
+  const vals = new Array<number>(n);
+  for (let i = 0; i < n; i++) {
+    if (dtype === "bool") vals[i] = next() < 0.5 ? 1 : 0;
+    else if (dtype === "i32") vals[i] = lo + Math.floor(next() * (hi - lo + 1));
+    else vals[i] = (2 * next() - 1) * range;
+  }
+  return tensor(shape, dtype, vals);
+}
+
+export const seedArb = fc.integer({ min: 0, max: 0x7fffffff });
+export const FLOATS: readonly DType[] = ["f32", "f16", "bf16"];
+export const floatDType = fc.constantFrom(...FLOATS);
+
+export function shapeArb(minRank = 0, maxRank = 4, minDim = 1, maxDim = 4): fc.Arbitrary<number[]> {
+  return fc.array(fc.integer({ min: minDim, max: maxDim }), { minLength: minRank, maxLength: maxRank });
+}
+
+/** `n` shapes that broadcast together: suffixes of one shape with some dims replaced by 1. */
+export function broadcastableShapes(n: number, maxRank = 4): fc.Arbitrary<number[][]> {
+  return shapeArb(0, maxRank).chain((base) =>
+    fc
+      .array(fc.tuple(fc.integer({ min: 0, max: base.length }), fc.array(fc.boolean(), { minLength: base.length, maxLength: base.length })), {
+        minLength: n,
+        maxLength: n,
+      })
+      .map((specs) => specs.map(([drop, ones]) => base.map((d, i) => (ones[i] ? 1 : d)).slice(drop))),
+  );
+}
+
+/** Runs a checked reference op. */
+export function run(op: string, inputs: HostTensor[], attrs: ConcreteAttrs = {}): HostTensor {
+  const f = reference[op];
+  if (!f) throw new Error(`no reference for ${op}`);
+  return f(inputs, attrs);
+}
+
+export function scalar(value: number, dtype: DType = "f32"): HostTensor {
+  return run("const", [], { value, dtype });
+}
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return Infinity;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i]! - b[i]!);
+    if (!(d <= m)) m = Number.isNaN(d) ? (Object.is(a[i], b[i]) || (Number.isNaN(a[i]!) && Number.isNaN(b[i]!)) ? m : Infinity) : d;
+  }
+  return m;
+}
+
+// ------------------------------------------------------------------------------------------ one case per op
+
+export interface OpCase {
+  inputs: HostTensor[];
+  attrs: ConcreteAttrs;
+}
+
+type CaseArb = fc.Arbitrary<OpCase>;
+
+const withData = <T>(arb: fc.Arbitrary<T>, build: (v: T, next: () => number) => OpCase): CaseArb =>
+  fc.tuple(arb, seedArb).map(([v, seed]) => build(v, rng(seed)));
+
+const unaryCase = (dtypes: readonly DType[]): CaseArb =>
+  withData(fc.tuple(shapeArb(0, 4, 0, 4), fc.constantFrom(...dtypes)), ([shape, dt], next) => ({
+    inputs: [randomTensor(shape, dt, next, { range: 3, lo: 1, hi: 9 })],
+    attrs: {},
+  }));
+
+const naryCase = (n: number, dtypes: readonly DType[], condFirst = false): CaseArb =>
+  withData(fc.tuple(broadcastableShapes(n), fc.constantFrom(...dtypes)), ([shapes, dt], next) => ({
+    // Positive integers so i32 division and powers are defined.
+    inputs: shapes.map((s, i) => randomTensor(s, condFirst && i === 0 ? "bool" : dt, next, { lo: 1, hi: 9 })),
+    attrs: {},
+  }));
+
+const reductionCase: CaseArb = withData(
+  shapeArb(1, 4).chain((shape) => fc.tuple(fc.constant(shape), fc.integer({ min: -shape.length, max: shape.length - 1 }), fc.boolean(), floatDType)),
+  ([shape, axis, keepdim, dt], next) => ({ inputs: [randomTensor(shape, dt, next)], attrs: { axis, keepdim } }),
+);
+
+const ALL_DTYPES: readonly DType[] = ["f32", "f16", "bf16", "i32", "bool"];
+
+const CASES: Record<string, () => CaseArb> = {
+  const: () =>
+    fc.tuple(fc.constantFrom(...ALL_DTYPES), fc.integer({ min: -100, max: 100 }), fc.double({ min: -1e3, max: 1e3, noNaN: true })).map(([dtype, i, x]) => ({
+      inputs: [],
+      attrs: { dtype, value: dtype === "i32" ? i : dtype === "bool" ? i & 1 : x },
+    })),
+  arange: () => fc.integer({ min: 0, max: 40 }).map((n) => ({ inputs: [], attrs: { n } })),
+  not: () => unaryCase(["bool"]),
+  neg: () => unaryCase(["f32", "f16", "bf16", "i32"]),
+  abs: () => unaryCase(["f32", "f16", "bf16", "i32"]),
+  cast: () =>
+    withData(fc.tuple(shapeArb(0, 3, 0, 4), fc.constantFrom(...ALL_DTYPES), fc.constantFrom(...ALL_DTYPES)), ([shape, from, to], next) => ({
+      inputs: [randomTensor(shape, from, next, { range: 100 })],
+      attrs: { dtype: to },
+    })),
+  where: () => naryCase(3, ["f32", "i32", "bf16"], true),
+  sum: () => reductionCase,
+  mean: () => reductionCase,
+  amax: () => reductionCase,
+  matmul: () =>
+    withData(
+      fc.tuple(broadcastableShapes(2, 2), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 5 }), floatDType),
+      ([[ba, bb], m, k, n, dt], next) => ({
+        inputs: [randomTensor([...ba!, m, k], dt, next), randomTensor([...bb!, k, n], dt, next)],
+        attrs: {},
+      }),
+    ),
+  transpose: () =>
+    withData(
+      shapeArb(0, 5).chain((shape) => fc.tuple(fc.constant(shape), fc.shuffledSubarray([...shape.keys()], { minLength: shape.length, maxLength: shape.length }))),
+      ([shape, perm], next) => ({ inputs: [randomTensor(shape, "f32", next)], attrs: { perm } }),
+    ),
+  reshape: () =>
+    withData(
+      shapeArb(0, 4).chain((shape) => fc.tuple(fc.constant(shape), fc.shuffledSubarray(shape, { minLength: shape.length, maxLength: shape.length }), fc.nat())),
+      ([shape, shuffled, merge], next) => {
+        // A different factorisation of the same size: shuffled dims, two of them merged.
+        const target = shuffled.slice();
+        if (target.length >= 2) {
+          const i = merge % (target.length - 1);
+          target.splice(i, 2, target[i]! * target[i + 1]!);
+        }
+        return { inputs: [randomTensor(shape, "i32", next)], attrs: { shape: target } };
+      },
+    ),
+  concat: () =>
+    withData(
+      shapeArb(1, 4).chain((shape) => fc.tuple(fc.constant(shape), fc.integer({ min: 0, max: shape.length - 1 }), fc.integer({ min: 0, max: 4 }), fc.boolean())),
+      ([shape, axis, nb, negAxis], next) => {
+        const sb = shape.slice();
+        sb[axis] = nb;
+        return {
+          inputs: [randomTensor(shape, "f32", next), randomTensor(sb, "f32", next)],
+          attrs: { axis: negAxis ? axis - shape.length : axis },
+        };
+      },
+    ),
+  slice: () =>
+    withData(
+      shapeArb(1, 4).chain((shape) =>
+        fc.integer({ min: 0, max: shape.length - 1 }).chain((axis) =>
+          fc
+            .tuple(fc.integer({ min: 0, max: shape[axis]! - 1 }), fc.integer({ min: 1, max: shape[axis]! }))
+            .map(([a, b]) => [shape, axis, Math.min(a, b - 1), Math.max(b, a + 1)] as const),
+        ),
+      ),
+      ([shape, axis, start, end], next) => ({ inputs: [randomTensor(shape, "bf16", next)], attrs: { axis, start, end } }),
+    ),
+  gather: () =>
+    withData(fc.tuple(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 5 }), shapeArb(0, 3, 0, 4)), ([v, d, idShape], next) => ({
+      inputs: [randomTensor([v, d], "f32", next), randomTensor(idShape, "i32", next, { lo: 0, hi: v - 1 })],
+      attrs: {},
+    })),
+  rotary: () =>
+    withData(fc.tuple(fc.integer({ min: 0, max: 4 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 4 }), floatDType), ([t, h, half, dt], next) => ({
+      inputs: [randomTensor([t, h, 2 * half], dt, next), randomTensor([t, half], "f32", next), randomTensor([t, half], "f32", next)],
+      attrs: {},
+    })),
+  attention: () =>
+    withData(
+      fc.record({
+        t: fc.integer({ min: 1, max: 4 }),
+        s: fc.integer({ min: 1, max: 6 }),
+        hkv: fc.integer({ min: 1, max: 3 }),
+        group: fc.integer({ min: 1, max: 3 }),
+        d: fc.integer({ min: 1, max: 4 }),
+        dv: fc.integer({ min: 1, max: 4 }),
+        causal: fc.boolean(),
+        window: fc.integer({ min: 0, max: 4 }),
+        dt: floatDType,
+      }),
+      ({ t, s, hkv, group, d, dv, causal, window, dt }, next) => ({
+        inputs: [randomTensor([t, hkv * group, d], dt, next), randomTensor([s, hkv, d], dt, next), randomTensor([s, hkv, dv], dt, next)],
+        attrs: { causal, window, scale: 1 / Math.sqrt(d) },
+      }),
+    ),
+};
+
+/** Valid random inputs and attributes for `op`; undefined for an op this file does not know yet. */
+export function opCase(op: string): CaseArb | undefined {
+  const special = CASES[op];
+  if (special) return special();
+  const def = opTable.get(op);
+  if (!def || def.kind !== "elementwise") return undefined;
+  // Every other elementwise op is a float unary op, a numeric binary op, or a logical (bool) one.
+  if (def.arity === 1) return unaryCase(FLOATS);
+  if (def.arity === 2) {
+    let boolOnly = false;
+    try {
+      def.infer([{ shape: [], dtype: "f32" }, { shape: [], dtype: "f32" }], {});
+    } catch {
+      boolOnly = true;
+    }
+    return naryCase(2, boolOnly ? ["bool"] : ["f32", "f16", "bf16", "i32"]);
+  }
+  return undefined;
+}
