@@ -3,10 +3,18 @@
 
 import { describe, expect, it } from "vitest";
 import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { checkFile } from "../../src/compiler/check/index.js";
 import { formatDiagnostic } from "../../src/compiler/diagnostics.js";
 
 const fx = (name: string) => join("test", "fixtures", "check", name);
+
+/** `models/llama.llm:LINE:COL` of the first occurrence of `needle`, so expectations survive edits there. */
+function llamaAt(needle: string, offsetInNeedle = 0): string {
+  const lines = readFileSync(join("models", "llama.llm"), "utf8").split("\n");
+  const i = lines.findIndex((l) => l.includes(needle));
+  return `models/llama.llm:${i + 1}:${lines[i]!.indexOf(needle) + 1 + offsetInNeedle}`;
+}
 
 /** `file:line:col code` of every error, plus the full text for message checks. */
 function run(name: string, opts: Parameters<typeof checkFile>[1] = {}) {
@@ -52,11 +60,11 @@ describe("checker diagnostics", () => {
   it("reports config faults: failed requires with where values were set, bad dims, redeclarations, cycles, unknown overrides", () => {
     const { where, text } = run("config-errors.llm");
     expect(where).toEqual([
-      "models/llama.llm:28:13 E0403",
-      "models/llama.llm:29:13 E0403",
-      "models/llama.llm:52:16 E0404",
-      "models/llama.llm:53:14 E0404",
-      "models/llama.llm:54:21 E0404",
+      `${llamaAt("n_heads % n_kv_heads == 0")} E0403`,
+      `${llamaAt("head_dim % 2 == 0")} E0403`,
+      `${llamaAt("w_gate: [ffn_dim", "w_gate: [".length)} E0404`,
+      `${llamaAt("w_up: [ffn_dim", "w_up: [".length)} E0404`,
+      `${llamaAt("w_down: [dim, ffn_dim", "w_down: [dim, ".length)} E0404`,
       "test/fixtures/check/config-errors.llm:11:5 E0202",
       "test/fixtures/check/config-errors.llm:12:14 E0402",
       "test/fixtures/check/config-errors.llm:14:5 E0201",

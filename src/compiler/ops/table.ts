@@ -116,7 +116,7 @@ const defs: OpDef[] = [
     name: "arange", kind: "source", arity: 0, attrs: { n: "dim" }, doc: "`0, 1, …, n-1` as f32. attrs: n.",
     infer: (_, attrs) => {
       const n = constValue(attrs["n"] as Dim);
-      if (n !== null && n < 1) fail(`arange needs a positive length, got ${n}`);
+      if (n !== null && n < 0) fail(`arange needs a non-negative length, got ${n}`);
       return { shape: [attrs["n"] as Dim], dtype: "f32" };
     },
   },
@@ -252,7 +252,7 @@ const defs: OpDef[] = [
     name: "rotary", kind: "rotary", arity: 3, attrs: {}, doc: "rotate adjacent pairs: x [T, H, D], cos/sin [T, D/2] → [T, H, D]",
     infer: ([x, cos, sin]) => {
       if (x!.shape.length !== 3) fail(`rotary needs x of shape [T, heads, head_dim], got ${formatShape(x!.shape)}`);
-      if (!isFloat(x!.dtype) || cos!.dtype !== x!.dtype || sin!.dtype !== x!.dtype) fail(`rotary needs floating-point x, cos and sin of one type, got ${x!.dtype}, ${cos!.dtype}, ${sin!.dtype}`);
+      if (!isFloat(x!.dtype) || !isFloat(cos!.dtype) || !isFloat(sin!.dtype)) fail(`rotary needs floating-point x, cos and sin, got ${x!.dtype}, ${cos!.dtype}, ${sin!.dtype}`);
       const [t, , d] = x!.shape;
       const headDim = constValue(d!);
       if (headDim === null || headDim % 2 !== 0) fail(`rotary needs an even head_dim, got ${formatDim(d!)}`);
