@@ -1,0 +1,33 @@
+// The part of @huggingface/tokenizers we use, typed here: the package's .d.ts files import without
+// file extensions, which NodeNext resolution cannot follow, so its own types arrive as `any`.
+
+import * as lib from "@huggingface/tokenizers";
+
+export interface HFEncoding {
+  /** `undefined` where a piece is not in the vocabulary and there is no unknown token. */
+  readonly ids: readonly (number | undefined)[];
+  readonly tokens: readonly string[];
+}
+
+export interface HFTokenizer {
+  encode(text: string, opts: { add_special_tokens: boolean }): HFEncoding;
+  readonly model: unknown;
+}
+
+/** The BPE model's merge table: merge key → rank (its position in the merges list). */
+export interface HFBPEModel {
+  readonly bpe_ranks: Map<string, number>;
+}
+
+const runtime = lib as unknown as {
+  Tokenizer: new (tokenizerJson: object, tokenizerConfig: object) => HFTokenizer;
+  BPE: abstract new (...args: never[]) => HFBPEModel;
+};
+
+export function createHFTokenizer(tokenizerJson: object, tokenizerConfig: object): HFTokenizer {
+  return new runtime.Tokenizer(tokenizerJson, tokenizerConfig);
+}
+
+export function isBPEModel(model: unknown): model is HFBPEModel {
+  return model instanceof runtime.BPE;
+}

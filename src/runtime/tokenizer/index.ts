@@ -1,0 +1,20 @@
+// Tokenizers (GGUF vocabularies and tokenizer.json) and chat templates.
+
+export { tokenizerFromGGUF } from "./gguf.js";
+export { tokenizerFromJSON } from "./json.js";
+export {
+  applyChatTemplate,
+  detectChatTemplate,
+  type ChatMessage,
+  type ChatRole,
+  type ChatTemplateKind,
+  type ChatTemplateOptions,
+} from "./chat-template.js";
+export {
+  TokenType,
+  type DecodeOptions,
+  type EncodeOptions,
+  type StreamingDecoder,
+  type Tokenizer,
+  type TokenizerKind,
+} from "./types.js";
