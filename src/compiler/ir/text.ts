@@ -5,6 +5,7 @@
 // Attributes are printed sorted by name and typed by the op table's schema, so the text round-trips.
 
 import { opTable, type AttrKind, type AttrValue, type Attrs, type DType } from "../ops/table.js";
+import { formatProgram, parseProgram, type ExprProgram } from "../ops/expr.js";
 import { addDim, constDim, formatDim, mulDim, scaleDim, symDim, type Dim } from "../check/symbolic.js";
 import type { Graph, LiteralData, Node, StateSpec } from "./graph.js";
 
@@ -24,6 +25,7 @@ function formatAttr(kind: AttrKind, v: AttrValue): string {
     case "dims": return `[${(v as Dim[]).map(formatDim).join(", ")}]`;
     case "ints": return `[${(v as number[]).join(", ")}]`;
     case "str": return JSON.stringify(v);
+    case "program": return JSON.stringify(formatProgram(v as ExprProgram));
     default: return String(v);
   }
 }
@@ -130,6 +132,7 @@ function parseAttr(kind: AttrKind, text: string): AttrValue {
       if (kind === "dtype") return text as DType;
       return JSON.parse(text) as string;
     case "dim": return parseDim(text);
+    case "program": return parseProgram(JSON.parse(text) as string);
     case "dims": return list().map(parseDim);
     case "ints": return list().map(Number);
   }

@@ -3,8 +3,8 @@
 // the last axis, broadcast back along the row). Fusion builds them; the CPU reference evaluates them;
 // the WGSL and CUDA emitters render them with one shared renderer.
 
-import type { DType } from "../ops/table.js";
-import { getOp } from "../ops/table.js";
+import type { DType } from "./table.js";
+import { getOp } from "./table.js";
 
 export type ExprNode =
   | { kind: "input"; index: number }

@@ -5,6 +5,7 @@
 // `infer`, so the reference and the table can never silently disagree.
 
 import { constDim, constValue, formatShape } from "../check/symbolic.js";
+import { evalProgramRow, programTypes, type ExprProgram } from "./expr.js";
 import { getOp, opTable, TypeRuleError, type AttrValue, type Attrs, type DType, type TensorTy } from "./table.js";
 
 /** A tensor on the host. f32/f16/bf16 hold Float32Array values (rounded to their precision), i32
@@ -17,7 +18,7 @@ export interface HostTensor {
 
 /** Op attributes with every dim evaluated to a number (`shape` is number[], `n`, `start`, `end`
  *  numbers), as the interpreter has them for one step. */
-export type ConcreteAttrs = Record<string, number | boolean | string | number[]>;
+export type ConcreteAttrs = Record<string, number | boolean | string | number[] | ExprProgram>;
 
 export type ReferenceOp = (inputs: HostTensor[], attrs: ConcreteAttrs) => HostTensor;
 
@@ -207,7 +208,7 @@ function tableAttrs(op: string, attrs: ConcreteAttrs): Attrs {
  *  message (prefixed with the op) when it rejects them. */
 export function expectedOutput(op: string, inputs: readonly HostTensor[], attrs: ConcreteAttrs): { shape: number[]; dtype: DType } {
   const def = getOp(op);
-  if (inputs.length !== def.arity) fail(`${op} takes ${def.arity} input(s), got ${inputs.length}`);
+  if (def.arity >= 0 && inputs.length !== def.arity) fail(`${op} takes ${def.arity} input(s), got ${inputs.length}`);
   inputs.forEach((t, i) => assertWellFormed(t, `${op} input ${i}`));
   const tys: TensorTy[] = inputs.map((t) => ({ shape: t.shape.map((d) => constDim(d)), dtype: t.dtype }));
   let ty: TensorTy;
@@ -605,6 +606,57 @@ const attention: Kernel = ([q, k, v], attrs) => {
   return { shape: [tq, hq, dv], dtype: q!.dtype, data: out };
 };
 
+// ------------------------------------------------------------------------------------------ fused ops
+
+/** Evaluates an expression program at every element of `shape`, row by row (last axis). */
+function runProgram(p: ExprProgram, shape: number[], inputs: HostTensor[]): HostTensor {
+  const types = programTypes(p, inputs.map((t) => t.dtype));
+  const dtype = types[p.outputs[0]!]!;
+  const width = shape.length === 0 ? 1 : shape[shape.length - 1]!;
+  const rows = sizeOf(shape) / Math.max(width, 1);
+  const offs = inputs.map((t) => stridedOffsets(shape, broadcastStrides(t.shape, shape)));
+  const out = allocData(dtype, sizeOf(shape));
+  for (let r = 0; r < rows; r++) {
+    const base = r * width;
+    const row = (i: number) => {
+      const v = new Float64Array(width);
+      const d = inputs[i]!.data;
+      const o = offs[i]!;
+      for (let j = 0; j < width; j++) v[j] = d[o[base + j]!]!;
+      return v;
+    };
+    const [res] = evalProgramRow(p, width, row, types);
+    for (let j = 0; j < width; j++) out[base + j] = roundToDType(res![j]!, dtype);
+  }
+  return { shape, dtype, data: out };
+}
+
+const fused: Kernel = (inputs, attrs) => {
+  const shape = inputs.slice(1).reduce((s, t) => broadcastShape(s, t.shape), inputs[0]!.shape);
+  return runProgram(attrs["program"] as ExprProgram, [...shape], inputs);
+};
+
+/** x @ Wᵢᵀ for each weight, then the epilogue over the accumulators and the extra inputs. */
+const linear: Kernel = (inputs, attrs) => {
+  const w = attrs["weights"] as number;
+  const x = inputs[0]!;
+  const k = x.shape[x.shape.length - 1]!;
+  const m = sizeOf(x.shape) / k;
+  const accs = inputs.slice(1, 1 + w).map((wt) => {
+    const n = wt.shape[0]!;
+    const acc = new Float32Array(m * n);
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let sum = 0;
+        for (let t = 0; t < k; t++) sum += x.data[i * k + t]! * wt.data[j * k + t]!;
+        acc[i * n + j] = sum;
+      }
+    }
+    return { shape: [...x.shape.slice(0, -1), n], dtype: x.dtype, data: acc } as HostTensor;
+  });
+  return runProgram(attrs["epilogue"] as ExprProgram, [...accs[0]!.shape], [...accs, ...inputs.slice(1 + w)]);
+};
+
 /** The raw kernels, one per op of the table except `kv_append` (state: the interpreter does it).
  *  They validate what they rely on but do not consult the table; use `reference`. */
 export const referenceKernels: Readonly<Record<string, Kernel>> = {
@@ -675,6 +727,8 @@ export const referenceKernels: Readonly<Record<string, Kernel>> = {
   gather,
   rotary,
   attention,
+  fused,
+  linear,
 };
 
 /** Ops the reference does not compute: they act on state, which the interpreter owns. */

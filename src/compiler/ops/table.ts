@@ -2,6 +2,7 @@
 // The checker types .llm programs with these rules and the IR verifier re-checks every node with
 // them; later phases add the CPU reference and kernel family beside each entry.
 
+import { programTypes, type ExprProgram } from "./expr.js";
 import {
   addDim, constDim, constValue, dimEquals, formatDim, formatShape, mulDim, symDim, type Dim,
 } from "../check/symbolic.js";
@@ -13,26 +14,29 @@ export interface TensorTy {
   dtype: DType;
 }
 
-export type AttrValue = number | boolean | string | Dim | Dim[] | number[];
+export type AttrValue = number | boolean | string | Dim | Dim[] | number[] | ExprProgram;
 export type Attrs = Record<string, AttrValue>;
 
 /** A rule violation; the checker turns it into a located diagnostic. */
 export class TypeRuleError extends Error {}
 
-export type OpKind = "elementwise" | "reduction" | "matmul" | "layout" | "gather" | "source" | "rotary" | "attention" | "state";
+export type OpKind = "elementwise" | "reduction" | "matmul" | "layout" | "gather" | "source" | "rotary" | "attention" | "state" | "fused";
 
 /** How an attribute is typed, printed and parsed in the IR text form. */
-export type AttrKind = "int" | "float" | "bool" | "str" | "dim" | "dims" | "ints" | "dtype";
+export type AttrKind = "int" | "float" | "bool" | "str" | "dim" | "dims" | "ints" | "dtype" | "program";
 
 export interface OpDef {
   name: string;
   kind: OpKind;
   doc: string;
-  /** Number of tensor inputs. */
+  /** Number of tensor inputs; VARIADIC for fused ops. */
   arity: number;
   attrs: Record<string, AttrKind>;
   infer(inputs: TensorTy[], attrs: Attrs): TensorTy;
 }
+
+/** Arity of ops that take any number of inputs. */
+export const VARIADIC = -1;
 
 const isFloat = (d: DType) => d === "f32" || d === "f16" || d === "bf16";
 const DTYPES: readonly DType[] = ["f32", "f16", "bf16", "i32", "bool"];
@@ -293,6 +297,57 @@ const defs: OpDef[] = [
   },
 ];
 
+// Fused ops: made by the fusion passes, never written in .llm. Their bodies are expression programs
+// (ops/expr.ts) over their inputs, evaluated at every element of the output.
+defs.push(
+  {
+    name: "fused", kind: "fused", arity: VARIADIC, attrs: { program: "program" },
+    doc: "an elementwise region (with row reductions over the last axis) as one kernel: inputs broadcast to the output. attrs: program.",
+    infer: (ins, attrs) => {
+      const p = attrs["program"] as ExprProgram;
+      if (ins.length === 0) fail("a fused kernel needs at least one input");
+      const shape = ins.reduce<Dim[]>((acc, x) => broadcastShapes(acc, x.shape), []);
+      checkProgram(p, ins.length);
+      return { shape, dtype: programTypes(p, ins.map((x) => x.dtype))[p.outputs[0]!]! };
+    },
+  },
+  {
+    name: "linear", kind: "matmul", arity: VARIADIC, attrs: { weights: "int", epilogue: "program" },
+    doc: "x [.., M, K] times each weight Wᵢ [N, K] transposed (accumulators accᵢ [.., M, N]), then the epilogue program over (acc₀ … acc_{w-1}, extra inputs broadcast to [.., M, N]). inputs: x, W₀ … W_{w-1}, extras. attrs: weights (w), epilogue.",
+    infer: (ins, attrs) => {
+      const w = attrs["weights"] as number;
+      const p = attrs["epilogue"] as ExprProgram;
+      if (!Number.isInteger(w) || w < 1 || ins.length < 1 + w) fail(`linear needs x and ${w} weight(s)`);
+      const x = ins[0]!;
+      if (x.shape.length < 2) fail(`linear's x must have rank ≥ 2, got ${formatShape(x.shape)}`);
+      const k = x.shape[x.shape.length - 1]!;
+      const w0 = ins[1]!;
+      for (const wi of ins.slice(1, 1 + w)) {
+        if (wi.shape.length !== 2 || !dimEquals(wi.shape[1]!, k) || !dimEquals(wi.shape[0]!, w0.shape[0]!)) {
+          fail(`linear's weights must all be [N, ${formatDim(k)}], got ${formatShape(wi.shape)}`);
+        }
+      }
+      const out = [...x.shape.slice(0, -1), w0.shape[0]!];
+      const extras = ins.slice(1 + w);
+      for (const e of extras) broadcastShapes(out, e.shape);
+      const shape = extras.reduce<Dim[]>((acc, e) => broadcastShapes(acc, e.shape), out);
+      if (!shape.every((d, i) => dimEquals(d, out[i]!)) || shape.length !== out.length) fail(`linear's epilogue inputs must broadcast to ${formatShape(out)}`);
+      checkProgram(p, w + extras.length);
+      return { shape: out, dtype: programTypes(p, [...Array(w).fill(x.dtype), ...extras.map((e) => e.dtype)])[p.outputs[0]!]! };
+    },
+  },
+);
+
+function checkProgram(p: ExprProgram, inputs: number): void {
+  if (p.outputs.length !== 1) fail("a fused program has exactly one output");
+  p.nodes.forEach((n, i) => {
+    const refs = n.kind === "op" ? n.args : n.kind === "reduce" ? [n.arg] : [];
+    for (const r of refs) if (r < 0 || r >= i) fail(`program node ${i} refers to node ${r}, which is not before it`);
+    if (n.kind === "input" && (n.index < 0 || n.index >= inputs)) fail(`program input ${n.index} does not exist (the kernel has ${inputs})`);
+    if (n.kind === "op" && getOp(n.op).kind !== "elementwise") fail(`'${n.op}' is not elementwise and cannot be in a fused program`);
+  });
+}
+
 export const opTable: ReadonlyMap<string, OpDef> = new Map(defs.map((d) => [d.name, d]));
 
 export function getOp(name: string): OpDef {
@@ -316,10 +371,17 @@ export function opFlops(name: string, ins: number[][], out: number[], attrs: Rec
       return size(ins[0]!);
     case "matmul": {
       const k = ins[0]![ins[0]!.length - 1]!;
-      return 2 * size(out) * k;
+      if (name !== "linear") return 2 * size(out) * k;
+      const p = attrs["epilogue"] as ExprProgram;
+      const epilogue = p.nodes.filter((n) => n.kind === "op").length;
+      return (2 * k * (attrs["weights"] as number) + epilogue) * size(out);
     }
     case "rotary":
       return 6 * size(out) / 2;
+    case "fused": {
+      const p = attrs["program"] as ExprProgram;
+      return size(out) * p.nodes.filter((n) => n.kind === "op" || n.kind === "reduce").length;
+    }
     case "attention": {
       // q·k (2·D per score), softmax (~5 per score), p·v (2·D per score); scores = T·S·Hq.
       const [t, hq, d] = ins[0]!;

@@ -8,6 +8,7 @@ import { canonicalize } from "./canonicalize.js";
 import { cse } from "./cse.js";
 import { dce } from "./dce.js";
 import { foldConstants } from "./fold.js";
+import { fuseLinear, fuseRegions } from "./fuse.js";
 
 export interface Pass {
   name: string;
@@ -19,10 +20,15 @@ export const passRegistry: Pass[] = [
   { name: "canonicalize", doc: "algebraic identities: x*1, x+0, reshape∘reshape, transpose∘transpose, no-op casts", run: canonicalize },
   { name: "fold", doc: "evaluate subgraphs that depend only on constants (e.g. RoPE frequencies) into literals", run: foldConstants },
   { name: "cse", doc: "merge identical nodes", run: cse },
+  { name: "fuse-linear", doc: "matmul(x, transpose(W)) with a weight W → linear(x, W)", run: fuseLinear },
+  { name: "fuse", doc: "elementwise regions, row reductions and matmul epilogues → fused kernels (rules in passes/fuse.ts)", run: fuseRegions },
   { name: "dce", doc: "remove nodes that reach no output and have no effect", run: dce },
 ];
 
-export const DEFAULT_PIPELINE = ["canonicalize", "fold", "cse", "canonicalize", "dce"];
+export const DEFAULT_PIPELINE = ["canonicalize", "fold", "cse", "canonicalize", "fuse-linear", "fuse", "dce"];
+
+/** The pipeline without fusion: one kernel per primitive op (for tests that compare the two). */
+export const UNFUSED_PIPELINE = ["canonicalize", "fold", "cse", "canonicalize", "dce"];
 
 export interface PassOptions {
   pipeline?: string[];

@@ -1,0 +1,102 @@
+// What `llmc import` produces: the config values of one concrete model, bound on top of a bundled
+// architecture, and the .llm text that records them. The readers (hf-config.ts, gguf-metadata.ts)
+// turn a file's hyper-parameters into an ImportedModel; writeLlm prints it.
+
+/** The bundled architectures an import can extend: `models/<arch>.llm`. */
+export const SUPPORTED_ARCHS = ["llama", "mistral", "qwen2", "gemma"] as const;
+export type Arch = (typeof SUPPORTED_ARCHS)[number];
+
+/** One bound config value, typed as the parameter it binds is declared in the .llm file. */
+export type ConfigValue =
+  | { type: "int"; value: number }
+  | { type: "f32"; value: number }
+  | { type: "bool"; value: boolean }
+  | { type: "enum"; value: string };
+
+export interface ConfigBinding {
+  name: string;
+  value: ConfigValue;
+}
+
+export interface ImportedModel {
+  arch: Arch;
+  /** Says what the file is and what chose the architecture, for the header comment. */
+  origin: string; // e.g. `Hugging Face config.json, model_type "llama"`
+  /** A name the file gives the model itself (GGUF `general.name`), if any. */
+  fileModelName: string | null;
+  bindings: ConfigBinding[];
+}
+
+/** A file that cannot be imported; the message says which file and what is wrong with it. */
+export class ImportError extends Error {
+  override name = "ImportError";
+}
+
+// Keywords and type names of the .llm language: not usable as a model name.
+const RESERVED = new Set([
+  "import", "fn", "model", "extends", "config", "weights", "state", "require", "else", "return", "for", "in",
+  "true", "false", "gguf", "hf", "optional", "when", "if", "int", "f32", "f16", "bf16", "i32", "bool", "str",
+]);
+
+/**
+ * Turns a file or model name ("Meta-Llama-3-8B", "TinyLlama 1.1B Chat") into a .llm identifier
+ * (`meta_llama_3_8b`). A name that would clash with a keyword or with the architecture it extends
+ * gets a suffix.
+ */
+export function sanitizeModelName(raw: string, arch: Arch): string {
+  let name = raw
+    .toLowerCase()
+    .replace(/[^a-z0-9_]+/g, "_")
+    .replace(/_+/g, "_")
+    .replace(/^_+|_+$/g, "");
+  if (name === "") name = `${arch}_model`;
+  if (/^[0-9]/.test(name)) name = `m_${name}`;
+  if (RESERVED.has(name) || (SUPPORTED_ARCHS as readonly string[]).includes(name)) name = `${name}_model`;
+  return name;
+}
+
+export interface WriteOptions {
+  /** The file the values came from, as the user named it. */
+  source: string;
+  /** The model's name in the .llm file; must already be a valid identifier (see sanitizeModelName). */
+  modelName: string;
+}
+
+export function writeLlm(model: ImportedModel, opts: WriteOptions): string {
+  const lines = [
+    `// ${opts.modelName}: imported by \`llmc import\` from ${opts.source}`,
+    `// (${model.origin}).`,
+    `import "${model.arch}.llm"`,
+    ``,
+    `model ${opts.modelName} extends ${model.arch} {`,
+    `  config {`,
+    ...model.bindings.map((b) => `    ${b.name} = ${formatValue(b.value)}`),
+    `  }`,
+    `}`,
+    ``,
+  ];
+  return lines.join("\n");
+}
+
+export function formatValue(v: ConfigValue): string {
+  switch (v.type) {
+    case "int":
+      return String(v.value);
+    case "f32":
+      return formatFloat(v.value);
+    case "bool":
+      return v.value ? "true" : "false";
+    case "enum":
+      return JSON.stringify(v.value);
+  }
+}
+
+/** A float literal that reads back as the same number: `500000.0`, `1e-5`, `0.02`. */
+function formatFloat(x: number): string {
+  if (x === 0) return "0.0";
+  const magnitude = Math.abs(x);
+  // Very small values read better in exponent form (1e-5, not 0.00001).
+  const text = magnitude < 1e-3 ? x.toExponential() : String(x);
+  const plain = text.replace("e+", "e");
+  return /[.e]/.test(plain) ? plain : `${plain}.0`;
+}
