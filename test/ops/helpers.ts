@@ -3,6 +3,7 @@
 
 import fc from "fast-check";
 import { opTable, type DType } from "../../src/compiler/ops/table.js";
+import { parseProgram } from "../../src/compiler/ops/expr.js";
 import { reference, sizeOf, tensor, type ConcreteAttrs, type HostTensor } from "../../src/compiler/ops/reference.js";
 
 /** For cheap properties; expensive ones use a fraction of it. */
@@ -211,6 +212,18 @@ const CASES: Record<string, () => CaseArb> = {
         attrs: { causal, window, scale: 1 / Math.sqrt(d) },
       }),
     ),
+  // Fused kernels: an RMSNorm-like row program over x [rows, width] and a gain [width].
+  fused: () =>
+    withData(fc.tuple(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 6 })), ([rows, width], next) => ({
+      inputs: [randomTensor([rows, width], "f32", next), randomTensor([width], "f32", next)],
+      attrs: { program: parseProgram("in0; mul(0, 0); mean(1); 0.00001:f32; add(2, 3); rsqrt(4); mul(0, 5); in1; mul(6, 7) -> 8") },
+    })),
+  // A gated pair of accumulators with a residual: silu(x·W0ᵀ) · (x·W1ᵀ) + r.
+  linear: () =>
+    withData(fc.tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 5 })), ([m, k, n], next) => ({
+      inputs: [randomTensor([m, k], "f32", next), randomTensor([n, k], "f32", next), randomTensor([n, k], "f32", next), randomTensor([m, n], "f32", next)],
+      attrs: { weights: 2, epilogue: parseProgram("in0; silu(0); in1; mul(1, 2); in2; add(3, 4) -> 5") },
+    })),
 };
 
 /** Valid random inputs and attributes for `op`; undefined for an op this file does not know yet. */
