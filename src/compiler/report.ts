@@ -7,6 +7,7 @@ import { opFlops } from "./ops/table.js";
 import { LEAF_OPS, type Graph } from "./ir/graph.js";
 import { concreteAttrs, concreteShape } from "./ir/concrete.js";
 import { specialize } from "./passes/specialize.js";
+import { usersOf } from "./ir/rewrite.js";
 
 /** Storage bytes per element (block formats averaged over their block). */
 export const BYTES_PER_ELEMENT: Record<string, number> = { f32: 4, f16: 2, bf16: 2, q8_0: 34 / 32, q4_0: 18 / 32 };
@@ -53,19 +54,23 @@ function stepCost(g: Graph, tokens: number, past: number): StepCost {
   const liveBytes = new Map<number, number>();
   const weightSeen = new Set<string>();
   const byId = new Map(spec.nodes.map((n) => [n.id, n]));
+  const users = usersOf(spec);
   spec.nodes.forEach((n, i) => {
     const shape = n.ty.shape.map((d) => evalDim(d, env));
     shapes.set(n.id, shape);
     const bytes = size(shape) * elementBytes(n.ty.dtype);
     if (n.op === "weight") {
+      // An embedding table is read one row per token (by its gathers), not whole.
       const name = n.attrs["name"] as string;
-      if (!weightSeen.has(name)) weights += bytes;
+      const onlyGathered = (users.get(n.id) ?? []).every((u) => u.op === "gather" && u.inputs[0] === n.id);
+      if (!weightSeen.has(name) && !onlyGathered) weights += bytes;
       weightSeen.add(name);
     } else if (n.op === "kv_append") {
       kvWrite += (bytes / (past + tokens)) * tokens;
     } else if (!LEAF_OPS.has(n.op)) {
       const ins = n.inputs.map((x) => shapes.get(x)!);
       flops += opFlops(n.op, ins, shape, concreteAttrs(n.op, n.attrs, env));
+      if (n.op === "gather" && byId.get(n.inputs[0]!)!.op === "weight") weights += bytes;
       activations += bytes; // written once
       for (const x of n.inputs) {
         const src = byId.get(x)!;
@@ -144,7 +149,7 @@ export function formatReport(r: CompileReport): string {
     l.push("");
     l.push(`${name} (T = ${s.tokens}, P = ${s.past}):`);
     l.push(`  FLOPs per token: ${human(s.flops_per_token)} (${s.flops_per_token.toLocaleString("en-US")})`);
-    l.push(`  bytes moved per step: ${mib(s.bytes.total)} (weights ${mib(s.bytes.weights)}, KV read ${mib(s.bytes.kv_read)}, KV write ${mib(s.bytes.kv_write)}, activations ${mib(s.bytes.activations)}) — unfused, f32`);
+    l.push(`  bytes moved per step: ${mib(s.bytes.total)} (weights ${mib(s.bytes.weights)}, KV read ${mib(s.bytes.kv_read)}, KV write ${mib(s.bytes.kv_write)}, activations ${mib(s.bytes.activations)}) at f32`);
     l.push(`  peak activation memory: ${mib(s.peak_activation_bytes)}`);
   }
   return l.join("\n") + "\n";
