@@ -147,4 +147,10 @@ export const allTokens: TokenType[] = [
   RCurly,
 ];
 
-export const llmLexer = new Lexer(allTokens, { positionTracking: "full", ensureOptimizations: false });
+// Only `\n` ends a line (a lone `\r` does not), as in positionAt and the code frames of diagnostics.
+export const llmLexer = new Lexer(allTokens, {
+  positionTracking: "full",
+  ensureOptimizations: false,
+  lineTerminatorsPattern: /\n/g,
+  lineTerminatorCharacters: ["\n"],
+});

@@ -2,7 +2,7 @@
 // (`parser.input = tokens`); error recovery is on so one run reports several syntax errors.
 // The CST it produces is turned into the AST by to-ast.ts.
 
-import { CstParser, type CstNode } from "chevrotain";
+import { CstParser, type CstNode, type IToken } from "chevrotain";
 import * as T from "./lexer.js";
 
 class LlmParser extends CstParser {
@@ -445,6 +445,11 @@ class LlmParser extends CstParser {
       },
     ]);
   });
+
+  /** The next token to parse; after a stack overflow, where the parser had got to. */
+  nextToken(): IToken {
+    return this.LA(1);
+  }
 }
 
 export const parser = new LlmParser();
