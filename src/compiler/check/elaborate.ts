@@ -74,6 +74,8 @@ export class Elaborator<TV> {
     const decl = fwd.decl;
     const frame: Frame<TV> = { scope: new Map(), fn: decl, model: this.model, callSite: null };
     const inputs: ElaborateResult<TV>["inputs"] = [];
+    // T, the tokens of this step, is a dimension forward's body can use (`reshape(x, [T, 1])`).
+    frame.scope.set("T", { k: "dim", d: symDim("T") });
     for (const prm of decl.params) {
       if (prm.type.kind !== "TensorType") {
         this.report("E0302", `forward's parameters are tensors (e.g. tokens: [T] i32), '${prm.name.name}' is not`, prm.type.span);

@@ -51,8 +51,16 @@ export function sanitizeModelName(raw: string, arch: Arch): string {
     .replace(/^_+|_+$/g, "");
   if (name === "") name = `${arch}_model`;
   if (/^[0-9]/.test(name)) name = `m_${name}`;
-  if (RESERVED.has(name) || (SUPPORTED_ARCHS as readonly string[]).includes(name)) name = `${name}_model`;
+  if (modelNameProblem(name)) name = `${name}_model`;
   return name;
+}
+
+/** Why `name` cannot name an imported model, or null when it can. */
+export function modelNameProblem(name: string): string | null {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) return "it is not an identifier ([A-Za-z_][A-Za-z0-9_]*)";
+  if (RESERVED.has(name)) return "it is a keyword of the .llm language";
+  if ((SUPPORTED_ARCHS as readonly string[]).includes(name)) return "it is the name of a bundled architecture";
+  return null;
 }
 
 export interface WriteOptions {
