@@ -3,19 +3,20 @@
 
 import { processIO, type CliIO } from "./io.js";
 import { UsageError } from "./commands/common.js";
-import { runCheck } from "./commands/check.js";
-import { runInfo } from "./commands/info.js";
-import { runFmt } from "./commands/fmt.js";
-import { runCompile } from "./commands/compile.js";
+import { runCheck, checkUsage } from "./commands/check.js";
+import { runInfo, infoUsage } from "./commands/info.js";
+import { runFmt, fmtUsage } from "./commands/fmt.js";
+import { runCompile, compileUsage } from "./commands/compile.js";
+import { runImport, importUsage } from "./commands/import.js";
 
 type Command = (args: string[], io: CliIO) => Promise<number>;
 
-const commands: Record<string, { run: () => Promise<Command>; summary: string }> = {
-  check: { run: async () => runCheck, summary: "check .llm files and report every error" },
-  compile: { run: async () => runCompile, summary: "compile a model: IR (--emit ir), passes, report" },
-  fmt: { run: async () => runFmt, summary: "format .llm files (--write, --check)" },
-  import: { run: async () => (await import("./commands/import.js")).runImport, summary: "write a .llm for an HF config.json or a GGUF file" },
-  info: { run: async () => runInfo, summary: "show a model's config, weights and parameter count" },
+const commands: Record<string, { run: Command; usage: string; summary: string }> = {
+  check: { run: runCheck, usage: checkUsage, summary: "check .llm files and report every error" },
+  compile: { run: runCompile, usage: compileUsage, summary: "compile a model: IR (--emit ir), passes, report" },
+  fmt: { run: runFmt, usage: fmtUsage, summary: "format .llm files (--write, --check)" },
+  import: { run: runImport, usage: importUsage, summary: "write a .llm for an HF config.json or a GGUF file" },
+  info: { run: runInfo, usage: infoUsage, summary: "show a model's config, weights and parameter count" },
 };
 
 export const VERSION = "0.1.0";
@@ -48,14 +49,11 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
     return 2;
   }
   try {
-    const run = await cmd.run();
     if (rest.includes("--help") || rest.includes("-h")) {
-      const mod = (await import(`./commands/${name}.js`)) as Record<string, unknown>;
-      const text = Object.entries(mod).find(([k]) => k.endsWith("Usage"))?.[1];
-      io.out(`${typeof text === "string" ? text : `usage: llmc ${name} …`}\n`);
+      io.out(`${cmd.usage}\n`);
       return 0;
     }
-    return await run(rest, io);
+    return await cmd.run(rest, io);
   } catch (err) {
     if (err instanceof UsageError) {
       io.err(`llmc ${name}: ${err.message}\n${err.usage ? "\n" + err.usage + "\n" : ""}`);
