@@ -52,7 +52,7 @@ describe("output shape and dtype equal the op table's infer", () => {
           expect(checked.shape).toEqual(out.shape);
           expect(Array.from(checked.data)).toEqual(Array.from(out.data));
         }),
-        { numRuns: Math.ceil(NUM_RUNS / 2) },
+        { numRuns: NUM_RUNS },
       );
     });
   }
