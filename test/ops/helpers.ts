@@ -4,22 +4,14 @@
 import fc from "fast-check";
 import { opTable, type DType } from "../../src/compiler/ops/table.js";
 import { parseProgram } from "../../src/compiler/ops/expr.js";
+import { rng } from "../../src/runtime/weights/random.js";
 import { reference, sizeOf, tensor, type ConcreteAttrs, type HostTensor } from "../../src/compiler/ops/reference.js";
 
 /** For cheap properties; expensive ones use a fraction of it. */
 export const NUM_RUNS = process.env["CI"] ? 1000 : 200;
 
-/** mulberry32: a small seeded generator, so shrinking keeps the data of a case. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small seeded generator, so shrinking keeps the data of a case. */
+export { rng };
 
 export interface DataOpts {
   /** Floats uniform in [-range, range] (default 2). */
