@@ -177,16 +177,8 @@ export function renderExpr(
     return name(o);
   });
 
-  const code = [...pre, ...body, ...outputs].join("\n");
-  const helpers = Object.entries(lang.helpers)
-    .filter(([h]) => new RegExp(`\\b${h}\\(`).test(code))
-    .map(([, src]) => src);
-  // Helpers may call helpers (declared in dependency order in the table).
-  for (const [h, src] of Object.entries(lang.helpers)) {
-    if (!helpers.includes(src) && helpers.some((s) => new RegExp(`\\b${h}\\(`).test(s))) helpers.unshift(src);
-  }
   return {
-    helpers,
+    helpers: helpersFor([...pre, ...body, ...outputs].join("\n"), lang),
     pre,
     body,
     outputs,
@@ -195,9 +187,17 @@ export function renderExpr(
   };
 }
 
-/** A program of one elementwise op over its arguments: inputs 0…k-1, constants inlined. */
-export function singleOpProgram(op: string, args: ({ input: number } | { value: number; dtype: DType })[], castTo?: DType): ExprProgram {
-  const nodes: ExprNode[] = args.map((a) => ("input" in a ? { kind: "input", index: a.input } : { kind: "const", value: a.value, dtype: a.dtype }));
-  nodes.push(castTo ? { kind: "op", op, args: args.map((_, i) => i), dtype: castTo } : { kind: "op", op, args: args.map((_, i) => i) });
-  return { nodes, outputs: [nodes.length - 1] };
+/** The helper functions `code` calls, directly or through other helpers, in the table's order. */
+export function helpersFor(code: string, lang: ExprLang): string[] {
+  const need = new Set<string>();
+  const scan = (text: string): void => {
+    for (const [h, src] of Object.entries(lang.helpers)) {
+      if (!need.has(h) && new RegExp(`\\b${h}\\(`).test(text)) {
+        need.add(h);
+        scan(src);
+      }
+    }
+  };
+  scan(code);
+  return Object.entries(lang.helpers).filter(([h]) => need.has(h)).map(([, src]) => src);
 }

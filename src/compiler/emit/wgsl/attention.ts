@@ -1,0 +1,130 @@
+// The model-specific kernels: attention over the KV cache, appending to it, and rotary embedding.
+// The cache length S = P + T is read from the per-step parameters, so one pipeline serves every
+// decode step.
+
+import type { DispatchContext } from "./context.js";
+import { constOf, dimExpr, plus } from "./context.js";
+import { BindingSet, grid, headerContext, renderTemplate, type WgslKernel } from "./kernel.js";
+import { f32Literal } from "./lang.js";
+import type { WgslTuning } from "./tuning.js";
+
+const DOT1 = "fn dot1(a: f32, b: f32) -> f32 { return a * b; }";
+
+export function emitAttention(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
+  const d = ctx.dispatch;
+  const n = ctx.output;
+  const [q, k, v] = d.inputs as [number, number, number];
+  const [T, HQ, D] = ctx.shape(q) as [number, number, number];
+  const kTy = ctx.node(k).ty.shape;
+  const HKV = constOf(kTy[1]!)!;
+  const vShape = ctx.node(v).ty.shape;
+  if (constOf(vShape[2]!) !== D) throw new Error(`${ctx.label()}: attention with a value head_dim different from the key head_dim is not supported by the WGSL backend`);
+  const [qp, kp, vp] = [ctx.placement(q), ctx.placement(k), ctx.placement(v)];
+  const op = ctx.placement(d.node);
+  const vec = D % 4 === 0 && [qp, kp, vp, op].every((p) => p.offset % 4 === 0) ? 4 : 1;
+  const vt = vec === 4 ? "vec4<f32>" : "f32";
+  const b = new BindingSet();
+  const qb = b.storage(qp, "read", vt);
+  const kb = b.storage(kp, "read", vt);
+  const vb = b.storage(vp, "read", vt);
+  const out = b.storage(op, "read_write", vt);
+  const sExpr = dimExpr(kTy[0]!, "params");
+  if (sExpr.includes("params")) b.params();
+  const scale = typeof n.attrs["scale"] === "number" ? (n.attrs["scale"] as number) : 1 / Math.sqrt(D);
+  const window = (n.attrs["window"] as number | undefined) ?? 0;
+  const rows = T * HQ;
+  const g = grid(rows, tuning.attention.workgroupSize);
+  const code = renderTemplate("attention", {
+    ...headerContext("attention", b, vec === 4 ? [] : [DOT1]),
+    t: T,
+    hq: HQ,
+    hkv: HKV,
+    group: HQ / HKV,
+    dim: D,
+    dv: D / vec,
+    vec,
+    vt,
+    dot: vec === 4 ? "dot" : "dot1",
+    sExpr,
+    causal: n.attrs["causal"] === true,
+    window: window > 0 ? window : 0,
+    scale: f32Literal(scale),
+    rowCount: rows,
+    q: qb,
+    k: kb,
+    v: vb,
+    out,
+    qOffset: plus(qp.offset / vec),
+    kOffset: plus(kp.offset / vec),
+    vOffset: plus(vp.offset / vec),
+    outOffset: plus(op.offset / vec),
+    workgroupSize: tuning.attention.workgroupSize,
+    rowStride: g.rowStride,
+  });
+  return { label: ctx.label(), code, bindings: b.bindings(), workgroups: g.workgroups };
+}
+
+export function emitKvAppend(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
+  const d = ctx.dispatch;
+  const x = d.inputs[0]!;
+  const [T, H, D] = ctx.shape(x) as [number, number, number];
+  const row = H * D;
+  const xp = ctx.placement(x);
+  const cp = ctx.placement(d.node);
+  const vec = row % 4 === 0 && xp.offset % 4 === 0 && cp.offset % 4 === 0 ? 4 : 1;
+  const elem = vec === 4 ? "vec4<f32>" : "f32";
+  const b = new BindingSet();
+  const xb = b.storage(xp, "read", elem);
+  const cache = b.storage(cp, "read_write", elem);
+  b.params();
+  const count = (T * row) / vec;
+  const g = grid(count, tuning.workgroupSize);
+  const code = renderTemplate("kv_append", {
+    ...headerContext("kv_append", b),
+    t: T,
+    vec,
+    row: row / vec,
+    count,
+    x: xb,
+    cache,
+    xOffset: plus(xp.offset / vec),
+    cacheOffset: plus(cp.offset / vec),
+    workgroupSize: tuning.workgroupSize,
+    rowStride: g.rowStride,
+  });
+  return { label: ctx.label(), code, bindings: b.bindings(), workgroups: g.workgroups };
+}
+
+export function emitRotary(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
+  const d = ctx.dispatch;
+  const [x, cos, sin] = d.inputs as [number, number, number];
+  const [T, H, D] = ctx.shape(x) as [number, number, number];
+  const half = D / 2;
+  const b = new BindingSet();
+  const [xp, cp, sp, op] = [ctx.placement(x), ctx.placement(cos), ctx.placement(sin), ctx.placement(d.node)];
+  const xb = b.storage(xp, "read", "f32");
+  const cb = b.storage(cp, "read", "f32");
+  const sb = b.storage(sp, "read", "f32");
+  const out = b.storage(op, "read_write", "f32");
+  const pairs = T * H * half;
+  const g = grid(pairs, tuning.workgroupSize);
+  const code = renderTemplate("rotary", {
+    ...headerContext("rotary", b),
+    t: T,
+    heads: H,
+    dim: D,
+    half,
+    pairs,
+    x: xb,
+    cos: cb,
+    sin: sb,
+    out,
+    xOffset: plus(xp.offset),
+    cosOffset: plus(cp.offset),
+    sinOffset: plus(sp.offset),
+    outOffset: plus(op.offset),
+    workgroupSize: tuning.workgroupSize,
+    rowStride: g.rowStride,
+  });
+  return { label: ctx.label(), code, bindings: b.bindings(), workgroups: g.workgroups };
+}

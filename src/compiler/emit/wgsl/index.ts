@@ -1,0 +1,37 @@
+// WGSL emission: one kernel per dispatch of a step plan, from the family's template.
+
+import type { Dispatch, KernelKind, StepPlan } from "../../plan/plan.js";
+import { emitAttention, emitKvAppend, emitRotary } from "./attention.js";
+import { DispatchContext } from "./context.js";
+import { emitElementwise, emitReduce } from "./elementwise.js";
+import type { WgslKernel } from "./kernel.js";
+import { emitConcat, emitGather, emitSlice, emitTranspose } from "./layout.js";
+import { emitLinear, emitMatmul } from "./linear.js";
+import type { WgslTuning } from "./tuning.js";
+
+export { PARAMS_BYTES, type KernelBinding, type WgslKernel } from "./kernel.js";
+export { CPU_TUNING, GPU_TUNING, type WgslTuning } from "./tuning.js";
+
+const families: Record<KernelKind, (ctx: DispatchContext, tuning: WgslTuning) => WgslKernel> = {
+  elementwise: emitElementwise,
+  fused: emitElementwise,
+  reduce: emitReduce,
+  linear: emitLinear,
+  matmul: emitMatmul,
+  gather: emitGather,
+  rotary: emitRotary,
+  attention: emitAttention,
+  kv_append: emitKvAppend,
+  transpose: emitTranspose,
+  slice: emitSlice,
+  concat: emitConcat,
+};
+
+export function emitKernel(plan: StepPlan, dispatch: Dispatch, tuning: WgslTuning): WgslKernel {
+  return families[dispatch.kernel](new DispatchContext(plan, dispatch), tuning);
+}
+
+/** Every dispatch's kernel, in dispatch order. */
+export function emitPlan(plan: StepPlan, tuning: WgslTuning): WgslKernel[] {
+  return plan.dispatches.map((d) => emitKernel(plan, d, tuning));
+}

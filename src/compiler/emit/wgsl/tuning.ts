@@ -1,0 +1,49 @@
+// Kernel shape parameters of the WGSL templates. The runtime picks them per adapter
+// (src/runtime/webgpu/tuning.ts); the emitter only reads them, so a kernel's shape is never
+// hard-wired into a template.
+
+export interface WgslTuning {
+  /** Which profile these values came from, for reports. */
+  profile: string;
+  /** Workgroup size of one-dimensional kernels (elementwise, copies, gather, rotary, kv append). */
+  workgroupSize: number;
+  /** Elements each invocation of an elementwise kernel computes. */
+  elementsPerInvocation: number;
+  /** Rows (of many) per invocation for row reductions and fused row programs. */
+  reduceWorkgroupSize: number;
+  linear: {
+    workgroupSize: number;
+    /** Output features (rows of W) per invocation. */
+    rowsPerInvocation: number;
+    /** Rows of x per invocation when x has several rows (prefill): a register tile of
+     *  rowsPerInvocation × tileM outputs, each weight row read once per tile. */
+    tileM: number;
+  };
+  matmul: { workgroupSize: number };
+  attention: { workgroupSize: number };
+}
+
+/** CPU rasterisers (llvmpipe, SwiftShader, lavapipe): barriers are expensive, invocations run as
+ *  SIMD lanes of a few threads, so several rows per invocation and vec4 loads win (DESIGN.md).
+ *  Linear on llvmpipe, 4096×4096 f32, 2 cores (noisy): decode 1 row/invocation 2.6–3.4 GB/s,
+ *  4 rows 4.5–6.0 GB/s; prefill of 16 rows tileM 1 → 8: 334 → 87 ms. */
+export const CPU_TUNING: WgslTuning = {
+  profile: "cpu",
+  workgroupSize: 64,
+  elementsPerInvocation: 4,
+  reduceWorkgroupSize: 16,
+  linear: { workgroupSize: 64, rowsPerInvocation: 4, tileM: 8 },
+  matmul: { workgroupSize: 64 },
+  attention: { workgroupSize: 8 },
+};
+
+/** Discrete and integrated GPUs: many lanes, so one output per invocation and large workgroups. */
+export const GPU_TUNING: WgslTuning = {
+  profile: "gpu",
+  workgroupSize: 256,
+  elementsPerInvocation: 1,
+  reduceWorkgroupSize: 64,
+  linear: { workgroupSize: 64, rowsPerInvocation: 1, tileM: 4 },
+  matmul: { workgroupSize: 256 },
+  attention: { workgroupSize: 32 },
+};

@@ -1,0 +1,301 @@
+// Building the step plan: specialise the graph for T, decide for every node whether it is a kernel,
+// a view of other bytes, a constant written into its users, or a transpose the matmul reads through;
+// then give activations buffers by liveness.
+
+import { constValue, evalDim, formatShape, type Dim } from "../check/symbolic.js";
+import { nodeMap, type Graph, type Node } from "../ir/graph.js";
+import type { ExprNode, ExprProgram } from "../ops/expr.js";
+import { getOp, opTable, type DType } from "../ops/table.js";
+import { specialize } from "../passes/specialize.js";
+import { assignSlots, type Lifetime } from "./memory.js";
+import { PlanError, type Dispatch, type NodeStorage, type Placement, type PlanBuffer, type StepPlan } from "./plan.js";
+
+export interface PlanOptions {
+  /** Tokens per step: 1 for decode, the prompt length for prefill. */
+  T: number;
+}
+
+const SUPPORTED_DTYPES: ReadonlySet<DType> = new Set(["f32", "i32", "bool"]);
+const ELEMENT_BYTES = 4; // f32, i32, and bool stored as u32
+
+const dependsOnP = (shape: readonly Dim[]) => shape.some((d) => constValue(d) === null);
+const round16 = (bytes: number) => Math.max(16, Math.ceil(bytes / 16) * 16);
+
+function isElementwise(op: string): boolean {
+  return opTable.get(op)?.kind === "elementwise";
+}
+
+function isReduction(op: string): boolean {
+  return opTable.get(op)?.kind === "reduction";
+}
+
+/** Concrete dims of a shape with no P in it. */
+export function concreteDims(shape: readonly Dim[], what: string): number[] {
+  return shape.map((d) => {
+    const c = constValue(d);
+    if (c === null) throw new PlanError(`${what}: shape ${formatShape(shape)} depends on the past length P`);
+    return c;
+  });
+}
+
+const product = (xs: readonly number[]) => xs.reduce((a, b) => a * b, 1);
+
+/** A transpose that only moves dims of size 1 keeps the element order: it is a view. */
+function isTrivialTranspose(n: Node, input: Node): boolean {
+  const perm = n.attrs["perm"] as number[];
+  const kept = perm.filter((p) => constValue(input.ty.shape[p]!) !== 1);
+  return kept.every((p, i) => i === 0 || p > kept[i - 1]!);
+}
+
+/** The weight W of `x @ transpose(W)` with W [N, K]: the linear kernel reads W directly. */
+function linearWeight(m: Node, nodes: ReadonlyMap<number, Node>): number | null {
+  const b = nodes.get(m.inputs[1]!)!;
+  if (b.op !== "transpose" || m.inputs[0] === b.id) return null;
+  const perm = b.attrs["perm"] as number[];
+  const w = nodes.get(b.inputs[0]!)!;
+  if (w.ty.shape.length !== 2 || perm.length !== 2 || perm[0] !== 1 || perm[1] !== 0) return null;
+  if (nodes.get(m.inputs[0]!)!.ty.shape.length < 2) return null;
+  return w.id;
+}
+
+/** Rewrites program inputs that are scalar constants into constant nodes, renumbering the rest. */
+function inlineConstants(program: ExprProgram, inputs: readonly number[], scalar: (id: number) => { value: number; dtype: DType } | null): { program: ExprProgram; inputs: number[] } {
+  const kept: number[] = [];
+  const remap = new Map<number, number>();
+  inputs.forEach((id, i) => {
+    if (scalar(id) === null) {
+      remap.set(i, kept.length);
+      kept.push(id);
+    }
+  });
+  const nodes = program.nodes.map((n): ExprNode => {
+    if (n.kind !== "input") return n;
+    const c = scalar(inputs[n.index]!);
+    return c ? { kind: "const", value: c.value, dtype: c.dtype } : { kind: "input", index: remap.get(n.index)! };
+  });
+  return { program: { nodes, outputs: program.outputs }, inputs: kept };
+}
+
+function storageData(dtype: DType, values: ArrayLike<number>): Float32Array | Int32Array | Uint32Array {
+  if (dtype === "f32") return Float32Array.from(values);
+  if (dtype === "i32") return Int32Array.from(values);
+  return Uint32Array.from(values, (v) => (v ? 1 : 0));
+}
+
+export function buildStepPlan(graph: Graph, opts: PlanOptions): StepPlan {
+  const T = opts.T;
+  if (!Number.isInteger(T) || T < 1) throw new PlanError(`a step needs at least one token, got T = ${T}`);
+  const g = specialize(graph, { T });
+  const nodes = nodeMap(g);
+  const consumers = new Map<number, Node[]>();
+  for (const n of g.nodes) for (const i of n.inputs) consumers.set(i, [...(consumers.get(i) ?? []), n]);
+  const isOutput = new Set(g.outputs);
+  const states = [...g.states.values()];
+  const maxSeqLen = states.length ? Math.min(...states.map((s) => s.maxSeqLen)) : T;
+  if (T > maxSeqLen) throw new PlanError(`a step of ${T} tokens exceeds max_seq_len ${maxSeqLen}`);
+  const envMax = new Map([["P", maxSeqLen - T]]);
+  const elementsAtMax = (n: Node) => product(n.ty.shape.map((d) => evalDim(d, envMax)));
+
+  for (const n of g.nodes) {
+    if (!SUPPORTED_DTYPES.has(n.ty.dtype)) throw new PlanError(`%${n.id} (${n.op}) is ${n.ty.dtype}; the GPU backends support f32, i32 and bool tensors only (convert weights to f32 on load)`);
+  }
+
+  /** A scalar that kernels can take as a literal: a const, or a one-element literal. */
+  const scalarOf = (id: number): { value: number; dtype: DType } | null => {
+    const n = nodes.get(id)!;
+    if (n.op === "const") {
+      const v = n.attrs["value"];
+      return { value: typeof v === "boolean" ? (v ? 1 : 0) : (v as number), dtype: n.ty.dtype };
+    }
+    if (n.op === "literal" && !dependsOnP(n.ty.shape) && product(concreteDims(n.ty.shape, "literal")) === 1) {
+      return { value: g.literals.get(n.id)![0]!, dtype: n.ty.dtype };
+    }
+    return null;
+  };
+  const takesInline = (c: Node) => isElementwise(c.op) || c.op === "fused";
+  const needsBuffer = (n: Node) => isOutput.has(n.id) || (consumers.get(n.id) ?? []).some((c) => !takesInline(c));
+
+  const elided = (t: Node) =>
+    !isOutput.has(t.id) &&
+    (consumers.get(t.id) ?? []).length > 0 &&
+    consumers.get(t.id)!.every((c) => c.op === "matmul" && c.inputs[1] === t.id && linearWeight(c, nodes) !== null);
+
+  const buffers: PlanBuffer[] = [];
+  const placement = new Map<number, Placement>();
+  const storage = new Map<number, NodeStorage>();
+  const dispatches: Dispatch[] = [];
+  const inputs: StepPlan["inputs"] = [];
+  const weightBuffer = new Map<string, number>();
+  const kvBuffer = new Map<string, number>();
+  /** Views: node → (source node, extra element offset); resolved after activations are placed. */
+  const views = new Map<number, { source: number; offset: number }>();
+
+  const addBuffer = (b: Omit<PlanBuffer, "id">): number => {
+    buffers.push({ id: buffers.length, ...b });
+    return buffers.length - 1;
+  };
+  const literalBuffer = (n: Node, values: ArrayLike<number>) => {
+    const id = addBuffer({ kind: "literal", bytes: round16(values.length * ELEMENT_BYTES), holds: `literal %${n.id}`, data: storageData(n.ty.dtype, values) });
+    placement.set(n.id, { buffer: id, offset: 0 });
+    storage.set(n.id, "literal");
+  };
+  const dispatch = (d: Omit<Dispatch, "index">) => {
+    const kind = d.kernel;
+    const pDependent = [d.node, ...d.inputs].filter((id) => dependsOnP(nodes.get(id)!.ty.shape));
+    const allowed = kind === "attention" ? pDependent.every((id) => id !== d.node) : kind === "kv_append" ? pDependent.every((id) => id === d.node) : pDependent.length === 0;
+    if (!allowed) {
+      const n = nodes.get(pDependent[0]!)!;
+      throw new PlanError(`%${d.node} (${nodes.get(d.node)!.op}): a ${kind} kernel over %${n.id} ${formatShape(n.ty.shape)}, whose shape depends on the past length P, is not supported yet`);
+    }
+    dispatches.push({ index: dispatches.length, ...d });
+  };
+
+  for (const n of g.nodes) {
+    const src = n.inputs[0];
+    switch (n.op) {
+      case "input": {
+        const id = addBuffer({ kind: "input", bytes: round16(elementsAtMax(n) * ELEMENT_BYTES), holds: String(n.attrs["name"]) });
+        placement.set(n.id, { buffer: id, offset: 0 });
+        storage.set(n.id, "input");
+        inputs.push({ name: String(n.attrs["name"]), node: n.id, buffer: id });
+        break;
+      }
+      case "weight": {
+        const name = String(n.attrs["name"]);
+        let id = weightBuffer.get(name);
+        if (id === undefined) {
+          id = addBuffer({ kind: "weight", bytes: round16(elementsAtMax(n) * ELEMENT_BYTES), holds: name });
+          weightBuffer.set(name, id);
+        }
+        placement.set(n.id, { buffer: id, offset: 0 });
+        storage.set(n.id, "weight");
+        break;
+      }
+      case "literal":
+        if (scalarOf(n.id) && !needsBuffer(n)) storage.set(n.id, "inlined");
+        else literalBuffer(n, g.literals.get(n.id)!);
+        break;
+      case "const":
+        if (!needsBuffer(n)) storage.set(n.id, "inlined");
+        else literalBuffer(n, [scalarOf(n.id)!.value]);
+        break;
+      case "arange": {
+        const count = product(concreteDims(n.ty.shape, `%${n.id} (arange)`));
+        literalBuffer(n, Array.from({ length: count }, (_, i) => i));
+        break;
+      }
+      case "reshape":
+        views.set(n.id, { source: src!, offset: 0 });
+        break;
+      case "slice": {
+        const x = nodes.get(src!)!;
+        const axis = (n.attrs["axis"] as number) < 0 ? (n.attrs["axis"] as number) + x.ty.shape.length : (n.attrs["axis"] as number);
+        const start = constValue(n.attrs["start"] as Dim);
+        const outer = x.ty.shape.slice(0, axis).map(constValue);
+        if (start !== null && outer.every((d) => d === 1) && !dependsOnP(x.ty.shape.slice(axis + 1))) {
+          const inner = product(concreteDims(x.ty.shape.slice(axis + 1), "slice"));
+          views.set(n.id, { source: src!, offset: start * inner });
+        } else dispatch({ kernel: "slice", node: n.id, inputs: [src!] });
+        break;
+      }
+      case "transpose":
+        if (isTrivialTranspose(n, nodes.get(src!)!)) views.set(n.id, { source: src!, offset: 0 });
+        else if (elided(n)) storage.set(n.id, "elided");
+        else dispatch({ kernel: "transpose", node: n.id, inputs: [src!] });
+        break;
+      case "kv_append": {
+        const state = String(n.attrs["state"]);
+        const layer = n.attrs["layer"] as number;
+        const which = n.attrs["which"] === "v" ? "v" : "k";
+        const spec = g.states.get(state);
+        if (!spec) throw new PlanError(`%${n.id} appends to a state the graph does not declare`);
+        const key = `${state}.${layer}.${which}`;
+        let id = kvBuffer.get(key);
+        if (id === undefined) {
+          id = addBuffer({ kind: "kv", bytes: round16(spec.maxSeqLen * spec.heads * spec.headDim * ELEMENT_BYTES), holds: key, kv: { state, layer, which } });
+          kvBuffer.set(key, id);
+        }
+        placement.set(n.id, { buffer: id, offset: 0 });
+        storage.set(n.id, "view");
+        dispatch({ kernel: "kv_append", node: n.id, inputs: [src!] });
+        break;
+      }
+      case "matmul": {
+        const w = linearWeight(n, nodes);
+        if (w !== null) {
+          const identity: ExprProgram = { nodes: [{ kind: "input", index: 0 }], outputs: [0] };
+          dispatch({ kernel: "linear", node: n.id, inputs: [src!, w], program: identity, weights: 1 });
+        } else dispatch({ kernel: "matmul", node: n.id, inputs: [...n.inputs] });
+        break;
+      }
+      case "linear":
+        dispatch({ kernel: "linear", node: n.id, inputs: [...n.inputs], program: n.attrs["epilogue"] as ExprProgram, weights: n.attrs["weights"] as number });
+        break;
+      case "fused": {
+        const r = inlineConstants(n.attrs["program"] as ExprProgram, n.inputs, scalarOf);
+        dispatch({ kernel: "fused", node: n.id, inputs: r.inputs, program: r.program });
+        break;
+      }
+      case "gather":
+      case "rotary":
+      case "attention":
+      case "concat":
+        dispatch({ kernel: n.op, node: n.id, inputs: [...n.inputs] });
+        break;
+      default:
+        if (isElementwise(n.op)) {
+          const program: ExprProgram = {
+            nodes: [
+              ...n.inputs.map((_, i): ExprNode => ({ kind: "input", index: i })),
+              n.op === "cast" ? { kind: "op", op: n.op, args: n.inputs.map((_, i) => i), dtype: n.attrs["dtype"] as DType } : { kind: "op", op: n.op, args: n.inputs.map((_, i) => i) },
+            ],
+            outputs: [n.inputs.length],
+          };
+          const r = inlineConstants(program, n.inputs, scalarOf);
+          dispatch({ kernel: "elementwise", node: n.id, inputs: r.inputs, program: r.program });
+        } else if (isReduction(n.op)) {
+          dispatch({ kernel: "reduce", node: n.id, inputs: [src!] });
+        } else {
+          getOp(n.op); // unknown ops fail with the op table's message
+          throw new PlanError(`%${n.id}: no kernel for op '${n.op}'`);
+        }
+    }
+  }
+
+  // Liveness of activations: written by their dispatch, read by later dispatches through any view.
+  const rootOf = (id: number): number => {
+    const v = views.get(id);
+    return v ? rootOf(v.source) : id;
+  };
+  const lifetimes = new Map<number, Lifetime>();
+  for (const d of dispatches) {
+    if (d.kernel === "kv_append") continue;
+    lifetimes.set(d.node, { id: d.node, bytes: round16(elementsAtMax(nodes.get(d.node)!) * ELEMENT_BYTES), start: d.index, end: d.index });
+  }
+  for (const d of dispatches) {
+    for (const i of d.inputs) {
+      const lt = lifetimes.get(rootOf(i));
+      if (lt) lt.end = Math.max(lt.end, d.index);
+    }
+  }
+  for (const o of g.outputs) {
+    const lt = lifetimes.get(rootOf(o));
+    if (lt) lt.end = Infinity;
+  }
+  const { slot, slotBytes } = assignSlots([...lifetimes.values()]);
+  const slotBuffer = slotBytes.map((bytes, s) => addBuffer({ kind: "activation", bytes, holds: `slot ${s}` }));
+  for (const [id, s] of slot) {
+    placement.set(id, { buffer: slotBuffer[s]!, offset: 0 });
+  }
+  for (const n of g.nodes) {
+    const v = views.get(n.id);
+    if (!v) continue;
+    const p = placement.get(v.source);
+    if (!p) throw new PlanError(`internal: %${n.id} is a view of %${v.source}, which has no storage`);
+    placement.set(n.id, { buffer: p.buffer, offset: p.offset + v.offset });
+    storage.set(n.id, "view");
+  }
+  for (const o of g.outputs) if (!placement.has(o)) throw new PlanError(`internal: output %${o} has no storage`);
+
+  return { model: g.name, T, maxSeqLen, graph: g, buffers, placement, storage, dispatches, inputs, outputs: [...g.outputs] };
+}

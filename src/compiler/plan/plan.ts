@@ -1,0 +1,94 @@
+// The step plan: for a graph specialised to one step shape (T known, P a runtime parameter), where
+// every tensor lives (buffer + element offset) and which kernels run in which order. It is target
+// neutral: the WGSL emitter (and later CUDA) turns each dispatch into a kernel; the runtime creates
+// the buffers once and replays the dispatch list every step of that shape.
+
+import type { Graph } from "../ir/graph.js";
+import type { ExprProgram } from "../ops/expr.js";
+
+/**
+ * input       written by the runtime every step (`tokens`, `pos`)
+ * weight      uploaded once, shared by every step shape
+ * kv          the KV cache of one layer's keys or values, persistent across steps
+ * literal     folded constants and host-evaluated sources, uploaded once per step shape
+ * activation  intermediate values; reused by tensors whose lifetimes do not overlap
+ */
+export type BufferKind = "input" | "weight" | "kv" | "literal" | "activation";
+
+export interface PlanBuffer {
+  id: number;
+  kind: BufferKind;
+  /** Capacity in bytes (P-dependent tensors at the largest P), a multiple of 16. */
+  bytes: number;
+  /** What it holds: the input or weight name, `state.layer.k|v`, the literal's node, or `slot N`. */
+  holds: string;
+  /** kv: which cache. */
+  kv?: { state: string; layer: number; which: "k" | "v" };
+  /** literal: the contents, in storage form (bool as 0/1 u32). */
+  data?: Float32Array | Int32Array | Uint32Array;
+}
+
+/** Where a tensor's first element is: a buffer and an offset in elements. */
+export interface Placement {
+  buffer: number;
+  offset: number;
+}
+
+export type KernelKind =
+  | "elementwise" // one op of the table, constants inlined
+  | "fused" // an expression program, with row reductions over the last axis
+  | "reduce" // sum / mean / amax over any axis
+  | "linear" // x @ Wᵢᵀ for weights W [N, K], then an epilogue program
+  | "matmul" // batched a @ b
+  | "gather"
+  | "rotary"
+  | "attention"
+  | "kv_append"
+  | "transpose"
+  | "slice"
+  | "concat";
+
+export interface Dispatch {
+  index: number;
+  kernel: KernelKind;
+  /** The IR node it computes. */
+  node: number;
+  /** IR nodes it reads, in kernel order (linear: x, weights…, epilogue extras). */
+  inputs: number[];
+  /** elementwise / fused: program input i is inputs[i]. linear: the epilogue, whose inputs are the
+   *  accumulators (one per weight) then the extras inputs[1 + weights …]. */
+  program?: ExprProgram;
+  /** linear: how many weights follow x in `inputs`. */
+  weights?: number;
+}
+
+/** How a node without a dispatch of its own gets its value. */
+export type NodeStorage =
+  | "input"
+  | "weight"
+  | "literal"
+  | "view" // the same bytes as another tensor (reshape, contiguous slice, trivial transpose, KV cache)
+  | "inlined" // a scalar constant written into the kernels that use it
+  | "elided"; // a transpose read directly by the linear kernels that use it
+
+export interface StepPlan {
+  model: string;
+  /** Tokens this step. */
+  T: number;
+  /** Longest context (P + T) the plan is sized for. */
+  maxSeqLen: number;
+  /** The graph specialised for T; P stays symbolic. */
+  graph: Graph;
+  buffers: PlanBuffer[];
+  placement: Map<number, Placement>;
+  /** Nodes computed without a dispatch, and how. */
+  storage: Map<number, NodeStorage>;
+  dispatches: Dispatch[];
+  /** Runtime inputs: their node and buffer. */
+  inputs: { name: string; node: number; buffer: number }[];
+  outputs: number[];
+}
+
+export class PlanError extends Error {
+  override name = "PlanError";
+}

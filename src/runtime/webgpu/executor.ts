@@ -1,0 +1,361 @@
+// Runs a compiled graph on WebGPU with the CPU interpreter's interface. Weights are uploaded once;
+// each step shape (T) gets a plan, its kernels, pipelines, buffers and bind groups the first time it
+// runs, and every later step of that shape only writes the per-step parameters (P) and inputs,
+// records one command buffer, submits it once and reads back the output.
+
+import { evalDim } from "../../compiler/check/symbolic.js";
+import { emitPlan, PARAMS_BYTES, type KernelBinding, type WgslKernel, type WgslTuning } from "../../compiler/emit/wgsl/index.js";
+import type { Graph } from "../../compiler/ir/graph.js";
+import { weightNodes } from "../../compiler/ir/graph.js";
+import type { HostTensor } from "../../compiler/ops/reference.js";
+import { buildStepPlan } from "../../compiler/plan/build.js";
+import type { PlanBuffer, StepPlan } from "../../compiler/plan/plan.js";
+import { ContextOverflowError, type StepInputs, type WeightSource } from "../cpu/interpreter.js";
+import { WebGpuError, type GpuContext } from "./device.js";
+import { chooseTuning } from "./tuning.js";
+
+export interface WebGpuExecutorOptions {
+  /** Kernel shapes; by default chosen for the adapter. */
+  tuning?: WgslTuning;
+  /** How many step shapes (prompt lengths) keep their buffers and pipelines; the oldest prefill
+   *  shape is dropped past this. Decode (T = 1) is always kept. */
+  maxStepShapes?: number;
+}
+
+export interface StepStats {
+  tokens: number;
+  dispatches: number;
+  submits: number;
+}
+
+/** Everything one step shape needs, made once. */
+interface StepProgram {
+  plan: StepPlan;
+  kernels: WgslKernel[];
+  pipelines: GPUComputePipeline[];
+  bindGroups: GPUBindGroup[];
+  /** Buffers owned by this shape (inputs, literals, activations); weights and KV are shared. */
+  owned: GPUBuffer[];
+  inputBuffers: Map<string, GPUBuffer>;
+  output: { buffer: GPUBuffer; offset: number };
+  readback: GPUBuffer;
+  /** Gathers that read the token ids directly: ids must be below `rows`. */
+  tokenTables: number[];
+}
+
+const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** Pipelines and bind group layouts by kernel source, shared by every executor on a device (the
+ *  layers of a model, and models of one architecture, compile to the same kernels). */
+const deviceCaches = new WeakMap<GPUDevice, { pipelines: Map<string, Promise<GPUComputePipeline>>; layouts: Map<string, GPUBindGroupLayout> }>();
+
+export class WebGpuExecutor {
+  /** Positions already in the KV cache (P). */
+  past = 0;
+  readonly maxSeqLen: number;
+  readonly tuning: WgslTuning;
+  /** Counts of the last step. */
+  lastStep: StepStats | null = null;
+
+  private readonly device: GPUDevice;
+  private readonly weights = new Map<string, GPUBuffer>();
+  private readonly kv = new Map<string, GPUBuffer>();
+  private readonly params: GPUBuffer;
+  private readonly programs = new Map<number, Promise<StepProgram>>();
+  private readonly pipelineCache: Map<string, Promise<GPUComputePipeline>>;
+  private readonly layoutCache: Map<string, GPUBindGroupLayout>;
+  private readonly maxStepShapes: number;
+  private readonly uploaded: Promise<void>;
+  private running = false;
+  private disposed = false;
+
+  constructor(
+    readonly graph: Graph,
+    weights: WeightSource,
+    readonly gpu: GpuContext,
+    opts: WebGpuExecutorOptions = {},
+  ) {
+    this.device = gpu.device;
+    const caches = deviceCaches.get(this.device) ?? { pipelines: new Map(), layouts: new Map() };
+    deviceCaches.set(this.device, caches);
+    this.pipelineCache = caches.pipelines;
+    this.layoutCache = caches.layouts;
+    this.tuning = opts.tuning ?? chooseTuning(gpu.adapter, gpu.limits);
+    this.maxStepShapes = opts.maxStepShapes ?? 4;
+    this.maxSeqLen = Math.min(...[...graph.states.values()].map((s) => s.maxSeqLen), Number.MAX_SAFE_INTEGER);
+    this.params = this.device.createBuffer({ label: "llmc params", size: PARAMS_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    this.uploaded = gpu.scoped("uploading the weights", () => this.uploadWeights(weights));
+    this.uploaded.catch(() => undefined); // reported by the first step
+  }
+
+  /** Waits for the weight upload; throws what went wrong with it. */
+  async ready(): Promise<void> {
+    await this.uploaded;
+  }
+
+  /** Forgets the cached positions (the buffers are reused). */
+  reset(): void {
+    this.past = 0;
+  }
+
+  /** The plan of a step of T tokens (built on first use). */
+  async plan(T: number): Promise<StepPlan> {
+    return (await this.program(T)).plan;
+  }
+
+  /** Runs one step (prefill or decode) and returns the graph's first output, e.g. logits [T, vocab]. */
+  async step(inputs: StepInputs): Promise<HostTensor> {
+    if (this.disposed) throw new WebGpuError("this executor was disposed");
+    if (this.running) throw new Error("step() was called while another step is running; await each step before the next");
+    this.running = true;
+    try {
+      return await this.run(inputs);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async run(inputs: StepInputs): Promise<HostTensor> {
+    await this.uploaded;
+    this.gpu.check();
+    const T = inputs.tokens.length;
+    if (T === 0) throw new Error("a step needs at least one token");
+    const P = this.past;
+    if (P + T > this.maxSeqLen) {
+      throw new ContextOverflowError(`context overflow: ${P} cached + ${T} new tokens exceed max_seq_len ${this.maxSeqLen}`);
+    }
+    const pos = inputs.pos ?? Int32Array.from({ length: T }, (_, i) => P + i);
+    if (pos.length !== T) throw new Error(`pos has ${pos.length} entries for ${T} tokens`);
+    const prog = await this.program(T);
+    for (const rows of prog.tokenTables) {
+      const bad = inputs.tokens.findIndex((t) => t < 0 || t >= rows);
+      if (bad >= 0) throw new RangeError(`token id ${inputs.tokens[bad]} (at index ${bad}) is out of range for a vocabulary of ${rows}`);
+    }
+
+    const q = this.device.queue;
+    q.writeBuffer(this.params, 0, Uint32Array.of(P, 0, 0, 0));
+    for (const [name, buf] of prog.inputBuffers) {
+      const data = name === "tokens" ? inputs.tokens : pos;
+      q.writeBuffer(buf, 0, data.buffer, data.byteOffset, data.byteLength);
+    }
+    const encoder = this.device.createCommandEncoder({ label: `llmc step T=${T}` });
+    const pass = encoder.beginComputePass();
+    prog.kernels.forEach((k, i) => {
+      pass.setPipeline(prog.pipelines[i]!);
+      pass.setBindGroup(0, prog.bindGroups[i]!);
+      pass.dispatchWorkgroups(...k.workgroups);
+    });
+    pass.end();
+    const outNode = prog.plan.graph.nodes.find((n) => n.id === prog.plan.outputs[0])!;
+    const env = new Map([["P", P]]);
+    const shape = outNode.ty.shape.map((d) => evalDim(d, env));
+    const bytes = size(shape) * 4;
+    encoder.copyBufferToBuffer(prog.output.buffer, prog.output.offset * 4, prog.readback, 0, Math.max(4, bytes));
+    q.submit([encoder.finish()]);
+    await prog.readback.mapAsync(GPUMapMode.READ, 0, Math.max(4, bytes));
+    const raw = prog.readback.getMappedRange(0, Math.max(4, bytes)).slice(0, bytes);
+    prog.readback.unmap();
+    this.gpu.check();
+    this.past = P + T;
+    this.lastStep = { tokens: T, dispatches: prog.kernels.length, submits: 1 };
+    const dtype = outNode.ty.dtype;
+    const data = dtype === "f32" ? new Float32Array(raw) : dtype === "i32" ? new Int32Array(raw) : Uint8Array.from(new Uint32Array(raw));
+    return { shape, dtype, data };
+  }
+
+  /** Dispatches one step of T tokens records (builds that shape's plan if needed). */
+  async dispatchesPerStep(T: number): Promise<number> {
+    return (await this.program(T)).kernels.length;
+  }
+
+  /** Releases every GPU buffer this executor made (the device stays). */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const p of this.programs.values()) void p.then((prog) => this.destroyProgram(prog), () => undefined);
+    this.programs.clear();
+    for (const b of [...this.weights.values(), ...this.kv.values(), this.params]) b.destroy();
+  }
+
+  // ------------------------------------------------------------------------------------------ setup
+
+  private uploadWeights(source: WeightSource): void {
+    const limit = this.device.limits.maxStorageBufferBindingSize;
+    for (const n of weightNodes(this.graph)) {
+      const name = String(n.attrs["name"]);
+      if (this.weights.has(name)) continue;
+      const shape = n.ty.shape.map((d) => evalDim(d, new Map()));
+      const count = size(shape);
+      const bytes = count * 4;
+      if (bytes > limit) {
+        throw new WebGpuError(`weight '${name}' [${shape.join(", ")}] takes ${bytes} bytes, more than this adapter's maxStorageBufferBindingSize of ${limit} bytes (splitting large tensors is not supported yet)`);
+      }
+      const data = source(name, shape);
+      if (data.length !== count) throw new Error(`weight '${name}' has ${data.length} values, expected ${count} for shape [${shape.join(", ")}]`);
+      const buf = this.device.createBuffer({ label: `weight ${this.weights.size}`, size: Math.max(16, Math.ceil(bytes / 16) * 16), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
+      new Float32Array(buf.getMappedRange(), 0, count).set(data);
+      buf.unmap();
+      this.weights.set(name, buf);
+    }
+  }
+
+  private program(T: number): Promise<StepProgram> {
+    let p = this.programs.get(T);
+    if (p) {
+      // Most recently used last.
+      this.programs.delete(T);
+      this.programs.set(T, p);
+      return p;
+    }
+    p = this.buildProgram(T);
+    this.programs.set(T, p);
+    p.catch(() => this.programs.delete(T));
+    while (this.programs.size > this.maxStepShapes) {
+      const oldest = [...this.programs.keys()].find((t) => t !== 1 && t !== T);
+      if (oldest === undefined) break;
+      const old = this.programs.get(oldest)!;
+      this.programs.delete(oldest);
+      void old.then((prog) => this.destroyProgram(prog), () => undefined);
+    }
+    return p;
+  }
+
+  private destroyProgram(prog: StepProgram): void {
+    for (const b of prog.owned) b.destroy();
+    prog.readback.destroy();
+  }
+
+  private async buildProgram(T: number): Promise<StepProgram> {
+    const plan = buildStepPlan(this.graph, { T });
+    for (const i of plan.inputs) {
+      if (i.name !== "tokens" && i.name !== "pos") throw new Error(`the graph has an input '${i.name}' that the runtime does not provide (it provides tokens and pos)`);
+    }
+    const kernels = emitPlan(plan, this.tuning);
+    const maxBindings = this.device.limits.maxStorageBuffersPerShaderStage;
+    for (const k of kernels) {
+      const n = k.bindings.filter((b) => b.access !== "uniform").length;
+      if (n > maxBindings) throw new WebGpuError(`the ${k.label} kernel reads and writes ${n} buffers, more than this device's maxStorageBuffersPerShaderStage of ${maxBindings}`);
+    }
+    const limit = this.device.limits.maxStorageBufferBindingSize;
+    const owned: GPUBuffer[] = [];
+    const inputBuffers = new Map<string, GPUBuffer>();
+    const nodes = new Map(plan.graph.nodes.map((n) => [n.id, n]));
+    const outNode = nodes.get(plan.outputs[0]!)!;
+    const outBytes = size(outNode.ty.shape.map((d) => evalDim(d, new Map([["P", plan.maxSeqLen - T]])))) * 4;
+
+    const buffers = await this.gpu.scoped(`creating the buffers of a ${T}-token step`, () =>
+      plan.buffers.map((b) => {
+        if (b.bytes > limit && b.kind !== "weight") throw new WebGpuError(`${describe(b)} takes ${b.bytes} bytes, more than this adapter's maxStorageBufferBindingSize of ${limit} bytes`);
+        switch (b.kind) {
+          case "weight": {
+            const w = this.weights.get(b.holds);
+            if (!w) throw new Error(`internal: weight '${b.holds}' was not uploaded`);
+            return w;
+          }
+          case "kv": {
+            let buf = this.kv.get(b.holds);
+            if (!buf) {
+              buf = this.device.createBuffer({ label: `kv ${this.kv.size}`, size: b.bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+              this.kv.set(b.holds, buf);
+            }
+            return buf;
+          }
+          case "literal": {
+            const buf = this.device.createBuffer({ label: `literal ${b.id}`, size: b.bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
+            const data = b.data!;
+            new (data.constructor as Float32ArrayConstructor)(buf.getMappedRange(), 0, data.length).set(data as Float32Array);
+            buf.unmap();
+            owned.push(buf);
+            return buf;
+          }
+          case "input": {
+            const buf = this.device.createBuffer({ label: `input ${b.id}`, size: b.bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
+            inputBuffers.set(b.holds, buf);
+            owned.push(buf);
+            return buf;
+          }
+          case "activation": {
+            const buf = this.device.createBuffer({ label: `activation ${b.id}`, size: b.bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+            owned.push(buf);
+            return buf;
+          }
+        }
+      }),
+    );
+    const readback = this.device.createBuffer({ label: "llmc readback", size: Math.max(16, Math.ceil(outBytes / 16) * 16), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+
+    const pipelines: GPUComputePipeline[] = [];
+    for (const k of kernels) pipelines.push(await this.pipeline(k));
+    const bindGroups = await this.gpu.scoped(`creating the bind groups of a ${T}-token step`, () =>
+      kernels.map((k, i) =>
+        this.device.createBindGroup({
+          layout: this.layout(k.bindings),
+          entries: k.bindings.map((b, j) => ({ binding: j, resource: { buffer: b.buffer === "params" ? this.params : buffers[b.buffer]! } })),
+          label: `${k.label} (${i})`,
+        }),
+      ),
+    );
+    const out = plan.placement.get(plan.outputs[0]!)!;
+    const tokenTables = plan.dispatches
+      .filter((d) => d.kernel === "gather" && nodes.get(d.inputs[1]!)?.op === "input" && nodes.get(d.inputs[1]!)?.attrs["name"] === "tokens")
+      .map((d) => evalDim(nodes.get(d.inputs[0]!)!.ty.shape[0]!, new Map()));
+    return { plan, kernels, pipelines, bindGroups, owned, inputBuffers, output: { buffer: buffers[out.buffer]!, offset: out.offset }, readback, tokenTables };
+  }
+
+  private layout(bindings: KernelBinding[]): GPUBindGroupLayout {
+    const key = bindings.map((b) => b.access).join(",");
+    let l = this.layoutCache.get(key);
+    if (!l) {
+      l = this.device.createBindGroupLayout({
+        entries: bindings.map((b, i) => ({
+          binding: i,
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: { type: b.access === "uniform" ? "uniform" : b.access === "read" ? "read-only-storage" : "storage" },
+        })),
+      });
+      this.layoutCache.set(key, l);
+    }
+    return l;
+  }
+
+  /** One pipeline per distinct kernel source; a WGSL error names the kernel and shows its code. */
+  private pipeline(k: WgslKernel): Promise<GPUComputePipeline> {
+    const key = `${k.bindings.map((b) => b.access).join(",")}\n${k.code}`;
+    const cached = this.pipelineCache.get(key);
+    if (cached) return cached;
+    const layout = this.layout(k.bindings);
+    const p = this.gpu
+      .scoped(`the ${k.label} kernel`, () => {
+        const module = this.device.createShaderModule({ code: k.code, label: k.label });
+        return this.device.createComputePipeline({
+          layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+          compute: { module, entryPoint: "main" },
+          label: k.label,
+        });
+      })
+      .catch((e: unknown) => {
+        this.pipelineCache.delete(key);
+        const numbered = k.code.split("\n").map((l, i) => `${String(i + 1).padStart(4)} | ${l}`).join("\n");
+        throw new WebGpuError(`${(e as Error).message}\n${numbered}`);
+      });
+    this.pipelineCache.set(key, p);
+    return p;
+  }
+}
+
+function describe(b: PlanBuffer): string {
+  switch (b.kind) {
+    case "kv": return `the KV cache '${b.holds}' (max_seq_len × kv heads × head_dim × 4 bytes)`;
+    case "activation": return `activation buffer ${b.holds}`;
+    case "literal": return `constant ${b.holds}`;
+    case "input": return `input '${b.holds}'`;
+    case "weight": return `weight '${b.holds}'`;
+  }
+}
+
+/** A WebGPU executor on `gpu` whose weights are uploaded (errors surface here, not at the first step). */
+export async function createWebGpuExecutor(graph: Graph, weights: WeightSource, gpu: GpuContext, opts: WebGpuExecutorOptions = {}): Promise<WebGpuExecutor> {
+  const ex = new WebGpuExecutor(graph, weights, gpu, opts);
+  await ex.ready();
+  return ex;
+}

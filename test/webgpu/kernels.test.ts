@@ -1,0 +1,398 @@
+// Every WGSL kernel family against the CPU reference, on random shapes, on real Dawn (llvmpipe here).
+// Each case is a small graph run by the WebGPU executor and by the CPU interpreter.
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import fc from "fast-check";
+import { symDim } from "../../src/compiler/check/symbolic.js";
+import type { ExprNode, ExprProgram } from "../../src/compiler/ops/expr.js";
+import type { DType } from "../../src/compiler/ops/table.js";
+import { releaseSharedGpu } from "../../src/runtime/webgpu/device.js";
+import { CI, compareRuns, gpu, GraphBuilder } from "./helpers.js";
+
+const RUNS = CI ? 24 : 10;
+const ONE_STEP = [Int32Array.of(0)];
+
+beforeAll(async () => {
+  await gpu(); // no adapter: every test here fails, none is skipped
+});
+afterAll(releaseSharedGpu);
+
+const dimArb = fc.integer({ min: 1, max: 5 });
+const seedArb = fc.integer({ min: 0, max: 1 << 30 });
+
+/** `n` shapes that broadcast together (suffixes of one shape, some dims 1). */
+function broadcastable(n: number, maxRank = 3): fc.Arbitrary<number[][]> {
+  return fc.array(dimArb, { minLength: 0, maxLength: maxRank }).chain((base) =>
+    fc
+      .array(fc.tuple(fc.integer({ min: 0, max: base.length }), fc.array(fc.boolean(), { minLength: base.length, maxLength: base.length })), { minLength: n, maxLength: n })
+      .map((specs) => specs.map(([drop, ones]) => base.map((d, i) => (ones[i] ? 1 : d)).slice(drop))),
+  );
+}
+
+type Domain = "any" | "pos" | "int" | "nz" | "exp";
+
+/** An operand of `dtype` and `shape` made from weights (i32 by casting integer-valued weights). */
+function operand(b: GraphBuilder, i: number, dtype: DType, shape: number[], domain: Domain): number {
+  if (dtype === "bool") return b.op("lt", [b.weight(`a${i}`, shape), b.weight(`b${i}`, shape)]);
+  if (dtype === "i32") return b.op("cast", [b.weight(`${domain === "any" || domain === "pos" ? "int" : domain}${i}`, shape)], { dtype: "i32" });
+  return b.weight(`${domain === "any" ? "w" : domain === "pos" ? "pos" : domain}${i}`, shape);
+}
+
+interface OpSpec {
+  op: string;
+  dtypes: DType[];
+  /** Domain of each operand. */
+  domains: Domain[];
+  /** First operand is the bool condition (where). */
+  cond?: boolean;
+}
+
+const unaryFloat = (op: string, domain: Domain = "any"): OpSpec => ({ op, dtypes: ["f32"], domains: [domain] });
+const binary = (op: string, dtypes: DType[], domains: Domain[] = ["any", "any"]): OpSpec => ({ op, dtypes, domains });
+
+const ELEMENTWISE: OpSpec[] = [
+  unaryFloat("exp"), unaryFloat("log", "pos"), unaryFloat("sqrt", "pos"), unaryFloat("rsqrt", "pos"), unaryFloat("sin"), unaryFloat("cos"),
+  unaryFloat("tanh"), unaryFloat("sigmoid"), unaryFloat("silu"), unaryFloat("gelu"), unaryFloat("erf"), unaryFloat("recip", "pos"),
+  { op: "neg", dtypes: ["f32", "i32"], domains: ["any"] },
+  { op: "abs", dtypes: ["f32", "i32"], domains: ["any"] },
+  { op: "not", dtypes: ["bool"], domains: ["any"] },
+  binary("add", ["f32", "i32"]), binary("sub", ["f32", "i32"]), binary("mul", ["f32", "i32"]),
+  binary("div", ["f32", "i32"], ["int", "nz"]), binary("max", ["f32", "i32"]), binary("min", ["f32", "i32"]),
+  { op: "pow", dtypes: ["f32"], domains: ["pos", "any"] },
+  { op: "pow", dtypes: ["i32"], domains: ["int", "exp"] },
+  binary("lt", ["f32", "i32"]), binary("le", ["f32", "i32"]), binary("gt", ["f32", "i32"]),
+  binary("ge", ["f32", "i32"]), binary("eq", ["i32"]), binary("ne", ["i32"]),
+  binary("and", ["bool"]), binary("or", ["bool"]),
+  { op: "where", dtypes: ["f32", "i32"], domains: ["any", "any", "any"], cond: true },
+];
+
+describe("elementwise kernels", () => {
+  for (const spec of ELEMENTWISE) {
+    it(`${spec.op} (${spec.dtypes.join(", ")}) matches the reference with broadcasting`, async () => {
+      await fc.assert(
+        fc.asyncProperty(broadcastable(spec.domains.length), fc.constantFrom(...spec.dtypes), seedArb, async (shapes, dtype, seed) => {
+          const b = new GraphBuilder();
+          const args = shapes.map((s, i) => operand(b, i, spec.cond && i === 0 ? "bool" : dtype, s, spec.domains[i]!));
+          const out = b.op(spec.op, args);
+          await compareRuns(b.graph([out]), { steps: ONE_STEP, seed });
+        }),
+        { numRuns: Math.ceil(RUNS / 3) },
+      );
+    });
+  }
+
+  it("casts between f32, i32 and bool", async () => {
+    const types: DType[] = ["f32", "i32", "bool"];
+    await fc.assert(
+      fc.asyncProperty(fc.array(dimArb, { maxLength: 3 }), fc.constantFrom(...types), fc.constantFrom(...types), seedArb, async (shape, from, to) => {
+        const b = new GraphBuilder();
+        const x = from === "f32" ? b.op("mul", [b.weight("w", shape), b.weight("int", shape)]) : operand(b, 0, from, shape, "int");
+        await compareRuns(b.graph([b.op("cast", [x], { dtype: to })]), { steps: ONE_STEP, seed: 7 });
+      }),
+      { numRuns: RUNS },
+    );
+  });
+});
+
+// ------------------------------------------------------------------------------------------ fused programs
+
+type Instr = { kind: number; a: number; b: number; c: number };
+
+const UNARY = ["neg", "abs", "tanh", "sigmoid", "silu", "gelu", "sin", "cos", "erf", "exp"] as const;
+const BINARY = ["add", "sub", "mul", "max", "min"] as const;
+const REDUCE = ["sum", "mean", "amax"] as const;
+
+/** A random program over `inputs` inputs whose values stay bounded (|v| ≤ 1e3), so f32 on the GPU
+ *  and f64 on the CPU agree to a relative 1e-4. */
+function buildProgram(inputs: number, width: number, instrs: Instr[], reductions: boolean): ExprProgram {
+  const nodes: ExprNode[] = [];
+  const bound: number[] = [];
+  const floats: number[] = []; // nodes that are f32 values (comparisons are bool)
+  const push = (n: ExprNode, bnd: number) => {
+    if (n.kind !== "op" || n.op !== "gt") floats.push(nodes.length);
+    nodes.push(n);
+    bound.push(bnd);
+  };
+  for (let i = 0; i < inputs; i++) {
+    push({ kind: "input", index: i }, 2);
+  }
+  for (const ins of instrs) {
+    const a = floats[ins.a % floats.length]!;
+    const c = floats[ins.b % floats.length]!;
+    const k = ins.kind % (UNARY.length + BINARY.length + 2 + (reductions ? REDUCE.length : 0));
+    if (k < UNARY.length) {
+      const op = UNARY[k]!;
+      const ba = bound[a]!;
+      if ((op === "exp" && ba > 4) || ((op === "sin" || op === "cos") && ba > 10)) continue;
+      const bnd = op === "exp" ? Math.exp(ba) : ["tanh", "sigmoid", "sin", "cos", "erf"].includes(op) ? 1 : ba;
+      push({ kind: "op", op, args: [a] }, bnd);
+    } else if (k < UNARY.length + BINARY.length) {
+      const op = BINARY[k - UNARY.length]!;
+      const bnd = op === "mul" ? bound[a]! * bound[c]! : op === "add" || op === "sub" ? bound[a]! + bound[c]! : Math.max(bound[a]!, bound[c]!);
+      if (bnd > 1e3) continue;
+      push({ kind: "op", op, args: [a, c] }, bnd);
+    } else if (k === UNARY.length + BINARY.length) {
+      push({ kind: "const", value: Math.round((ins.c - 0.5) * 400) / 100, dtype: "f32" }, 2);
+    } else if (k === UNARY.length + BINARY.length + 1) {
+      // where(a > c, a, c)
+      push({ kind: "op", op: "gt", args: [a, c] }, 1);
+      push({ kind: "op", op: "where", args: [nodes.length - 1, a, c] }, Math.max(bound[a]!, bound[c]!));
+    } else {
+      const op = REDUCE[k - UNARY.length - BINARY.length - 2]!;
+      if (op === "sum" && bound[a]! * width > 1e3) continue;
+      push({ kind: "reduce", op, arg: a }, op === "sum" ? bound[a]! * width : bound[a]!);
+    }
+  }
+  return { nodes, outputs: [floats[floats.length - 1]!] };
+}
+
+const instrArb = fc.record({ kind: fc.nat(), a: fc.nat(), b: fc.nat(), c: fc.double({ min: 0, max: 1, noNaN: true }) });
+
+describe("fused kernels (shared expression renderer)", () => {
+  for (const reductions of [false, true]) {
+    it(`random ${reductions ? "row programs with reductions" : "elementwise programs"} match the reference`, async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.integer({ min: 1, max: 3 }).chain((n) => fc.tuple(fc.constant(n), broadcastable(n, 3))),
+          fc.array(instrArb, { minLength: 1, maxLength: 14 }),
+          seedArb,
+          async ([n, shapes], instrs, seed) => {
+            const b = new GraphBuilder();
+            const ins = shapes.map((s, i) => b.weight(`w${i}`, s));
+            const outShape = shapes.reduce((acc, s) => (s.length > acc.length ? s.map((d, i) => Math.max(d, acc[i - (s.length - acc.length)] ?? 1)) : acc.map((d, i) => Math.max(d, s[i - (acc.length - s.length)] ?? 1))), [] as number[]);
+            const width = outShape.length ? outShape[outShape.length - 1]! : 1;
+            const program = buildProgram(n, width, instrs, reductions);
+            const out = b.op("fused", ins, { program });
+            await compareRuns(b.graph([out]), { steps: ONE_STEP, seed });
+          },
+        ),
+        { numRuns: RUNS },
+      );
+    });
+  }
+});
+
+// ------------------------------------------------------------------------------------------ reductions
+
+describe("reduction kernels", () => {
+  it("sum, mean and amax over any axis, with and without keepdim", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 1, maxLength: 4 }).chain((s) => fc.tuple(fc.constant(s), fc.integer({ min: -s.length, max: s.length - 1 }))),
+        fc.constantFrom("sum", "mean", "amax"),
+        fc.boolean(),
+        seedArb,
+        async ([shape, axis], op, keepdim, seed) => {
+          const b = new GraphBuilder();
+          const out = b.op(op, [b.weight("x", shape)], { axis, keepdim });
+          await compareRuns(b.graph([out]), { steps: ONE_STEP, seed });
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  });
+});
+
+// ------------------------------------------------------------------------------------------ matmul
+
+describe("matmul kernels", () => {
+  it("batched matmul with broadcast batch dims", async () => {
+    await fc.assert(
+      fc.asyncProperty(broadcastable(2, 2), dimArb, fc.integer({ min: 1, max: 9 }), dimArb, seedArb, async ([ba, bb], m, k, n, seed) => {
+        const b = new GraphBuilder();
+        const out = b.op("matmul", [b.weight("a", [...ba!, m, k]), b.weight("b", [...bb!, k, n])]);
+        await compareRuns(b.graph([out]), { steps: ONE_STEP, seed });
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it("x @ W.T reads W [N, K] directly (linear: decode matvec and prefill tiles, vec4 and scalar K)", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(dimArb, { maxLength: 1 }),
+        fc.integer({ min: 1, max: 9 }),
+        fc.constantFrom(1, 3, 4, 8, 12, 13),
+        fc.integer({ min: 1, max: 11 }),
+        seedArb,
+        async (batch, m, k, n, seed) => {
+          const b = new GraphBuilder();
+          const w = b.weight("w", [n, k]);
+          const out = b.op("matmul", [b.weight("x", [...batch, m, k]), b.op("transpose", [w], { perm: [1, 0] })]);
+          await compareRuns(b.graph([out]), { steps: ONE_STEP, seed });
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  });
+
+  it("fused linear: several weights, epilogue with bias and residual", async () => {
+    const identity = (w: number): ExprNode[] => Array.from({ length: w }, (_, i) => ({ kind: "input", index: i }));
+    const epilogues: { weights: number; extras: ("bias" | "residual")[]; program: ExprProgram }[] = [
+      // silu(acc0) * acc1 (SwiGLU's gate and up in one kernel)
+      { weights: 2, extras: [], program: { nodes: [...identity(2), { kind: "op", op: "silu", args: [0] }, { kind: "op", op: "mul", args: [2, 1] }], outputs: [3] } },
+      // acc0 + bias
+      { weights: 1, extras: ["bias"], program: { nodes: [...identity(2), { kind: "op", op: "add", args: [0, 1] }], outputs: [2] } },
+      // residual + acc0 + bias
+      {
+        weights: 1,
+        extras: ["bias", "residual"],
+        program: { nodes: [...identity(3), { kind: "op", op: "add", args: [0, 1] }, { kind: "op", op: "add", args: [2, 3] }], outputs: [4] },
+      },
+    ];
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...epilogues), fc.integer({ min: 1, max: 6 }), fc.constantFrom(4, 8, 5), fc.integer({ min: 1, max: 9 }), seedArb, async (e, m, k, n, seed) => {
+        const b = new GraphBuilder();
+        const x = b.weight("x", [m, k]);
+        const ws = Array.from({ length: e.weights }, (_, i) => b.weight(`w${i}`, [n, k]));
+        const extras = e.extras.map((kind) => (kind === "bias" ? b.weight("bias", [n]) : b.weight("residual", [m, n])));
+        const out = b.op("linear", [x, ...ws, ...extras], { weights: e.weights, epilogue: e.program });
+        await compareRuns(b.graph([out]), { steps: ONE_STEP, seed });
+      }),
+      { numRuns: RUNS },
+    );
+  });
+});
+
+// ------------------------------------------------------------------------------------------ model ops
+
+describe("gather, rotary, attention, KV cache", () => {
+  it("gather rows by token ids (vec4 and scalar rows)", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 9 }), fc.constantFrom(1, 3, 4, 8), fc.array(fc.array(fc.nat(), { minLength: 1, maxLength: 5 }), { minLength: 1, maxLength: 3 }), seedArb, async (v, d, steps, seed) => {
+        const b = new GraphBuilder();
+        const out = b.op("gather", [b.weight("table", [v, d]), b.input("tokens", [symDim("T")])]);
+        await compareRuns(b.graph([out]), { steps: steps.map((s) => Int32Array.from(s, (x) => x % v)), seed });
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it("rotary embedding", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 4 }), seedArb, async (t, h, half, seed) => {
+        const b = new GraphBuilder();
+        const out = b.op("rotary", [b.weight("x", [t, h, 2 * half]), b.weight("cos", [t, half]), b.weight("sin", [t, half])]);
+        await compareRuns(b.graph([out]), { steps: ONE_STEP, seed });
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it("attention: causal or not, sliding window, GQA, explicit scale, fewer keys than queries", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          t: fc.integer({ min: 1, max: 5 }),
+          s: fc.integer({ min: 1, max: 9 }),
+          hkv: fc.integer({ min: 1, max: 2 }),
+          group: fc.integer({ min: 1, max: 3 }),
+          d: fc.constantFrom(2, 4, 6, 8),
+          causal: fc.boolean(),
+          window: fc.integer({ min: 0, max: 6 }),
+          scale: fc.option(fc.constantFrom(0.5, 0.125), { nil: undefined }),
+        }),
+        seedArb,
+        async (c, seed) => {
+          const b = new GraphBuilder();
+          const q = b.weight("q", [c.t, c.hkv * c.group, c.d]);
+          const k = b.weight("k", [c.s, c.hkv, c.d]);
+          const v = b.weight("v", [c.s, c.hkv, c.d]);
+          const attrs = { causal: c.causal, window: c.window, ...(c.scale !== undefined ? { scale: c.scale } : {}) };
+          await compareRuns(b.graph([b.op("attention", [q, k, v], attrs)]), { steps: ONE_STEP, seed });
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  });
+
+  it("kv_append + attention over the cache across prefill and decode steps (P is a runtime parameter)", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          hkv: fc.integer({ min: 1, max: 2 }),
+          group: fc.integer({ min: 1, max: 2 }),
+          d: fc.constantFrom(2, 4, 8),
+          window: fc.constantFrom(0, 2, 3),
+          lengths: fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 2, maxLength: 6 }),
+        }),
+        seedArb,
+        async (c, seed) => {
+          const vocab = 7;
+          const hq = c.hkv * c.group;
+          const T = symDim("T");
+          const b = new GraphBuilder();
+          b.states.set("kv", { name: "kv", layers: 1, maxSeqLen: 24, heads: c.hkv, headDim: c.d });
+          const tokens = b.input("tokens", [T]);
+          const rows = (name: string, heads: number) => b.op("reshape", [b.op("gather", [b.weight(name, [vocab, heads * c.d]), tokens])], { shape: [T, ...[heads, c.d].map((x) => new Map([["", x]]))] });
+          const kAll = b.op("kv_append", [rows("k", c.hkv)], { state: "kv", layer: 0, which: "k" });
+          const vAll = b.op("kv_append", [rows("v", c.hkv)], { state: "kv", layer: 0, which: "v" });
+          const out = b.op("attention", [rows("q", hq), kAll, vAll], { causal: true, window: c.window });
+          const steps = c.lengths.map((n, i) => Int32Array.from({ length: n }, (_, j) => (i * 3 + j * 5) % vocab));
+          await compareRuns(b.graph([out]), { steps, seed });
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  });
+});
+
+// ------------------------------------------------------------------------------------------ layout
+
+describe("layout kernels and views", () => {
+  it("transpose by any permutation", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(dimArb, { minLength: 1, maxLength: 4 }).chain((s) => fc.tuple(fc.constant(s), fc.shuffledSubarray([...s.keys()], { minLength: s.length, maxLength: s.length }))),
+        seedArb,
+        async ([shape, perm], seed) => {
+          const b = new GraphBuilder();
+          // Followed by an add so a trivial (view) transpose still runs a kernel over it.
+          const t = b.op("transpose", [b.weight("x", shape)], { perm });
+          const out = b.op("add", [t, b.weight("y", perm.map((p) => shape[p]!))]);
+          await compareRuns(b.graph([out, t]), { steps: ONE_STEP, seed });
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  });
+
+  it("slice (contiguous slices are views with an offset) and concat", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(dimArb, { minLength: 1, maxLength: 3 }).chain((s) =>
+          fc.integer({ min: 0, max: s.length - 1 }).chain((axis) =>
+            fc.tuple(fc.constant(s), fc.constant(axis), fc.integer({ min: 0, max: s[axis]! - 1 }), fc.integer({ min: 1, max: s[axis]! }), fc.integer({ min: 1, max: 3 })),
+          ),
+        ),
+        fc.boolean(),
+        seedArb,
+        async ([shape, axis, a, e, extra], leadingOne, seed) => {
+          const [start, end] = [Math.min(a, e - 1), Math.max(e, a + 1)];
+          const b = new GraphBuilder();
+          const full = leadingOne ? [1, ...shape] : shape;
+          const ax = leadingOne ? axis + 1 : axis;
+          const x = b.weight("x", full);
+          const sl = b.op("slice", [x], { axis: ax, start: new Map([["", start]]), end: new Map([["", end]]) });
+          const sShape = full.slice();
+          sShape[ax] = end - start;
+          const y = b.op("mul", [sl, b.weight("y", sShape)]);
+          const oShape = sShape.slice();
+          oShape[ax] = extra;
+          const cat = b.op("concat", [y, b.weight("z", oShape)], { axis: ax - full.length });
+          await compareRuns(b.graph([cat]), { steps: ONE_STEP, seed });
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  });
+
+  it("reshape is a free view: no dispatch", async () => {
+    const b = new GraphBuilder();
+    const x = b.weight("x", [2, 6]);
+    const r = b.op("reshape", [x], { shape: [3, 4].map((n) => new Map([["", n]])) });
+    const out = b.op("exp", [r]);
+    const dispatches = await compareRuns(b.graph([out]), { steps: ONE_STEP, seed: 1 });
+    expect(dispatches).toBe(1);
+  });
+});
