@@ -8,11 +8,13 @@ import { DEFAULT_PIPELINE, passRegistry } from "../../compiler/passes/index.js";
 import { specialize } from "../../compiler/passes/specialize.js";
 import { compileReport, formatReport } from "../../compiler/report.js";
 import type { CliIO } from "../io.js";
+import { writeWgsl } from "./compile-wgsl.js";
 import { parseSetFlags, printDiagnostics, UsageError } from "./common.js";
 
 export const compileUsage = `usage: llmc compile FILE.llm [--set name=value]… [--model NAME]
                     [--emit ir] [--step generic|decode|prefill] [--dump-after PASS|all]…
                     [--report] [--json] [--context N] [--prompt-tokens N]
+                    [--target wgsl -o DIR [--tuning llvmpipe|gpu]]
 
   --emit ir         print the IR after the passes (${DEFAULT_PIPELINE.join(", ")})
   --step            specialise the printed IR: decode (T = 1), prefill (T = --prompt-tokens); default generic
@@ -20,7 +22,9 @@ export const compileUsage = `usage: llmc compile FILE.llm [--set name=value]… 
   --report          parameters, weight bytes, FLOPs and bytes per token, KV bytes, peak activations
   --json            the report as JSON
   --context N       past length for the decode figures (default: half of max_seq_len, at most 2048)
-  --prompt-tokens N prompt length for prefill figures and --step prefill (default 128)`;
+  --prompt-tokens N prompt length for prefill figures and --step prefill (default 128)
+  --target wgsl     write the WGSL kernels of the decode and prefill steps, plan.json and report.txt to -o DIR
+  --tuning          kernel shapes for a software adapter (llvmpipe, default) or a GPU`;
 
 function positiveInt(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
@@ -42,6 +46,9 @@ export async function runCompile(args: string[], io: CliIO): Promise<number> {
       json: { type: "boolean", default: false },
       context: { type: "string" },
       "prompt-tokens": { type: "string" },
+      target: { type: "string" },
+      output: { type: "string", short: "o" },
+      tuning: { type: "string", default: "llvmpipe" },
     },
   });
   if (positionals.length !== 1) throw new UsageError("llmc compile takes one .llm file", compileUsage);
@@ -56,6 +63,10 @@ export async function runCompile(args: string[], io: CliIO): Promise<number> {
     }
   }
   const promptTokens = positiveInt("--prompt-tokens", values["prompt-tokens"]) ?? 128;
+  const target = values.target;
+  if (target !== undefined && target !== "wgsl") throw new UsageError(`--target ${target}: targets are wgsl (cuda comes with the CUDA backend)`);
+  if (target && !values.output) throw new UsageError(`--target ${target} needs -o DIR`);
+  if (values.tuning !== "llvmpipe" && values.tuning !== "gpu") throw new UsageError(`--tuning must be llvmpipe or gpu, got '${values.tuning}'`);
   if (promptTokens < 1) throw new UsageError("--prompt-tokens must be at least 1");
 
   const res = compileFile(positionals[0]!, {
@@ -71,11 +82,16 @@ export async function runCompile(args: string[], io: CliIO): Promise<number> {
     const g = step === "generic" ? graph : renumber(specialize(graph, { T: step === "decode" ? 1 : promptTokens }));
     io.out(printGraph(g));
   }
-  if (values.report || values.json || emit.size === 0) {
-    const maxSeq = [...graph.states.values()][0]?.maxSeqLen ?? 4096;
-    const context = positiveInt("--context", values.context) ?? Math.min(2048, Math.floor(maxSeq / 2));
-    if (context + 1 > maxSeq) throw new UsageError(`--context ${context} does not fit max_seq_len ${maxSeq}`);
-    const report = compileReport(graph, params, { context, promptTokens });
+  const maxSeq = [...graph.states.values()][0]?.maxSeqLen ?? 4096;
+  const context = positiveInt("--context", values.context) ?? Math.min(2048, Math.floor(maxSeq / 2));
+  if (context + 1 > maxSeq) throw new UsageError(`--context ${context} does not fit max_seq_len ${maxSeq}`);
+  if (promptTokens > maxSeq) throw new UsageError(`--prompt-tokens ${promptTokens} exceeds max_seq_len ${maxSeq}`);
+  const report = compileReport(graph, params, { context, promptTokens });
+  if (target === "wgsl") {
+    const out = writeWgsl(values.output!, res.compiled, report, { promptTokens, tuning: values.tuning as "llvmpipe" | "gpu" }, io);
+    io.out(`dispatches per decode step: ${out.decode.total} (${out.decode.perLayer[0] ?? 0} per layer, ${out.decode.perStep} per step)\n`);
+  }
+  if (values.report || values.json || (emit.size === 0 && !target)) {
     io.out(values.json ? JSON.stringify(report, null, 2) + "\n" : formatReport(report));
   }
   return 0;

@@ -169,11 +169,16 @@ export class Elaborator<TV> {
           group = g;
           indices = Array.from({ length: g.info.count }, (_, i) => i);
         }
-        for (const i of indices) {
-          frame.scope.set(st.index.name, { k: "scalar", s: { type: "int", value: i } });
-          if (st.item && group) frame.scope.set(st.item.name, { k: "layer", info: group.info, index: i });
-          const r = this.execBody(frame, st.body);
-          if (r) return r;
+        try {
+          for (const i of indices) {
+            frame.scope.set(st.index.name, { k: "scalar", s: { type: "int", value: i } });
+            if (st.item && group) frame.scope.set(st.item.name, { k: "layer", info: group.info, index: i });
+            if (group) this.domain.layer?.(i);
+            const r = this.execBody(frame, st.body);
+            if (r) return r;
+          }
+        } finally {
+          if (group) this.domain.layer?.(null);
         }
         return null;
       }

@@ -43,6 +43,8 @@ export interface Domain<TV> {
   op(name: string, inputs: TV[], attrs: import("../ops/table.js").Attrs, ty: TensorTy): TV;
   /** Stands in for the result of a call that had errors, so checking continues past it. */
   placeholder(ty: TensorTy): TV;
+  /** The elaborator is entering (index) or leaving (null) one iteration of a loop over a weight group. */
+  layer?(index: number | null): void;
 }
 
 /** The checking domain: types are all that matter. */

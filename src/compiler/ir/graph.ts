@@ -9,6 +9,9 @@ export interface Node {
   inputs: number[];
   attrs: Attrs;
   ty: TensorTy;
+  /** Provenance, not semantics: the layer of a `for … in <weight group>` loop the node was made in.
+   *  Reports count dispatches per layer with it; passes keep it on the nodes they rewrite. */
+  layer?: number;
 }
 
 /** Literal tensor data (folded constants), f32 or i32. */

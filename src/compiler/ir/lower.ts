@@ -10,11 +10,18 @@ import type { Graph, Node } from "./graph.js";
 
 class GraphBuilder implements Domain<number> {
   readonly nodes: Node[] = [];
+  private currentLayer: number | null = null;
 
   private add(op: string, inputs: number[], attrs: Attrs, ty: TensorTy): number {
     const id = this.nodes.length;
-    this.nodes.push({ id, op, inputs, attrs, ty });
+    const node: Node = { id, op, inputs, attrs, ty };
+    if (this.currentLayer !== null && op !== "weight" && op !== "input") node.layer = this.currentLayer;
+    this.nodes.push(node);
     return id;
+  }
+
+  layer(index: number | null): void {
+    this.currentLayer = index;
   }
 
   input(name: string, ty: TensorTy): number {

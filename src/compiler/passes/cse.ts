@@ -2,7 +2,12 @@
 // (Each layer's `rope_freqs()` call, for instance, lowers to the same nodes.)
 
 import { formatDim, type Dim } from "../check/symbolic.js";
-import { EFFECT_OPS, type Graph } from "../ir/graph.js";
+import { EFFECT_OPS, nodeMap, type Graph, type Node } from "../ir/graph.js";
+
+function withoutLayer(n: Node): Node {
+  const { layer: _shared, ...rest } = n;
+  return rest;
+}
 import { applyAliases } from "../ir/rewrite.js";
 
 function attrKey(v: unknown): string {
@@ -14,6 +19,8 @@ function attrKey(v: unknown): string {
 export function cse(g: Graph): Graph {
   const seen = new Map<string, number>();
   const alias = new Map<number, number>();
+  const byId = nodeMap(g);
+  const unlayered = new Set<number>();
   for (const n of g.nodes) {
     if (EFFECT_OPS.has(n.op) || n.op === "input") continue;
     const inputs = n.inputs.map((i) => alias.get(i) ?? i);
@@ -21,9 +28,13 @@ export function cse(g: Graph): Graph {
     const lit = n.op === "literal" ? Array.from(g.literals.get(n.id) ?? []).join(",") : "";
     const key = `${n.op}(${inputs.join(",")}){${attrs}}${lit}:${n.ty.dtype}`;
     const prev = seen.get(key);
-    if (prev !== undefined) alias.set(n.id, prev);
-    else seen.set(key, n.id);
+    if (prev !== undefined) {
+      alias.set(n.id, prev);
+      // A value shared by several layers belongs to none of them.
+      if (byId.get(prev)!.layer !== n.layer) unlayered.add(prev);
+    } else seen.set(key, n.id);
   }
-  const out = applyAliases(g, alias);
+  const merged = applyAliases(g, alias);
+  const out = unlayered.size ? { ...merged, nodes: merged.nodes.map((n) => (unlayered.has(n.id) ? withoutLayer(n) : n)) } : merged;
   return { ...out, literals: new Map([...g.literals].filter(([id]) => !alias.has(id))) };
 }
