@@ -8,15 +8,25 @@ import { runInfo, infoUsage } from "./commands/info.js";
 import { runFmt, fmtUsage } from "./commands/fmt.js";
 import { runCompile, compileUsage } from "./commands/compile.js";
 import { runImport, importUsage } from "./commands/import.js";
+import { runRun, runUsage } from "./commands/run.js";
+import { runBench, benchUsage } from "./commands/bench.js";
+import { runInitWeights, initWeightsUsage } from "./commands/init-weights.js";
+import { runChat, chatUsage } from "./commands/chat.js";
+import { runLogprobs, logprobsUsage } from "./commands/logprobs.js";
 
 type Command = (args: string[], io: CliIO) => Promise<number>;
 
 const commands: Record<string, { run: Command; usage: string; summary: string }> = {
+  bench: { run: runBench, usage: benchUsage, summary: "measure prefill and decode speed, dispatches and host time per step" },
   check: { run: runCheck, usage: checkUsage, summary: "check .llm files and report every error" },
   compile: { run: runCompile, usage: compileUsage, summary: "compile a model: IR (--emit ir), passes, report" },
   fmt: { run: runFmt, usage: fmtUsage, summary: "format .llm files (--write, --check)" },
   import: { run: runImport, usage: importUsage, summary: "write a .llm for an HF config.json or a GGUF file" },
+  "init-weights": { run: runInitWeights, usage: initWeightsUsage, summary: "write a GGUF with random weights and a vocabulary for a .llm model" },
   info: { run: runInfo, usage: infoUsage, summary: "show a model's config, weights and parameter count" },
+  run: { run: runRun, usage: runUsage, summary: "generate text from a model (.gguf or Hugging Face folder)" },
+  chat: { run: runChat, usage: chatUsage, summary: "chat with a model in its chat template" },
+  logprobs: { run: runLogprobs, usage: logprobsUsage, summary: "next-token log-probabilities and perplexity of a sequence" },
 };
 
 export const VERSION = "0.1.0";

@@ -1,15 +1,18 @@
 // GGUF header → config values of a bundled .llm architecture, chosen by `general.architecture`.
 // The header is read with @huggingface/gguf (metadata and tensor infos only; no tensor data). Keys
-// follow llama.cpp's names: `{arch}.embedding_length`, `{arch}.attention.head_count`, …; what the
-// metadata does not say (tied output, attention biases, LLaMA 3.1 RoPE factors) is read off the
-// tensor list, as llama.cpp does when it loads the file.
+// follow llama.cpp's names: `{arch}.embedding_length`, `{arch}.attention.head_count`, …, from the
+// table in gguf-keys.ts that `llmc init-weights` writes with; what the metadata does not say (tied
+// output, attention biases, LLaMA 3.1 RoPE factors) is read off the tensor list, as llama.cpp does
+// when it loads the file.
 
 import { gguf } from "@huggingface/gguf";
-import { ImportError, type Arch, type ConfigBinding, type ImportedModel } from "./write-llm.js";
+import {
+  GENERAL_KEYS, GGUF_ARCHITECTURES, GGUF_TENSOR_NAMES, HPARAM_KEYS as K, TOKENIZER_KEYS, hparamKey, type HParamKey,
+} from "./gguf-keys.js";
+import { ImportError, type ConfigBinding, type ImportedModel } from "./write-llm.js";
 
-/** GGUF architectures and the bundled .llm architecture each maps to. llama.cpp writes Mistral 7B as "llama". */
-const ARCHS: Record<string, Arch> = { llama: "llama", qwen2: "qwen2", gemma: "gemma" };
-export const SUPPORTED_GGUF_ARCHITECTURES = Object.keys(ARCHS);
+/** GGUF architectures llmc imports. llama.cpp writes Mistral 7B as "llama". */
+export const SUPPORTED_GGUF_ARCHITECTURES = Object.keys(GGUF_ARCHITECTURES);
 
 /** What the importer needs from a GGUF file: its metadata and the names of its tensors. */
 export interface GgufHeader {
@@ -29,72 +32,73 @@ export async function readGgufHeader(path: string): Promise<GgufHeader> {
 export function importGgufMetadata(header: GgufHeader, file: string): ImportedModel {
   const md = header.metadata;
   const tensors = new Set(header.tensorNames);
-  const archName = md["general.architecture"];
+  const archName = md[GENERAL_KEYS.architecture];
   if (archName === undefined) {
-    throw new ImportError(`${file}: missing required key "general.architecture" (supported: ${SUPPORTED_GGUF_ARCHITECTURES.join(", ")})`);
+    throw new ImportError(`${file}: missing required key "${GENERAL_KEYS.architecture}" (supported: ${SUPPORTED_GGUF_ARCHITECTURES.join(", ")})`);
   }
-  const arch = typeof archName === "string" ? ARCHS[archName] : undefined;
+  const arch = typeof archName === "string" && Object.hasOwn(GGUF_ARCHITECTURES, archName) ? GGUF_ARCHITECTURES[archName] : undefined;
   if (!arch) {
     throw new ImportError(
-      `${file}: unsupported general.architecture ${JSON.stringify(archName)}; supported architectures: ${SUPPORTED_GGUF_ARCHITECTURES.join(", ")}`,
+      `${file}: unsupported ${GENERAL_KEYS.architecture} ${JSON.stringify(archName)}; supported architectures: ${SUPPORTED_GGUF_ARCHITECTURES.join(", ")}`,
     );
   }
   const r = new MetadataReader(md, file, archName as string);
   const list: ConfigBinding[] = [];
-  const int = (name: string, value: number) => list.push({ name, value: { type: "int", value } });
-  const f32 = (name: string, value: number) => list.push({ name, value: { type: "f32", value } });
+  const int = (key: HParamKey, value: number) => list.push({ name: key.config, value: { type: "int", value } });
+  const f32 = (key: HParamKey, value: number) => list.push({ name: key.config, value: { type: "f32", value } });
   const bool = (name: string, value: boolean) => list.push({ name, value: { type: "bool", value } });
 
-  int("vocab_size", vocabSize(r, md, file));
-  const dim = r.positiveInt("embedding_length");
-  int("dim", dim);
-  int("n_layers", r.positiveInt("block_count"));
-  const nHeads = r.uniformPositiveInt("attention.head_count");
-  int("n_heads", nHeads);
-  int("n_kv_heads", r.has("attention.head_count_kv") ? r.uniformPositiveInt("attention.head_count_kv") : nHeads);
-  const headDim = r.has("attention.key_length") ? r.positiveInt("attention.key_length") : null;
-  if (headDim !== null) int("head_dim", headDim);
+  int(K.vocabSize, vocabSize(r, md, file));
+  const dim = r.positiveInt(K.embeddingLength);
+  int(K.embeddingLength, dim);
+  int(K.blockCount, r.positiveInt(K.blockCount));
+  const nHeads = r.uniformPositiveInt(K.headCount);
+  int(K.headCount, nHeads);
+  int(K.headCountKv, r.has(K.headCountKv) ? r.uniformPositiveInt(K.headCountKv) : nHeads);
+  const headDim = r.has(K.keyLength) ? r.positiveInt(K.keyLength) : null;
+  if (headDim !== null) int(K.keyLength, headDim);
   const effectiveHeadDim = headDim ?? Math.trunc(dim / nHeads);
-  if (r.has("attention.value_length") && r.positiveInt("attention.value_length") !== effectiveHeadDim) {
-    throw new ImportError(`${file}: value heads of a different size than key heads (${r.key("attention.value_length")}) are not supported`);
+  if (r.has(K.valueLength) && r.positiveInt(K.valueLength) !== effectiveHeadDim) {
+    throw new ImportError(`${file}: value heads of a different size than key heads (${r.key(K.valueLength)}) are not supported`);
   }
-  if (r.has("rope.dimension_count") && r.positiveInt("rope.dimension_count") !== effectiveHeadDim) {
+  if (r.has(K.ropeDimensionCount) && r.positiveInt(K.ropeDimensionCount) !== effectiveHeadDim) {
     throw new ImportError(
-      `${file}: RoPE over part of each head (${r.key("rope.dimension_count")} = ${r.positiveInt("rope.dimension_count")}, head size ${effectiveHeadDim}) is not supported`,
+      `${file}: RoPE over part of each head (${r.key(K.ropeDimensionCount)} = ${r.positiveInt(K.ropeDimensionCount)}, head size ${effectiveHeadDim}) is not supported`,
     );
   }
-  int("ffn_dim", r.uniformPositiveInt("feed_forward_length"));
-  f32("norm_eps", r.positiveNumber("attention.layer_norm_rms_epsilon"));
-  f32("rope_theta", r.has("rope.freq_base") ? r.positiveNumber("rope.freq_base") : 10000);
+  int(K.feedForwardLength, r.uniformPositiveInt(K.feedForwardLength));
+  f32(K.rmsEps, r.positiveNumber(K.rmsEps));
+  f32(K.ropeFreqBase, r.has(K.ropeFreqBase) ? r.positiveNumber(K.ropeFreqBase) : 10000);
 
   // llama.cpp stores LLaMA 3.1 scaling as per-frequency divisors in the tensor rope_freqs.weight.
-  const scalingType = r.has("rope.scaling.type") ? r.string("rope.scaling.type") : "none";
-  const linearFactor = r.has("rope.scaling.factor") ? r.positiveNumber("rope.scaling.factor") : r.has("rope.scale_linear") ? r.positiveNumber("rope.scale_linear") : null;
-  if (tensors.has("rope_freqs.weight")) {
-    if (scalingType !== "none") throw new ImportError(`${file}: RoPE frequency factors together with ${r.key("rope.scaling.type")} "${scalingType}" are not supported`);
-    list.push({ name: "rope_scaling", value: { type: "enum", value: "factors" } });
+  const scaling = K.ropeScalingType.config;
+  const scalingType = r.has(K.ropeScalingType) ? r.string(K.ropeScalingType) : "none";
+  const linearFactor = r.has(K.ropeScalingFactor) ? r.positiveNumber(K.ropeScalingFactor) : r.has(K.ropeScaleLinear) ? r.positiveNumber(K.ropeScaleLinear) : null;
+  if (tensors.has(GGUF_TENSOR_NAMES.ropeFreqs)) {
+    if (scalingType !== "none") throw new ImportError(`${file}: RoPE frequency factors together with ${r.key(K.ropeScalingType)} "${scalingType}" are not supported`);
+    list.push({ name: scaling, value: { type: "enum", value: "factors" } });
   } else if (scalingType === "linear" || (scalingType === "none" && linearFactor !== null && linearFactor !== 1)) {
-    if (linearFactor === null) throw new ImportError(`${file}: missing required key "${r.key("rope.scaling.factor")}"`);
-    list.push({ name: "rope_scaling", value: { type: "enum", value: "linear" } });
-    f32("rope_factor", linearFactor);
+    if (linearFactor === null) throw new ImportError(`${file}: missing required key "${r.key(K.ropeScalingFactor)}"`);
+    list.push({ name: scaling, value: { type: "enum", value: "linear" } });
+    f32(K.ropeScalingFactor, linearFactor);
   } else if (scalingType === "none") {
-    list.push({ name: "rope_scaling", value: { type: "enum", value: "none" } });
+    list.push({ name: scaling, value: { type: "enum", value: "none" } });
   } else {
-    throw new ImportError(`${file}: ${r.key("rope.scaling.type")} "${scalingType}" is not supported (supported: none, linear)`);
+    throw new ImportError(`${file}: ${r.key(K.ropeScalingType)} "${scalingType}" is not supported (supported: none, linear)`);
   }
 
-  int("max_seq_len", r.positiveInt("context_length"));
+  int(K.contextLength, r.positiveInt(K.contextLength));
   // No output tensor: llama.cpp reuses the token embedding.
-  bool("tie_embeddings", !tensors.has("output.weight"));
+  bool("tie_embeddings", !tensors.has(GGUF_TENSOR_NAMES.output));
   if (arch === "llama") {
-    if (tensors.has("blk.0.attn_output.bias")) bool("attn_bias", true);
-    else if (tensors.has("blk.0.attn_q.bias")) bool("qkv_bias", true);
+    if (tensors.has(GGUF_TENSOR_NAMES.attnOutputBias0)) bool("attn_bias", true);
+    else if (tensors.has(GGUF_TENSOR_NAMES.attnQBias0)) bool("qkv_bias", true);
   }
 
-  const name = md["general.name"];
+  const name = md[GENERAL_KEYS.name];
   return {
     arch,
-    origin: `GGUF, general.architecture ${JSON.stringify(archName)}`,
+    origin: `GGUF, ${GENERAL_KEYS.architecture} ${JSON.stringify(archName)}`,
     fileModelName: typeof name === "string" && name.trim() !== "" ? name : null,
     bindings: list,
   };
@@ -114,10 +118,10 @@ function shortestF32(x: number): number {
 }
 
 function vocabSize(r: MetadataReader, md: Record<string, unknown>, file: string): number {
-  if (r.has("vocab_size")) return r.positiveInt("vocab_size");
-  const tokens = md["tokenizer.ggml.tokens"];
+  if (r.has(K.vocabSize)) return r.positiveInt(K.vocabSize);
+  const tokens = md[TOKENIZER_KEYS.tokens];
   if (Array.isArray(tokens) && tokens.length > 0) return tokens.length;
-  throw new ImportError(`${file}: cannot tell the vocabulary size: neither "${r.key("vocab_size")}" nor "tokenizer.ggml.tokens" is present`);
+  throw new ImportError(`${file}: cannot tell the vocabulary size: neither "${r.key(K.vocabSize)}" nor "${TOKENIZER_KEYS.tokens}" is present`);
 }
 
 /** Reads `{arch}.…` keys; GGUF integers may arrive as bigint (u64/i64). */
@@ -128,54 +132,54 @@ class MetadataReader {
     private readonly arch: string,
   ) {}
 
-  key(suffix: string): string {
-    return `${this.arch}.${suffix}`;
+  key(k: HParamKey): string {
+    return hparamKey(this.arch, k);
   }
 
-  has(suffix: string): boolean {
-    const v = this.md[this.key(suffix)];
+  has(k: HParamKey): boolean {
+    const v = this.md[this.key(k)];
     return v !== undefined && v !== null;
   }
 
-  private get(suffix: string): unknown {
-    if (!this.has(suffix)) throw new ImportError(`${this.file}: missing required key "${this.key(suffix)}"`);
-    return this.md[this.key(suffix)];
+  private get(k: HParamKey): unknown {
+    if (!this.has(k)) throw new ImportError(`${this.file}: missing required key "${this.key(k)}"`);
+    return this.md[this.key(k)];
   }
 
-  private wrong(suffix: string, what: string, v: unknown): never {
+  private wrong(k: HParamKey, what: string, v: unknown): never {
     const shown = typeof v === "bigint" ? v.toString() : JSON.stringify(v);
-    throw new ImportError(`${this.file}: "${this.key(suffix)}" must be ${what}, got ${shown}`);
+    throw new ImportError(`${this.file}: "${this.key(k)}" must be ${what}, got ${shown}`);
   }
 
-  positiveInt(suffix: string): number {
-    return this.toPositiveInt(suffix, this.get(suffix));
+  positiveInt(k: HParamKey): number {
+    return this.toPositiveInt(k, this.get(k));
   }
 
   /** A per-layer array is accepted when every layer has the same value. */
-  uniformPositiveInt(suffix: string): number {
-    const v = this.get(suffix);
-    if (!Array.isArray(v)) return this.toPositiveInt(suffix, v);
-    const values = new Set(v.map((x) => this.toPositiveInt(suffix, x)));
-    if (values.size !== 1) throw new ImportError(`${this.file}: "${this.key(suffix)}" differs between layers, which is not supported`);
+  uniformPositiveInt(k: HParamKey): number {
+    const v = this.get(k);
+    if (!Array.isArray(v)) return this.toPositiveInt(k, v);
+    const values = new Set(v.map((x) => this.toPositiveInt(k, x)));
+    if (values.size !== 1) throw new ImportError(`${this.file}: "${this.key(k)}" differs between layers, which is not supported`);
     return [...values][0]!;
   }
 
-  private toPositiveInt(suffix: string, v: unknown): number {
+  private toPositiveInt(k: HParamKey, v: unknown): number {
     const n = typeof v === "bigint" ? Number(v) : v;
-    if (typeof n !== "number" || !Number.isSafeInteger(n) || n <= 0) this.wrong(suffix, "a positive integer", v);
+    if (typeof n !== "number" || !Number.isSafeInteger(n) || n <= 0) this.wrong(k, "a positive integer", v);
     return n;
   }
 
-  positiveNumber(suffix: string): number {
-    const v = this.get(suffix);
+  positiveNumber(k: HParamKey): number {
+    const v = this.get(k);
     const n = typeof v === "bigint" ? Number(v) : v;
-    if (typeof n !== "number" || !Number.isFinite(n) || n <= 0) this.wrong(suffix, "a positive number", v);
+    if (typeof n !== "number" || !Number.isFinite(n) || n <= 0) this.wrong(k, "a positive number", v);
     return shortestF32(n);
   }
 
-  string(suffix: string): string {
-    const v = this.get(suffix);
-    if (typeof v !== "string") this.wrong(suffix, "a string", v);
+  string(k: HParamKey): string {
+    const v = this.get(k);
+    if (typeof v !== "string") this.wrong(k, "a string", v);
     return v;
   }
 }

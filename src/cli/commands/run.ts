@@ -1,0 +1,193 @@
+// `llmc run MODEL --prompt TEXT [options]`: generate text, streamed to standard output; prompt size,
+// prefill and decode speed and the backend go to standard error. The model-loading and sampling
+// options, and how runtime errors are reported, are shared with `llmc chat` and `llmc logprobs`.
+
+import { parseArgs } from "node:util";
+import { ImportError } from "../../compiler/import/write-llm.js";
+import { BACKEND_CHOICES, BackendError, type BackendChoice } from "../../runtime/backend.js";
+import { ContextOverflowError } from "../../runtime/cpu/interpreter.js";
+import { InputError } from "../../runtime/generate/errors.js";
+import { DEFAULT_MAX_TOKENS, type GenerateOptions } from "../../runtime/generate/generate.js";
+import { randomSeed, resolveSamplerOptions, SAMPLER_DEFAULTS } from "../../runtime/generate/sampler.js";
+import { loadModel, type Model } from "../../runtime/model.js";
+import { WeightFileError } from "../../runtime/weights/errors.js";
+import type { CliIO } from "../io.js";
+import { parseSetFlags, printDiagnostics, UsageError } from "./common.js";
+
+export const modelOptionsUsage = `model options:
+  --backend B            auto (default: WebGPU if there is an adapter, else CPU), cpu, webgpu, cuda
+  --arch FILE.llm        the architecture to use instead of the one the model file names
+  --set name=value       set a config value (repeatable), e.g. --set max_seq_len=8192
+  -v, --verbose          say more on standard error (the seed, load time, config)`;
+
+export const samplingUsage = `sampling options:
+  -n, --max-tokens N     the most tokens to generate (default ${DEFAULT_MAX_TOKENS})
+  --temperature T        0 is greedy (default ${SAMPLER_DEFAULTS.temperature})
+  --top-k K              keep the K most likely tokens; 0 keeps all (default ${SAMPLER_DEFAULTS.topK})
+  --top-p P              keep the most likely tokens up to probability P (default ${SAMPLER_DEFAULTS.topP})
+  --min-p P              drop tokens less likely than P × the most likely (default ${SAMPLER_DEFAULTS.minP})
+  --repeat-penalty R     penalise the last --repeat-last-n tokens; 1 is off (default ${SAMPLER_DEFAULTS.repeatPenalty})
+  --repeat-last-n N      (default ${SAMPLER_DEFAULTS.repeatLastN}; -1: the whole context)
+  --seed N               the same seed gives the same text (default: random, printed with --verbose)
+  --stop S               stop when the text contains S, which is not printed (repeatable)`;
+
+export const runUsage = `usage: llmc run MODEL --prompt TEXT [options]
+
+MODEL is a .gguf file or a Hugging Face model folder (config.json, tokenizer.json, safetensors).
+Prints the generated text; statistics go to standard error.
+
+options:
+  -p, --prompt TEXT      the text to continue
+  --chat                 wrap the prompt as a user message in the model's chat template
+
+${samplingUsage}
+
+${modelOptionsUsage}`;
+
+export const modelOptionSpec = {
+  backend: { type: "string" },
+  arch: { type: "string" },
+  set: { type: "string", multiple: true },
+  verbose: { type: "boolean", short: "v", default: false },
+} as const;
+
+export const samplingOptionSpec = {
+  "max-tokens": { type: "string", short: "n" },
+  temperature: { type: "string" },
+  "top-k": { type: "string" },
+  "top-p": { type: "string" },
+  "min-p": { type: "string" },
+  "repeat-penalty": { type: "string" },
+  "repeat-last-n": { type: "string" },
+  seed: { type: "string" },
+  stop: { type: "string", multiple: true },
+} as const;
+
+interface ModelFlags {
+  backend?: string;
+  arch?: string;
+  set?: string[];
+  verbose?: boolean;
+}
+
+/** Loads MODEL as the flags say, printing the backend's notes (and, verbose, what was loaded) to stderr. */
+export async function loadModelForCli(path: string, flags: ModelFlags, io: CliIO, usage: string): Promise<Model> {
+  const backend = flags.backend ?? "auto";
+  if (!(BACKEND_CHOICES as readonly string[]).includes(backend)) {
+    throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(", ")}, got '${backend}'`, usage);
+  }
+  const started = performance.now();
+  const model = await loadModel(path, {
+    backend: backend as BackendChoice,
+    arch: flags.arch,
+    overrides: parseSetFlags(flags.set),
+    onNote: (m) => io.err(`llmc: ${m}\n`),
+  });
+  if (flags.verbose) {
+    const c = model.config;
+    io.err(
+      `llmc: loaded ${path} in ${((performance.now() - started) / 1000).toFixed(2)} s on ${model.backend}: ` +
+        `vocab ${c["vocab_size"]}, dim ${c["dim"]}, ${c["n_layers"]} layers, context ${model.maxSeqLen}\n`,
+    );
+  }
+  return model;
+}
+
+type SamplingFlags = { [K in keyof typeof samplingOptionSpec]?: (typeof samplingOptionSpec)[K] extends { multiple: true } ? string[] : string };
+
+/** The sampling flags as GenerateOptions (a random seed when none is given); bad values are usage errors. */
+export function samplingOptions(flags: SamplingFlags, usage: string): GenerateOptions & { seed: number } {
+  const num = (name: keyof SamplingFlags, integer: boolean): number | undefined => {
+    const text = flags[name];
+    if (text === undefined) return undefined;
+    const v = Number(text);
+    if (typeof text !== "string" || text.trim() === "" || !Number.isFinite(v) || (integer && !Number.isSafeInteger(v))) {
+      throw new UsageError(`--${name} takes ${integer ? "an integer" : "a number"}, got '${String(text)}'`, usage);
+    }
+    return v;
+  };
+  const opts = {
+    maxTokens: num("max-tokens", true),
+    temperature: num("temperature", false),
+    topK: num("top-k", true),
+    topP: num("top-p", false),
+    minP: num("min-p", false),
+    repeatPenalty: num("repeat-penalty", false),
+    repeatLastN: num("repeat-last-n", true),
+    seed: num("seed", true) ?? randomSeed(),
+    stop: flags.stop ?? [],
+  };
+  if (opts.maxTokens !== undefined && opts.maxTokens < 0) throw new UsageError(`--max-tokens must be ≥ 0, got ${opts.maxTokens}`, usage);
+  try {
+    resolveSamplerOptions(opts);
+  } catch (e) {
+    const flag = (e as Error).message.replace(/^(\w+)/, (name) => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+    throw new UsageError(flag, usage);
+  }
+  return opts;
+}
+
+/**
+ * Reports an error from loading or running a model: bad input (the file, the architecture, a token
+ * id, a full context) is printed as a message and gives exit code 1; anything else is a bug and is
+ * thrown on, to main's internal-error report.
+ */
+export function reportRuntimeError(e: unknown, command: string, io: CliIO): 1 {
+  if (e instanceof InputError && e.diagnostics) {
+    printDiagnostics(e.diagnostics.list, e.diagnostics.sources, io);
+    io.err(`llmc ${command}: ${e.message.split("\n")[0]}\n`);
+    return 1;
+  }
+  if (e instanceof InputError || e instanceof ImportError || e instanceof WeightFileError || e instanceof BackendError || e instanceof ContextOverflowError) {
+    io.err(`llmc ${command}: ${e.message}\n`);
+    return 1;
+  }
+  throw e;
+}
+
+export async function runRun(args: string[], io: CliIO): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      prompt: { type: "string", short: "p" },
+      chat: { type: "boolean", default: false },
+      ...samplingOptionSpec,
+      ...modelOptionSpec,
+    },
+  });
+  if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? "missing MODEL" : `expected one MODEL, got ${positionals.length}`, runUsage);
+  if (values.prompt === undefined) throw new UsageError("missing --prompt", runUsage);
+  const sampling = samplingOptions(values, runUsage);
+
+  let model: Model | undefined;
+  try {
+    model = await loadModelForCli(positionals[0]!, values, io, runUsage);
+    if (values.verbose) io.err(`llmc: seed ${sampling.seed}\n`);
+    const prompt = model.promptTokens(values.prompt, { chat: values.chat });
+    const started = performance.now();
+    let firstAt = 0;
+    let items = 0;
+    let text = "";
+    try {
+      for await (const t of model.generate(prompt, sampling)) {
+        if (items++ === 0) firstAt = performance.now();
+        text += t.text;
+        io.out(t.text);
+      }
+    } finally {
+      if (text !== "" && !text.endsWith("\n")) io.out("\n");
+    }
+    const ended = performance.now();
+    const rate = (n: number, ms: number) => (n > 0 && ms > 0 ? `${((n * 1000) / ms).toFixed(1)} tokens/s` : "n/a");
+    io.err(
+      `llmc run: prompt ${prompt.length} tokens, prefill ${rate(prompt.length, firstAt - started)}; ` +
+        `${items} tokens generated, decode ${rate(items - 1, ended - firstAt)}; backend ${model.backend}\n`,
+    );
+    return 0;
+  } catch (e) {
+    return reportRuntimeError(e, "run", io);
+  } finally {
+    model?.dispose();
+  }
+}

@@ -1,0 +1,101 @@
+// The tokens in an executor's KV cache, and feeding it more. A prompt that starts with what the cache
+// already holds (the next turn of a chat) only runs its new tokens. When the cache is full, a model
+// with a sliding window keeps going by shifting the context — the cache is emptied and refilled with
+// its most recent tokens, so positions start again from 0 — and any other model stops with an error
+// that names max_seq_len.
+
+import { ContextOverflowError } from "../cpu/interpreter.js";
+import type { Executor } from "../backend.js";
+import { InputError } from "./errors.js";
+
+export interface ContextOptions {
+  vocabSize: number;
+  /** The model's attention window (config `sliding_window`); 0 when it attends to everything. */
+  slidingWindow: number;
+}
+
+export class Context {
+  /** The tokens whose keys and values are in the executor's cache, oldest first. */
+  private cached: number[] = [];
+
+  constructor(
+    readonly executor: Executor,
+    private readonly opts: ContextOptions,
+  ) {}
+
+  get maxSeqLen(): number {
+    return this.executor.maxSeqLen;
+  }
+
+  /** Empties the cache. */
+  reset(): void {
+    this.executor.reset();
+    this.cached = [];
+  }
+
+  /**
+   * Makes the cache hold `tokens` (running only what follows a cached prefix) and returns the logits
+   * after the last one, [vocab].
+   */
+  async prefill(tokens: readonly number[]): Promise<Float32Array> {
+    if (tokens.length === 0) throw new InputError("the prompt is empty: there is no token to continue from");
+    const reusable = this.cached.length < tokens.length && this.cached.every((t, i) => t === tokens[i]);
+    if (!reusable) this.reset();
+    const rows = await this.feed(tokens.slice(this.cached.length), false);
+    return rows.subarray(rows.length - this.opts.vocabSize);
+  }
+
+  /** Runs one more token; returns the logits after it, [vocab]. */
+  async decode(token: number): Promise<Float32Array> {
+    return this.feed([token], false);
+  }
+
+  /** Runs `tokens` on an empty cache and returns the logits after each of them, [T, vocab]. */
+  async score(tokens: readonly number[]): Promise<Float32Array> {
+    this.reset();
+    return this.feed(tokens, true);
+  }
+
+  /** Runs tokens in as few steps as the cache allows; returns the last row, or every row when `allRows`. */
+  private async feed(tokens: readonly number[], allRows: boolean): Promise<Float32Array> {
+    const V = this.opts.vocabSize;
+    for (const t of tokens) {
+      if (!Number.isInteger(t) || t < 0 || t >= V) {
+        throw new InputError(`token id ${t} is out of range: the vocabulary has ${V} tokens (ids 0…${V - 1})`);
+      }
+    }
+    if (this.opts.slidingWindow <= 0 && this.executor.past + tokens.length > this.maxSeqLen) throw this.overflow(tokens.length);
+    const out = new Float32Array(allRows ? tokens.length * V : V);
+    let done = 0;
+    while (done < tokens.length) {
+      if (this.executor.past >= this.maxSeqLen) await this.shift();
+      const chunk = tokens.slice(done, done + this.maxSeqLen - this.executor.past);
+      const logits = (await this.executor.step({ tokens: Int32Array.from(chunk) })).data as Float32Array;
+      this.cached.push(...chunk);
+      if (allRows) out.set(logits.subarray(0, chunk.length * V), done * V);
+      else out.set(logits.subarray((chunk.length - 1) * V, chunk.length * V));
+      done += chunk.length;
+    }
+    return out;
+  }
+
+  private overflow(more: number): ContextOverflowError {
+    const held = this.executor.past;
+    const what = held === 0 ? `${more} tokens do not fit in the context` : `the context is full: ${held} tokens are in the cache and ${more} more do not fit`;
+    return new ContextOverflowError(
+      `${what}: max_seq_len is ${this.maxSeqLen}; load the model with a larger maxSeqLen (--set max_seq_len=N), up to the length it was trained for`,
+    );
+  }
+
+  /**
+   * The cache is full and the model has a sliding window: keep the most recent tokens (at most
+   * window − 1, and at most half the cache so that shifts are rare) and go on. This is approximate,
+   * as llama.cpp's context shift is, since the kept tokens' deeper layers once saw tokens now dropped.
+   */
+  private async shift(): Promise<void> {
+    const window = this.opts.slidingWindow;
+    const keep = this.cached.slice(this.cached.length - Math.min(window - 1, Math.floor(this.maxSeqLen / 2)));
+    this.reset();
+    if (keep.length > 0) await this.feed(keep, false);
+  }
+}

@@ -1,0 +1,129 @@
+// The generation loop: prefill the prompt in one step, then sample and decode one token at a time
+// with the KV cache, streaming text through the tokenizer's decoder. It stops at an end-of-turn
+// token, at a stop string (whose text is not emitted, nor any part of it), or after maxTokens.
+
+import type { Tokenizer } from "../tokenizer/index.js";
+import type { Context } from "./context.js";
+import { InputError } from "./errors.js";
+import { randomSeed, resolveSamplerOptions, sampleToken, seededRandom, type Random, type SamplerOptions } from "./sampler.js";
+
+export interface GenerateOptions extends SamplerOptions {
+  /** The most tokens to generate (the end-of-turn token not counted). Default 256. */
+  maxTokens?: number;
+  /** Seeds the sampler: the same seed, prompt and options give the same text. Default: a random seed. */
+  seed?: number;
+  /** Generation ends when the text contains one of these; the stop string itself is not emitted. */
+  stop?: readonly string[];
+}
+
+/** One generated token and the text it completes. */
+export interface GeneratedToken {
+  token: number;
+  /**
+   * Text that can be shown now. Part of a UTF-8 character, or text that may be the start of a stop
+   * string, is held back and comes with a later token, so joining every `text` gives the output.
+   */
+  text: string;
+}
+
+export const DEFAULT_MAX_TOKENS = 256;
+
+/**
+ * Generates from `prompt` (token ids). When the model ends its turn, the last item is that
+ * end-of-turn token, with whatever text was still held back.
+ */
+export async function* generateTokens(
+  context: Context,
+  tokenizer: Tokenizer,
+  prompt: readonly number[],
+  opts: GenerateOptions = {},
+): AsyncGenerator<GeneratedToken, void, undefined> {
+  const maxTokens = opts.maxTokens ?? DEFAULT_MAX_TOKENS;
+  let sampler: Required<SamplerOptions>;
+  let random: Random;
+  try {
+    sampler = resolveSamplerOptions(opts);
+    random = seededRandom(opts.seed ?? randomSeed());
+    if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new RangeError(`maxTokens must be an integer ≥ 0, got ${maxTokens}`);
+  } catch (e) {
+    throw new InputError((e as Error).message);
+  }
+  const stops = new StopMatcher(opts.stop ?? []);
+  const decoder = tokenizer.createDecoder({ continuation: true, skipSpecial: true });
+  const history = [...prompt];
+
+  let logits = await context.prefill(prompt);
+  for (let n = 0; n < maxTokens; n++) {
+    // Rows past the tokenizer's vocabulary (padding in some checkpoints) have no text: never pick them.
+    if (tokenizer.vocabSize < logits.length) logits.fill(-Infinity, tokenizer.vocabSize);
+    const token = sampleToken(logits, sampler, random, history);
+    if (tokenizer.eotIds.has(token)) {
+      yield { token, text: stops.end(decoder.flush()).text };
+      return;
+    }
+    history.push(token);
+    const last = n + 1 === maxTokens;
+    const piece = decoder.push(token) + (last ? decoder.flush() : "");
+    const { text, stopped } = last ? stops.end(piece) : stops.push(piece);
+    yield { token, text };
+    if (stopped || last) return;
+    logits = await context.decode(token);
+  }
+}
+
+/**
+ * Finds stop strings in streamed text. Text is released only when no stop string can begin in it,
+ * so a stop string split across tokens is never partly emitted.
+ */
+export class StopMatcher {
+  private held = "";
+  private readonly stops: string[];
+
+  constructor(stops: readonly string[]) {
+    this.stops = stops.filter((s) => s !== "");
+  }
+
+  /** Adds text; returns what can be shown, and whether a stop string was found (the text before it is returned). */
+  push(piece: string): { text: string; stopped: boolean } {
+    const text = this.held + piece;
+    const at = this.firstStop(text);
+    if (at >= 0) {
+      this.held = "";
+      return { text: text.slice(0, at), stopped: true };
+    }
+    const keep = this.longestStopPrefixAtEnd(text);
+    this.held = text.slice(text.length - keep);
+    return { text: text.slice(0, text.length - keep), stopped: false };
+  }
+
+  /** Adds the last text and releases everything held. */
+  end(piece: string): { text: string; stopped: boolean } {
+    const r = this.push(piece);
+    const text = r.stopped ? r.text : r.text + this.held;
+    this.held = "";
+    return { text, stopped: r.stopped };
+  }
+
+  private firstStop(text: string): number {
+    let first = -1;
+    for (const s of this.stops) {
+      const i = text.indexOf(s);
+      if (i >= 0 && (first < 0 || i < first)) first = i;
+    }
+    return first;
+  }
+
+  /** The length of the longest end of `text` that is a proper prefix of some stop string. */
+  private longestStopPrefixAtEnd(text: string): number {
+    let best = 0;
+    for (const s of this.stops) {
+      for (let k = Math.min(s.length - 1, text.length); k > best; k--) {
+        if (text.endsWith(s.slice(0, k))) {
+          best = k;
+          break;
+        }
+      }
+    }
+    return best;
+  }
+}

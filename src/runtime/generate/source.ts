@@ -1,0 +1,126 @@
+// What a model file says before its weights are read: the architecture and config values (GGUF
+// metadata or Hugging Face config.json, through the importers `llmc import` uses), the tokenizer and
+// the chat template. A GGUF file holds all of it; a Hugging Face folder holds config.json,
+// tokenizer.json (+ tokenizer_config.json) and safetensors files.
+
+import { open, readFile, stat } from "node:fs/promises";
+import { basename, dirname, extname, join } from "node:path";
+import { importGgufMetadata } from "../../compiler/import/gguf-metadata.js";
+import { importHfConfig } from "../../compiler/import/hf-config.js";
+import type { ImportedModel } from "../../compiler/import/write-llm.js";
+import { detectChatTemplate, tokenizerFromGGUF, tokenizerFromJSON, type ChatTemplateKind, type Tokenizer } from "../tokenizer/index.js";
+import { openGGUF } from "../weights/gguf-reader.js";
+import { InputError } from "./errors.js";
+
+export interface ModelSource {
+  format: "gguf" | "hf";
+  /** What the weight loader is given: the .gguf file, or the Hugging Face folder. */
+  weightsPath: string;
+  imported: ImportedModel;
+  tokenizer: Tokenizer;
+  /** The chat template the file names or implies, if it is one llmc knows. */
+  chatTemplate: ChatTemplateKind | undefined;
+  /** A name for the model: the file's own (GGUF general.name), else the file or folder name. */
+  name: string;
+}
+
+const GGUF_MAGIC = "GGUF";
+
+/** Reads a .gguf file's header, or a Hugging Face folder's (or its safetensors file's folder's) JSON files. */
+export async function readModelSource(path: string): Promise<ModelSource> {
+  let info;
+  try {
+    info = await stat(path);
+  } catch (e) {
+    throw new InputError(`${path}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file or directory" : (e as Error).message}`);
+  }
+  if (info.isDirectory()) return readHfFolder(path);
+  if (extname(path).toLowerCase() === ".safetensors") return readHfFolder(dirname(path), path);
+  if ((await magic(path)) !== GGUF_MAGIC) {
+    throw new InputError(`${path} is not a GGUF file (it does not start with "GGUF"), nor a Hugging Face model folder or .safetensors file`);
+  }
+  return readGguf(path);
+}
+
+async function magic(path: string): Promise<string> {
+  const fh = await open(path, "r").catch((e: Error) => {
+    throw new InputError(`${path}: cannot open it (${e.message})`);
+  });
+  try {
+    const buf = Buffer.alloc(4);
+    const { bytesRead } = await fh.read(buf, 0, 4, 0);
+    return buf.subarray(0, bytesRead).toString("latin1");
+  } finally {
+    await fh.close();
+  }
+}
+
+async function readGguf(path: string): Promise<ModelSource> {
+  const file = await openGGUF(path);
+  try {
+    const metadata = file.metadata as Record<string, unknown>;
+    const imported = importGgufMetadata({ metadata, tensorNames: [...file.tensors.keys()] }, path);
+    const tokenizer = tokenizerOrError(path, () => tokenizerFromGGUF(metadata));
+    const name = imported.fileModelName ?? stem(path);
+    return { format: "gguf", weightsPath: path, imported, tokenizer, chatTemplate: detectChatTemplate(metadata), name };
+  } finally {
+    await file.close();
+  }
+}
+
+async function readHfFolder(dir: string, given: string = dir): Promise<ModelSource> {
+  const config = await readJson(join(dir, "config.json"), `${given}: a Hugging Face model needs config.json beside its weights`);
+  const imported = importHfConfig(config, join(dir, "config.json"));
+  const tokenizerJson = await readJson(join(dir, "tokenizer.json"), `${given}: a Hugging Face model needs tokenizer.json beside its weights`);
+  const tokenizerConfig = await readJson(join(dir, "tokenizer_config.json"), null);
+  const tokenizer = tokenizerOrError(join(dir, "tokenizer.json"), () => tokenizerFromJSON(tokenizerJson, tokenizerConfig ?? undefined));
+  const template = chatTemplateText(tokenizerConfig);
+  const chatTemplate = template === undefined ? undefined : detectChatTemplate({ "tokenizer.chat_template": template });
+  return { format: "hf", weightsPath: dir, imported, tokenizer, chatTemplate, name: basename(dir) };
+}
+
+/** tokenizer_config.json's chat_template: a string, or a list of named templates ("default" first). */
+function chatTemplateText(config: unknown): string | undefined {
+  if (typeof config !== "object" || config === null) return undefined;
+  const t = (config as Record<string, unknown>)["chat_template"];
+  if (typeof t === "string") return t;
+  if (Array.isArray(t)) {
+    const named = t.filter((x): x is { name: unknown; template: unknown } => typeof x === "object" && x !== null);
+    const chosen = named.find((x) => x.name === "default") ?? named[0];
+    return typeof chosen?.template === "string" ? chosen.template : undefined;
+  }
+  return undefined;
+}
+
+/** The parsed file; `missing` is the message when it does not exist, or null when it is optional. */
+async function readJson(path: string, missing: string | null): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") {
+      if (missing === null) return null;
+      throw new InputError(missing);
+    }
+    throw new InputError(`${path}: cannot read it (${(e as Error).message})`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new InputError(`${path} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+function tokenizerOrError(file: string, make: () => Tokenizer): Tokenizer {
+  try {
+    return make();
+  } catch (e) {
+    throw new InputError(`${file}: cannot build the tokenizer: ${(e as Error).message}`);
+  }
+}
+
+function stem(path: string): string {
+  const base = basename(path);
+  const ext = extname(base);
+  return ext ? base.slice(0, -ext.length) : base;
+}

@@ -1,0 +1,249 @@
+// Random weights for a .llm model, written as a GGUF file llama.cpp can load (`llmc init-weights`):
+// every tensor under its GGUF name with the inverse of its GGUF transforms applied (so loading it
+// gives back the random values), llama.cpp's hyper-parameter metadata (keys from gguf-keys.ts, the
+// same table `llmc import` reads), and a real SentencePiece vocabulary (vocab.ts).
+
+import { stat } from "node:fs/promises";
+import type { ResolvedModel } from "../../compiler/check/model.js";
+import {
+  DIRECT_HPARAMS, GENERAL_KEYS, GGML_QUANTIZATION_VERSION, GGUF_FILE_TYPES, GGUF_TENSOR_NAMES,
+  HPARAM_KEYS as K, TOKENIZER_KEYS, hparamKey, type HParamKey,
+} from "../../compiler/import/gguf-keys.js";
+import { DTYPES, type WeightDType } from "./dtypes.js";
+import { WeightFileError } from "./errors.js";
+import { meta, writeGGUF, type GGUFMetadataEntry, type GGUFTensorInput, type WriteProgress } from "./gguf-writer.js";
+import { fileTensorName, ggufArchitecture, modelTensors, type ModelTensor } from "./model-tensors.js";
+import { randomTensor } from "./random.js";
+import { applyStoreTransforms, storableF32 } from "./transforms.js";
+import { trainSentencePieceVocab, type SentencePieceVocab } from "./vocab.js";
+
+export interface InitWeightsOptions {
+  /** Storage type of the matrices (1-D tensors stay f32, as llama.cpp keeps them). Default f32. */
+  dtype?: WeightDType;
+  /** Default 0. */
+  seed?: number;
+  /** general.name; default the model's name. */
+  name?: string;
+  onProgress?: (progress: WriteProgress) => void;
+}
+
+export interface InitWeightsSummary {
+  path: string;
+  /** general.architecture */
+  architecture: string;
+  tensors: number;
+  /** Size of the file. */
+  bytes: number;
+  /** How many tensors of each storage type. */
+  dtypes: Partial<Record<WeightDType, number>>;
+  vocab: { size: number; learned: number; byteFallback: boolean };
+  /** Things the user should know (fallback types, an architecture llama.cpp does not know). */
+  notes: string[];
+}
+
+const QUANTIZED: ReadonlySet<WeightDType> = new Set(["q8_0", "q4_0"]);
+
+/**
+ * The values `llmc init-weights` gives an IR weight: randomTensor(irName, shape, seed) (so they do not
+ * depend on the file format or on which other tensors exist), nudged where the GGUF transform is not
+ * exact at f32 (add(c)) to the nearest value that round-trips, so a file written at f32 loads back
+ * exactly these values.
+ */
+export function randomModelWeight(tensor: ModelTensor, seed: number): Float32Array {
+  const values = randomTensor(tensor.irName, tensor.shape, { seed });
+  const fn = fileTensorName(tensor, "gguf");
+  if (!fn) return values;
+  return storableF32(values, tensor.shape, fn.transforms, (p) => new Error(`weight '${tensor.irName}': ${p}`));
+}
+
+/** A CPU-interpreter weight source of the same random weights that initWeights writes. */
+export function randomWeightSource(model: ResolvedModel, seed: number): (name: string, shape: readonly number[]) => Float32Array {
+  const byName = new Map(modelTensors(model).map((t) => [t.irName, t]));
+  const cache = new Map<string, Float32Array>();
+  return (name) => {
+    let v = cache.get(name);
+    if (!v) {
+      const t = byName.get(name);
+      if (!t) throw new Error(`model '${model.name}' has no weight '${name}'`);
+      v = randomModelWeight(t, seed);
+      cache.set(name, v);
+    }
+    return v;
+  };
+}
+
+/** The storage type of a tensor written at `requested`: 1-D tensors f32; rows that do not fill quantization blocks f16. */
+export function storageDType(shape: readonly number[], requested: WeightDType): WeightDType {
+  if (shape.length < 2) return "f32";
+  if (shape[shape.length - 1]! % DTYPES[requested].blockSize !== 0) return "f16";
+  return requested;
+}
+
+export { ggufArchitecture };
+
+export async function initWeights(model: ResolvedModel, path: string, opts: InitWeightsOptions = {}): Promise<InitWeightsSummary> {
+  const requested = opts.dtype ?? "f32";
+  const seed = opts.seed ?? 0;
+  const notes: string[] = [];
+  const arch = ggufArchitecture(model);
+  if (!arch.known) {
+    notes.push(`model '${model.name}' extends none of llama, mistral, qwen2, gemma; general.architecture is "${arch.name}", which llama.cpp does not know`);
+  }
+  const vocabSize = configNumber(model, "vocab_size");
+  if (vocabSize === null) throw new WeightFileError(path, `model '${model.name}' has no config value vocab_size, so no vocabulary can be written`);
+  let vocab: SentencePieceVocab;
+  try {
+    vocab = trainSentencePieceVocab(vocabSize);
+  } catch (cause) {
+    throw new WeightFileError(path, `cannot make a vocabulary: ${(cause as Error).message}`, { cause });
+  }
+
+  const tensors: GGUFTensorInput[] = [];
+  const dtypes: Partial<Record<WeightDType, number>> = {};
+  let fellBack = 0;
+  for (const t of modelTensors(model)) {
+    const fn = fileTensorName(t, "gguf");
+    if (!fn) {
+      throw new WeightFileError(path, `model '${model.name}' gives weight '${t.irName}' no gguf name, so it cannot be written to a GGUF file`, {
+        tensor: t.irName,
+        hint: `Add gguf "…" to its declaration`,
+      });
+    }
+    const dtype = storageDType(t.shape, requested);
+    if (t.shape.length >= 2 && dtype !== requested) fellBack++;
+    dtypes[dtype] = (dtypes[dtype] ?? 0) + 1;
+    const fail = (problem: string) => new WeightFileError(path, `${problem} (model weight '${t.irName}')`, { tensor: fn.name });
+    tensors.push({
+      name: fn.name,
+      shape: t.shape,
+      dtype,
+      data: () => applyStoreTransforms(randomModelWeight(t, seed), t.shape, fn.transforms, fail),
+    });
+  }
+  if (fellBack > 0) notes.push(`${fellBack} matrices whose rows are not a multiple of ${DTYPES[requested].blockSize} are stored as f16`);
+  const extra = extraTensors(model, tensors);
+  for (const t of extra) dtypes[t.dtype] = (dtypes[t.dtype] ?? 0) + 1;
+  tensors.push(...extra);
+
+  const metadata = [
+    ...generalMetadata(model, arch.name, requested, opts.name),
+    ...hparamMetadata(model, arch.name),
+    ...vocabMetadata(vocab),
+  ];
+  await writeGGUF(path, { metadata, tensors, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
+  return {
+    path,
+    architecture: arch.name,
+    tensors: tensors.length,
+    bytes: (await stat(path)).size,
+    dtypes,
+    vocab: { size: vocab.tokens.length, learned: vocab.learned, byteFallback: vocab.byteFallback },
+    notes,
+  };
+}
+
+function configValue(model: ResolvedModel, name: string): number | boolean | string | null {
+  return model.config.get(name)?.value?.value ?? null;
+}
+
+function configNumber(model: ResolvedModel, name: string): number | null {
+  const v = configValue(model, name);
+  return typeof v === "number" ? v : null;
+}
+
+function generalMetadata(model: ResolvedModel, arch: string, requested: WeightDType, name: string | undefined): GGUFMetadataEntry[] {
+  const out = [meta.string(GENERAL_KEYS.architecture, arch), meta.string(GENERAL_KEYS.name, name ?? model.name)];
+  const fileType = (GGUF_FILE_TYPES as Partial<Record<WeightDType, number>>)[requested];
+  if (fileType !== undefined) out.push(meta.uint32(GENERAL_KEYS.fileType, fileType));
+  if (QUANTIZED.has(requested)) out.push(meta.uint32(GENERAL_KEYS.quantizationVersion, GGML_QUANTIZATION_VERSION));
+  return out;
+}
+
+function hparamMetadata(model: ResolvedModel, arch: string): GGUFMetadataEntry[] {
+  const out: GGUFMetadataEntry[] = [];
+  const put = (key: HParamKey, value: number | string) => {
+    const k = hparamKey(arch, key);
+    out.push(key.type === "string" ? meta.string(k, String(value)) : key.type === "float32" ? meta.float32(k, Number(value)) : meta.uint32(k, Number(value)));
+  };
+  for (const key of DIRECT_HPARAMS) {
+    const v = configNumber(model, key.config);
+    if (v !== null) put(key, v);
+  }
+  const dim = configNumber(model, K.embeddingLength.config);
+  const heads = configNumber(model, K.headCount.config);
+  const headDim = configNumber(model, K.keyLength.config) ?? (dim !== null && heads !== null ? Math.trunc(dim / heads) : null);
+  if (headDim !== null) {
+    put(K.ropeDimensionCount, headDim);
+    if (dim === null || heads === null || headDim * heads !== dim) {
+      put(K.keyLength, headDim);
+      put(K.valueLength, headDim);
+    }
+  }
+  if (configValue(model, K.ropeScalingType.config) === "linear") {
+    put(K.ropeScalingType, "linear");
+    put(K.ropeScalingFactor, configNumber(model, K.ropeScalingFactor.config) ?? 1);
+  }
+  return out;
+}
+
+function vocabMetadata(v: SentencePieceVocab): GGUFMetadataEntry[] {
+  return [
+    meta.string(TOKENIZER_KEYS.model, "llama"),
+    meta.array(TOKENIZER_KEYS.tokens, "string", v.tokens),
+    meta.array(TOKENIZER_KEYS.scores, "float32", v.scores),
+    meta.array(TOKENIZER_KEYS.tokenType, "int32", v.types),
+    meta.uint32(TOKENIZER_KEYS.bosId, v.bosId),
+    meta.uint32(TOKENIZER_KEYS.eosId, v.eosId),
+    meta.uint32(TOKENIZER_KEYS.unkId, v.unkId),
+    meta.bool(TOKENIZER_KEYS.addBos, true),
+    meta.bool(TOKENIZER_KEYS.addEos, false),
+    meta.bool(TOKENIZER_KEYS.addSpacePrefix, true),
+  ];
+}
+
+/**
+ * Tensors llama.cpp needs that the .llm does not declare: LLaMA 3.1 scaling (rope_scaling "llama3",
+ * which llmc computes from the config) is carried in GGUF files as the per-frequency divisors
+ * rope_freqs.weight, computed as llama.cpp's converter does.
+ */
+function extraTensors(model: ResolvedModel, declared: GGUFTensorInput[]): GGUFTensorInput[] {
+  if (configValue(model, "rope_scaling") !== "llama3" || declared.some((t) => t.name === GGUF_TENSOR_NAMES.ropeFreqs)) return [];
+  const dim = configNumber(model, "dim");
+  const heads = configNumber(model, "n_heads");
+  const headDim = configNumber(model, "head_dim") ?? (dim !== null && heads !== null ? Math.trunc(dim / heads) : null);
+  if (headDim === null) return [];
+  const factors = llama3RopeFactors(headDim, {
+    theta: configNumber(model, "rope_theta") ?? 10000,
+    factor: configNumber(model, "rope_factor") ?? 8,
+    lowFreqFactor: configNumber(model, "rope_low_freq_factor") ?? 1,
+    highFreqFactor: configNumber(model, "rope_high_freq_factor") ?? 4,
+    originalMaxPos: configNumber(model, "rope_original_max_pos") ?? 8192,
+  });
+  return [{ name: GGUF_TENSOR_NAMES.ropeFreqs, shape: [factors.length], dtype: "f32", data: factors }];
+}
+
+export interface Llama3RopeScaling {
+  theta: number;
+  factor: number;
+  lowFreqFactor: number;
+  highFreqFactor: number;
+  originalMaxPos: number;
+}
+
+/** The divisor of each RoPE frequency under LLaMA 3.1 scaling (llama.cpp's rope_freqs.weight). */
+export function llama3RopeFactors(headDim: number, s: Llama3RopeScaling): Float32Array {
+  const out = new Float32Array(headDim / 2);
+  const lowFreqWavelen = s.originalMaxPos / s.lowFreqFactor;
+  const highFreqWavelen = s.originalMaxPos / s.highFreqFactor;
+  for (let j = 0; j < out.length; j++) {
+    const freq = Math.fround(1 / Math.fround(s.theta ** ((2 * j) / headDim)));
+    const wavelen = (2 * Math.PI) / freq;
+    if (wavelen < highFreqWavelen) out[j] = 1;
+    else if (wavelen > lowFreqWavelen) out[j] = s.factor;
+    else {
+      const smooth = (s.originalMaxPos / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+      out[j] = 1 / ((1 - smooth) / s.factor + smooth);
+    }
+  }
+  return out;
+}
