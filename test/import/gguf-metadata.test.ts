@@ -47,12 +47,14 @@ function refused(header: GgufHeader): string {
 }
 
 describe("importGgufMetadata", () => {
+  // A missing key_length is dim / n_heads, as llama.cpp reads it; it is bound explicitly because an
+  // architecture may default head_dim otherwise (Gemma's .llm says 256).
   it("reads llama.cpp's keys and the vocabulary size from the token list", () => {
     const model = importGgufMetadata(tinyLlama(), "tinyllama.gguf");
     expect(model.arch).toBe("llama");
     expect(model.fileModelName).toBe("TinyLlama 1.1B Chat v1.0");
     expect(bindings(model)).toEqual({
-      vocab_size: 32000, dim: 2048, n_layers: 22, n_heads: 32, n_kv_heads: 4, ffn_dim: 5632,
+      vocab_size: 32000, dim: 2048, n_layers: 22, n_heads: 32, n_kv_heads: 4, head_dim: 64, ffn_dim: 5632,
       norm_eps: 1e-5, rope_theta: 10000, rope_scaling: "none", max_seq_len: 2048, tie_embeddings: false,
     });
     const { diagnostics } = parseModule("t.llm", writeLlm(model, { source: "tinyllama.gguf", modelName: "tinyllama" }));
@@ -163,7 +165,7 @@ describe("readGgufHeader", () => {
     const header = await readGgufHeader(path);
     expect(header.tensorNames).toEqual(["token_embd.weight", "rope_freqs.weight"]);
     expect(bindings(importGgufMetadata(header, path))).toEqual({
-      vocab_size: 4, dim: 8, n_layers: 1, n_heads: 2, n_kv_heads: 1, ffn_dim: 16, norm_eps: 1e-6,
+      vocab_size: 4, dim: 8, n_layers: 1, n_heads: 2, n_kv_heads: 1, head_dim: 4, ffn_dim: 16, norm_eps: 1e-6,
       rope_theta: 500000, rope_scaling: "factors", max_seq_len: 256, tie_embeddings: true,
     });
   });

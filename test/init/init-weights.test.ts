@@ -130,8 +130,8 @@ describe("GGUF metadata: init-weights writes what `llmc import` reads back", () 
       for (const [name, value] of Object.entries(bound)) expect(value, name).toEqual(config(name));
       const always = ["vocab_size", "dim", "n_layers", "n_heads", "n_kv_heads", "ffn_dim", "norm_eps", "rope_theta", "rope_scaling", "max_seq_len", "tie_embeddings"];
       expect(Object.keys(bound)).toEqual(expect.arrayContaining(always));
+      expect(bound["head_dim"]).toBe(config("head_dim"));
       if (arch === "gemma") expect(bound["head_dim"]).toBe(16);
-      else expect(bound["head_dim"]).toBeUndefined();
     });
   }
 

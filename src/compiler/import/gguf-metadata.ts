@@ -56,8 +56,10 @@ export function importGgufMetadata(header: GgufHeader, file: string): ImportedMo
   int(K.headCount, nHeads);
   int(K.headCountKv, r.has(K.headCountKv) ? r.uniformPositiveInt(K.headCountKv) : nHeads);
   const headDim = r.has(K.keyLength) ? r.positiveInt(K.keyLength) : null;
-  if (headDim !== null) int(K.keyLength, headDim);
+  // llama.cpp reads a missing key_length as dim / n_heads; bind it explicitly, since an architecture
+  // may default head_dim otherwise (Gemma's .llm says 256).
   const effectiveHeadDim = headDim ?? Math.trunc(dim / nHeads);
+  int(K.keyLength, effectiveHeadDim);
   if (r.has(K.valueLength) && r.positiveInt(K.valueLength) !== effectiveHeadDim) {
     throw new ImportError(`${file}: value heads of a different size than key heads (${r.key(K.valueLength)}) are not supported`);
   }
