@@ -105,7 +105,7 @@ const matvecGBps = Math.round(((4096 * 4096 * 4) / (1 / mv.decode_tokens_per_s))
 log(`matvec 4096×4096 f32: ${matvecGBps} GB/s effective (whole step incl. readback) = ${Math.round((100 * matvecGBps) / bandwidth.threads_n_gbps)}% of the measured 2-thread read bandwidth, on ${mv.backend}`);
 
 // ------------------------------------------------------------------ host overhead, 32 layers, null backend
-const host = llmcJson(["bench", join(root, "models", "llama.llm"), "--set", "vocab_size=4096,dim=512,n_layers=32,n_heads=32,n_kv_heads=8,ffn_dim=1408,max_seq_len=256", "--backend", "null", "--json", "--prompt-tokens", "8", "--gen-tokens", "64", "--repeat", String(rounds)]);
+const host = llmcJson(["bench", join(root, "models", "llama.llm"), "--set", "vocab_size=2048,dim=256,n_layers=32,n_heads=32,n_kv_heads=8,ffn_dim=704,max_seq_len=256", "--backend", "null", "--json", "--prompt-tokens", "8", "--gen-tokens", "64", "--repeat", String(rounds)]);
 const hostMs = host.host_ms_per_decode_step ?? Math.round((1000 / host.decode_tokens_per_s) * 1000) / 1000;
 log(`host time per decode step, 32 layers on Dawn's null backend: ${hostMs} ms (${host.dispatches_per_decode_step} dispatches, ${(host.dispatches_per_decode_step / 32).toFixed(2)} per layer incl. per-step kernels)`);
 
