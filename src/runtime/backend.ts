@@ -27,7 +27,7 @@ export interface Executor {
 
 /** A backend that was found and can make executors. */
 export interface Backend {
-  readonly name: "cpu" | "webgpu";
+  readonly name: "cpu" | "webgpu" | "cuda";
   /** Says what runs the model, e.g. "webgpu (llvmpipe, opengles)". */
   readonly description: string;
   /** An executor for `graph` whose weights come from `weights` (uploaded before this resolves). */
@@ -56,7 +56,7 @@ export async function chooseBackend(choice: BackendChoice, opts: ChooseBackendOp
     case "cpu":
       return cpuBackend();
     case "cuda":
-      throw new BackendError("the CUDA backend is not built yet; use --backend webgpu or --backend cpu");
+      return cudaBackendOrError();
     case "webgpu":
       return webgpuBackend();
     case "auto":
@@ -68,6 +68,16 @@ export async function chooseBackend(choice: BackendChoice, opts: ChooseBackendOp
       }
     default:
       throw new BackendError(`unknown backend ${JSON.stringify(choice)}; choose one of ${BACKEND_CHOICES.join(", ")}`);
+  }
+}
+
+/** The CUDA driver API through koffi; without a driver, a BackendError naming libcuda.so.1. */
+async function cudaBackendOrError(): Promise<Backend> {
+  try {
+    const { cudaBackend } = await import("./cuda/backend.js");
+    return cudaBackend();
+  } catch (e) {
+    throw new BackendError(`the CUDA backend is unavailable: ${(e as Error).message}`);
   }
 }
 

@@ -1,5 +1,5 @@
 // Choosing a backend: "auto" falls back to the CPU with a note when WebGPU has no adapter; asking for
-// WebGPU then is an error that says why; CUDA is not built yet.
+// WebGPU then is an error that says why; CUDA without a driver names libcuda.so.1.
 
 import { afterEach, describe, expect, it, vi } from "vitest";
 
@@ -32,8 +32,8 @@ describe("chooseBackend", () => {
     expect((await chooseBackend("cpu")).name).toBe("cpu");
   });
 
-  it('"cuda" is not built yet', async () => {
+  it('"cuda" without a driver names libcuda.so.1', async () => {
     const { chooseBackend } = await import("../../src/runtime/backend.js");
-    await expect(chooseBackend("cuda")).rejects.toThrow("the CUDA backend is not built yet");
+    await expect(chooseBackend("cuda")).rejects.toThrow(/the CUDA backend is unavailable: .*libcuda\.so\.1/);
   });
 });

@@ -216,6 +216,33 @@ const CASES: Record<string, () => CaseArb> = {
       inputs: [randomTensor([m, k], "f32", next), randomTensor([n, k], "f32", next), randomTensor([n, k], "f32", next), randomTensor([m, n], "f32", next)],
       attrs: { weights: 2, epilogue: parseProgram("in0; silu(0); in1; mul(1, 2); in2; add(3, 4) -> 5") },
     })),
+  // RMSNorm prologue over x [m, k] and a gain [k]; a bias epilogue; RoPE-style rotation of heads of
+  // 2·half by the angle a[m]·f[j] (or no rotation).
+  fused_linear: () =>
+    withData(
+      fc.tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 2 }), fc.boolean()),
+      ([m, k, heads, half, rotate], next) => {
+        const n = heads * 2 * half;
+        return {
+          inputs: [
+            randomTensor([m, k], "f32", next),
+            randomTensor([k], "f32", next),
+            randomTensor([n, k], "f32", next),
+            randomTensor([n], "f32", next),
+            ...(rotate ? [randomTensor([m, 1], "f32", next), randomTensor([half], "f32", next)] : []),
+          ],
+          attrs: {
+            prologue: parseProgram("in0; mul(0, 0); mean(1); 0.00001:f32; add(2, 3); rsqrt(4); mul(0, 5); in1; mul(6, 7) -> 8"),
+            x_inputs: 2,
+            weights: 1,
+            epilogue: parseProgram("in0; in1; add(0, 1) -> 2"),
+            extras: 1,
+            head_dim: rotate ? 2 * half : 0,
+            rotation: parseProgram(rotate ? "in0; in1; mul(0, 1); cos(2); sin(2) -> 3, 4" : "1:f32; 0:f32 -> 0, 1"),
+          },
+        };
+      },
+    ),
 };
 
 /** Valid random inputs and attributes for `op`; undefined for an op this file does not know yet. */

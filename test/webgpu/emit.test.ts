@@ -105,8 +105,8 @@ describe("kernel shapes per adapter", () => {
     const [gpu] = emitPlan(plan, GPU_TUNING);
     expect(cpu!.code).toContain(`@workgroup_size(${CPU_TUNING.linear.workgroupSize})`);
     expect(gpu!.code).toContain(`@workgroup_size(${GPU_TUNING.linear.workgroupSize})`);
-    expect(cpu!.code.match(/var acc0_0_\d+/g)).toHaveLength(CPU_TUNING.linear.rowsPerInvocation);
-    expect(gpu!.code.match(/var acc0_0_\d+/g)).toHaveLength(GPU_TUNING.linear.rowsPerInvocation);
+    expect(cpu!.code.match(/var g0_acc0_0_\d+/g)).toHaveLength(CPU_TUNING.linear.rowsPerInvocation);
+    expect(gpu!.code.match(/var g0_acc0_0_\d+/g)).toHaveLength(GPU_TUNING.linear.rowsPerInvocation);
     expect(cpu!.code).toContain("array<vec4<f32>>");
   });
 });

@@ -4,7 +4,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { symDim } from "../../src/compiler/check/symbolic.js";
-import type { ExprNode, ExprProgram } from "../../src/compiler/ops/expr.js";
+import { parseProgram, type ExprNode, type ExprProgram } from "../../src/compiler/ops/expr.js";
+import { CPU_TUNING, GPU_TUNING } from "../../src/compiler/emit/wgsl/index.js";
 import type { DType } from "../../src/compiler/ops/table.js";
 import { releaseSharedGpu } from "../../src/runtime/webgpu/device.js";
 import { CI, compareRuns, gpu, GraphBuilder } from "./helpers.js";
@@ -251,6 +252,79 @@ describe("matmul kernels", () => {
       }),
       { numRuns: RUNS },
     );
+  });
+});
+
+// ------------------------------------------------------------------------------------------ fused linears
+
+/** Row prologues that factor as (row scale) × (elementwise): RMSNorm, Gemma's (1 + g), absmax
+ *  scaling, and a norm with a per-row input (in2, [m, 1]: a scalar load per row). */
+const PROLOGUES = [
+  "in0; mul(0, 0); mean(1); 0.00001:f32; add(2, 3); rsqrt(4); mul(0, 5); in1; mul(6, 7) -> 8",
+  "in0; mul(0, 0); mean(1); 0.000001:f32; add(2, 3); rsqrt(4); mul(0, 5); 1:f32; in1; add(7, 8); mul(6, 9) -> 10",
+  "in0; abs(0); amax(1); in1; mul(0, 3); div(4, 2) -> 5",
+  "in0; in1; in2; mul(0, 0); sum(3); 1:f32; add(4, 5); sqrt(6); mul(0, 1); mul(8, 2); div(9, 7) -> 10",
+  "in0 -> 0",
+];
+
+describe("fused linear kernels (prologue, rotation, merged segments)", () => {
+  it("match the reference: norms as prologues, RoPE rotations, several linears over one x in one dispatch", async () => {
+    const segment = fc.record({
+      weights: fc.integer({ min: 1, max: 2 }),
+      bias: fc.boolean(),
+      rotate: fc.boolean(),
+      headDim: fc.constantFrom(2, 4, 8),
+      heads: fc.integer({ min: 1, max: 3 }),
+      n: fc.integer({ min: 1, max: 9 }),
+    });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: PROLOGUES.length - 1 }),
+        fc.integer({ min: 1, max: 10 }),
+        fc.constantFrom(3, 4, 8, 12, 13),
+        fc.array(segment, { minLength: 1, maxLength: 3 }),
+        fc.boolean(),
+        seedArb,
+        async (pi, m, k, segs, merge, seed) => {
+          const b = new GraphBuilder();
+          const x = b.weight("x", [m, k]);
+          const sources = pi === PROLOGUES.length - 1 ? [x] : pi === 3 ? [x, b.weight("g", [k]), b.weight("posr", [m, 1])] : [x, b.weight("g", [k])];
+          const outs = segs.map((sg, si) => {
+            const n = sg.rotate ? sg.heads * sg.headDim : sg.n;
+            const ws = Array.from({ length: sg.weights }, (_, i) => b.weight(`w${si}_${i}`, [n, k]));
+            const extras = sg.bias ? [b.weight(`bias${si}`, [n])] : [];
+            const acc = Array.from({ length: sg.weights }, (_, i) => `in${i}`);
+            const epilogue = sg.weights === 2 ? `${acc.join("; ")}; silu(0); mul(2, 1)${sg.bias ? "; in2; add(3, 4) -> 5" : " -> 3"}` : sg.bias ? "in0; in1; add(0, 1) -> 2" : "in0 -> 0";
+            const rot = sg.rotate ? [b.weight(`angle${si}`, [m, 1]), b.weight(`freq${si}`, [sg.headDim / 2])] : [];
+            return b.op("fused_linear", [...sources, ...ws, ...extras, ...rot], {
+              prologue: parseProgram(PROLOGUES[pi]!),
+              x_inputs: sources.length,
+              weights: sg.weights,
+              epilogue: parseProgram(epilogue),
+              extras: extras.length,
+              head_dim: sg.rotate ? sg.headDim : 0,
+              rotation: parseProgram(sg.rotate ? "in0; in1; mul(0, 1); cos(2); sin(2) -> 3, 4" : "1:f32; 0:f32 -> 0, 1"),
+            });
+          });
+          const out = outs.slice(1).reduce((a, o) => b.op("concat", [a, o], { axis: -1 }), outs[0]!);
+          await compareRuns(b.graph([out]), { steps: ONE_STEP, seed, opts: { tuning: { ...CPU_TUNING, linear: { ...CPU_TUNING.linear, merge } } } });
+          await compareRuns(b.graph([out]), { steps: ONE_STEP, seed, opts: { tuning: { ...GPU_TUNING, linear: { ...GPU_TUNING.linear, merge } } } });
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  });
+
+  it("merges the segments: one dispatch for linears that share x and prologue", async () => {
+    const b = new GraphBuilder();
+    const x = b.weight("x", [1, 8]);
+    const g = b.weight("g", [8]);
+    const prologue = parseProgram(PROLOGUES[0]!);
+    const attrs = { prologue, x_inputs: 2, weights: 1, epilogue: parseProgram("in0 -> 0"), extras: 0, head_dim: 0, rotation: parseProgram("1:f32; 0:f32 -> 0, 1") };
+    const outs = [4, 8, 12].map((n, i) => b.op("fused_linear", [x, g, b.weight(`w${i}`, [n, 8])], attrs));
+    const out = b.op("concat", [b.op("concat", [outs[0]!, outs[1]!], { axis: -1 }), outs[2]!], { axis: -1 });
+    expect(await compareRuns(b.graph([out]), { steps: ONE_STEP, seed: 3 })).toBe(1 + 2); // the linears, two concats
+    expect(await compareRuns(b.graph([out]), { steps: ONE_STEP, seed: 3, opts: { tuning: { ...CPU_TUNING, linear: { ...CPU_TUNING.linear, merge: false } } } })).toBe(3 + 2);
   });
 });
 

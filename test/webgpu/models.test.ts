@@ -7,7 +7,8 @@ import { compileFile } from "../../src/compiler/compile.js";
 import { UNFUSED_PIPELINE } from "../../src/compiler/passes/index.js";
 import { CpuInterpreter, ContextOverflowError } from "../../src/runtime/cpu/interpreter.js";
 import { releaseSharedGpu } from "../../src/runtime/webgpu/device.js";
-import { createWebGpuExecutor } from "../../src/runtime/webgpu/executor.js";
+import { createWebGpuExecutor, type WebGpuExecutorOptions } from "../../src/runtime/webgpu/executor.js";
+import { CPU_TUNING } from "../../src/compiler/emit/wgsl/index.js";
 import { randomTensor } from "../../src/runtime/weights/random.js";
 import { expectClose, gpu } from "./helpers.js";
 
@@ -28,9 +29,9 @@ const weightsFor = (seed: number) => (name: string, shape: readonly number[]) =>
 
 /** Prefill `prompt`, then decode 16 tokens (ids from a fixed walk), comparing logits every step;
  *  returns the decode step's dispatch count. */
-async function prefillAndDecode(graph: ReturnType<typeof compile>, vocab: number, seed: number, chunks: number[][] = [[1, 5, 9, 3]]): Promise<number> {
+async function prefillAndDecode(graph: ReturnType<typeof compile>, vocab: number, seed: number, chunks: number[][] = [[1, 5, 9, 3]], opts: WebGpuExecutorOptions = {}): Promise<number> {
   const weights = weightsFor(seed);
-  const ex = await createWebGpuExecutor(graph, weights, await gpu());
+  const ex = await createWebGpuExecutor(graph, weights, await gpu(), opts);
   const cpu = new CpuInterpreter(graph, weights);
   try {
     const steps = [...chunks.map((c) => Int32Array.from(c)), ...Array.from({ length: 16 }, (_, i) => Int32Array.of((i * 7 + 2) % vocab))];
@@ -72,6 +73,13 @@ describe("whole models on WebGPU equal the CPU interpreter", () => {
 
   it("mistral (sliding window shorter than the context)", async () => {
     await prefillAndDecode(compile(join("models", "mistral.llm"), { ...small, n_kv_heads: 2, sliding_window: 5 }), 48, 6);
+  });
+
+  it("qwen2 and gemma with fewer storage buffers (partial merges) and without merging", async () => {
+    const qwen = compile(join("models", "qwen2.llm"), { ...small, n_kv_heads: 2 });
+    expect(await prefillAndDecode(qwen, 48, 7, [[2, 7], [4]], { maxStorageBuffers: 8 })).toBe(2 * 7 + 2);
+    const gemma = compile(join("models", "gemma.llm"), { ...small, n_kv_heads: 2, head_dim: 8 });
+    expect(await prefillAndDecode(gemma, 48, 8, [[2, 7, 1]], { tuning: { ...CPU_TUNING, linear: { ...CPU_TUNING.linear, merge: false } } })).toBe(2 * 7 + 3);
   });
 });
 

@@ -6,12 +6,12 @@ import fc from "fast-check";
 import { join } from "node:path";
 import { symDim } from "../../src/compiler/check/symbolic.js";
 import { compileFile } from "../../src/compiler/compile.js";
-import { emitPlan, CPU_TUNING } from "../../src/compiler/emit/wgsl/index.js";
+import { emitPlan, CPU_TUNING, GPU_TUNING } from "../../src/compiler/emit/wgsl/index.js";
 import { UNFUSED_PIPELINE } from "../../src/compiler/passes/index.js";
 import { buildStepPlan } from "../../src/compiler/plan/build.js";
 import { planToJson, PLAN_FORMAT } from "../../src/compiler/plan/json.js";
 import { assignSlots } from "../../src/compiler/plan/memory.js";
-import { PlanError, type StepPlan } from "../../src/compiler/plan/plan.js";
+import { dispatchOutputs, PlanError, type StepPlan } from "../../src/compiler/plan/plan.js";
 import { CI, GraphBuilder } from "./helpers.js";
 
 const compiled = new Map<string, ReturnType<typeof compileFile>["compiled"]>();
@@ -29,31 +29,53 @@ function compile(path: string, cfg: Record<string, number | string | boolean> = 
 /** Checks the plan's invariants independently of how it was built. */
 function checkPlan(plan: StepPlan): void {
   const nodes = new Map(plan.graph.nodes.map((n) => [n.id, n]));
-  const writer = new Map<number, number>(); // node → dispatch index
-  for (const d of plan.dispatches) writer.set(d.node, d.index);
   // The tensor a node's bytes belong to: follow views to the dispatch (or leaf) that made them.
   const rootOf = (id: number): number => {
     const n = nodes.get(id)!;
     return plan.storage.get(id) === "view" && n.op !== "kv_append" ? rootOf(n.inputs[0]!) : id;
   };
   const end = new Map<number, number>();
+  const written = new Set<number>();
   for (const d of plan.dispatches) {
-    const written = plan.placement.get(d.node)!.buffer;
+    const outs = dispatchOutputs(d);
+    for (const o of outs) {
+      expect(written.has(o), `%${o} is written by two dispatches`).toBe(false);
+      written.add(o);
+    }
+    const writes = new Set(outs.map((o) => plan.placement.get(o)!.buffer));
+    if (d.linear) {
+      // A merged kernel's segments read their inputs before any segment's output exists.
+      const reads = [...d.linear.sources, ...d.linear.segments.flatMap((s) => [...s.weights, ...s.extras, ...(s.rotation?.inputs ?? [])])];
+      expect(new Set(d.inputs)).toEqual(new Set(reads));
+      for (const r of reads) expect(outs.map(rootOf), `dispatch ${d.index}: a segment reads another's output`).not.toContain(rootOf(r));
+    }
     for (const i of d.inputs) {
       expect(plan.placement.has(i), `dispatch ${d.index} reads %${i}, which has storage`).toBe(true);
-      expect(plan.placement.get(i)!.buffer, `dispatch ${d.index} reads and writes one buffer`).not.toBe(written);
+      expect(writes.has(plan.placement.get(i)!.buffer), `dispatch ${d.index} reads and writes one buffer`).toBe(false);
       const r = rootOf(i);
       end.set(r, Math.max(end.get(r) ?? -1, d.index));
     }
   }
   for (const o of plan.outputs) end.set(rootOf(o), Infinity);
-  // Activations sharing a buffer have disjoint lifetimes [written, last read].
+  // Activations sharing a buffer have disjoint lifetimes [written, last read]; linear rows written
+  // in place go to the KV cache at position P, and nothing else reads them.
   const byBuffer = new Map<number, { start: number; end: number; id: number }[]>();
   for (const d of plan.dispatches) {
     if (d.kernel === "kv_append") continue;
-    const b = plan.buffers[plan.placement.get(d.node)!.buffer]!;
-    expect(b.kind).toBe("activation");
-    byBuffer.set(b.id, [...(byBuffer.get(b.id) ?? []), { start: d.index, end: end.get(d.node) ?? d.index, id: d.node }]);
+    for (const o of dispatchOutputs(d)) {
+      const p = plan.placement.get(o)!;
+      const b = plan.buffers[p.buffer]!;
+      if (b.kind === "kv") {
+        expect(d.kernel).toBe("fused_linear");
+        const spec = plan.graph.states.get(b.kv!.state)!;
+        expect(p.perPast).toBe(spec.heads * spec.headDim);
+        const readers = plan.dispatches.filter((x) => x.inputs.some((i) => rootOf(i) === o));
+        expect(readers, `%${o} is written in place and read`).toEqual([]);
+        continue;
+      }
+      expect(b.kind).toBe("activation");
+      byBuffer.set(b.id, [...(byBuffer.get(b.id) ?? []), { start: d.index, end: end.get(o) ?? d.index, id: o }]);
+    }
   }
   for (const lives of byBuffer.values()) {
     lives.sort((a, b) => a.start - b.start);
@@ -108,9 +130,12 @@ describe("step plans", () => {
   it("decode kernels do not depend on P: the cache length is read from the per-step parameters", () => {
     const plan = buildStepPlan(compile("test/fixtures/check/tiny.llm"), { T: 1 });
     const kernels = emitPlan(plan, CPU_TUNING);
-    const withParams = kernels.filter((k) => k.bindings.some((b) => b.buffer === "params"));
-    expect(withParams.map((k) => k.label.split(" ")[0]).sort()).toEqual(["attention", "attention", "kv_append", "kv_append", "kv_append", "kv_append"]);
-    for (const k of withParams) expect(k.code).toContain("params.past");
+    // The kernels that read P: attention, and those that write KV rows (appends, or linears in place).
+    const writesKv = plan.dispatches.map((d) => dispatchOutputs(d).some((o) => plan.buffers[plan.placement.get(o)!.buffer]!.kind === "kv") || d.kernel === "kv_append");
+    const readsP = plan.dispatches.map((d) => d.kernel === "attention" || writesKv[d.index]!);
+    expect(kernels.map((k) => k.bindings.some((b) => b.buffer === "params"))).toEqual(readsP);
+    for (const k of kernels.filter((_, i) => readsP[i])) expect(k.code).toContain("params.past");
+    expect(plan.dispatches.filter((d) => d.kernel === "attention").length).toBe(2);
     expect(plan.buffers.filter((b) => b.kind === "kv").map((b) => b.bytes)).toEqual(Array(4).fill(64 * 2 * 8 * 4));
   });
 
@@ -125,6 +150,48 @@ describe("step plans", () => {
     expect(json.summary.bytes.activations).toBeLessThan(json.summary.activation_bytes_without_reuse);
     // One record per line.
     expect(text.split("\n").filter((l) => l.startsWith('    {"index"')).length).toBe(json.dispatches.length);
+  });
+
+  it("a 2-layer decode step: 5 dispatches per layer for every architecture (6 under WebGPU's default limit of 8 storage buffers, 7 with q/k/v biases)", () => {
+    for (const arch of archs) {
+      const cfg: Record<string, number> = { vocab_size: 48, dim: 32, n_layers: 2, n_heads: 4, n_kv_heads: 2, ffn_dim: 40, max_seq_len: 16 };
+      if (arch === "gemma") cfg["head_dim"] = 8;
+      const graph = compile(join("models", `${arch}.llm`), cfg);
+      for (const [limit, perLayer] of [[16, 5], [8, arch === "qwen2" ? 7 : 6]] as const) {
+        const plan = buildStepPlan(graph, { T: 1, maxStorageBuffers: limit });
+        const layerOf = new Map(plan.graph.nodes.map((n) => [n.id, n.layer]));
+        const counts = [0, 0];
+        let perStep = 0;
+        for (const d of plan.dispatches) {
+          const l = layerOf.get(d.node);
+          if (l === undefined) perStep++;
+          else counts[l]!++;
+        }
+        // Per step: the embedding gather and the LM head (Gemma also scales the embedding by √dim).
+        expect({ arch, limit, counts, perStep }).toEqual({ arch, limit, counts: [perLayer, perLayer], perStep: arch === "gemma" ? 3 : 2 });
+        // Per layer: q·k·v (one merged kernel when the limit allows), attention, o, gate·up, down.
+        const kinds = plan.dispatches.filter((d) => layerOf.get(d.node) === 0).map((d) => d.kernel);
+        expect(kinds).toEqual([...Array(perLayer - 4).fill("fused_linear"), "attention", "linear", "fused_linear", "linear"]);
+        for (const k of emitPlan(plan, CPU_TUNING)) expect(k.bindings.filter((b) => b.buffer !== "params").length).toBeLessThanOrEqual(limit);
+      }
+      // Without the rules of this step (unfused), the same model takes far more.
+      const unfused = buildStepPlan(compile(join("models", `${arch}.llm`), cfg, false), { T: 1 }).dispatches.length;
+      expect(unfused).toBeGreaterThan(3 * 12);
+    }
+  });
+
+  it("merged kernels bind no more storage buffers than the limit, whatever it is", () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...archs), fc.integer({ min: 7, max: 20 }), fc.integer({ min: 1, max: 4 }), (arch, limit, T) => {
+        const cfg: Record<string, number> = { vocab_size: 40, dim: 16, n_layers: 1, n_heads: 2, n_kv_heads: 1, ffn_dim: 20, max_seq_len: 16 };
+        if (arch === "gemma") cfg["head_dim"] = 8;
+        const plan = buildStepPlan(compile(join("models", `${arch}.llm`), cfg), { T, maxStorageBuffers: limit });
+        checkPlan(plan);
+        for (const k of emitPlan(plan, CPU_TUNING)) expect(k.bindings.filter((b) => b.buffer !== "params").length).toBeLessThanOrEqual(limit);
+        for (const k of emitPlan(plan, GPU_TUNING)) expect(k.bindings.filter((b) => b.buffer !== "params").length).toBeLessThanOrEqual(limit);
+      }),
+      { numRuns: CI ? 40 : 10 },
+    );
   });
 
   it("fusion cuts the decode dispatches of tiny.llm", () => {

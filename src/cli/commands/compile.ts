@@ -9,12 +9,14 @@ import { specialize } from "../../compiler/passes/specialize.js";
 import { compileReport, formatReport } from "../../compiler/report.js";
 import type { CliIO } from "../io.js";
 import { writeWgsl } from "./compile-wgsl.js";
+import { compileCudaUsage, cudaOptionsFromFlags, runCompileCuda } from "./compile-cuda.js";
 import { parseSetFlags, printDiagnostics, UsageError } from "./common.js";
 
 export const compileUsage = `usage: llmc compile FILE.llm [--set name=value]… [--model NAME]
                     [--emit ir] [--step generic|decode|prefill] [--dump-after PASS|all]…
                     [--report] [--json] [--context N] [--prompt-tokens N]
                     [--target wgsl -o DIR [--tuning llvmpipe|gpu]]
+                    [--target cuda -o DIR [--cuda-arch sm_80,sm_90] [--weight-dtype T] [--prefill-chunk N] [--no-ptx]]
 
   --emit ir         print the IR after the passes (${DEFAULT_PIPELINE.join(", ")})
   --step            specialise the printed IR: decode (T = 1), prefill (T = --prompt-tokens); default generic
@@ -24,7 +26,8 @@ export const compileUsage = `usage: llmc compile FILE.llm [--set name=value]… 
   --context N       past length for the decode figures (default: half of max_seq_len, at most 2048)
   --prompt-tokens N prompt length for prefill figures and --step prefill (default 128)
   --target wgsl     write the WGSL kernels of the decode and prefill steps, plan.json and report.txt to -o DIR
-  --tuning          kernel shapes for a software adapter (llvmpipe, default) or a GPU`;
+  --tuning          kernel shapes for a software adapter (llvmpipe, default) or a GPU
+${compileCudaUsage}`;
 
 function positiveInt(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
@@ -49,6 +52,10 @@ export async function runCompile(args: string[], io: CliIO): Promise<number> {
       target: { type: "string" },
       output: { type: "string", short: "o" },
       tuning: { type: "string", default: "llvmpipe" },
+      "cuda-arch": { type: "string" },
+      "weight-dtype": { type: "string" },
+      "prefill-chunk": { type: "string" },
+      "no-ptx": { type: "boolean", default: false },
     },
   });
   if (positionals.length !== 1) throw new UsageError("llmc compile takes one .llm file", compileUsage);
@@ -64,7 +71,8 @@ export async function runCompile(args: string[], io: CliIO): Promise<number> {
   }
   const promptTokens = positiveInt("--prompt-tokens", values["prompt-tokens"]) ?? 128;
   const target = values.target;
-  if (target !== undefined && target !== "wgsl") throw new UsageError(`--target ${target}: targets are wgsl (cuda comes with the CUDA backend)`);
+  if (target !== undefined && target !== "wgsl" && target !== "cuda") throw new UsageError(`--target ${target}: targets are wgsl and cuda`);
+  const cudaOpts = target === "cuda" ? cudaOptionsFromFlags(values) : null;
   if (target && !values.output) throw new UsageError(`--target ${target} needs -o DIR`);
   if (values.tuning !== "llvmpipe" && values.tuning !== "gpu") throw new UsageError(`--tuning must be llvmpipe or gpu, got '${values.tuning}'`);
   if (promptTokens < 1) throw new UsageError("--prompt-tokens must be at least 1");
@@ -87,6 +95,10 @@ export async function runCompile(args: string[], io: CliIO): Promise<number> {
   if (context + 1 > maxSeq) throw new UsageError(`--context ${context} does not fit max_seq_len ${maxSeq}`);
   if (promptTokens > maxSeq) throw new UsageError(`--prompt-tokens ${promptTokens} exceeds max_seq_len ${maxSeq}`);
   const report = compileReport(graph, params, { context, promptTokens });
+  if (cudaOpts) {
+    const code = await runCompileCuda(values.output!, res.compiled, cudaOpts, io);
+    if (code !== 0) return code;
+  }
   if (target === "wgsl") {
     const out = writeWgsl(values.output!, res.compiled, report, { promptTokens, tuning: values.tuning as "llvmpipe" | "gpu" }, io);
     io.out(`dispatches per decode step: ${out.decode.total} (${out.decode.perLayer[0] ?? 0} per layer, ${out.decode.perStep} per step)\n`);

@@ -175,3 +175,180 @@ export function evalProgramRow(p: ExprProgram, width: number, row: (input: numbe
   });
   return p.outputs.map((o) => vals[o]!);
 }
+
+// ------------------------------------------------------------------------------------------ structure
+
+const refsOf = (n: ExprNode): number[] => (n.kind === "op" ? n.args : n.kind === "reduce" ? [n.arg] : []);
+
+/** The identity program over one input. */
+export const IDENTITY_PROGRAM: ExprProgram = { nodes: [{ kind: "input", index: 0 }], outputs: [0] };
+
+export function isIdentityProgram(p: ExprProgram): boolean {
+  return p.outputs.length === 1 && p.nodes[p.outputs[0]!]?.kind === "input" && (p.nodes[p.outputs[0]!] as { index: number }).index === 0;
+}
+
+/**
+ * The sub-program computing `roots` (in order, as its outputs), with nodes copied in program order.
+ * `replace(i)` may substitute a node by a fresh input (e.g. a reduction by its value).
+ */
+export function subProgram(p: ExprProgram, roots: readonly number[], replace: (i: number) => ExprNode | null = () => null): ExprProgram {
+  const need = new Set<number>();
+  const visit = (i: number): void => {
+    if (need.has(i)) return;
+    need.add(i);
+    if (!replace(i)) refsOf(p.nodes[i]!).forEach(visit);
+  };
+  roots.forEach(visit);
+  const map = new Map<number, number>();
+  const nodes: ExprNode[] = [];
+  for (const i of [...need].sort((a, b) => a - b)) {
+    const r = replace(i);
+    const n = p.nodes[i]!;
+    const copy: ExprNode = r ?? (n.kind === "op" ? { ...n, args: n.args.map((a) => map.get(a)!) } : n.kind === "reduce" ? { ...n, arg: map.get(n.arg)! } : n);
+    map.set(i, nodes.push(copy) - 1);
+  }
+  return { nodes, outputs: roots.map((r) => map.get(r)!) };
+}
+
+/** Appends `extra`'s nodes to `base` with its inputs renumbered by `inputMap`; returns the slot of
+ *  each of `extra`'s outputs in the combined node list. */
+export function appendProgram(base: ExprNode[], extra: ExprProgram, inputMap: (i: number) => number): number[] {
+  const map = new Map<number, number>();
+  extra.nodes.forEach((n, i) => {
+    const copy: ExprNode =
+      n.kind === "input" ? { kind: "input", index: inputMap(n.index) }
+      : n.kind === "op" ? { ...n, args: n.args.map((a) => map.get(a)!) }
+      : n.kind === "reduce" ? { ...n, arg: map.get(n.arg)! }
+      : n;
+    map.set(i, base.push(copy) - 1);
+  });
+  return extra.outputs.map((o) => map.get(o)!);
+}
+
+/**
+ * A row program factored as (row scale) × (elementwise function of its inputs): the shape of
+ * RMSNorm `x · rsqrt(mean(x²) + ε) · g`, Gemma's `… · (1 + g)`, or `x / amax(|x|)`. Such a program
+ * can run inside a matrix product over its rows: Σₖ W[n,k]·s·e(k) = s·Σₖ W[n,k]·e(k), with the
+ * reductions accumulated in the same pass over the row.
+ */
+export interface RowScaleFactoring {
+  /** e: the elementwise factor, over the program's inputs (no reductions). */
+  elementwise: ExprProgram;
+  /** The program nodes whose product is e (each with no reduction below it). */
+  elementwiseFactors: number[];
+  /** The program nodes whose product, divided by that of `denominators`, is s. */
+  uniformFactors: number[];
+  denominators: number[];
+  /** The reductions s needs: their op and operand (an elementwise program over the inputs). */
+  reductions: { op: "sum" | "mean" | "amax"; arg: ExprProgram }[];
+  /** s: the row scale, a program over the reduction values (input j is reduction j). */
+  scale: ExprProgram;
+}
+
+/**
+ * Factors a program whose output is a product (`mul`, or `div` by a row-uniform value) of factors
+ * that are each either elementwise (no reduction below them) or row-uniform (inputs reached only
+ * through reductions), with single-stage reductions (operands without reductions). Null for any
+ * other program, and for one without reductions.
+ */
+export function factorRowScale(p: ExprProgram): RowScaleFactoring | null {
+  if (p.outputs.length !== 1) return null;
+  const { nodes } = p;
+  const varies: boolean[] = [];
+  const reduces: boolean[] = [];
+  nodes.forEach((n, i) => {
+    varies[i] = n.kind === "input" || (n.kind === "op" && n.args.some((a) => varies[a]));
+    reduces[i] = n.kind === "reduce" || refsOf(n).some((a) => reduces[a]);
+  });
+  const numer: number[] = [];
+  const denom: number[] = [];
+  const flatten = (i: number, into: number[], other: number[]): boolean => {
+    const n = nodes[i]!;
+    if (n.kind === "op" && n.op === "mul") return flatten(n.args[0]!, into, other) && flatten(n.args[1]!, into, other);
+    if (n.kind === "op" && n.op === "div" && !varies[n.args[1]!]) return flatten(n.args[0]!, into, other) && flatten(n.args[1]!, other, into);
+    into.push(i);
+    return true;
+  };
+  flatten(p.outputs[0]!, numer, denom);
+  const elementwise = numer.filter((i) => !reduces[i]);
+  const uniform = numer.filter((i) => reduces[i]);
+  if (uniform.some((i) => varies[i]) || denom.some((i) => varies[i])) return null;
+  const reached = new Set<number>();
+  const reach = (i: number): void => {
+    if (reached.has(i)) return;
+    reached.add(i);
+    if (nodes[i]!.kind !== "reduce") refsOf(nodes[i]!).forEach(reach);
+  };
+  [...uniform, ...denom].forEach(reach);
+  const reductionIds = [...reached].filter((i) => nodes[i]!.kind === "reduce").sort((a, b) => a - b);
+  if (reductionIds.length === 0) return null;
+  for (const r of reductionIds) if (reduces[(nodes[r] as { arg: number }).arg]) return null; // a second stage
+  // A reduction whose operand does not vary would be a constant times the row length: let the
+  // ordinary row kernel have it.
+  if (reductionIds.some((r) => !varies[(nodes[r] as { arg: number }).arg])) return null;
+
+  const product = (factors: number[], replace: (i: number) => ExprNode | null): ExprProgram => {
+    if (factors.length === 0) return { nodes: [{ kind: "const", value: 1, dtype: "f32" }], outputs: [0] };
+    const sub = subProgram(p, factors, replace);
+    let acc = sub.outputs[0]!;
+    for (const o of sub.outputs.slice(1)) acc = sub.nodes.push({ kind: "op", op: "mul", args: [acc, o] }) - 1;
+    return { nodes: sub.nodes, outputs: [acc] };
+  };
+  const asInput = (i: number): ExprNode | null => {
+    const j = reductionIds.indexOf(i);
+    return j >= 0 ? { kind: "input", index: j } : null;
+  };
+  const num = product(uniform, asInput);
+  let scale = num;
+  if (denom.length) {
+    const den = product(denom, asInput);
+    const nodesAll = [...num.nodes];
+    const [d] = appendProgram(nodesAll, den, (i) => i);
+    // appendProgram renumbered den's inputs identically; den's input nodes are duplicates, harmless.
+    scale = { nodes: [...nodesAll, { kind: "op", op: "div", args: [num.outputs[0]!, d!] }], outputs: [nodesAll.length] };
+  }
+  return {
+    elementwise: product(elementwise, () => null),
+    elementwiseFactors: elementwise,
+    uniformFactors: uniform,
+    denominators: denom,
+    reductions: reductionIds.map((r) => {
+      const n = nodes[r] as Extract<ExprNode, { kind: "reduce" }>;
+      return { op: n.op, arg: subProgram(p, [n.arg]) };
+    }),
+    scale,
+  };
+}
+
+/** The input indices a program reads (from its outputs). */
+export function programInputs(p: ExprProgram): number[] {
+  const seen = new Set<number>();
+  const used = new Set<number>();
+  const visit = (i: number): void => {
+    if (seen.has(i)) return;
+    seen.add(i);
+    const n = p.nodes[i]!;
+    if (n.kind === "input") used.add(n.index);
+    refsOf(n).forEach(visit);
+  };
+  p.outputs.forEach(visit);
+  return [...used].sort((a, b) => a - b);
+}
+
+/** The program with its inputs renumbered by `map` (old index → new index). */
+export function renumberInputs(p: ExprProgram, map: (i: number) => number): ExprProgram {
+  return { nodes: p.nodes.map((n) => (n.kind === "input" ? { kind: "input", index: map(n.index) } : n)), outputs: p.outputs };
+}
+
+/** The product (then quotient) of some of `p`'s nodes as a program of its own. */
+export function productProgram(p: ExprProgram, factors: readonly number[], denominators: readonly number[] = []): ExprProgram {
+  const roots = [...factors, ...denominators];
+  if (roots.length === 0) return { nodes: [{ kind: "const", value: 1, dtype: "f32" }], outputs: [0] };
+  const sub = subProgram(p, roots);
+  const outs = sub.outputs;
+  const nodes = [...sub.nodes];
+  let acc = factors.length ? outs[0]! : nodes.push({ kind: "const", value: 1, dtype: "f32" }) - 1;
+  for (const o of outs.slice(1, factors.length)) acc = nodes.push({ kind: "op", op: "mul", args: [acc, o] }) - 1;
+  for (const o of outs.slice(factors.length)) acc = nodes.push({ kind: "op", op: "div", args: [acc, o] }) - 1;
+  return { nodes, outputs: [acc] };
+}

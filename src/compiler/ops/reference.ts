@@ -636,13 +636,11 @@ const fused: Kernel = (inputs, attrs) => {
   return runProgram(attrs["program"] as ExprProgram, [...shape], inputs);
 };
 
-/** x @ Wᵢᵀ for each weight, then the epilogue over the accumulators and the extra inputs. */
-const linear: Kernel = (inputs, attrs) => {
-  const w = attrs["weights"] as number;
-  const x = inputs[0]!;
+/** x @ Wᵢᵀ for each weight [N, K]: one accumulator [.., M, N] per weight. */
+function accumulators(x: HostTensor, weights: HostTensor[]): HostTensor[] {
   const k = x.shape[x.shape.length - 1]!;
-  const m = sizeOf(x.shape) / k;
-  const accs = inputs.slice(1, 1 + w).map((wt) => {
+  const m = sizeOf(x.shape) / Math.max(k, 1);
+  return weights.map((wt) => {
     const n = wt.shape[0]!;
     const acc = new Float32Array(m * n);
     for (let i = 0; i < m; i++) {
@@ -654,7 +652,52 @@ const linear: Kernel = (inputs, attrs) => {
     }
     return { shape: [...x.shape.slice(0, -1), n], dtype: x.dtype, data: acc } as HostTensor;
   });
+}
+
+/** x @ Wᵢᵀ for each weight, then the epilogue over the accumulators and the extra inputs. */
+const linear: Kernel = (inputs, attrs) => {
+  const w = attrs["weights"] as number;
+  const accs = accumulators(inputs[0]!, inputs.slice(1, 1 + w));
   return runProgram(attrs["epilogue"] as ExprProgram, [...accs[0]!.shape], [...accs, ...inputs.slice(1 + w)]);
+};
+
+/** The prologue (a row program) makes x; then linear's accumulators and epilogue; then each
+ *  adjacent pair of each head is rotated by the rotation program's (cos, sin) at (row, pair). */
+const fusedLinear: Kernel = (inputs, attrs) => {
+  const p = attrs["x_inputs"] as number;
+  const w = attrs["weights"] as number;
+  const e = attrs["extras"] as number;
+  const d = attrs["head_dim"] as number;
+  const sources = inputs.slice(0, p);
+  const xShape = sources.slice(1).reduce((sh, t) => broadcastShape(sh, t.shape), sources[0]!.shape);
+  const x = runProgram(attrs["prologue"] as ExprProgram, [...xShape], sources);
+  const accs = accumulators(x, inputs.slice(p, p + w));
+  const y = runProgram(attrs["epilogue"] as ExprProgram, [...accs[0]!.shape], [...accs, ...inputs.slice(p + w, p + w + e)]);
+  if (d === 0) return y;
+  const n = y.shape[y.shape.length - 1]!;
+  const rows = sizeOf(y.shape) / n;
+  const half = d / 2;
+  const angleShape = [...y.shape.slice(0, -1), half];
+  const rot = attrs["rotation"] as ExprProgram;
+  const rotInputs = inputs.slice(p + w + e);
+  const rotTypes = programTypes(rot, rotInputs.map((t) => t.dtype));
+  const offs = rotInputs.map((t) => stridedOffsets(angleShape, broadcastStrides(t.shape, angleShape)));
+  const out = allocData(y.dtype, sizeOf(y.shape));
+  for (let r = 0; r < rows; r++) {
+    const [cos, sin] = evalProgramRow(rot, half, (i) => {
+      const v = new Float64Array(half);
+      for (let j = 0; j < half; j++) v[j] = rotInputs[i]!.data[offs[i]![r * half + j]!]!;
+      return v;
+    }, rotTypes);
+    for (let c = 0; c < n; c += 2) {
+      const j = (c % d) / 2;
+      const y0 = y.data[r * n + c]!;
+      const y1 = y.data[r * n + c + 1]!;
+      out[r * n + c] = roundToDType(y0 * cos![j]! - y1 * sin![j]!, y.dtype);
+      out[r * n + c + 1] = roundToDType(y0 * sin![j]! + y1 * cos![j]!, y.dtype);
+    }
+  }
+  return { shape: y.shape, dtype: y.dtype, data: out };
 };
 
 /** The raw kernels, one per op of the table except `kv_append` (state: the interpreter does it).
@@ -729,6 +772,7 @@ export const referenceKernels: Readonly<Record<string, Kernel>> = {
   attention,
   fused,
   linear,
+  fused_linear: fusedLinear,
 };
 
 /** Ops the reference does not compute: they act on state, which the interpreter owns. */

@@ -336,15 +336,75 @@ defs.push(
       return { shape: out, dtype: programTypes(p, [...Array(w).fill(x.dtype), ...extras.map((e) => e.dtype)])[p.outputs[0]!]! };
     },
   },
+  {
+    name: "fused_linear", kind: "matmul", arity: VARIADIC,
+    attrs: { prologue: "program", x_inputs: "int", weights: "int", epilogue: "program", extras: "int", head_dim: "int", rotation: "program" },
+    doc: "a linear with a prologue and a rotation. x = prologue(s₀ … s_{p-1}) [.., M, K] (a row program: RMSNorm before the matmul); accᵢ = x·Wᵢᵀ [.., M, N]; y = epilogue(acc₀ … acc_{w-1}, extras broadcast to [.., M, N]); then, when head_dim D > 0, each adjacent pair (y[2j], y[2j+1]) of each D-wide head is rotated by the angle whose (cos, sin) are the two outputs of the rotation program over the remaining inputs broadcast to [.., M, D/2] (RoPE). inputs: s₀ … s_{p-1}, W₀ … W_{w-1}, extras, rotation inputs. attrs: prologue, x_inputs (p), weights (w), epilogue, extras, head_dim (0 = no rotation), rotation.",
+    infer: (ins, attrs) => {
+      const p = attrs["x_inputs"] as number;
+      const w = attrs["weights"] as number;
+      const e = attrs["extras"] as number;
+      const d = attrs["head_dim"] as number;
+      for (const [k, v, min] of [["x_inputs", p, 1], ["weights", w, 1], ["extras", e, 0], ["head_dim", d, 0]] as const) {
+        if (!Number.isInteger(v) || v < min) fail(`fused_linear's ${k} must be an integer ≥ ${min}, got ${v}`);
+      }
+      if (ins.length < p + w + e) fail(`fused_linear needs ${p} prologue input(s), ${w} weight(s) and ${e} extra(s), got ${ins.length} inputs`);
+      const sources = ins.slice(0, p);
+      const xShape = sources.reduce<Dim[]>((acc, x) => broadcastShapes(acc, x.shape), []);
+      if (xShape.length < 2) fail(`fused_linear's x must have rank ≥ 2, got ${formatShape(xShape)}`);
+      const pro = attrs["prologue"] as ExprProgram;
+      checkProgram(pro, p, true);
+      const xType = programTypes(pro, sources.map((x) => x.dtype))[pro.outputs[0]!]!;
+      const k = xShape[xShape.length - 1]!;
+      const weights = ins.slice(p, p + w);
+      for (const wi of weights) {
+        if (wi.shape.length !== 2 || !dimEquals(wi.shape[1]!, k) || !dimEquals(wi.shape[0]!, weights[0]!.shape[0]!)) {
+          fail(`fused_linear's weights must all be [N, ${formatDim(k)}], got ${formatShape(wi.shape)}`);
+        }
+        if (!isFloat(wi.dtype) || !isFloat(xType)) fail(`fused_linear needs floating-point x and weights, got ${xType} and ${wi.dtype}`);
+      }
+      const n = weights[0]!.shape[0]!;
+      const out = [...xShape.slice(0, -1), n];
+      const extras = ins.slice(p + w, p + w + e);
+      for (const x of extras) {
+        const b = broadcastShapes(out, x.shape);
+        if (b.length !== out.length || !b.every((dd, i) => dimEquals(dd, out[i]!))) fail(`fused_linear's epilogue inputs must broadcast to ${formatShape(out)}, got ${formatShape(x.shape)}`);
+      }
+      const epi = attrs["epilogue"] as ExprProgram;
+      checkProgram(epi, w + e, false);
+      const dtype = programTypes(epi, [...Array<DType>(w).fill(xType), ...extras.map((x) => x.dtype)])[epi.outputs[0]!]!;
+      const rot = attrs["rotation"] as ExprProgram;
+      const rotIns = ins.slice(p + w + e);
+      if (d === 0) {
+        if (rotIns.length) fail(`fused_linear without a rotation (head_dim 0) takes no rotation inputs, got ${rotIns.length}`);
+        checkProgram(rot, 0, false, 2);
+      } else {
+        const nc = constValue(n);
+        if (d % 2 !== 0 || nc === null || nc % d !== 0) fail(`fused_linear rotates pairs of heads of ${d}: N (${formatDim(n)}) must be a multiple of an even head_dim`);
+        const angles = [...xShape.slice(0, -1), constDim(d / 2)];
+        for (const x of rotIns) {
+          const b = broadcastShapes(angles, x.shape);
+          if (b.length !== angles.length || !b.every((dd, i) => dimEquals(dd, angles[i]!))) fail(`fused_linear's rotation inputs must broadcast to ${formatShape(angles)}, got ${formatShape(x.shape)}`);
+        }
+        checkProgram(rot, rotIns.length, false, 2);
+        const rotTypes = programTypes(rot, rotIns.map((x) => x.dtype));
+        if (!rot.outputs.every((o) => isFloat(rotTypes[o]!))) fail("fused_linear's rotation program must give floating-point cos and sin");
+        if (!isFloat(dtype)) fail(`fused_linear rotates floating-point values, got ${dtype}`);
+      }
+      return { shape: out, dtype };
+    },
+  },
 );
 
-function checkProgram(p: ExprProgram, inputs: number): void {
-  if (p.outputs.length !== 1) fail("a fused program has exactly one output");
+function checkProgram(p: ExprProgram, inputs: number, reductions = true, outputs = 1): void {
+  if (p.outputs.length !== outputs) fail(outputs === 1 ? "a fused program has exactly one output" : `this program has exactly ${outputs} outputs`);
+  for (const o of p.outputs) if (!Number.isInteger(o) || o < 0 || o >= p.nodes.length) fail(`program output ${o} does not exist`);
   p.nodes.forEach((n, i) => {
     const refs = n.kind === "op" ? n.args : n.kind === "reduce" ? [n.arg] : [];
     for (const r of refs) if (r < 0 || r >= i) fail(`program node ${i} refers to node ${r}, which is not before it`);
     if (n.kind === "input" && (n.index < 0 || n.index >= inputs)) fail(`program input ${n.index} does not exist (the kernel has ${inputs})`);
     if (n.kind === "op" && getOp(n.op).kind !== "elementwise") fail(`'${n.op}' is not elementwise and cannot be in a fused program`);
+    if (n.kind === "reduce" && !reductions) fail("this program cannot reduce");
   });
 }
 
@@ -370,6 +430,15 @@ export function opFlops(name: string, ins: number[][], out: number[], attrs: Rec
     case "reduction":
       return size(ins[0]!);
     case "matmul": {
+      const ops = (p: ExprProgram) => p.nodes.filter((n) => n.kind === "op" || n.kind === "reduce").length;
+      if (name === "fused_linear") {
+        const xi = attrs["x_inputs"] as number;
+        const w = attrs["weights"] as number;
+        const k = ins[xi]![1]!;
+        const rows = size(out) / out[out.length - 1]!;
+        const rotation = (attrs["head_dim"] as number) > 0 ? 3 * size(out) : 0;
+        return (2 * k * w + ops(attrs["epilogue"] as ExprProgram)) * size(out) + ops(attrs["prologue"] as ExprProgram) * rows * k + rotation;
+      }
       const k = ins[0]![ins[0]!.length - 1]!;
       if (name !== "linear") return 2 * size(out) * k;
       const p = attrs["epilogue"] as ExprProgram;

@@ -6,15 +6,24 @@
 //   transpose(transpose(x))         → one transpose
 //   cast to the same element type   → x
 //   a slice of a whole dim          → x
+//   reshape(u(x)), u a unary elementwise op used only there  → u(reshape(x))
+//                                   (reshapes sink towards the leaves, so elementwise regions grow
+//                                   across them: RoPE's angle cast(pos)·freqs becomes one region
+//                                   over a view of pos)
 
 import { constValue, dimEquals, type Dim } from "../check/symbolic.js";
-import { nodeMap, type Graph, type Node } from "../ir/graph.js";
+import { nextId, nodeMap, type Graph, type Node } from "../ir/graph.js";
+import { opTable } from "../ops/table.js";
 import { applyAliases } from "../ir/rewrite.js";
 
 const sameShape = (a: readonly Dim[], b: readonly Dim[]) => a.length === b.length && a.every((d, i) => dimEquals(d, b[i]!));
 
 export function canonicalize(g: Graph): Graph {
   const byId = nodeMap(g);
+  const uses = new Map<number, number>();
+  for (const n of g.nodes) for (const i of n.inputs) uses.set(i, (uses.get(i) ?? 0) + 1);
+  for (const o of g.outputs) uses.set(o, (uses.get(o) ?? 0) + 1);
+  let fresh = nextId(g);
   const alias = new Map<number, number>();
   const out: Node[] = [];
   const get = (id: number) => byId.get(alias.get(id) ?? id)!;
@@ -49,6 +58,15 @@ export function canonicalize(g: Graph): Graph {
         const src = get(a!);
         if (sameShape(src.ty.shape, n.ty.shape)) replacement = a!;
         else if (src.op === "reshape") n.inputs = [src.inputs[0]!];
+        else if (opTable.get(src.op)?.kind === "elementwise" && src.inputs.length === 1 && uses.get(src.id) === 1) {
+          const x = get(src.inputs[0]!);
+          const view: Node = { ...n, id: fresh++, inputs: [x.id], ty: { shape: n.ty.shape, dtype: x.ty.dtype } };
+          out.push(view);
+          byId.set(view.id, view);
+          n.op = src.op;
+          n.attrs = src.attrs;
+          n.inputs = [view.id];
+        }
         break;
       }
       case "transpose": {

@@ -8,7 +8,7 @@ import { canonicalize } from "./canonicalize.js";
 import { cse } from "./cse.js";
 import { dce } from "./dce.js";
 import { foldConstants } from "./fold.js";
-import { fuseLinear, fuseRegions } from "./fuse.js";
+import { fuseLinear, fusePrologue, fuseRegions, fuseRotary } from "./fuse.js";
 
 export interface Pass {
   name: string;
@@ -22,10 +22,12 @@ export const passRegistry: Pass[] = [
   { name: "cse", doc: "merge identical nodes", run: cse },
   { name: "fuse-linear", doc: "matmul(x, transpose(W)) with a weight W → linear(x, W)", run: fuseLinear },
   { name: "fuse", doc: "elementwise regions, row reductions and matmul epilogues → fused kernels (rules in passes/fuse.ts)", run: fuseRegions },
+  { name: "fuse-rotary", doc: "rotary of a linear's heads → the rotation in that linear's epilogue, cos/sin recomputed there (rules in passes/fuse.ts)", run: fuseRotary },
+  { name: "fuse-prologue", doc: "a row norm read only by linears → their prologue, its reductions accumulated in the matmul's pass over x (rules in passes/fuse.ts)", run: fusePrologue },
   { name: "dce", doc: "remove nodes that reach no output and have no effect", run: dce },
 ];
 
-export const DEFAULT_PIPELINE = ["canonicalize", "fold", "cse", "canonicalize", "fuse-linear", "fuse", "dce"];
+export const DEFAULT_PIPELINE = ["canonicalize", "fold", "cse", "canonicalize", "fuse-linear", "fuse", "fuse-rotary", "fuse-prologue", "dce"];
 
 /** The pipeline without fusion: one kernel per primitive op (for tests that compare the two). */
 export const UNFUSED_PIPELINE = ["canonicalize", "fold", "cse", "canonicalize", "dce"];

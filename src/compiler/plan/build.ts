@@ -1,19 +1,33 @@
 // Building the step plan: specialise the graph for T, decide for every node whether it is a kernel,
 // a view of other bytes, a constant written into its users, or a transpose the matmul reads through;
-// then give activations buffers by liveness.
+// write KV rows in place where a linear computes them (rule `in-place`), merge linears that share
+// x (rule `merge`, plan/merge.ts); then give activations buffers by liveness.
 
 import { constValue, evalDim, formatShape, type Dim } from "../check/symbolic.js";
 import { nodeMap, type Graph, type Node } from "../ir/graph.js";
-import type { ExprNode, ExprProgram } from "../ops/expr.js";
+import { IDENTITY_PROGRAM, isIdentityProgram, type ExprNode, type ExprProgram } from "../ops/expr.js";
 import { getOp, opTable, type DType } from "../ops/table.js";
 import { specialize } from "../passes/specialize.js";
 import { assignSlots, type Lifetime } from "./memory.js";
-import { PlanError, type Dispatch, type NodeStorage, type Placement, type PlanBuffer, type StepPlan } from "./plan.js";
+import { gainFolds } from "./fold.js";
+import { linearBindings, mergeLinears } from "./merge.js";
+import { dispatchOutputs, PlanError, type Dispatch, type LinearKernel, type NodeStorage, type Placement, type PlanBuffer, type StepPlan } from "./plan.js";
 
 export interface PlanOptions {
   /** Tokens per step: 1 for decode, the prompt length for prefill. */
   T: number;
+  /** The device's maxStorageBuffersPerShaderStage (WebGPU's default, 8, when not given): merged
+   *  kernels stay within it. */
+  maxStorageBuffers?: number;
+  /** Rule `merge` (default on). */
+  mergeLinears?: boolean;
+  /** Rule `gain` (plan/fold.ts; default off): the runtime uploads the weights `gainFolds` names
+   *  scaled, and the kernels leave those factors out. */
+  foldGains?: boolean;
 }
+
+/** WebGPU's default maxStorageBuffersPerShaderStage. */
+export const DEFAULT_MAX_STORAGE_BUFFERS = 8;
 
 const SUPPORTED_DTYPES: ReadonlySet<DType> = new Set(["f32", "i32", "bool"]);
 const ELEMENT_BYTES = 4; // f32, i32, and bool stored as u32
@@ -85,6 +99,7 @@ function storageData(dtype: DType, values: ArrayLike<number>): Float32Array | In
 export function buildStepPlan(graph: Graph, opts: PlanOptions): StepPlan {
   const T = opts.T;
   if (!Number.isInteger(T) || T < 1) throw new PlanError(`a step needs at least one token, got T = ${T}`);
+  const folds = opts.foldGains ? gainFolds(graph) : null;
   const g = specialize(graph, { T });
   const nodes = nodeMap(g);
   const consumers = new Map<number, Node[]>();
@@ -129,6 +144,10 @@ export function buildStepPlan(graph: Graph, opts: PlanOptions): StepPlan {
   const kvBuffer = new Map<string, number>();
   /** Views: node → (source node, extra element offset); resolved after activations are placed. */
   const views = new Map<number, { source: number; offset: number }>();
+  /** Which dispatch writes a node. */
+  const writer = new Map<number, Dispatch>();
+  /** Linear outputs written straight into a KV cache (rule `in-place`). */
+  const inPlace = new Map<number, Placement>();
 
   const addBuffer = (b: Omit<PlanBuffer, "id">): number => {
     buffers.push({ id: buffers.length, ...b });
@@ -147,8 +166,18 @@ export function buildStepPlan(graph: Graph, opts: PlanOptions): StepPlan {
       const n = nodes.get(pDependent[0]!)!;
       throw new PlanError(`%${d.node} (${nodes.get(d.node)!.op}): a ${kind} kernel over %${n.id} ${formatShape(n.ty.shape)}, whose shape depends on the past length P, is not supported yet`);
     }
-    dispatches.push({ index: dispatches.length, ...d });
+    const made: Dispatch = { index: dispatches.length, ...d };
+    dispatches.push(made);
+    for (const o of dispatchOutputs(made)) writer.set(o, made);
   };
+  /** The node whose bytes a reshape view shows (offset 0). */
+  const viewRoot = (id: number): number => {
+    const v = views.get(id);
+    return v && v.offset === 0 && nodes.get(id)!.op === "reshape" ? viewRoot(v.source) : id;
+  };
+  /** Whether `id` is read only by `target`, directly or through reshapes. */
+  const onlyInto = (id: number, target: number): boolean =>
+    !isOutput.has(id) && (consumers.get(id) ?? []).every((c) => c.id === target || (c.op === "reshape" && onlyInto(c.id, target)));
 
   for (const n of g.nodes) {
     const src = n.inputs[0];
@@ -164,7 +193,8 @@ export function buildStepPlan(graph: Graph, opts: PlanOptions): StepPlan {
         const name = String(n.attrs["name"]);
         let id = weightBuffer.get(name);
         if (id === undefined) {
-          id = addBuffer({ kind: "weight", bytes: round16(elementsAtMax(n) * ELEMENT_BYTES), holds: name });
+          const scale = folds?.weights.get(name);
+          id = addBuffer({ kind: "weight", bytes: round16(elementsAtMax(n) * ELEMENT_BYTES), holds: name, ...(scale ? { scale } : {}) });
           weightBuffer.set(name, id);
         }
         placement.set(n.id, { buffer: id, offset: 0 });
@@ -217,20 +247,50 @@ export function buildStepPlan(graph: Graph, opts: PlanOptions): StepPlan {
         }
         placement.set(n.id, { buffer: id, offset: 0 });
         storage.set(n.id, "view");
-        dispatch({ kernel: "kv_append", node: n.id, inputs: [src!] });
+        // Rule `in-place`: a linear whose rows only this append reads writes them into the cache.
+        const root = viewRoot(src!);
+        const producer = writer.get(root);
+        if (producer?.linear && onlyInto(root, n.id)) {
+          inPlace.set(root, { buffer: id, offset: 0, perPast: product(concreteDims(n.ty.shape.slice(1), `%${n.id}`)) });
+        } else dispatch({ kernel: "kv_append", node: n.id, inputs: [src!] });
         break;
       }
       case "matmul": {
         const w = linearWeight(n, nodes);
         if (w !== null) {
-          const identity: ExprProgram = { nodes: [{ kind: "input", index: 0 }], outputs: [0] };
-          dispatch({ kernel: "linear", node: n.id, inputs: [src!, w], program: identity, weights: 1 });
+          const linear: LinearKernel = { sources: [src!], prologue: IDENTITY_PROGRAM, segments: [{ node: n.id, weights: [w], extras: [], epilogue: IDENTITY_PROGRAM }] };
+          dispatch({ kernel: "linear", node: n.id, inputs: [src!, w], program: IDENTITY_PROGRAM, weights: 1, linear });
         } else dispatch({ kernel: "matmul", node: n.id, inputs: [...n.inputs] });
         break;
       }
-      case "linear":
-        dispatch({ kernel: "linear", node: n.id, inputs: [...n.inputs], program: n.attrs["epilogue"] as ExprProgram, weights: n.attrs["weights"] as number });
+      case "linear": {
+        const w = n.attrs["weights"] as number;
+        const epilogue = n.attrs["epilogue"] as ExprProgram;
+        const linear: LinearKernel = { sources: [src!], prologue: IDENTITY_PROGRAM, segments: [{ node: n.id, weights: n.inputs.slice(1, 1 + w), extras: n.inputs.slice(1 + w), epilogue }] };
+        dispatch({ kernel: "linear", node: n.id, inputs: [...n.inputs], program: epilogue, weights: w, linear });
         break;
+      }
+      case "fused_linear": {
+        const p = n.attrs["x_inputs"] as number;
+        const w = n.attrs["weights"] as number;
+        const e = n.attrs["extras"] as number;
+        const headDim = n.attrs["head_dim"] as number;
+        const folded = folds?.prologues.get(n.id);
+        const linear: LinearKernel = {
+          sources: folded?.sources ?? n.inputs.slice(0, p),
+          prologue: folded?.prologue ?? (n.attrs["prologue"] as ExprProgram),
+          segments: [{
+            node: n.id,
+            weights: n.inputs.slice(p, p + w),
+            extras: n.inputs.slice(p + w, p + w + e),
+            epilogue: n.attrs["epilogue"] as ExprProgram,
+            ...(headDim > 0 ? { rotation: { headDim, program: n.attrs["rotation"] as ExprProgram, inputs: n.inputs.slice(p + w + e) } } : {}),
+          }],
+        };
+        const reads = [...linear.sources, ...n.inputs.slice(p)];
+        dispatch({ kernel: "fused_linear", node: n.id, inputs: [...new Set(reads)], linear });
+        break;
+      }
       case "fused": {
         const r = inlineConstants(n.attrs["program"] as ExprProgram, n.inputs, scalarOf);
         dispatch({ kernel: "fused", node: n.id, inputs: r.inputs, program: r.program });
@@ -262,17 +322,45 @@ export function buildStepPlan(graph: Graph, opts: PlanOptions): StepPlan {
     }
   }
 
-  // Liveness of activations: written by their dispatch, read by later dispatches through any view.
   const rootOf = (id: number): number => {
     const v = views.get(id);
     return v ? rootOf(v.source) : id;
   };
-  const lifetimes = new Map<number, Lifetime>();
+  // `linear` keeps its original contract (x, weights, epilogue extras in `inputs`); anything more
+  // is a `fused_linear`, which a target must read from `linear`.
   for (const d of dispatches) {
-    if (d.kernel === "kv_append") continue;
-    lifetimes.set(d.node, { id: d.node, bytes: round16(elementsAtMax(nodes.get(d.node)!) * ELEMENT_BYTES), start: d.index, end: d.index });
+    if (!d.linear) continue;
+    const k = d.linear;
+    const seg = k.segments[0]!;
+    if (k.segments.length === 1 && k.sources.length === 1 && isIdentityProgram(k.prologue) && !seg.rotation && !inPlace.has(seg.node)) {
+      Object.assign(d, { kernel: "linear", inputs: [k.sources[0]!, ...seg.weights, ...seg.extras], program: seg.epilogue, weights: seg.weights.length });
+    } else d.kernel = "fused_linear";
   }
+  const bufferKey = (id: number): string => {
+    const r = rootOf(id);
+    const p = inPlace.get(r) ?? placement.get(r);
+    return p ? `b${p.buffer}` : `n${r}`;
+  };
+  const maxStorageBuffers = opts.maxStorageBuffers ?? DEFAULT_MAX_STORAGE_BUFFERS;
   for (const d of dispatches) {
+    if (d.linear && linearBindings(d.linear, bufferKey) > maxStorageBuffers) {
+      throw new PlanError(`%${d.node} (${nodes.get(d.node)!.op}) needs ${linearBindings(d.linear, bufferKey)} storage buffers, more than the device's ${maxStorageBuffers}`);
+    }
+  }
+  const planned =
+    opts.mergeLinears === false
+      ? dispatches
+      : mergeLinears(dispatches, { producer: (id) => writer.get(rootOf(id))?.index ?? -1, bufferKey, maxStorageBuffers });
+
+  // Liveness of activations: written by their dispatch, read by later dispatches through any view.
+  const lifetimes = new Map<number, Lifetime>();
+  for (const d of planned) {
+    if (d.kernel === "kv_append") continue;
+    for (const o of dispatchOutputs(d)) {
+      if (!inPlace.has(o)) lifetimes.set(o, { id: o, bytes: round16(elementsAtMax(nodes.get(o)!) * ELEMENT_BYTES), start: d.index, end: d.index });
+    }
+  }
+  for (const d of planned) {
     for (const i of d.inputs) {
       const lt = lifetimes.get(rootOf(i));
       if (lt) lt.end = Math.max(lt.end, d.index);
@@ -287,15 +375,16 @@ export function buildStepPlan(graph: Graph, opts: PlanOptions): StepPlan {
   for (const [id, s] of slot) {
     placement.set(id, { buffer: slotBuffer[s]!, offset: 0 });
   }
+  for (const [id, p] of inPlace) placement.set(id, p);
   for (const n of g.nodes) {
     const v = views.get(n.id);
     if (!v) continue;
     const p = placement.get(v.source);
     if (!p) throw new PlanError(`internal: %${n.id} is a view of %${v.source}, which has no storage`);
-    placement.set(n.id, { buffer: p.buffer, offset: p.offset + v.offset });
+    placement.set(n.id, { ...p, offset: p.offset + v.offset });
     storage.set(n.id, "view");
   }
   for (const o of g.outputs) if (!placement.has(o)) throw new PlanError(`internal: output %${o} has no storage`);
 
-  return { model: g.name, T, maxSeqLen, graph: g, buffers, placement, storage, dispatches, inputs, outputs: [...g.outputs] };
+  return { model: g.name, T, maxSeqLen, graph: g, buffers, placement, storage, dispatches: planned, inputs, outputs: [...g.outputs] };
 }

@@ -3,7 +3,7 @@
 
 import { evalDim, formatShape } from "../check/symbolic.js";
 import { formatProgram } from "../ops/expr.js";
-import type { StepPlan } from "./plan.js";
+import { dispatchOutputs, type StepPlan } from "./plan.js";
 
 export const PLAN_FORMAT = "llmc-plan/1";
 
@@ -29,9 +29,12 @@ export function summarizePlan(plan: StepPlan): PlanSummary {
   const nodes = new Map(plan.graph.nodes.map((n) => [n.id, n]));
   for (const d of plan.dispatches) {
     if (d.kernel === "kv_append") continue;
-    const n = nodes.get(d.node)!;
-    const elems = n.ty.shape.reduce((a, dim) => a * evalDim(dim, maxP), 1);
-    noReuse += Math.max(16, Math.ceil((elems * 4) / 16) * 16);
+    for (const o of dispatchOutputs(d)) {
+      if (plan.buffers[plan.placement.get(o)!.buffer]!.kind !== "activation") continue; // KV rows written in place
+      const n = nodes.get(o)!;
+      const elems = n.ty.shape.reduce((a, dim) => a * evalDim(dim, maxP), 1);
+      noReuse += Math.max(16, Math.ceil((elems * 4) / 16) * 16);
+    }
   }
   return { dispatches: plan.dispatches.length, buffers: plan.buffers.length, bytes, activation_bytes_without_reuse: noReuse };
 }
@@ -59,6 +62,24 @@ export function planToJson(plan: StepPlan): string {
     writes: plan.placement.get(d.node)!.buffer,
     ...(d.weights !== undefined ? { weights: d.weights } : {}),
     ...(d.program ? { program: formatProgram(d.program) } : {}),
+    ...(d.kernel === "fused_linear" && d.linear
+      ? {
+          sources: d.linear.sources,
+          prologue: formatProgram(d.linear.prologue),
+          segments: d.linear.segments.map((s) => {
+            const p = plan.placement.get(s.node)!;
+            return {
+              node: s.node,
+              writes: p.buffer,
+              ...(p.perPast ? { at_past: p.perPast } : {}),
+              weights: s.weights,
+              extras: s.extras,
+              epilogue: formatProgram(s.epilogue),
+              ...(s.rotation ? { rotation: { head_dim: s.rotation.headDim, inputs: s.rotation.inputs, program: formatProgram(s.rotation.program) } } : {}),
+            };
+          }),
+        }
+      : {}),
   }));
   const head = {
     format: PLAN_FORMAT,

@@ -5,6 +5,7 @@
 
 import type { Graph } from "../ir/graph.js";
 import type { ExprProgram } from "../ops/expr.js";
+import type { WeightScale } from "./fold.js";
 
 /**
  * input       written by the runtime every step (`tokens`, `pos`)
@@ -26,12 +27,16 @@ export interface PlanBuffer {
   kv?: { state: string; layer: number; which: "k" | "v" };
   /** literal: the contents, in storage form (bool as 0/1 u32). */
   data?: Float32Array | Int32Array | Uint32Array;
+  /** weight: stored scaled along its rows (rule `gain`, plan/fold.ts). */
+  scale?: WeightScale;
 }
 
-/** Where a tensor's first element is: a buffer and an offset in elements. */
+/** Where a tensor's first element is: a buffer and an offset in elements, plus P · perPast for a
+ *  tensor written straight into the KV cache at the step's first position (rule `in-place`). */
 export interface Placement {
   buffer: number;
   offset: number;
+  perPast?: number;
 }
 
 export type KernelKind =
@@ -39,6 +44,7 @@ export type KernelKind =
   | "fused" // an expression program, with row reductions over the last axis
   | "reduce" // sum / mean / amax over any axis
   | "linear" // x @ Wᵢᵀ for weights W [N, K], then an epilogue program
+  | "fused_linear" // linears sharing x (segments), with a prologue on x, rotations, in-place KV writes
   | "matmul" // batched a @ b
   | "gather"
   | "rotary"
@@ -60,6 +66,37 @@ export interface Dispatch {
   program?: ExprProgram;
   /** linear: how many weights follow x in `inputs`. */
   weights?: number;
+  /** linear and fused_linear: the whole kernel (for linear, the same as the fields above). */
+  linear?: LinearKernel;
+}
+
+/**
+ * A linear kernel: x = prologue(sources) [.., M, K], then for each segment its weights' products
+ * with x, its epilogue and rotation, written to its own output. The segments of one dispatch run
+ * side by side: consecutive ranges of its workgroups compute consecutive segments.
+ */
+export interface LinearKernel {
+  sources: number[];
+  /** A row program over `sources` (the identity when x is read as it is). */
+  prologue: ExprProgram;
+  segments: LinearSegment[];
+}
+
+export interface LinearSegment {
+  /** The node it computes. */
+  node: number;
+  weights: number[];
+  /** Epilogue inputs after the accumulators. */
+  extras: number[];
+  epilogue: ExprProgram;
+  /** RoPE: pairs of each head of `headDim` rotated by the (cos, sin) outputs of `program` over
+   *  `inputs` broadcast to [.., M, headDim / 2]. */
+  rotation?: { headDim: number; program: ExprProgram; inputs: number[] };
+}
+
+/** The nodes a dispatch writes. */
+export function dispatchOutputs(d: Dispatch): number[] {
+  return d.linear ? d.linear.segments.map((s) => s.node) : [d.node];
 }
 
 /** How a node without a dispatch of its own gets its value. */

@@ -9,6 +9,7 @@ import type { Graph } from "../../compiler/ir/graph.js";
 import { weightNodes } from "../../compiler/ir/graph.js";
 import type { HostTensor } from "../../compiler/ops/reference.js";
 import { buildStepPlan } from "../../compiler/plan/build.js";
+import { gainFolds, scaleWeight, type GainFolds } from "../../compiler/plan/fold.js";
 import type { PlanBuffer, StepPlan } from "../../compiler/plan/plan.js";
 import { ContextOverflowError, type StepInputs, type WeightSource } from "../cpu/interpreter.js";
 import { WebGpuError, type GpuContext } from "./device.js";
@@ -20,6 +21,9 @@ export interface WebGpuExecutorOptions {
   /** How many step shapes (prompt lengths) keep their buffers and pipelines; the oldest prefill
    *  shape is dropped past this. Decode (T = 1) is always kept. */
   maxStepShapes?: number;
+  /** Storage buffers one kernel may bind (merged linears stay within it): the device's
+   *  maxStorageBuffersPerShaderStage, or fewer. */
+  maxStorageBuffers?: number;
 }
 
 export interface StepStats {
@@ -65,6 +69,9 @@ export class WebGpuExecutor {
   private readonly pipelineCache: Map<string, Promise<GPUComputePipeline>>;
   private readonly layoutCache: Map<string, GPUBindGroupLayout>;
   private readonly maxStepShapes: number;
+  private readonly maxStorageBuffers: number;
+  /** Weights uploaded scaled by a norm's gain (rule `gain`). */
+  private readonly folds: GainFolds;
   private readonly uploaded: Promise<void>;
   private running = false;
   private disposed = false;
@@ -82,8 +89,10 @@ export class WebGpuExecutor {
     this.layoutCache = caches.layouts;
     this.tuning = opts.tuning ?? chooseTuning(gpu.adapter, gpu.limits);
     this.maxStepShapes = opts.maxStepShapes ?? 4;
+    this.maxStorageBuffers = Math.min(opts.maxStorageBuffers ?? Infinity, this.device.limits.maxStorageBuffersPerShaderStage);
     this.maxSeqLen = Math.min(...[...graph.states.values()].map((s) => s.maxSeqLen), Number.MAX_SAFE_INTEGER);
     this.params = this.device.createBuffer({ label: "llmc params", size: PARAMS_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    this.folds = gainFolds(graph);
     this.uploaded = gpu.scoped("uploading the weights", () => this.uploadWeights(weights));
     this.uploaded.catch(() => undefined); // reported by the first step
   }
@@ -181,6 +190,7 @@ export class WebGpuExecutor {
 
   private uploadWeights(source: WeightSource): void {
     const limit = this.device.limits.maxStorageBufferBindingSize;
+    const shapeOf = new Map(weightNodes(this.graph).map((n) => [String(n.attrs["name"]), n.ty.shape.map((d) => evalDim(d, new Map()))]));
     for (const n of weightNodes(this.graph)) {
       const name = String(n.attrs["name"]);
       if (this.weights.has(name)) continue;
@@ -190,8 +200,10 @@ export class WebGpuExecutor {
       if (bytes > limit) {
         throw new WebGpuError(`weight '${name}' [${shape.join(", ")}] takes ${bytes} bytes, more than this adapter's maxStorageBufferBindingSize of ${limit} bytes (splitting large tensors is not supported yet)`);
       }
-      const data = source(name, shape);
+      let data = source(name, shape);
       if (data.length !== count) throw new Error(`weight '${name}' has ${data.length} values, expected ${count} for shape [${shape.join(", ")}]`);
+      const scale = this.folds.weights.get(name);
+      if (scale) data = scaleWeight(data, shape[shape.length - 1]!, scale, (v) => source(v, shapeOf.get(v)!));
       const buf = this.device.createBuffer({ label: `weight ${this.weights.size}`, size: Math.max(16, Math.ceil(bytes / 16) * 16), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
       new Float32Array(buf.getMappedRange(), 0, count).set(data);
       buf.unmap();
@@ -226,7 +238,7 @@ export class WebGpuExecutor {
   }
 
   private async buildProgram(T: number): Promise<StepProgram> {
-    const plan = buildStepPlan(this.graph, { T });
+    const plan = buildStepPlan(this.graph, { T, maxStorageBuffers: this.maxStorageBuffers, mergeLinears: this.tuning.linear.merge, foldGains: true });
     for (const i of plan.inputs) {
       if (i.name !== "tokens" && i.name !== "pos") throw new Error(`the graph has an input '${i.name}' that the runtime does not provide (it provides tokens and pos)`);
     }
@@ -250,6 +262,7 @@ export class WebGpuExecutor {
           case "weight": {
             const w = this.weights.get(b.holds);
             if (!w) throw new Error(`internal: weight '${b.holds}' was not uploaded`);
+            if (!!b.scale !== this.folds.weights.has(b.holds)) throw new Error(`internal: weight '${b.holds}' was uploaded ${b.scale ? "unscaled" : "scaled"}`);
             return w;
           }
           case "kv": {

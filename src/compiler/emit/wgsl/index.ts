@@ -17,6 +17,7 @@ const families: Record<KernelKind, (ctx: DispatchContext, tuning: WgslTuning) =>
   fused: emitElementwise,
   reduce: emitReduce,
   linear: emitLinear,
+  fused_linear: emitLinear,
   matmul: emitMatmul,
   gather: emitGather,
   rotary: emitRotary,

@@ -165,3 +165,31 @@ export const wgsl: ExprLang = {
   },
   helpers: HELPERS,
 };
+
+/** Ops that WGSL applies to vec4<f32> componentwise exactly as the f32 table renders them. */
+const VEC4_OPS = ["neg", "abs", "exp", "log", "sqrt", "rsqrt", "sin", "cos", "recip", "sigmoid", "silu", "add", "sub", "mul", "div", "max", "min"] as const;
+
+/** The WGSL table over four lanes at once: f32 values are vec4<f32>, constants are splatted. Only
+ *  for programs that `vec4Renderable` accepts. */
+export const wgslVec4: ExprLang = {
+  ...wgsl,
+  name: "WGSL vec4",
+  type(dtype) {
+    if (dtype !== "f32") throw new Error(`internal: vec4 rendering of a ${dtype} value`);
+    return "vec4<f32>";
+  },
+  literal: (value, dtype) => `vec4<f32>(${wgsl.literal(value, dtype)})`,
+  ops: Object.fromEntries(VEC4_OPS.map((op) => [op, wgsl.ops[op]!])),
+  let: (name, _dtype, value) => `let ${name}: vec4<f32> = ${value};`,
+  var: (name, _dtype, value) => `var ${name}: vec4<f32> = ${value};`,
+};
+
+/** Whether an elementwise program of f32 values can be rendered by `wgslVec4`. */
+export function vec4Renderable(p: { nodes: readonly { kind: string; op?: string; dtype?: string }[] }): boolean {
+  return p.nodes.every((n) =>
+    n.kind === "input" ? true
+    : n.kind === "const" ? n.dtype === "f32" && Number.isFinite(Number((n as { value?: number }).value))
+    : n.kind === "op" ? (VEC4_OPS as readonly string[]).includes(n.op!)
+    : false,
+  );
+}

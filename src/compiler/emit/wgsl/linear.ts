@@ -3,102 +3,260 @@
 // (gate and up), then an epilogue program (bias, activation, residual). Decode (M = 1) is a
 // matrix-vector product: each invocation computes `rowsPerInvocation` outputs with vec4 loads.
 // Prefill tiles M as well, in registers (no workgroup barriers, which CPU adapters pay dearly for).
+//
+// `fused_linear` is the same kernel with what fusion and the plan add around it:
+//   prologue  x is a row program of its sources that factors as s(row) × e(sources) (RMSNorm):
+//             the loop over k accumulates W·e and the reductions s needs from the same loads, and
+//             the accumulators are scaled by s before the epilogue;
+//   rotation  adjacent output pairs of each head are rotated by (cos, sin) computed from the
+//             rotation program (RoPE): an invocation owns an even number of adjacent rows;
+//   segments  several linears over one x in one dispatch, consecutive tile ranges each;
+//   in place  an output may be KV-cache rows at position P (params.past).
 // `matmul` is the general batched product for everything else.
 
-import { renderExpr } from "../shared/expr.js";
+import { factorRowScale, isIdentityProgram, type ExprProgram } from "../../ops/expr.js";
+import type { DType } from "../../ops/table.js";
+import type { LinearKernel, LinearSegment } from "../../plan/plan.js";
+import { helpersFor, renderExpr } from "../shared/expr.js";
 import type { DispatchContext } from "./context.js";
 import { plus, product } from "./context.js";
 import { BindingSet, broadcastStrides, grid, headerContext, offsetExpr, renderTemplate, type WgslKernel } from "./kernel.js";
-import { loadAs, storageType, storeAs, u32Literal, wgsl } from "./lang.js";
+import { loadAs, storageType, storeAs, u32Literal, vec4Renderable, wgsl, wgslVec4 } from "./lang.js";
 import type { WgslTuning } from "./tuning.js";
 
-export function emitLinear(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
+const COMPONENTS = ["x", "y", "z", "w"];
+const u = u32Literal;
+
+/** The dispatch's linear kernel (plans always give it; older dispatch records only the fields). */
+function linearOf(ctx: DispatchContext): LinearKernel {
   const d = ctx.dispatch;
+  if (d.linear) return d.linear;
   const w = d.weights ?? 1;
-  const program = d.program!;
-  if (program.nodes.some((n) => n.kind === "reduce")) throw new Error(`internal: ${ctx.label()}: a linear epilogue cannot reduce`);
-  const [x, ...rest] = d.inputs;
-  const weights = rest.slice(0, w);
-  const extras = rest.slice(w);
-  const xShape = ctx.shape(x!);
+  return { sources: [d.inputs[0]!], prologue: { nodes: [{ kind: "input", index: 0 }], outputs: [0] }, segments: [{ node: d.node, weights: d.inputs.slice(1, 1 + w), extras: d.inputs.slice(1 + w), epilogue: d.program! }] };
+}
+
+/** Statements that evaluate an elementwise `program` in a block and assign its outputs to `targets`. */
+function block(program: ExprProgram, input: (i: number) => string, types: readonly DType[], targets: string[], helpers: Set<string>): string[] {
+  const r = renderExpr(program, wgsl, input, undefined, types);
+  r.helpers.forEach((h) => helpers.add(h));
+  return ["{", ...[...r.pre, ...r.body].map((l) => "  " + l), ...r.outputs.map((o, i) => `  ${targets[i]} = ${o};`), "}"];
+}
+
+/** A vec4<f32> program (see `vec4Renderable`) in a block; `use` turns its output into a statement. */
+function vecBlock(program: ExprProgram, input: (i: number) => string, types: readonly DType[], use: (value: string) => string): string[] {
+  const r = renderExpr(program, wgslVec4, input, undefined, types);
+  return ["{", ...[...r.pre, ...r.body].map((l) => "  " + l), `  ${use(r.outputs[0]!)}`, "}"];
+}
+
+export function emitLinear(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
+  const k = linearOf(ctx);
+  const sourceShapes = k.sources.map((id) => ctx.shape(id));
+  const xShape = sourceShapes.reduce((acc, sh) => {
+    const n = Math.max(acc.length, sh.length);
+    return Array.from({ length: n }, (_, i) => Math.max(acc[acc.length - n + i] ?? 1, sh[sh.length - n + i] ?? 1));
+  }, [] as number[]);
   const K = xShape[xShape.length - 1]!;
-  const M = product(xShape) / K;
-  const N = ctx.shape(weights[0]!)[0]!;
-  const outShape = ctx.shape(d.node);
-  const xp = ctx.placement(x!);
-  const wps = weights.map((id) => ctx.placement(id));
-  const vec = K % 4 === 0 && xp.offset % 4 === 0 && wps.every((p) => p.offset % 4 === 0) ? 4 : 1;
+  const rowShape = xShape.slice(0, -1);
+  const M = product(rowShape);
+  const identity = k.sources.length === 1 && isIdentityProgram(k.prologue);
+  const factoring = identity ? null : factorRowScale(k.prologue);
+  if (!identity && !factoring) throw new Error(`internal: ${ctx.label()}: a linear prologue must factor as a row scale times an elementwise function`);
+  const sourceTypes = k.sources.map((id) => ctx.node(id).ty.dtype);
+  const sources = k.sources.map((id, i) => {
+    const strides = broadcastStrides(sourceShapes[i]!, xShape);
+    return { id, p: ctx.placement(id), along: strides[strides.length - 1]!, rowStrides: strides.slice(0, -1) };
+  });
+  const allWeights = k.segments.flatMap((s) => s.weights.map((id) => ctx.placement(id)));
+  const vec =
+    K % 4 === 0 &&
+    sourceTypes.every((t) => t === "f32") &&
+    sources.every((s) => s.along === 0 || (s.along === 1 && s.p.offset % 4 === 0 && s.rowStrides.every((r) => r % 4 === 0))) &&
+    allWeights.every((p) => p.offset % 4 === 0)
+      ? 4
+      : 1;
   const elem = vec === 4 ? "vec4<f32>" : "f32";
   const kSteps = K / vec;
-  const R = Math.max(1, Math.min(tuning.linear.rowsPerInvocation, N));
   const C = M > 1 ? Math.max(1, Math.min(tuning.linear.tileM, M)) : 1;
-  const nTiles = Math.ceil(N / R);
-  const tiles = nTiles * Math.ceil(M / C);
+  const mTiles = Math.ceil(M / C);
 
   const b = new BindingSet();
-  const xb = b.storage(xp, "read", elem);
-  const wbs = wps.map((p) => b.storage(p, "read", elem));
-  const extraTypes = extras.map((id) => ctx.node(id).ty.dtype);
-  const extraAccess = extras.map((id, i) => {
-    const p = ctx.placement(id);
-    const name = b.storage(p, "read", storageType(extraTypes[i]!));
-    return (o: string) => loadAs(extraTypes[i]!, `${name}[${offsetExpr(o, outShape, broadcastStrides(ctx.shape(id), outShape), p.offset)}]`);
-  });
-  const outType = ctx.output.ty.dtype;
-  const out = b.storage(ctx.placement(d.node), "read_write", storageType(outType));
-  const outBase = ctx.placement(d.node).offset;
-
-  const dot = (a: string, c: string) => (vec === 4 ? `dot(${a}, ${c})` : `${a} * ${c}`);
-  const declare: string[] = [];
-  const loop: string[] = [];
-  const store: string[] = [];
   const helpers = new Set<string>();
-  for (let c = 0; c < C; c++) declare.push(`let xr${c} = ${plus(xp.offset / vec)}min(m0 + ${c}u, ${u32Literal(M - 1)}) * ${u32Literal(kSteps)};`);
-  weights.forEach((_, wi) => {
-    for (let r = 0; r < R; r++) declare.push(`let wr${wi}_${r} = ${plus(wps[wi]!.offset / vec)}min(n0 + ${r}u, ${u32Literal(N - 1)}) * ${u32Literal(kSteps)};`);
-    for (let c = 0; c < C; c++) for (let r = 0; r < R; r++) declare.push(`var acc${wi}_${c}_${r}: f32 = 0.0f;`);
-  });
-  for (let c = 0; c < C; c++) loop.push(`let x${c} = ${xb}[xr${c} + k];`);
-  weights.forEach((_, wi) => {
-    for (let r = 0; r < R; r++) {
-      loop.push(`let w${wi}_${r} = ${wbs[wi]}[wr${wi}_${r} + k];`);
-      for (let c = 0; c < C; c++) loop.push(`acc${wi}_${c}_${r} = acc${wi}_${c}_${r} + ${dot(`x${c}`, `w${wi}_${r}`)};`);
-    }
-  });
-  const types = [...weights.map(() => "f32" as const), ...extraTypes];
+  const sourceNames = sources.map((s, i) => b.storage(s.p, "read", s.along === 1 ? elem : storageType(sourceTypes[i]!)));
+
+  // Per x row c: each source's row base, the loads at step k, the prologue, the reductions.
+  const rowSetup: string[] = [];
+  const loads: string[] = [];
+  const after: string[] = [];
   for (let c = 0; c < C; c++) {
-    for (let r = 0; r < R; r++) {
-      const e = renderExpr(program, wgsl, (i) => (i < w ? `acc${i}_${c}_${r}` : extraAccess[i - w]!("o")), undefined, types);
-      e.helpers.forEach((h) => helpers.add(h));
-      // Tiles past the end of M or N (when they do not divide evenly) compute clamped rows: skip their stores.
-      const guard = [M % C ? `m0 + ${c}u < ${u32Literal(M)}` : "", N % R ? `n0 + ${r}u < ${u32Literal(N)}` : ""].filter(Boolean).join(" && ");
-      store.push(guard ? `if (${guard}) {` : "{");
-      store.push(`  let o = (m0 + ${c}u) * ${u32Literal(N)} + n0 + ${r}u;`);
-      for (const l of [...e.pre, ...e.body]) store.push("  " + l);
-      store.push(`  ${out}[${plus(outBase)}o] = ${storeAs(outType, e.outputs[0]!)};`);
-      store.push("}");
+    rowSetup.push(`let mr${c} = min(m0 + ${c}u, ${u(M - 1)});`);
+    sources.forEach((s, i) => {
+      const scale = s.along === 1 ? vec : 1;
+      rowSetup.push(`let sb${i}_${c} = ${offsetExpr(`mr${c}`, rowShape, s.rowStrides.map((r) => r / scale), s.p.offset / scale)};`);
+      loads.push(`let s${i}_${c} = ${s.along === 1 ? `${sourceNames[i]}[sb${i}_${c} + k]` : loadAs(sourceTypes[i]!, `${sourceNames[i]}[sb${i}_${c}]`)};`);
+    });
+    if (identity) {
+      loads.push(`let x${c} = s0_${c};`);
+      continue;
     }
+    const f = factoring!;
+    loads.push(`var x${c}: ${elem};`);
+    if (vec === 4 && [f.elementwise, ...f.reductions.map((r) => r.arg)].every(vec4Renderable)) {
+      // All four lanes at once; each reduction keeps four partial results until the loop ends.
+      const at = (i: number) => (sources[i]!.along === 1 ? `s${i}_${c}` : `vec4<f32>(s${i}_${c})`);
+      const types = sources.map(() => "f32" as const);
+      loads.push(...vecBlock(f.elementwise, at, types, (v) => `x${c} = ${v};`));
+      f.reductions.forEach((red, j) => {
+        const init = red.op === "amax" ? wgsl.literal(-Infinity, "f32") : wgsl.literal(0, "f32");
+        rowSetup.push(`var rv${j}_${c}: vec4<f32> = vec4<f32>(${init});`);
+        loads.push(...vecBlock(red.arg, at, types, (v) => wgsl.reduceStep(red.op, `rv${j}_${c}`, v, "f32")));
+        after.push(`var red${j}_${c}: f32 = ${init};`);
+        for (const comp of COMPONENTS) after.push(wgsl.reduceStep(red.op, `red${j}_${c}`, `rv${j}_${c}.${comp}`, "f32"));
+        if (red.op === "mean") after.push(`red${j}_${c} = red${j}_${c} / ${wgsl.literal(K, "f32")};`);
+      });
+      after.push(`var sc${c}: f32;`);
+      after.push(...block(f.scale, (j) => `red${j}_${c}`, f.reductions.map(() => "f32"), [`sc${c}`], helpers));
+      continue;
+    }
+    const comps = vec === 4 ? COMPONENTS : [""];
+    for (const comp of comps) {
+      const at = (i: number) => (sources[i]!.along === 1 && comp ? `s${i}_${c}.${comp}` : `s${i}_${c}`);
+      loads.push(...block(f.elementwise, at, sourceTypes, [comp ? `x${c}.${comp}` : `x${c}`], helpers));
+    }
+    f.reductions.forEach((red, j) => {
+      const init = red.op === "amax" ? wgsl.literal(-Infinity, "f32") : wgsl.literal(0, "f32");
+      rowSetup.push(`var red${j}_${c}: f32 = ${init};`);
+      for (const comp of comps) {
+        const at = (i: number) => (sources[i]!.along === 1 && comp ? `s${i}_${c}.${comp}` : `s${i}_${c}`);
+        const r = renderExpr(red.arg, wgsl, at, undefined, sourceTypes);
+        r.helpers.forEach((h) => helpers.add(h));
+        loads.push("{", ...[...r.pre, ...r.body].map((l) => "  " + l), "  " + wgsl.reduceStep(red.op, `red${j}_${c}`, r.outputs[0]!, "f32"), "}");
+      }
+      if (red.op === "mean") after.push(`red${j}_${c} = red${j}_${c} / ${wgsl.literal(K, "f32")};`);
+    });
+    after.push(`var sc${c}: f32;`);
+    after.push(...block(f.scale, (j) => `red${j}_${c}`, f.reductions.map(() => "f32"), [`sc${c}`], helpers));
   }
-  const g = grid(tiles, tuning.linear.workgroupSize);
+
+  let tileStart = 0;
+  const segments = k.segments.map((seg, si) => {
+    const code = emitSegment(ctx, tuning, b, helpers, seg, si, { M, C, vec, elem, kSteps, rowShape, scaled: !identity });
+    const range = { start: tileStart, end: tileStart + code.nTiles * mTiles };
+    tileStart = range.end;
+    return { ...code, index: si, start: range.start, end: range.end };
+  });
+  const total = tileStart;
+  // Helpers the generated lines call outside rendered programs (amax's −∞ start, for one).
+  const lines = [...rowSetup, ...loads, ...after, ...segments.flatMap((sg) => [...sg.declare, ...sg.loop, ...sg.store])].join("\n");
+  for (const h of helpersFor(lines, wgsl)) helpers.add(h);
+  const g = grid(total, tuning.linear.workgroupSize);
   const code = renderTemplate("linear", {
-    ...headerContext("linear", b, [...helpers]),
+    ...headerContext(ctx.dispatch.kernel, b, [...helpers]),
     m: M,
-    n: N,
     k: K,
-    weights: w,
     vec,
-    rows: R,
     cols: C,
-    tiles,
-    nTiles,
+    total,
     kSteps,
     workgroupSize: tuning.linear.workgroupSize,
     rowStride: g.rowStride,
-    declare,
-    loop,
-    store,
+    rowSetup,
+    loads,
+    after,
+    segments: segments.map((s) => ({ ...s, offset: s.start === 0 ? "tile" : `tile - ${u(s.start)}` })),
   });
   return { label: ctx.label(), code, bindings: b.bindings(), workgroups: g.workgroups };
+}
+
+interface Shared {
+  M: number;
+  C: number;
+  vec: number;
+  elem: string;
+  kSteps: number;
+  rowShape: number[];
+  /** Whether the accumulators are multiplied by the prologue's row scale sc<c>. */
+  scaled: boolean;
+}
+
+/** One segment: its weights' accumulators inside the k loop, its epilogue, rotation and stores. */
+function emitSegment(ctx: DispatchContext, tuning: WgslTuning, b: BindingSet, helpers: Set<string>, seg: LinearSegment, si: number, sh: Shared) {
+  const { M, C, vec, elem, kSteps, rowShape } = sh;
+  const w = seg.weights.length;
+  const N = ctx.shape(seg.weights[0]!)[0]!;
+  const outShape = [...rowShape, N];
+  const rot = seg.rotation;
+  let R = Math.max(1, Math.min(tuning.linear.rowsPerInvocation, N));
+  if (rot) R = Math.min(N, R + (R % 2)); // pairs stay in one invocation (N is a multiple of 2)
+  const nTiles = Math.ceil(N / R);
+  const p = `g${si}_`; // this segment's names
+
+  const wps = seg.weights.map((id) => ctx.placement(id));
+  const wbs = wps.map((pl) => b.storage(pl, "read", elem));
+  const extraTypes = seg.extras.map((id) => ctx.node(id).ty.dtype);
+  const extraAccess = seg.extras.map((id, i) => {
+    const pl = ctx.placement(id);
+    const name = b.storage(pl, "read", storageType(extraTypes[i]!));
+    return (o: string) => loadAs(extraTypes[i]!, `${name}[${offsetExpr(o, outShape, broadcastStrides(ctx.shape(id), outShape), pl.offset)}]`);
+  });
+  const half = rot ? rot.headDim / 2 : 0;
+  const angleShape = [...rowShape, half];
+  const rotTypes = rot ? rot.inputs.map((id) => ctx.node(id).ty.dtype) : [];
+  const rotAccess = rot
+    ? rot.inputs.map((id, i) => {
+        const pl = ctx.placement(id);
+        const name = b.storage(pl, "read", storageType(rotTypes[i]!));
+        return loadAs(rotTypes[i]!, `${name}[${offsetExpr("ri", angleShape, broadcastStrides(ctx.shape(id), angleShape), pl.offset)}]`);
+      })
+    : [];
+  const outNode = ctx.node(seg.node);
+  const outType = outNode.ty.dtype;
+  const op = ctx.placement(seg.node);
+  const out = b.storage(op, "read_write", storageType(outType));
+  const outBase = op.perPast ? `${b.params()}.past * ${u(op.perPast)} + ${plus(op.offset)}` : plus(op.offset);
+
+  const head = [`let n0 = (tile % ${u(nTiles)}) * ${u(R)};`, `let m0 = (tile / ${u(nTiles)}) * ${u(C)};`];
+  const declare: string[] = [];
+  const loop: string[] = [];
+  const store: string[] = [];
+  const dot = (a: string, c: string) => (vec === 4 ? `dot(${a}, ${c})` : `${a} * ${c}`);
+  seg.weights.forEach((_, wi) => {
+    for (let r = 0; r < R; r++) declare.push(`let ${p}wr${wi}_${r} = ${plus(wps[wi]!.offset / vec)}min(n0 + ${r}u, ${u(N - 1)}) * ${u(kSteps)};`);
+    for (let c = 0; c < C; c++) for (let r = 0; r < R; r++) declare.push(`var ${p}acc${wi}_${c}_${r}: f32 = 0.0f;`);
+  });
+  seg.weights.forEach((_, wi) => {
+    for (let r = 0; r < R; r++) {
+      loop.push(`let ${p}w${wi}_${r} = ${wbs[wi]}[${p}wr${wi}_${r} + k];`);
+      for (let c = 0; c < C; c++) loop.push(`${p}acc${wi}_${c}_${r} = ${p}acc${wi}_${c}_${r} + ${dot(`x${c}`, `${p}w${wi}_${r}`)};`);
+    }
+  });
+  const types = [...seg.weights.map(() => "f32" as const), ...extraTypes];
+  const acc = (i: number, c: number, r: number) => (sh.scaled ? `(${p}acc${i}_${c}_${r} * sc${c})` : `${p}acc${i}_${c}_${r}`);
+  for (let c = 0; c < C; c++) {
+    const step = rot ? 2 : 1;
+    for (let r = 0; r < R; r += step) {
+      // Tiles past the end of M or N (when they do not divide evenly) compute clamped rows: skip their stores.
+      const guard = [M % C ? `m0 + ${c}u < ${u(M)}` : "", N % R ? `n0 + ${r}u < ${u(N)}` : ""].filter(Boolean).join(" && ");
+      store.push(guard ? `if (${guard}) {` : "{");
+      store.push(`  let o = (m0 + ${c}u) * ${u(N)} + n0 + ${r}u;`);
+      if (!rot) {
+        const e = renderExpr(seg.epilogue, wgsl, (i) => (i < w ? acc(i, c, r) : extraAccess[i - w]!("o")), undefined, types);
+        e.helpers.forEach((h) => helpers.add(h));
+        for (const l of [...e.pre, ...e.body]) store.push("  " + l);
+        store.push(`  ${out}[${outBase}o] = ${storeAs(outType, e.outputs[0]!)};`);
+      } else {
+        store.push("  let o1 = o + 1u;", "  var y0: f32;", "  var y1: f32;", "  var cs: f32;", "  var sn: f32;");
+        for (const [t, rr, o] of [["y0", r, "o"], ["y1", r + 1, "o1"]] as const) {
+          store.push(...block(seg.epilogue, (i) => (i < w ? acc(i, c, rr) : extraAccess[i - w]!(o)), types, [t], helpers).map((l) => "  " + l));
+        }
+        store.push(`  let ri = (m0 + ${c}u) * ${u(half)} + ((n0 + ${r}u) % ${u(rot.headDim)}) / 2u;`);
+        store.push(...block(rot.program, (i) => rotAccess[i]!, rotTypes, ["cs", "sn"], helpers).map((l) => "  " + l));
+        store.push(`  ${out}[${outBase}o] = y0 * cs - y1 * sn;`);
+        store.push(`  ${out}[${outBase}o1] = y0 * sn + y1 * cs;`);
+      }
+      store.push("}");
+    }
+  }
+  return { nTiles, n: N, rows: R, weights: w, head, declare, loop, store };
 }
 
 /** a [.., M, K] @ b [.., K, N] with broadcast batch dims. */

@@ -18,6 +18,8 @@ export interface WgslTuning {
     /** Rows of x per invocation when x has several rows (prefill): a register tile of
      *  rowsPerInvocation × tileM outputs, each weight row read once per tile. */
     tileM: number;
+    /** Rule `merge`: linears sharing x run as one dispatch (plan/merge.ts). */
+    merge: boolean;
   };
   matmul: { workgroupSize: number };
   attention: { workgroupSize: number };
@@ -26,13 +28,16 @@ export interface WgslTuning {
 /** CPU rasterisers (llvmpipe, SwiftShader, lavapipe): barriers are expensive, invocations run as
  *  SIMD lanes of a few threads, so several rows per invocation and vec4 loads win (DESIGN.md).
  *  Linear on llvmpipe, 4096×4096 f32, 2 cores (noisy): decode 1 row/invocation 2.6–3.4 GB/s,
- *  4 rows 4.5–6.0 GB/s; prefill of 16 rows tileM 1 → 8: 334 → 87 ms. */
+ *  4 rows 4.5–6.0 GB/s; prefill of 16 rows tileM 1 → 8: 334 → 87 ms. On the 27M LLaMA of DESIGN.md
+ *  (decode, all fusion rules): 8 rows in workgroups of 32 against 4 in 64 take 9% less CPU time per
+ *  token and prefill 64 tokens in 280 ms instead of 350 (16 rows: slower; workgroups of 32 keep two
+ *  or more workgroups, so both threads busy, on the 512-row projections). */
 export const CPU_TUNING: WgslTuning = {
   profile: "cpu",
   workgroupSize: 64,
   elementsPerInvocation: 4,
   reduceWorkgroupSize: 16,
-  linear: { workgroupSize: 64, rowsPerInvocation: 4, tileM: 8 },
+  linear: { workgroupSize: 32, rowsPerInvocation: 8, tileM: 8, merge: true },
   matmul: { workgroupSize: 64 },
   attention: { workgroupSize: 8 },
 };
@@ -43,7 +48,7 @@ export const GPU_TUNING: WgslTuning = {
   workgroupSize: 256,
   elementsPerInvocation: 1,
   reduceWorkgroupSize: 64,
-  linear: { workgroupSize: 64, rowsPerInvocation: 1, tileM: 4 },
+  linear: { workgroupSize: 64, rowsPerInvocation: 1, tileM: 4, merge: true },
   matmul: { workgroupSize: 256 },
   attention: { workgroupSize: 32 },
 };

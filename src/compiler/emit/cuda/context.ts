@@ -1,0 +1,124 @@
+// Reading a dispatch's tensors out of the step plan: concrete shapes, placements (as byte offsets),
+// element types, weight storage formats; and the two buffers the CUDA step adds to the plan's —
+// the step parameters (P) and scratch space (flash-decoding partials).
+
+import { formatDim, formatShape, type Dim } from "../../check/symbolic.js";
+import type { Node } from "../../ir/graph.js";
+import type { Dispatch, Placement, StepPlan } from "../../plan/plan.js";
+import type { BufferArg } from "./kernel.js";
+import { intLiteral } from "./lang.js";
+import type { CudaTuning } from "./tuning.js";
+
+/** How a weight is stored on the device. Quantized formats are repacked on upload: all quants of the
+ *  tensor first (16-byte aligned rows), then the f16 scales, so kernels load 16 bytes at a time. */
+export type WeightFormat = "f32" | "f16" | "bf16" | "q8_0" | "q4_0";
+
+/** Bytes of one element in the plan's buffers (f32, i32, and bool as a 32-bit 0/1). */
+export const ELEMENT_BYTES = 4;
+
+export interface EmitEnv {
+  plan: StepPlan;
+  tuning: CudaTuning;
+  /** Storage format of a weight buffer (plan buffer id). */
+  weightFormat(buffer: number): WeightFormat;
+  /** The buffer holding this step's parameters: int32 [P]. */
+  paramsBuffer: number;
+  /** Scratch space for one dispatch (reused by the next). */
+  scratch(bytes: number): BufferArg;
+  /** Prefill with f32 weights on tensor cores (activations and weights rounded to f16) instead of
+   *  exact f32 SIMT products. */
+  f32TensorCores: boolean;
+}
+
+export class DispatchContext {
+  private readonly nodes: Map<number, Node>;
+
+  constructor(
+    readonly env: EmitEnv,
+    readonly dispatch: Dispatch,
+  ) {
+    this.nodes = new Map(env.plan.graph.nodes.map((n) => [n.id, n]));
+  }
+
+  get tuning(): CudaTuning {
+    return this.env.tuning;
+  }
+
+  node(id: number): Node {
+    const n = this.nodes.get(id);
+    if (!n) throw new Error(`internal: no node %${id} in the plan`);
+    return n;
+  }
+
+  get outputNode(): Node {
+    return this.node(this.dispatch.node);
+  }
+
+  /** Concrete shape; P-dependent shapes are an error here (kernels that take P read `dimExpr`). */
+  shape(id: number): number[] {
+    const n = this.node(id);
+    return n.ty.shape.map((d) => {
+      const c = constOf(d);
+      if (c === null) throw new Error(`internal: ${this.dispatch.kernel} kernel for %${this.dispatch.node}: %${id} has a P-dependent shape ${formatShape(n.ty.shape)}`);
+      return c;
+    });
+  }
+
+  placement(id: number): Placement {
+    const p = this.env.plan.placement.get(id);
+    if (!p) throw new Error(`internal: %${id} has no storage in the plan`);
+    return p;
+  }
+
+  /** The tensor's buffer and byte offset, for a launch argument. */
+  arg(id: number): BufferArg {
+    const p = this.placement(id);
+    if (p.perPast) throw new Error(`internal: ${this.label()} reads %${id}, which is written into the KV cache at position P`);
+    return { buffer: p.buffer, offsetBytes: p.offset * ELEMENT_BYTES };
+  }
+
+  /** Where a kernel writes `id`: the launch argument, plus P · perPast elements for rows written
+   *  straight into the KV cache at the step's first position. */
+  output(id: number): { arg: BufferArg; perPast: number } {
+    const p = this.placement(id);
+    return { arg: { buffer: p.buffer, offsetBytes: p.offset * ELEMENT_BYTES }, perPast: p.perPast ?? 0 };
+  }
+
+  /** Storage format of a weight input; f32 for everything that is not a weight. */
+  format(id: number): WeightFormat {
+    const p = this.placement(id);
+    const b = this.env.plan.buffers[p.buffer]!;
+    if (b.kind !== "weight") return "f32";
+    const f = this.env.weightFormat(p.buffer);
+    if (f !== "f32" && p.offset !== 0) throw new Error(`internal: a view into ${f} weight '${b.holds}' reached a kernel`);
+    return f;
+  }
+
+  label(): string {
+    return `${this.dispatch.kernel} #${this.dispatch.index}`;
+  }
+}
+
+/** The value of a constant dim; null when it depends on P. */
+export function constOf(d: Dim): number | null {
+  if (d.size === 0) return 0;
+  if (d.size === 1 && d.has("")) return d.get("")!;
+  return null;
+}
+
+/** The name kernels give the past length read from the step parameters. */
+export const PAST = "llmc_P";
+
+/** A dim as an int expression: a constant, or a·P + c with P read from the step parameters. */
+export function dimExpr(d: Dim): string {
+  const c = constOf(d);
+  if (c !== null) return intLiteral(c);
+  const keys = [...d.keys()];
+  if (keys.some((k) => k !== "" && k !== "P") || (d.get("P") ?? 0) <= 0 || (d.get("") ?? 0) < 0) {
+    throw new Error(`internal: dimension ${formatDim(d)} is not of the form a*P + c`);
+  }
+  const a = d.get("P")!;
+  const k = d.get("") ?? 0;
+  const p = a === 1 ? PAST : `${PAST} * ${intLiteral(a)}`;
+  return k === 0 ? p : `(${p} + ${intLiteral(k)})`;
+}

@@ -1,0 +1,171 @@
+// What every CUDA kernel family shares: the kernel and launch records, parameters, index arithmetic
+// and the Handlebars templates (codegen-templates/cuda/<family>.hbs).
+//
+// Buffers reach a kernel as pointer parameters (p0, p1, …) with the tensor's offset already added by
+// the launch, so one kernel serves every layer: the module has one copy of each distinct kernel,
+// named by a hash of its code (`llmc_linear_3f9a0c21d4e8`). Generated code holds only generated
+// identifiers, numbers and template text: `checkGenerated` refuses anything a model's names could
+// have brought in (quotes, backslashes, non-ASCII).
+
+import { createHash } from "node:crypto";
+import Handlebars from "handlebars";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { packageRoot } from "../../../paths.js";
+import { intLiteral } from "./lang.js";
+
+export interface CudaKernel {
+  family: string;
+  /** Generated from the code's hash: equal kernels get equal names. */
+  name: string;
+  /** The `extern "C" __global__` function. */
+  code: string;
+  /** Module-scope device helpers it calls (deduplicated by text in the module). */
+  helpers: string[];
+  /** C type of each parameter, in order (all pointers). */
+  params: string[];
+}
+
+/** A pointer argument: a step-plan buffer plus a byte offset into it. */
+export interface BufferArg {
+  buffer: number;
+  offsetBytes: number;
+}
+
+export interface CudaLaunch {
+  kernel: string;
+  grid: [number, number, number];
+  block: [number, number, number];
+  args: BufferArg[];
+  /** The step-plan dispatch this launch computes (a dispatch may take two launches). */
+  dispatch: number;
+}
+
+export const MAX_GRID_Y = 65535;
+export const MAX_GRID_X = 2147483647;
+
+/** A kernel's pointer parameters, in order, with the launch arguments that fill them. */
+export class ParamSet {
+  private readonly decls: { type: string; name: string }[] = [];
+  readonly args: BufferArg[] = [];
+
+  /** A pointer to `elem` at `offsetBytes` into buffer `buffer`; returns the parameter's name. */
+  pointer(buffer: number, offsetBytes: number, elem: string, access: "read" | "write"): string {
+    const name = `p${this.decls.length}`;
+    const type = access === "read" ? `const ${elem}* __restrict__` : `${elem}* __restrict__`;
+    this.decls.push({ type, name });
+    this.args.push({ buffer, offsetBytes });
+    return name;
+  }
+
+  signature(): string {
+    return this.decls.map((d) => `${d.type} ${d.name}`).join(", ");
+  }
+
+  types(): string[] {
+    return this.decls.map((d) => d.type);
+  }
+}
+
+/**
+ * The int offset of element `i` (row-major over `shape`) of a tensor read through `strides` (one per
+ * dim of `shape`; 0 where it is broadcast). Adjacent dims that are contiguous in the source merge
+ * first, so the common cases come out as `i`, `i % 32` or `0`.
+ */
+export function offsetExpr(i: string, shape: readonly number[], strides: readonly number[]): string {
+  const dims: { n: number; s: number }[] = [];
+  shape.forEach((n, d) => {
+    if (n === 1) return;
+    const last = dims[dims.length - 1];
+    if (last && last.s === strides[d]! * n) {
+      last.n *= n;
+      last.s = strides[d]!;
+    } else dims.push({ n, s: strides[d]! });
+  });
+  const terms: string[] = [];
+  let outStride = 1;
+  for (let d = dims.length - 1; d >= 0; d--) {
+    const { n, s } = dims[d]!;
+    if (s !== 0) {
+      const q = outStride === 1 ? i : `(${i} / ${intLiteral(outStride)})`;
+      const idx = d === 0 ? q : `(${q} % ${intLiteral(n)})`;
+      terms.unshift(s === 1 ? idx : `${idx} * ${intLiteral(s)}`);
+    }
+    outStride *= n;
+  }
+  return terms.length ? terms.join(" + ") : "0";
+}
+
+export function stridesOf(shape: readonly number[]): number[] {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    s[i] = acc;
+    acc *= shape[i]!;
+  }
+  return s;
+}
+
+/** Strides reading a tensor of `shape` broadcast to `outShape` (NumPy rules). */
+export function broadcastStrides(shape: readonly number[], outShape: readonly number[]): number[] {
+  const s = stridesOf(shape);
+  const lead = outShape.length - shape.length;
+  return outShape.map((d, i) => (i < lead || shape[i - lead] !== d ? 0 : s[i - lead]!));
+}
+
+export const product = (xs: readonly number[]) => xs.reduce((a, b) => a * b, 1);
+
+/** Blocks for a grid-stride loop over `count` items. */
+export function strideGrid(count: number, block: number, maxBlocks: number): [number, number, number] {
+  return [Math.max(1, Math.min(maxBlocks, Math.ceil(count / block))), 1, 1];
+}
+
+export function checkIndexRange(count: number, what: string): void {
+  if (count > 2147483647) throw new Error(`${what} has ${count} elements; the CUDA kernels index with 32-bit ints (at most 2^31 - 1 elements per tensor)`);
+}
+
+// ------------------------------------------------------------------------------------------ templates
+
+const NAME_PLACEHOLDER = "LLMC_KERNEL_NAME";
+
+const hb = Handlebars.create();
+hb.registerHelper("lines", (lines: unknown, indent: unknown) => {
+  const pad = " ".repeat(typeof indent === "number" ? indent : 0);
+  const list = Array.isArray(lines) ? (lines as string[]) : String(lines).split("\n");
+  return list.flatMap((l) => l.split("\n")).filter((l) => l !== "").map((l) => pad + l).join("\n");
+});
+
+const templateCache = new Map<string, Handlebars.TemplateDelegate>();
+
+export function templatePath(name: string): string {
+  return join(packageRoot(), "codegen-templates", "cuda", `${name}.hbs`);
+}
+
+/** Renders codegen-templates/cuda/<template>.hbs; the context holds generated code and numbers only. */
+export function renderTemplate(template: string, context: Record<string, unknown>): string {
+  let t = templateCache.get(template);
+  if (!t) {
+    t = hb.compile(readFileSync(templatePath(template), "utf8"), { noEscape: true, strict: true });
+    templateCache.set(template, t);
+  }
+  return t(context).replace(/\n{3,}/g, "\n\n");
+}
+
+/** Renders a kernel template (which names its function `{{name}}` and its parameters `{{params}}`),
+ *  names the kernel by its code and checks it. */
+export function makeKernel(family: string, template: string, params: ParamSet, helpers: readonly string[], context: Record<string, unknown>): CudaKernel {
+  const text = renderTemplate(template, { ...context, name: NAME_PLACEHOLDER, params: params.signature() });
+  const hash = createHash("sha256").update(family).update("\0").update(text).update("\0").update(helpers.join("\n")).digest("hex").slice(0, 12);
+  const name = `llmc_${family}_${hash}`;
+  const code = text.split(NAME_PLACEHOLDER).join(name);
+  checkGenerated(code, family);
+  for (const h of helpers) checkGenerated(h, family);
+  return { family, name, code, helpers: [...new Set(helpers)], params: params.types() };
+}
+
+/** Generated CUDA needs no string or character literals and no non-ASCII, except `extern "C"`:
+ *  anything else means text from outside (a model's names) leaked into it. */
+export function checkGenerated(code: string, what: string): void {
+  const bad = /[^\x20-\x7e\n]|["'`\\$]/.exec(code.split('extern "C"').join(""));
+  if (bad) throw new Error(`internal: generated CUDA (${what}) contains a character (${JSON.stringify(bad[0])}) that generated code never has`);
+}
