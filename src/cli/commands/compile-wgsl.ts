@@ -45,9 +45,12 @@ export function writeWgsl(dir: string, compiled: Compiled, report: CompileReport
     writeFileSync(join(dir, name), text);
     files.push(name);
   };
+  // Merged kernels bind more storage buffers than WebGPU's default 8: llvmpipe allows 16; a GPU is
+  // planned for the default, which every adapter supports.
+  const maxStorageBuffers = opts.tuning === "llvmpipe" ? 16 : 8;
   const steps: [string, StepPlan][] = [
-    ["decode", buildStepPlan(compiled.graph, { T: 1 })],
-    ["prefill", buildStepPlan(compiled.graph, { T: opts.promptTokens })],
+    ["decode", buildStepPlan(compiled.graph, { T: 1, maxStorageBuffers })],
+    ["prefill", buildStepPlan(compiled.graph, { T: opts.promptTokens, maxStorageBuffers })],
   ];
   const counts = new Map<string, DispatchCounts>();
   const planJson: string[] = [];
