@@ -1,7 +1,7 @@
 // Getting a device and turning WebGPU's failures into clear errors.
 
 import { afterAll, describe, expect, it } from "vitest";
-import { NO_ADAPTER_MESSAGE, releaseSharedGpu, requestGpu, sharedGpu, WebGpuError } from "../../src/runtime/webgpu/device.js";
+import { NO_ADAPTER_MESSAGE, releaseSharedGpu, requestGpu, sharedGpu, vulkanLoadable, WebGpuError } from "../../src/runtime/webgpu/device.js";
 import { createWebGpuExecutor, WebGpuExecutor } from "../../src/runtime/webgpu/executor.js";
 import { isSoftwareAdapter } from "../../src/runtime/webgpu/tuning.js";
 import { gpu, GraphBuilder } from "./helpers.js";
@@ -69,6 +69,31 @@ describe("WebGPU device", () => {
     expect(asked).toBe(false); // refused before reading it
     await expect(ex.step({ tokens: Int32Array.of(0) })).rejects.toThrow(/layers\.0\.huge/);
     ex.dispose();
+  });
+
+  it("names the weight, its size and what to do when the device cannot allocate it (Dawn's null backend caps memory)", async () => {
+    const g = await requestGpu("null");
+    try {
+      const b = new GraphBuilder();
+      let x = b.weight("x", [1, 4096]);
+      for (let i = 0; i < 12; i++) x = b.op("linear", [x, b.weight(`layers.${i}.w`, [4096, 4096])], { weights: 1, epilogue: { nodes: [{ kind: "input", index: 0 }], outputs: [0] } });
+      const ex = new WebGpuExecutor(b.graph([x]), (_, s) => new Float32Array(s[0]! * (s[1] ?? 1)), g);
+      const err = await ex.ready().then(() => null, (e: unknown) => e as Error);
+      expect(err).toBeInstanceOf(WebGpuError);
+      expect(err!.message).toMatch(/^out of GPU memory allocating weight 'layers\.\d+\.w' \[4096, 4096\] \(64\.0 MiB; \d+\.\d MiB already allocated for this model\): .*[^.]\. Use a smaller or quantized model/);
+      ex.dispose();
+    } finally {
+      g.destroy();
+    }
+  });
+
+  it("skips the hardware probe where the Vulkan loader cannot be found (Linux)", () => {
+    const none = { platform: "linux", cache: () => null, exists: () => false, libraryPath: "" };
+    expect(vulkanLoadable(none)).toBe(false);
+    expect(vulkanLoadable({ ...none, cache: () => new TextEncoder().encode("\0libvulkan.so.1\0/usr/lib/x86_64-linux-gnu/libvulkan.so.1\0") })).toBe(true);
+    expect(vulkanLoadable({ ...none, libraryPath: "/opt/vk", exists: (p) => p === "/opt/vk/libvulkan.so.1" })).toBe(true);
+    expect(vulkanLoadable({ ...none, exists: (p) => p === "/usr/lib/x86_64-linux-gnu/libvulkan.so.1" })).toBe(true);
+    expect(vulkanLoadable({ ...none, platform: "darwin" })).toBe(true);
   });
 
   it("shows the kernel's code when the WGSL does not compile", async () => {

@@ -109,7 +109,8 @@ describe("the executor's step contract", () => {
     const plan = await ex.plan(1);
     await ex.step({ tokens: Int32Array.of(2) });
     expect(await ex.plan(1)).toBe(plan);
-    expect(ex.lastStep).toEqual({ tokens: 1, dispatches: plan.dispatches.length, submits: 1 });
+    expect(ex.lastStep).toEqual({ tokens: 1, dispatches: plan.dispatches.length, submits: 1, hostMs: expect.any(Number) });
+    expect(ex.lastStep!.hostMs).toBeGreaterThan(0);
     ex.dispose();
   });
 });

@@ -11,7 +11,7 @@ import { specialize } from "../passes/specialize.js";
 import { assignSlots, type Lifetime } from "./memory.js";
 import { gainFolds } from "./fold.js";
 import { linearBindings, mergeLinears } from "./merge.js";
-import { dispatchOutputs, PlanError, type Dispatch, type LinearKernel, type NodeStorage, type Placement, type PlanBuffer, type StepPlan } from "./plan.js";
+import { dispatchOutputs, PlanError, type Dispatch, type LinearKernel, type NodeStorage, type PackedFormat, type Placement, type PlanBuffer, type StepPlan, packedBytes } from "./plan.js";
 
 export interface PlanOptions {
   /** Tokens per step: 1 for decode, the prompt length for prefill. */
@@ -24,6 +24,9 @@ export interface PlanOptions {
   /** Rule `gain` (plan/fold.ts; default off): the runtime uploads the weights `gainFolds` names
    *  scaled, and the kernels leave those factors out. */
   foldGains?: boolean;
+  /** Weights stored packed on the device (f16/bf16 pairs, q8_0/q4_0 blocks), by name; the rest are
+   *  f32. Only linear kernels read them, and their gains are never folded into them. */
+  weightFormats?: ReadonlyMap<string, PackedFormat>;
 }
 
 /** WebGPU's default maxStorageBuffersPerShaderStage. */
@@ -99,7 +102,8 @@ function storageData(dtype: DType, values: ArrayLike<number>): Float32Array | In
 export function buildStepPlan(graph: Graph, opts: PlanOptions): StepPlan {
   const T = opts.T;
   if (!Number.isInteger(T) || T < 1) throw new PlanError(`a step needs at least one token, got T = ${T}`);
-  const folds = opts.foldGains ? gainFolds(graph) : null;
+  const formats = opts.weightFormats;
+  const folds = opts.foldGains ? gainFolds(graph, formats ? (name) => formats.has(name) : undefined) : null;
   const g = specialize(graph, { T });
   const nodes = nodeMap(g);
   const consumers = new Map<number, Node[]>();
@@ -194,7 +198,9 @@ export function buildStepPlan(graph: Graph, opts: PlanOptions): StepPlan {
         let id = weightBuffer.get(name);
         if (id === undefined) {
           const scale = folds?.weights.get(name);
-          id = addBuffer({ kind: "weight", bytes: round16(elementsAtMax(n) * ELEMENT_BYTES), holds: name, ...(scale ? { scale } : {}) });
+          const format = formats?.get(name);
+          const bytes = format ? packedBytes(format, elementsAtMax(n)) : elementsAtMax(n) * ELEMENT_BYTES;
+          id = addBuffer({ kind: "weight", bytes: round16(bytes), holds: name, ...(scale ? { scale } : {}), ...(format ? { format } : {}) });
           weightBuffer.set(name, id);
         }
         placement.set(n.id, { buffer: id, offset: 0 });

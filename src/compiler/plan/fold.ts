@@ -79,14 +79,16 @@ function candidate(n: Node, byId: ReadonlyMap<number, Node>): Candidate | null {
   };
 }
 
-export function gainFolds(g: Graph): GainFolds {
+/** `keep`: weights that must be uploaded as they are (a target storing them quantized cannot scale
+ *  them): linears reading any of them keep the gain in their prologue. */
+export function gainFolds(g: Graph, keep?: (weightName: string) => boolean): GainFolds {
   const byId = nodeMap(g);
   const users = new Map<number, Node[]>();
   for (const n of g.nodes) for (const i of new Set(n.inputs)) users.set(i, [...(users.get(i) ?? []), n]);
   const cands = new Map<number, Candidate>();
   for (const n of g.nodes) {
     const c = candidate(n, byId);
-    if (c) cands.set(n.id, c);
+    if (c && !(keep && c.weights.some((w) => keep(String(byId.get(w)!.attrs["name"]))))) cands.set(n.id, c);
   }
   // Drop candidates until every weight they fold is used only by candidates folding it the same
   // way, only as a weight.

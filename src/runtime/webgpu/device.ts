@@ -3,6 +3,8 @@
 // backend in compatibility mode. Device loss, uncaptured errors and out-of-memory become plain
 // Errors with a message that says what happened.
 
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { create, globals } from "webgpu";
 
 /**
@@ -130,10 +132,36 @@ async function tryAdapter(backend: Exclude<GpuBackend, "auto">): Promise<{ gpu: 
   return adapter ? { gpu, adapter, featureLevel: "core" } : null;
 }
 
+/** Where the dynamic loader looks for libraries besides its cache. */
+const LIBRARY_DIRS = ["/lib", "/usr/lib", "/lib64", "/usr/lib64", "/usr/local/lib", "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu"];
+
+/**
+ * Whether the Vulkan loader (libvulkan.so.1) can be found on Linux: in /etc/ld.so.cache, a folder of
+ * LD_LIBRARY_PATH or one of the usual library folders. Without it Dawn's hardware probe only prints
+ * "Warning: Couldn't load Vulkan", so "auto" skips it. Other platforms: true (Metal, D3D12).
+ */
+export function vulkanLoadable(env: { platform?: string; cache?: () => Uint8Array | null; exists?: (path: string) => boolean; libraryPath?: string } = {}): boolean {
+  if ((env.platform ?? process.platform) !== "linux") return true;
+  const cache =
+    env.cache ??
+    (() => {
+      try {
+        return readFileSync("/etc/ld.so.cache");
+      } catch {
+        return null;
+      }
+    });
+  if (Buffer.from(cache() ?? new Uint8Array()).includes("libvulkan.so.1")) return true;
+  const exists = env.exists ?? existsSync;
+  const dirs = [...(env.libraryPath ?? process.env["LD_LIBRARY_PATH"] ?? "").split(":").filter(Boolean), ...LIBRARY_DIRS];
+  return dirs.some((d) => exists(join(d, "libvulkan.so.1")));
+}
+
 /** A new device on the first adapter `backend` allows. */
 export async function requestGpu(backend: GpuBackend = "auto"): Promise<GpuContext> {
   installGlobals();
-  const order: Exclude<GpuBackend, "auto">[] = backend === "auto" ? ["hardware", "software"] : [backend];
+  // "auto" tries hardware first where a hardware backend can load (on Linux: the Vulkan loader).
+  const order: Exclude<GpuBackend, "auto">[] = backend === "auto" ? (vulkanLoadable() ? ["hardware", "software"] : ["software"]) : [backend];
   for (const b of order) {
     const found = await tryAdapter(b);
     if (!found) continue;

@@ -10,7 +10,9 @@ import { weightNodes } from "../../compiler/ir/graph.js";
 import type { HostTensor } from "../../compiler/ops/reference.js";
 import { buildStepPlan } from "../../compiler/plan/build.js";
 import { gainFolds, scaleWeight, type GainFolds } from "../../compiler/plan/fold.js";
-import type { PlanBuffer, StepPlan } from "../../compiler/plan/plan.js";
+import { packable, packWeight } from "../../compiler/emit/wgsl/packed.js";
+import { packedBytes, type PackedFormat, type PlanBuffer, type StepPlan } from "../../compiler/plan/plan.js";
+import type { WeightDType } from "../weights/dtypes.js";
 import { ContextOverflowError, type StepInputs, type WeightSource } from "../cpu/interpreter.js";
 import { WebGpuError, type GpuContext } from "./device.js";
 import { chooseTuning } from "./tuning.js";
@@ -24,12 +26,26 @@ export interface WebGpuExecutorOptions {
   /** Storage buffers one kernel may bind (merged linears stay within it): the device's
    *  maxStorageBuffersPerShaderStage, or fewer. */
   maxStorageBuffers?: number;
+  /**
+   * The weights in their storage form (ModelWeights.raw): matrices that only linear kernels read and
+   * that are stored as f16, bf16, q8_0 or q4_0 are uploaded that way (emit/wgsl/packed.ts) and
+   * dequantized inside the kernels; everything else is f32 from the WeightSource. Norm gains are not
+   * folded into packed weights (the kernels keep multiplying by them).
+   */
+  raw?: (name: string) => { dtype: WeightDType; bytes: Uint8Array } | null | undefined;
+  /** Upload packable weights packed (default true); false: every weight as f32. */
+  packWeights?: boolean;
 }
+
+/** A WeightSource that can also give the stored form (loader.ts's weightSource does). */
+type RawCapable = WeightSource & { raw?: WebGpuExecutorOptions["raw"] };
 
 export interface StepStats {
   tokens: number;
   dispatches: number;
   submits: number;
+  /** Milliseconds of JavaScript work from entry to queue.submit returning (no GPU wait, no readback). */
+  hostMs: number;
 }
 
 /** Everything one step shape needs, made once. */
@@ -72,6 +88,10 @@ export class WebGpuExecutor {
   private readonly maxStorageBuffers: number;
   /** Weights uploaded scaled by a norm's gain (rule `gain`). */
   private readonly folds: GainFolds;
+  /** Weights stored packed on the device, by name. */
+  readonly weightFormats = new Map<string, PackedFormat>();
+  /** Bytes of every weight buffer on the device. */
+  weightBytes = 0;
   private readonly uploaded: Promise<void>;
   private running = false;
   private disposed = false;
@@ -92,8 +112,18 @@ export class WebGpuExecutor {
     this.maxStorageBuffers = Math.min(opts.maxStorageBuffers ?? Infinity, this.device.limits.maxStorageBuffersPerShaderStage);
     this.maxSeqLen = Math.min(...[...graph.states.values()].map((s) => s.maxSeqLen), Number.MAX_SAFE_INTEGER);
     this.params = this.device.createBuffer({ label: "llmc params", size: PARAMS_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-    this.folds = gainFolds(graph);
-    this.uploaded = gpu.scoped("uploading the weights", () => this.uploadWeights(weights));
+    const raw = opts.packWeights === false ? undefined : (opts.raw ?? (weights as RawCapable).raw);
+    if (raw) {
+      const linearOnly = linearOnlyWeights(graph);
+      for (const n of weightNodes(graph)) {
+        const name = String(n.attrs["name"]);
+        const shape = n.ty.shape.map((d) => evalDim(d, new Map()));
+        const dtype = linearOnly.has(name) ? raw(name)?.dtype : undefined;
+        if (dtype && dtype !== "f32" && packable(dtype, shape)) this.weightFormats.set(name, dtype);
+      }
+    }
+    this.folds = gainFolds(graph, (name) => this.weightFormats.has(name));
+    this.uploaded = gpu.scoped("uploading the weights", () => this.uploadWeights(weights, raw));
     this.uploaded.catch(() => undefined); // reported by the first step
   }
 
@@ -126,6 +156,7 @@ export class WebGpuExecutor {
 
   private async run(inputs: StepInputs): Promise<HostTensor> {
     await this.uploaded;
+    let t0 = performance.now();
     this.gpu.check();
     const T = inputs.tokens.length;
     if (T === 0) throw new Error("a step needs at least one token");
@@ -135,6 +166,10 @@ export class WebGpuExecutor {
     }
     const pos = inputs.pos ?? Int32Array.from({ length: T }, (_, i) => P + i);
     if (pos.length !== T) throw new Error(`pos has ${pos.length} entries for ${T} tokens`);
+    if (!this.programs.has(T)) {
+      await this.program(T); // building a new shape is setup, not per-step host time
+      t0 = performance.now();
+    }
     const prog = await this.program(T);
     for (const rows of prog.tokenTables) {
       const bad = inputs.tokens.findIndex((t) => t < 0 || t >= rows);
@@ -149,9 +184,12 @@ export class WebGpuExecutor {
     }
     const encoder = this.device.createCommandEncoder({ label: `llmc step T=${T}` });
     const pass = encoder.beginComputePass();
+    let pipeline: GPUComputePipeline | null = null;
+    let group: GPUBindGroup | null = null;
     prog.kernels.forEach((k, i) => {
-      pass.setPipeline(prog.pipelines[i]!);
-      pass.setBindGroup(0, prog.bindGroups[i]!);
+      // Layers of one architecture compile to one pipeline; consecutive dispatches may share it.
+      if (prog.pipelines[i] !== pipeline) pass.setPipeline((pipeline = prog.pipelines[i]!));
+      if (prog.bindGroups[i] !== group) pass.setBindGroup(0, (group = prog.bindGroups[i]!));
       pass.dispatchWorkgroups(...k.workgroups);
     });
     pass.end();
@@ -161,12 +199,13 @@ export class WebGpuExecutor {
     const bytes = size(shape) * 4;
     encoder.copyBufferToBuffer(prog.output.buffer, prog.output.offset * 4, prog.readback, 0, Math.max(4, bytes));
     q.submit([encoder.finish()]);
+    const hostMs = performance.now() - t0;
     await prog.readback.mapAsync(GPUMapMode.READ, 0, Math.max(4, bytes));
     const raw = prog.readback.getMappedRange(0, Math.max(4, bytes)).slice(0, bytes);
     prog.readback.unmap();
     this.gpu.check();
     this.past = P + T;
-    this.lastStep = { tokens: T, dispatches: prog.kernels.length, submits: 1 };
+    this.lastStep = { tokens: T, dispatches: prog.kernels.length, submits: 1, hostMs };
     const dtype = outNode.ty.dtype;
     const data = dtype === "f32" ? new Float32Array(raw) : dtype === "i32" ? new Int32Array(raw) : Uint8Array.from(new Uint32Array(raw));
     return { shape, dtype, data };
@@ -188,7 +227,7 @@ export class WebGpuExecutor {
 
   // ------------------------------------------------------------------------------------------ setup
 
-  private uploadWeights(source: WeightSource): void {
+  private uploadWeights(source: WeightSource, raw: WebGpuExecutorOptions["raw"]): void {
     const limit = this.device.limits.maxStorageBufferBindingSize;
     const shapeOf = new Map(weightNodes(this.graph).map((n) => [String(n.attrs["name"]), n.ty.shape.map((d) => evalDim(d, new Map()))]));
     for (const n of weightNodes(this.graph)) {
@@ -196,19 +235,47 @@ export class WebGpuExecutor {
       if (this.weights.has(name)) continue;
       const shape = n.ty.shape.map((d) => evalDim(d, new Map()));
       const count = size(shape);
-      const bytes = count * 4;
-      if (bytes > limit) {
-        throw new WebGpuError(`weight '${name}' [${shape.join(", ")}] takes ${bytes} bytes, more than this adapter's maxStorageBufferBindingSize of ${limit} bytes (splitting large tensors is not supported yet)`);
+      const format = this.weightFormats.get(name);
+      const what = `weight '${name}' [${shape.join(", ")}]${format ? ` (${format})` : ""}`;
+      const deviceBytes = format ? packedBytes(format, count) : count * 4;
+      if (deviceBytes > limit) {
+        throw new WebGpuError(`${what} takes ${deviceBytes} bytes, more than this adapter's maxStorageBufferBindingSize of ${limit} bytes (splitting large tensors is not supported yet)`);
       }
-      let data = source(name, shape);
-      if (data.length !== count) throw new Error(`weight '${name}' has ${data.length} values, expected ${count} for shape [${shape.join(", ")}]`);
-      const scale = this.folds.weights.get(name);
-      if (scale) data = scaleWeight(data, shape[shape.length - 1]!, scale, (v) => source(v, shapeOf.get(v)!));
-      const buf = this.device.createBuffer({ label: `weight ${this.weights.size}`, size: Math.max(16, Math.ceil(bytes / 16) * 16), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
-      new Float32Array(buf.getMappedRange(), 0, count).set(data);
+      let bytes: Uint8Array;
+      if (format) {
+        const r = raw?.(name);
+        if (!r || r.dtype !== format) throw new Error(`internal: weight '${name}' is no longer stored as ${format}`);
+        bytes = packWeight(format, r.bytes, shape);
+      } else {
+        let data = source(name, shape);
+        if (data.length !== count) throw new Error(`weight '${name}' has ${data.length} values, expected ${count} for shape [${shape.join(", ")}]`);
+        const scale = this.folds.weights.get(name);
+        if (scale) data = scaleWeight(data, shape[shape.length - 1]!, scale, (v) => source(v, shapeOf.get(v)!));
+        bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      }
+      const padded = Math.max(16, Math.ceil(bytes.length / 16) * 16);
+      const buf = this.createBuffer(what, { label: `weight ${this.weights.size}`, size: padded, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
+      new Uint8Array(buf.getMappedRange(), 0, bytes.length).set(bytes);
       buf.unmap();
       this.weights.set(name, buf);
+      this.weightBytes += padded;
     }
+  }
+
+  /** createBuffer, with an allocation failure turned into an error that names the buffer. */
+  private createBuffer(what: string, desc: GPUBufferDescriptor): GPUBuffer {
+    try {
+      return this.device.createBuffer(desc);
+    } catch (e) {
+      throw new WebGpuError(outOfMemoryMessage(what, desc.size, this.allocated(), (e as Error).message));
+    }
+  }
+
+  /** Bytes of the buffers this executor holds so far (weights, KV cache). */
+  private allocated(): number {
+    let n = this.weightBytes;
+    for (const b of this.kv.values()) n += b.size;
+    return n;
   }
 
   private program(T: number): Promise<StepProgram> {
@@ -238,7 +305,8 @@ export class WebGpuExecutor {
   }
 
   private async buildProgram(T: number): Promise<StepProgram> {
-    const plan = buildStepPlan(this.graph, { T, maxStorageBuffers: this.maxStorageBuffers, mergeLinears: this.tuning.linear.merge, foldGains: true });
+    const plan = buildStepPlan(this.graph, { T, maxStorageBuffers: this.maxStorageBuffers, mergeLinears: this.tuning.linear.merge, foldGains: true, weightFormats: this.weightFormats });
+    checkPackedReads(plan);
     for (const i of plan.inputs) {
       if (i.name !== "tokens" && i.name !== "pos") throw new Error(`the graph has an input '${i.name}' that the runtime does not provide (it provides tokens and pos)`);
     }
@@ -255,7 +323,8 @@ export class WebGpuExecutor {
     const outNode = nodes.get(plan.outputs[0]!)!;
     const outBytes = size(outNode.ty.shape.map((d) => evalDim(d, new Map([["P", plan.maxSeqLen - T]])))) * 4;
 
-    const buffers = await this.gpu.scoped(`creating the buffers of a ${T}-token step`, () =>
+    const stepBytes = plan.buffers.filter((b) => b.kind !== "weight").reduce((a, b) => a + b.bytes, 0);
+    const buffers = await this.gpu.scoped(`creating the buffers of a ${T}-token step (${(stepBytes / 2 ** 20).toFixed(1)} MiB of KV cache, activations and constants besides ${(this.weightBytes / 2 ** 20).toFixed(1)} MiB of weights; a shorter context, --set max_seq_len=N, needs less)`, () =>
       plan.buffers.map((b) => {
         if (b.bytes > limit && b.kind !== "weight") throw new WebGpuError(`${describe(b)} takes ${b.bytes} bytes, more than this adapter's maxStorageBufferBindingSize of ${limit} bytes`);
         switch (b.kind) {
@@ -268,13 +337,13 @@ export class WebGpuExecutor {
           case "kv": {
             let buf = this.kv.get(b.holds);
             if (!buf) {
-              buf = this.device.createBuffer({ label: `kv ${this.kv.size}`, size: b.bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+              buf = this.createBuffer(describe(b), { label: `kv ${this.kv.size}`, size: b.bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
               this.kv.set(b.holds, buf);
             }
             return buf;
           }
           case "literal": {
-            const buf = this.device.createBuffer({ label: `literal ${b.id}`, size: b.bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
+            const buf = this.createBuffer(describe(b), { label: `literal ${b.id}`, size: b.bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
             const data = b.data!;
             new (data.constructor as Float32ArrayConstructor)(buf.getMappedRange(), 0, data.length).set(data as Float32Array);
             buf.unmap();
@@ -282,13 +351,13 @@ export class WebGpuExecutor {
             return buf;
           }
           case "input": {
-            const buf = this.device.createBuffer({ label: `input ${b.id}`, size: b.bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
+            const buf = this.createBuffer(describe(b), { label: `input ${b.id}`, size: b.bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
             inputBuffers.set(b.holds, buf);
             owned.push(buf);
             return buf;
           }
           case "activation": {
-            const buf = this.device.createBuffer({ label: `activation ${b.id}`, size: b.bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+            const buf = this.createBuffer(describe(b), { label: `activation ${b.id}`, size: b.bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
             owned.push(buf);
             return buf;
           }
@@ -354,6 +423,52 @@ export class WebGpuExecutor {
     this.pipelineCache.set(key, p);
     return p;
   }
+}
+
+/** Weight names whose every use is as a weight of a linear or a gather's table (the only kernels that read packed weights). */
+function linearOnlyWeights(graph: Graph): Set<string> {
+  const byId = new Map(graph.nodes.map((n) => [n.id, n]));
+  const ok = new Map<string, boolean>();
+  for (const n of weightNodes(graph)) ok.set(String(n.attrs["name"]), !graph.outputs.includes(n.id));
+  for (const u of graph.nodes) {
+    let lo = 0;
+    let hi = 0;
+    if (u.op === "linear") [lo, hi] = [1, 1 + (u.attrs["weights"] as number)];
+    else if (u.op === "gather") [lo, hi] = [0, 1]; // the table (an embedding)
+    else if (u.op === "fused_linear") {
+      const p = u.attrs["x_inputs"] as number;
+      [lo, hi] = [p, p + (u.attrs["weights"] as number)];
+    }
+    u.inputs.forEach((id, i) => {
+      const w = byId.get(id);
+      if (w?.op === "weight" && (i < lo || i >= hi)) ok.set(String(w.attrs["name"]), false);
+    });
+  }
+  return new Set([...ok].filter(([, v]) => v).map(([k]) => k));
+}
+
+/** A packed weight is read only as a linear kernel's weight or a gather's table (else a kernel would read it as f32). */
+function checkPackedReads(plan: StepPlan): void {
+  const packed = (id: number) => {
+    const p = plan.placement.get(id);
+    return p !== undefined && plan.buffers[p.buffer]?.format !== undefined;
+  };
+  for (const d of plan.dispatches) {
+    const asWeight = new Set(d.kernel === "gather" ? [d.inputs[0]!] : (d.linear?.segments.flatMap((s) => s.weights) ?? []));
+    const reads = d.linear ? [...d.linear.sources, ...d.linear.segments.flatMap((s) => [...s.weights, ...s.extras, ...(s.rotation?.inputs ?? [])])] : d.inputs;
+    for (const id of reads) {
+      if (packed(id) && !asWeight.has(id)) throw new Error(`internal: the ${d.kernel} dispatch #${d.index} reads packed weight %${id} as f32`);
+    }
+  }
+}
+
+/** What to say when the device cannot allocate a buffer. */
+function outOfMemoryMessage(what: string, bytes: number, held: number, cause: string): string {
+  const mb = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+  return (
+    `out of GPU memory allocating ${what} (${mb(bytes)}; ${mb(held)} already allocated for this model): ${cause.trim().replace(/\.+$/, "")}. ` +
+    "Use a smaller or quantized model (q8_0, q4_0 or f16 weights stay packed on the device), a shorter context (--set max_seq_len=N), or another backend (--backend cpu)."
+  );
 }
 
 function describe(b: PlanBuffer): string {

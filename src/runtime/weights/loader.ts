@@ -353,14 +353,16 @@ class LoadedWeights implements ModelWeights {
 }
 
 /** The CPU interpreter's weight source over loaded weights, checking each shape the graph asks for. */
-export function weightSource(weights: ModelWeights): (name: string, shape: readonly number[]) => Float32Array {
-  return (name, shape) => {
+export function weightSource(weights: ModelWeights): ((name: string, shape: readonly number[]) => Float32Array) & { raw: ModelWeights["raw"] } {
+  const f32 = (name: string, shape: readonly number[]) => {
     const info = weights.info(name);
     if (!sameShape(info.shape, shape)) {
       throw new WeightFileError(weights.file, `the graph wants shape [${shape.join(", ")}] but the weight is [${info.shape.join(", ")}]`, { tensor: name });
     }
     return weights.f32(name);
   };
+  // The storage form too, for backends that keep weights quantized on the device (WebGPU).
+  return Object.assign(f32, { raw: (name: string) => weights.raw(name) });
 }
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {

@@ -6,6 +6,7 @@ import type { Dim } from "../../check/symbolic.js";
 import { constOf, plus, product } from "./context.js";
 import { BindingSet, grid, headerContext, offsetExpr, renderTemplate, stridesOf, type WgslKernel } from "./kernel.js";
 import { storageType, u32Literal } from "./lang.js";
+import { packedReader } from "./packed.js";
 import type { WgslTuning } from "./tuning.js";
 
 export function emitGather(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
@@ -18,14 +19,27 @@ export function emitGather(ctx: DispatchContext, tuning: WgslTuning): WgslKernel
   const vec = dtype === "f32" && D % 4 === 0 && tp.offset % 4 === 0 && op.offset % 4 === 0 ? 4 : 1;
   const elem = vec === 4 ? "vec4<f32>" : storageType(dtype);
   const b = new BindingSet();
-  const tb = b.storage(tp, "read", elem);
+  // A packed table (an embedding stored as f16 or q8_0/q4_0 blocks; packed.ts) is dequantized per element.
+  const format = ctx.plan.buffers[tp.buffer]?.format;
+  const helpers = new Set<string>();
+  const width = D / vec;
+  let load: string;
+  let tb: string;
+  if (format) {
+    if (tp.offset !== 0) throw new Error(`internal: ${ctx.label()}: a packed table must start its buffer`);
+    tb = b.storage(tp, "read", "u32");
+    load = packedReader(format, tb, V, D, vec, helpers).load(`id * ${u32Literal(D)}`, "c");
+  } else {
+    tb = b.storage(tp, "read", elem);
+    load = `${tb}[${plus(tp.offset / vec)}id * ${u32Literal(width)} + c]`;
+  }
   const ib = b.storage(ip, "read", "i32");
   const out = b.storage(op, "read_write", elem);
-  const width = D / vec;
   const count = nIds * width;
   const g = grid(count, tuning.workgroupSize);
   const code = renderTemplate("gather", {
-    ...headerContext("gather", b),
+    ...headerContext("gather", b, [...helpers]),
+    load,
     rows: V,
     width,
     vec,

@@ -12,6 +12,8 @@
 //             rotation program (RoPE): an invocation owns an even number of adjacent rows;
 //   segments  several linears over one x in one dispatch, consecutive tile ranges each;
 //   in place  an output may be KV-cache rows at position P (params.past).
+// Weights may be stored packed (f16/bf16 pairs, q8_0/q4_0 blocks; emit/wgsl/packed.ts): their loads
+// dequantize to the same f32 vec4 (or scalar) the loop multiplies by x.
 // `matmul` is the general batched product for everything else.
 
 import { factorRowScale, isIdentityProgram, type ExprProgram } from "../../ops/expr.js";
@@ -22,6 +24,7 @@ import type { DispatchContext } from "./context.js";
 import { plus, product } from "./context.js";
 import { BindingSet, broadcastStrides, grid, headerContext, offsetExpr, renderTemplate, type WgslKernel } from "./kernel.js";
 import { loadAs, storageType, storeAs, u32Literal, vec4Renderable, wgsl, wgslVec4 } from "./lang.js";
+import { packedReader } from "./packed.js";
 import type { WgslTuning } from "./tuning.js";
 
 const COMPONENTS = ["x", "y", "z", "w"];
@@ -146,7 +149,7 @@ export function emitLinear(ctx: DispatchContext, tuning: WgslTuning): WgslKernel
   });
   const total = tileStart;
   // Helpers the generated lines call outside rendered programs (amax's −∞ start, for one).
-  const lines = [...rowSetup, ...loads, ...after, ...segments.flatMap((sg) => [...sg.declare, ...sg.loop, ...sg.store])].join("\n");
+  const lines = [...rowSetup, ...loads, ...after, ...segments.flatMap((sg) => [...sg.declare, ...sg.blockStart, ...sg.loop, ...sg.blockEnd, ...sg.store])].join("\n");
   for (const h of helpersFor(lines, wgsl)) helpers.add(h);
   const g = grid(total, tuning.linear.workgroupSize);
   const code = renderTemplate("linear", {
@@ -191,7 +194,14 @@ function emitSegment(ctx: DispatchContext, tuning: WgslTuning, b: BindingSet, he
   const p = `g${si}_`; // this segment's names
 
   const wps = seg.weights.map((id) => ctx.placement(id));
-  const wbs = wps.map((pl) => b.storage(pl, "read", elem));
+  // Packed weights (emit/wgsl/packed.ts) are array<u32> read through their format's dequantizing load.
+  const readers = wps.map((pl) => {
+    const format = ctx.plan.buffers[pl.buffer]?.format;
+    if (!format) return null;
+    if (pl.offset !== 0) throw new Error(`internal: ${ctx.label()}: a packed weight must start its buffer`);
+    return packedReader(format, b.storage(pl, "read", "u32"), N, kSteps * vec, vec, helpers);
+  });
+  const wbs = wps.map((pl, i) => (readers[i] ? "" : b.storage(pl, "read", elem)));
   const extraTypes = seg.extras.map((id) => ctx.node(id).ty.dtype);
   const extraAccess = seg.extras.map((id, i) => {
     const pl = ctx.placement(id);
@@ -220,12 +230,32 @@ function emitSegment(ctx: DispatchContext, tuning: WgslTuning, b: BindingSet, he
   const store: string[] = [];
   const dot = (a: string, c: string) => (vec === 4 ? `dot(${a}, ${c})` : `${a} * ${c}`);
   seg.weights.forEach((_, wi) => {
-    for (let r = 0; r < R; r++) declare.push(`let ${p}wr${wi}_${r} = ${plus(wps[wi]!.offset / vec)}min(n0 + ${r}u, ${u(N - 1)}) * ${u(kSteps)};`);
+    const rd = readers[wi];
+    for (let r = 0; r < R; r++) {
+      const row = `min(n0 + ${r}u, ${u(N - 1)})`;
+      declare.push(`let ${p}wr${wi}_${r} = ${rd ? rd.rowBase(row) : `${plus(wps[wi]!.offset / vec)}${row} * ${u(kSteps)}`};`);
+    }
     for (let c = 0; c < C; c++) for (let r = 0; r < R; r++) declare.push(`var ${p}acc${wi}_${c}_${r}: f32 = 0.0f;`);
   });
+  // q8_0/q4_0 weights (vec 4) go block by block: k = kb·8 + kk, the scales read once per block.
+  const blocked = readers.some((rd) => rd?.blocked);
+  const blockStart: string[] = [];
+  const blockEnd: string[] = [];
   seg.weights.forEach((_, wi) => {
+    const bl = readers[wi]?.blocked;
     for (let r = 0; r < R; r++) {
-      loop.push(`let ${p}w${wi}_${r} = ${wbs[wi]}[${p}wr${wi}_${r} + k];`);
+      if (bl) {
+        blockStart.push(`let ${p}d${wi}_${r} = ${bl.scale(`${p}wr${wi}_${r}`, "kb")};`);
+        loop.push(`let ${p}w${wi}_${r} = ${bl.quants(`${p}wr${wi}_${r}`, "kb", "kk")};`);
+        for (let c = 0; c < C; c++) {
+          blockStart.push(`var ${p}pa${wi}_${c}_${r}: f32 = 0.0f;`);
+          loop.push(`${p}pa${wi}_${c}_${r} = ${p}pa${wi}_${c}_${r} + ${dot(`x${c}`, `${p}w${wi}_${r}`)};`);
+          blockEnd.push(`${p}acc${wi}_${c}_${r} = ${p}acc${wi}_${c}_${r} + ${p}pa${wi}_${c}_${r} * ${p}d${wi}_${r};`);
+        }
+        continue;
+      }
+      const rd = readers[wi];
+      loop.push(`let ${p}w${wi}_${r} = ${rd ? rd.load(`${p}wr${wi}_${r}`, "k") : `${wbs[wi]}[${p}wr${wi}_${r} + k]`};`);
       for (let c = 0; c < C; c++) loop.push(`${p}acc${wi}_${c}_${r} = ${p}acc${wi}_${c}_${r} + ${dot(`x${c}`, `${p}w${wi}_${r}`)};`);
     }
   });
@@ -256,7 +286,7 @@ function emitSegment(ctx: DispatchContext, tuning: WgslTuning, b: BindingSet, he
       store.push("}");
     }
   }
-  return { nTiles, n: N, rows: R, weights: w, head, declare, loop, store };
+  return { nTiles, n: N, rows: R, weights: w, head, declare, loop, store, blocked, kBlocks: kSteps / 8, blockStart, blockEnd };
 }
 
 /** a [.., M, K] @ b [.., K, N] with broadcast batch dims. */
