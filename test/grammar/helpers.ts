@@ -3,7 +3,7 @@
 
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { expect } from "vitest";
 import { llmLexer } from "../../grammar/lexer.js";
@@ -45,26 +45,7 @@ export function corpus(): Map<string, string> {
   return new Map(files.map((f) => [f, readFileSync(f, "utf8")]));
 }
 
-type Checker = (path: string, text: string) => { diagnostics: Diagnostic[]; sources: ReadonlyMap<string, string> };
 
-/**
- * The checker, when src/compiler/check/ has an entry this test knows how to call; null before it
- * lands. Extend here when its API changes.
- */
-export async function loadChecker(): Promise<Checker | null> {
-  const entry = join(root, "src", "compiler", "check", "index.ts");
-  if (!existsSync(entry)) return null;
-  const mod = (await import(/* @vite-ignore */ pathToFileURL(entry).href)) as Record<string, unknown>;
-  const checkFile = mod["checkFile"];
-  if (typeof checkFile !== "function") return null;
-  return (path, text) => {
-    const r = checkFile(path, { overlay: new Map([[path, text]]) }) as {
-      diagnostics: Diagnostic[];
-      program?: { sources?: ReadonlyMap<string, string> };
-    };
-    return { diagnostics: r.diagnostics, sources: r.program?.sources ?? new Map() };
-  };
-}
 
 // ---------------------------------------------------------------------------------------------
 // Damage to a text: what the mutation tests apply to real files.
