@@ -85,7 +85,7 @@ describe("elementwise kernels", () => {
   it("casts between f32, i32 and bool", async () => {
     const types: DType[] = ["f32", "i32", "bool"];
     await fc.assert(
-      fc.asyncProperty(fc.array(dimArb, { maxLength: 3 }), fc.constantFrom(...types), fc.constantFrom(...types), seedArb, async (shape, from, to) => {
+      fc.asyncProperty(fc.array(dimArb, { maxLength: 3 }), fc.constantFrom(...types), fc.constantFrom(...types), seedArb, async (shape, from, to, _seed) => {
         const b = new GraphBuilder();
         const x = from === "f32" ? b.op("mul", [b.weight("w", shape), b.weight("int", shape)]) : operand(b, 0, from, shape, "int");
         await compareRuns(b.graph([b.op("cast", [x], { dtype: to })]), { steps: ONE_STEP, seed: 7 });
