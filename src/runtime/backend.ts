@@ -17,7 +17,9 @@ export interface Executor {
   readonly past: number;
   /** The KV cache's capacity in positions. */
   readonly maxSeqLen: number;
-  /** Runs `tokens` (at positions past…past+T-1 unless `pos` says otherwise) and returns logits [T, vocab]. */
+  /** Runs `tokens` (at positions past…past+T-1 unless `pos` says otherwise) and returns logits [T, vocab],
+   *  or with `read: "argmax"` the greedy token after the last one, i32 [1]. An executor that ignores
+   *  `read` returns logits; callers check the result's dtype. */
   step(inputs: StepInputs): HostTensor | Promise<HostTensor>;
   /** Empties the KV cache. */
   reset(): void;

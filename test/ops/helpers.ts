@@ -127,6 +127,7 @@ const CASES: Record<string, () => CaseArb> = {
   sum: () => reductionCase,
   mean: () => reductionCase,
   amax: () => reductionCase,
+  argmax: () => reductionCase,
   matmul: () =>
     withData(
       fc.tuple(broadcastableShapes(2, 2), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 5 }), floatDType),

@@ -109,7 +109,10 @@ describe("the executor's step contract", () => {
     const plan = await ex.plan(1);
     await ex.step({ tokens: Int32Array.of(2) });
     expect(await ex.plan(1)).toBe(plan);
-    expect(ex.lastStep).toEqual({ tokens: 1, dispatches: plan.dispatches.length, submits: 1, hostMs: expect.any(Number) });
+    // The greedy token's argmax (appended by the executor) is recorded only when it is read.
+    expect(ex.lastStep).toEqual({ tokens: 1, dispatches: plan.dispatches.length - 1, submits: 1, hostMs: expect.any(Number), readbackBytes: 4 * Number(ex.graph.nodes.find((n) => n.id === ex.graph.outputs[0])!.ty.shape[1]!.get("")) });
+    await ex.step({ tokens: Int32Array.of(3), read: "argmax" });
+    expect(ex.lastStep).toMatchObject({ dispatches: plan.dispatches.length, readbackBytes: 4 });
     expect(ex.lastStep!.hostMs).toBeGreaterThan(0);
     ex.dispose();
   });

@@ -411,6 +411,30 @@ function reduction(op: string, init: number, step: (acc: number, x: number) => n
   };
 }
 
+/** Index of the largest value along an axis (i32): the lowest index on ties; the first NaN wins
+ *  (NaN counts as larger than every number, as amax propagates it). */
+const argmax: Kernel = ([x], attrs) => {
+  needFloat(x!, "argmax", "tensor");
+  const axis = normAxis(attrInt(attrs, "axis", "argmax"), x!.shape.length, "argmax");
+  const keepdim = attrBool(attrs, "keepdim", "argmax", false);
+  const [, n, inner] = around(x!.shape, axis);
+  if (n < 1) fail("argmax needs a non-empty axis");
+  const shape = x!.shape.slice();
+  if (keepdim) shape[axis] = 1;
+  else shape.splice(axis, 1);
+  const d = x!.data;
+  return fill(shape, "i32", (i) => {
+    const base = Math.floor(i / inner) * n * inner + (i % inner);
+    let best = 0;
+    let bv = d[base]!;
+    for (let k = 1; k < n && !Number.isNaN(bv); k++) {
+      const v = d[base + k * inner]!;
+      if (v > bv || Number.isNaN(v)) [best, bv] = [k, v];
+    }
+    return best;
+  });
+};
+
 const matmul: Kernel = ([a, b]) => {
   if (!isFloatDType(a!.dtype) || a!.dtype !== b!.dtype) fail(`matmul needs floating-point operands of one type, got ${a!.dtype} and ${b!.dtype}`);
   const ra = a!.shape.length;
@@ -761,6 +785,7 @@ export const referenceKernels: Readonly<Record<string, Kernel>> = {
   mean: reduction("mean", 0, (acc, x) => acc + x, (acc, n) => acc / n),
   // NaN-propagating maximum; -∞ over an empty axis.
   amax: reduction("amax", -Infinity, (acc, x) => (x > acc || Number.isNaN(x) ? x : acc), (acc) => acc),
+  argmax,
 
   matmul,
   transpose,

@@ -174,6 +174,20 @@ const defs: OpDef[] = [
   reduction("sum", "sum over one axis. attrs: axis, keepdim."),
   reduction("mean", "mean over one axis. attrs: axis, keepdim."),
   reduction("amax", "maximum over one axis. attrs: axis, keepdim."),
+  {
+    name: "argmax", kind: "reduction", arity: 1, attrs: { axis: "int", keepdim: "bool" },
+    doc: "index (i32) of the largest value along one axis; ties give the lowest index, a NaN counts as larger than any number (the first NaN wins). Kernels reduce over the last axis only. attrs: axis, keepdim.",
+    infer: ([x], attrs) => {
+      if (!isFloat(x!.dtype)) fail(`argmax needs a floating-point tensor, got ${x!.dtype}`);
+      const axis = normAxis(attrs["axis"] as number, x!.shape.length);
+      const n = constValue(x!.shape[axis]!);
+      if (n !== null && n < 1) fail("argmax needs a non-empty axis");
+      const shape = x!.shape.slice();
+      if (attrs["keepdim"]) shape[axis] = constDim(1);
+      else shape.splice(axis, 1);
+      return { shape, dtype: "i32" };
+    },
+  },
   // Contraction
   {
     name: "matmul", kind: "matmul", arity: 2, attrs: {}, doc: "[…, M, K] @ […, K, N] → […, M, N]; batch dims broadcast",

@@ -7,6 +7,13 @@ import { type Graph, type StateSpec } from "../../compiler/ir/graph.js";
 import { evalDim } from "../../compiler/check/symbolic.js";
 import { reference, type HostTensor } from "../../compiler/ops/reference.js";
 
+/** argmax over the last axis of the last row of logits [T, vocab], as the op's reference computes it: [1] i32. */
+export function lastRowArgmax(logits: HostTensor): HostTensor {
+  const [T, V] = logits.shape as [number, number];
+  const row: HostTensor = { shape: [1, V], dtype: logits.dtype, data: logits.data.subarray((T - 1) * V, T * V) };
+  return reference["argmax"]!([row], { axis: -1, keepdim: false });
+}
+
 /** Supplies weights by the IR's weight name ("embed", "layers.3.wq"), as f32. */
 export type WeightSource = (name: string, shape: readonly number[]) => Float32Array;
 
@@ -27,7 +34,15 @@ export interface StepInputs {
   tokens: Int32Array;
   /** Absolute positions of the tokens; default past … past + T - 1. */
   pos?: Int32Array;
+  /**
+   * What the step returns: "logits" (default), the graph's first output [T, vocab]; or "argmax", the
+   * greedy token after the last one, an i32 tensor [1] (the index of the last row's largest logit,
+   * the lowest on ties). A device backend reads back only those 4 bytes.
+   */
+  read?: StepRead;
 }
+
+export type StepRead = "logits" | "argmax";
 
 export class CpuInterpreter {
   private readonly kv = new Map<string, KVStore>();
@@ -95,7 +110,8 @@ export class CpuInterpreter {
       for (const x of n.inputs) if (lastUse.get(x) === i) values.delete(x);
     });
     this.past = P + T;
-    return values.get(g.outputs[0]!)!;
+    const logits = values.get(g.outputs[0]!)!;
+    return inputs.read === "argmax" ? lastRowArgmax(logits) : logits;
   }
 
   private weight(name: string, shape: number[]): HostTensor {

@@ -7,6 +7,7 @@
 import { ContextOverflowError } from "../cpu/interpreter.js";
 import type { Executor } from "../backend.js";
 import { InputError } from "./errors.js";
+import { argmax } from "./sampler.js";
 
 export interface ContextOptions {
   vocabSize: number;
@@ -48,6 +49,25 @@ export class Context {
   /** Runs one more token; returns the logits after it, [vocab]. */
   async decode(token: number): Promise<Float32Array> {
     return this.feed([token], false);
+  }
+
+  /**
+   * Runs one more token and returns the greedy next token: the index of the largest logit after it
+   * (the lowest on ties). The executor computes it on its device where it can (`read: "argmax"`),
+   * so only the token comes back; else it comes from the logits here.
+   */
+  async decodeGreedy(token: number): Promise<number> {
+    const V = this.opts.vocabSize;
+    if (!Number.isInteger(token) || token < 0 || token >= V) {
+      throw new InputError(`token id ${token} is out of range: the vocabulary has ${V} tokens (ids 0…${V - 1})`);
+    }
+    if (this.opts.slidingWindow <= 0 && this.executor.past + 1 > this.maxSeqLen) throw this.overflow(1);
+    if (this.executor.past >= this.maxSeqLen) await this.shift();
+    const out = await this.executor.step({ tokens: Int32Array.of(token), read: "argmax" });
+    this.cached.push(token);
+    if (out.dtype === "i32") return out.data[0]!;
+    const logits = out.data as Float32Array;
+    return argmax(logits.subarray(logits.length - V));
   }
 
   /** Runs `tokens` on an empty cache and returns the logits after each of them, [T, vocab]. */

@@ -52,11 +52,19 @@ export async function* generateTokens(
   const decoder = tokenizer.createDecoder({ continuation: true, skipSpecial: true });
   const history = [...prompt];
 
-  let logits = await context.prefill(prompt);
+  let logits: Float32Array | null = await context.prefill(prompt);
+  // Greedy decoding needs only the index of the largest logit: the executor finds it on its device
+  // and reads back 4 bytes, not the logits. Not when anything else looks at the distribution (a
+  // repetition penalty), nor when rows past the tokenizer's vocabulary must be masked.
+  const greedy = greedyOnDevice(sampler) && tokenizer.vocabSize >= logits.length;
+  let next = -1;
   for (let n = 0; n < maxTokens; n++) {
-    // Rows past the tokenizer's vocabulary (padding in some checkpoints) have no text: never pick them.
-    if (tokenizer.vocabSize < logits.length) logits.fill(-Infinity, tokenizer.vocabSize);
-    const token = sampleToken(logits, sampler, random, history);
+    let token: number;
+    if (logits) {
+      // Rows past the tokenizer's vocabulary (padding in some checkpoints) have no text: never pick them.
+      if (tokenizer.vocabSize < logits.length) logits.fill(-Infinity, tokenizer.vocabSize);
+      token = sampleToken(logits, sampler, random, history);
+    } else token = next;
     if (tokenizer.eotIds.has(token)) {
       yield { token, text: stops.end(decoder.flush()).text };
       return;
@@ -67,8 +75,16 @@ export async function* generateTokens(
     const { text, stopped } = last ? stops.end(piece) : stops.push(piece);
     yield { token, text };
     if (stopped || last) return;
-    logits = await context.decode(token);
+    if (greedy) {
+      logits = null;
+      next = await context.decodeGreedy(token);
+    } else logits = await context.decode(token);
   }
+}
+
+/** Whether sampling with these options is the argmax of the raw logits (temperature 0, or top-k 1, and no repetition penalty). */
+export function greedyOnDevice(o: Required<SamplerOptions>): boolean {
+  return (o.temperature <= 0 || o.topK === 1) && (o.repeatPenalty === 1 || o.repeatLastN === 0);
 }
 
 /**
@@ -84,12 +100,19 @@ export class StopMatcher {
   }
 
   /** Adds text; returns what can be shown, and whether a stop string was found (the text before it is returned). */
-  push(piece: string): { text: string; stopped: boolean } {
+  push(piece: string, final = false): { text: string; stopped: boolean } {
     const text = this.held + piece;
     const at = this.firstStop(text);
     if (at >= 0) {
-      this.held = "";
-      return { text: text.slice(0, at), stopped: true };
+      // A longer stop string that starts earlier may still complete: the text is cut at the stop
+      // string that starts first, however it arrives, so wait until that is decided.
+      const pending = final ? -1 : this.earliestPendingStart(text, at);
+      if (pending < 0) {
+        this.held = "";
+        return { text: text.slice(0, at), stopped: true };
+      }
+      this.held = text.slice(pending);
+      return { text: text.slice(0, pending), stopped: false };
     }
     const keep = this.longestStopPrefixAtEnd(text);
     this.held = text.slice(text.length - keep);
@@ -98,7 +121,7 @@ export class StopMatcher {
 
   /** Adds the last text and releases everything held. */
   end(piece: string): { text: string; stopped: boolean } {
-    const r = this.push(piece);
+    const r = this.push(piece, true);
     const text = r.stopped ? r.text : r.text + this.held;
     this.held = "";
     return { text, stopped: r.stopped };
@@ -111,6 +134,15 @@ export class StopMatcher {
       if (i >= 0 && (first < 0 || i < first)) first = i;
     }
     return first;
+  }
+
+  /** The first position before `before` from which the rest of `text` is a proper prefix of a stop string; -1 if none. */
+  private earliestPendingStart(text: string, before: number): number {
+    for (let q = 0; q < before; q++) {
+      const rest = text.slice(q);
+      if (this.stops.some((s) => s.length > rest.length && s.startsWith(rest))) return q;
+    }
+    return -1;
   }
 
   /** The length of the longest end of `text` that is a proper prefix of some stop string. */

@@ -16,6 +16,7 @@ import type { WeightDType } from "../weights/dtypes.js";
 import { ContextOverflowError, type StepInputs, type WeightSource } from "../cpu/interpreter.js";
 import { WebGpuError, type GpuContext } from "./device.js";
 import { chooseTuning } from "./tuning.js";
+import { ARGMAX_OUTPUT, greedyOutput, withArgmaxOutput } from "../../compiler/passes/argmax.js";
 
 export interface WebGpuExecutorOptions {
   /** Kernel shapes; by default chosen for the adapter. */
@@ -46,6 +47,8 @@ export interface StepStats {
   submits: number;
   /** Milliseconds of JavaScript work from entry to queue.submit returning (no GPU wait, no readback). */
   hostMs: number;
+  /** Bytes copied back to the host: the logits, or 4 for `read: "argmax"`. */
+  readbackBytes: number;
 }
 
 /** Everything one step shape needs, made once. */
@@ -57,10 +60,13 @@ interface StepProgram {
   /** Buffers owned by this shape (inputs, literals, activations); weights and KV are shared. */
   owned: GPUBuffer[];
   inputBuffers: Map<string, GPUBuffer>;
-  output: { buffer: GPUBuffer; offset: number };
+  /** Where graph outputs 0 (logits) and 1 (the greedy token) are. */
+  outputs: { buffer: GPUBuffer; offset: number }[];
   readback: GPUBuffer;
   /** Gathers that read the token ids directly: ids must be below `rows`. */
   tokenTables: number[];
+  /** Kernels only the greedy token needs (argmax): recorded only for `read: "argmax"`. */
+  greedyOnly: boolean[];
 }
 
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
@@ -96,12 +102,19 @@ export class WebGpuExecutor {
   private running = false;
   private disposed = false;
 
+  /** The graph run: the one given, with the greedy token (passes/argmax.ts) as output 1. */
+  readonly graph: Graph;
+  /** Output index of the greedy token; null when the graph's output is not logits. */
+  private readonly greedy: number | null;
+
   constructor(
-    readonly graph: Graph,
+    graph: Graph,
     weights: WeightSource,
     readonly gpu: GpuContext,
     opts: WebGpuExecutorOptions = {},
   ) {
+    this.graph = graph = withArgmaxOutput(graph);
+    this.greedy = greedyOutput(graph);
     this.device = gpu.device;
     const caches = deviceCaches.get(this.device) ?? { pipelines: new Map(), layouts: new Map() };
     deviceCaches.set(this.device, caches);
@@ -171,6 +184,8 @@ export class WebGpuExecutor {
       t0 = performance.now();
     }
     const prog = await this.program(T);
+    const greedy = inputs.read === "argmax";
+    if (greedy && this.greedy === null) throw new Error('read: "argmax" needs a graph whose one output is logits [T, vocab]');
     for (const rows of prog.tokenTables) {
       const bad = inputs.tokens.findIndex((t) => t < 0 || t >= rows);
       if (bad >= 0) throw new RangeError(`token id ${inputs.tokens[bad]} (at index ${bad}) is out of range for a vocabulary of ${rows}`);
@@ -186,18 +201,23 @@ export class WebGpuExecutor {
     const pass = encoder.beginComputePass();
     let pipeline: GPUComputePipeline | null = null;
     let group: GPUBindGroup | null = null;
+    let dispatches = 0;
     prog.kernels.forEach((k, i) => {
+      if (!greedy && prog.greedyOnly[i]) return;
+      dispatches++;
       // Layers of one architecture compile to one pipeline; consecutive dispatches may share it.
       if (prog.pipelines[i] !== pipeline) pass.setPipeline((pipeline = prog.pipelines[i]!));
       if (prog.bindGroups[i] !== group) pass.setBindGroup(0, (group = prog.bindGroups[i]!));
       pass.dispatchWorkgroups(...k.workgroups);
     });
     pass.end();
-    const outNode = prog.plan.graph.nodes.find((n) => n.id === prog.plan.outputs[0])!;
+    const which = inputs.read === "argmax" ? ARGMAX_OUTPUT : 0;
+    const outNode = prog.plan.graph.nodes.find((n) => n.id === prog.plan.outputs[which])!;
+    const output = prog.outputs[which]!;
     const env = new Map([["P", P]]);
     const shape = outNode.ty.shape.map((d) => evalDim(d, env));
     const bytes = size(shape) * 4;
-    encoder.copyBufferToBuffer(prog.output.buffer, prog.output.offset * 4, prog.readback, 0, Math.max(4, bytes));
+    encoder.copyBufferToBuffer(output.buffer, output.offset * 4, prog.readback, 0, Math.max(4, bytes));
     q.submit([encoder.finish()]);
     const hostMs = performance.now() - t0;
     await prog.readback.mapAsync(GPUMapMode.READ, 0, Math.max(4, bytes));
@@ -205,7 +225,7 @@ export class WebGpuExecutor {
     prog.readback.unmap();
     this.gpu.check();
     this.past = P + T;
-    this.lastStep = { tokens: T, dispatches: prog.kernels.length, submits: 1, hostMs };
+    this.lastStep = { tokens: T, dispatches, submits: 1, hostMs, readbackBytes: Math.max(4, bytes) };
     const dtype = outNode.ty.dtype;
     const data = dtype === "f32" ? new Float32Array(raw) : dtype === "i32" ? new Int32Array(raw) : Uint8Array.from(new Uint32Array(raw));
     return { shape, dtype, data };
@@ -213,7 +233,7 @@ export class WebGpuExecutor {
 
   /** Dispatches one step of T tokens records (builds that shape's plan if needed). */
   async dispatchesPerStep(T: number): Promise<number> {
-    return (await this.program(T)).kernels.length;
+    return (await this.program(T)).greedyOnly.filter((g) => !g).length;
   }
 
   /** Releases every GPU buffer this executor made (the device stays). */
@@ -377,11 +397,15 @@ export class WebGpuExecutor {
         }),
       ),
     );
-    const out = plan.placement.get(plan.outputs[0]!)!;
+    const outputs = plan.outputs.map((id) => {
+      const p = plan.placement.get(id)!;
+      return { buffer: buffers[p.buffer]!, offset: p.offset };
+    });
     const tokenTables = plan.dispatches
       .filter((d) => d.kernel === "gather" && nodes.get(d.inputs[1]!)?.op === "input" && nodes.get(d.inputs[1]!)?.attrs["name"] === "tokens")
       .map((d) => evalDim(nodes.get(d.inputs[0]!)!.ty.shape[0]!, new Map()));
-    return { plan, kernels, pipelines, bindGroups, owned, inputBuffers, output: { buffer: buffers[out.buffer]!, offset: out.offset }, readback, tokenTables };
+    const greedyOnly = plan.dispatches.map((d) => this.greedy !== null && onlyFor(plan, plan.outputs[this.greedy]!).has(d.node));
+    return { plan, kernels, pipelines, bindGroups, owned, inputBuffers, outputs, readback, tokenTables, greedyOnly };
   }
 
   private layout(bindings: KernelBinding[]): GPUBindGroupLayout {
@@ -423,6 +447,24 @@ export class WebGpuExecutor {
     this.pipelineCache.set(key, p);
     return p;
   }
+}
+
+/** Nodes that `output` depends on and the plan's first output (the logits) does not. */
+function onlyFor(plan: StepPlan, output: number): Set<number> {
+  const byId = new Map(plan.graph.nodes.map((n) => [n.id, n]));
+  const ancestors = (root: number) => {
+    const seen = new Set<number>();
+    const stack = [root];
+    while (stack.length) {
+      const id = stack.pop()!;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      stack.push(...(byId.get(id)?.inputs ?? []));
+    }
+    return seen;
+  };
+  const logits = ancestors(plan.outputs[0]!);
+  return new Set([...ancestors(output)].filter((id) => !logits.has(id)));
 }
 
 /** Weight names whose every use is as a weight of a linear or a gather's table (the only kernels that read packed weights). */

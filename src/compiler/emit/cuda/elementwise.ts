@@ -168,6 +168,7 @@ export function emitReduce(ctx: DispatchContext): Emitted {
   const rowBase = inner === 1 ? `r * ${intLiteral(length)}` : `(r / ${intLiteral(inner)}) * ${intLiteral(length * inner)} + r % ${intLiteral(inner)}`;
   const o = ctx.arg(d.node);
   const out = params.pointer(o.buffer, o.offsetBytes, storageType(n.ty.dtype), "write");
+  if (n.op === "argmax") throw new Error("the CUDA backend has no argmax kernel yet");
   const program: ExprProgram = { nodes: [{ kind: "input", index: 0 }, { kind: "reduce", op: n.op as "sum" | "mean" | "amax", arg: 0 }], outputs: [1] };
   return rowKernel(ctx, params, {
     rows: outer * inner,

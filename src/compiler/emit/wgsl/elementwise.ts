@@ -110,10 +110,52 @@ function emitRowProgram(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
   });
 }
 
-/** sum / mean / amax over one axis: rows are (outer, inner) pairs, the row runs along the axis. */
+/** Invocations of one argmax row: a power of two for the shared-memory tree. */
+export const ARGMAX_WORKGROUP_SIZE = 64;
+
+/**
+ * argmax over one axis: one workgroup per row (rows are (outer, inner) pairs), each invocation
+ * scanning every ARGMAX_WORKGROUP_SIZE-th element, then a tree in shared memory. Ties go to the
+ * lowest index and a NaN beats every number, as in the reference.
+ */
+function emitArgmax(ctx: DispatchContext): WgslKernel {
+  const d = ctx.dispatch;
+  const n = ctx.output;
+  const src = d.inputs[0]!;
+  const shape = ctx.shape(src);
+  const rank = shape.length;
+  const axis = (n.attrs["axis"] as number) < 0 ? (n.attrs["axis"] as number) + rank : (n.attrs["axis"] as number);
+  const outer = product(shape.slice(0, axis));
+  const length = shape[axis]!;
+  const inner = product(shape.slice(axis + 1));
+  const rows = outer * inner;
+  const b = new BindingSet();
+  const p = ctx.placement(src);
+  const dtype = ctx.node(src).ty.dtype;
+  const name = b.storage(p, "read", storageType(dtype));
+  const out = b.storage(ctx.placement(d.node), "read_write", storageType("i32"));
+  const rowBase = inner === 1 ? `r * ${u32Literal(length)}` : `(r / ${u32Literal(inner)}) * ${u32Literal(length * inner)} + r % ${u32Literal(inner)}`;
+  const w = ARGMAX_WORKGROUP_SIZE;
+  const g = grid(rows * w, w);
+  const code = renderTemplate("argmax", {
+    ...headerContext(d.kernel, b),
+    rows,
+    length,
+    workgroupSize: w,
+    half: w / 2,
+    groupsX: g.workgroups[0],
+    rowBase: `${plus(p.offset)}${rowBase}`,
+    load: loadAs(dtype, `${name}[rb + ${inner === 1 ? "k" : `k * ${u32Literal(inner)}`}]`),
+    store: `${out}[${plus(ctx.placement(d.node).offset)}r] = i32(bestIndex[0]);`,
+  });
+  return { label: ctx.label(), code, bindings: b.bindings(), workgroups: g.workgroups };
+}
+
+/** sum / mean / amax (and argmax) over one axis: rows are (outer, inner) pairs, the row runs along the axis. */
 export function emitReduce(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
   const d = ctx.dispatch;
   const n = ctx.output;
+  if (n.op === "argmax") return emitArgmax(ctx);
   const src = d.inputs[0]!;
   const shape = ctx.shape(src);
   const rank = shape.length;
