@@ -113,16 +113,17 @@ export async function runBench(args: string[], io: CliIO): Promise<number> {
     const round = async () => {
       ex.reset();
       const a = performance.now();
-      let logits = await ex.step({ tokens: prompt });
+      const logits = await ex.step({ tokens: prompt });
       const prefill = performance.now() - a;
       const hostMs: number[] = [];
       let dispatches: number | null = null;
       const b = performance.now();
+      // Greedy decoding as `llmc run --temperature 0` does it: the executor picks the token
+      // (on the device where it can) and reads back 4 bytes instead of the logits.
+      let next = hostArgmax(logits.data as Float32Array, vocab);
       for (let i = 0; i < genTokens; i++) {
-        const row = (logits.data as Float32Array).subarray(logits.data.length - vocab);
-        let best = 0;
-        for (let j = 1; j < vocab; j++) if (row[j]! > row[best]!) best = j;
-        logits = await ex.step({ tokens: Int32Array.of(best) });
+        const out = await ex.step({ tokens: Int32Array.of(next), read: "argmax" });
+        next = out.dtype === "i32" ? (out.data as Int32Array)[0]! : hostArgmax(out.data as Float32Array, vocab);
         const s = stats();
         if (s) {
           dispatches = s.dispatches;
@@ -180,6 +181,14 @@ export async function runBench(args: string[], io: CliIO): Promise<number> {
 }
 
 const round2 = (x: number) => Math.round(x * 100) / 100;
+
+/** The highest logit of the last row. */
+function hostArgmax(data: Float32Array, vocab: number): number {
+  const row = data.subarray(data.length - vocab);
+  let best = 0;
+  for (let j = 1; j < vocab; j++) if (row[j]! > row[best]!) best = j;
+  return best;
+}
 
 /** Dawn's null backend: validates and records everything, executes nothing. */
 async function nullBackend(): Promise<Backend> {
