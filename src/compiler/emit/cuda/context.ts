@@ -2,9 +2,9 @@
 // element types, weight storage formats; and the two buffers the CUDA step adds to the plan's —
 // the step parameters (P) and scratch space (flash-decoding partials).
 
-import { formatDim, formatShape, type Dim } from "../../check/symbolic.js";
-import type { Node } from "../../ir/graph.js";
-import type { Dispatch, Placement, StepPlan } from "../../plan/plan.js";
+import type { Dim } from "../../check/symbolic.js";
+import type { Dispatch, StepPlan } from "../../plan/plan.js";
+import { dimExprWith, PlanContext } from "../shared/context.js";
 import type { BufferArg } from "./kernel.js";
 import { intLiteral } from "./lang.js";
 import type { CudaTuning } from "./tuning.js";
@@ -30,44 +30,16 @@ export interface EmitEnv {
   f32TensorCores: boolean;
 }
 
-export class DispatchContext {
-  private readonly nodes: Map<number, Node>;
-
+export class DispatchContext extends PlanContext {
   constructor(
     readonly env: EmitEnv,
-    readonly dispatch: Dispatch,
+    dispatch: Dispatch,
   ) {
-    this.nodes = new Map(env.plan.graph.nodes.map((n) => [n.id, n]));
+    super(env.plan, dispatch);
   }
 
   get tuning(): CudaTuning {
     return this.env.tuning;
-  }
-
-  node(id: number): Node {
-    const n = this.nodes.get(id);
-    if (!n) throw new Error(`internal: no node %${id} in the plan`);
-    return n;
-  }
-
-  get outputNode(): Node {
-    return this.node(this.dispatch.node);
-  }
-
-  /** Concrete shape; P-dependent shapes are an error here (kernels that take P read `dimExpr`). */
-  shape(id: number): number[] {
-    const n = this.node(id);
-    return n.ty.shape.map((d) => {
-      const c = constOf(d);
-      if (c === null) throw new Error(`internal: ${this.dispatch.kernel} kernel for %${this.dispatch.node}: %${id} has a P-dependent shape ${formatShape(n.ty.shape)}`);
-      return c;
-    });
-  }
-
-  placement(id: number): Placement {
-    const p = this.env.plan.placement.get(id);
-    if (!p) throw new Error(`internal: %${id} has no storage in the plan`);
-    return p;
   }
 
   /** The tensor's buffer and byte offset, for a launch argument. */
@@ -93,32 +65,14 @@ export class DispatchContext {
     if (f !== "f32" && p.offset !== 0) throw new Error(`internal: a view into ${f} weight '${b.holds}' reached a kernel`);
     return f;
   }
-
-  label(): string {
-    return `${this.dispatch.kernel} #${this.dispatch.index}`;
-  }
 }
 
-/** The value of a constant dim; null when it depends on P. */
-export function constOf(d: Dim): number | null {
-  if (d.size === 0) return 0;
-  if (d.size === 1 && d.has("")) return d.get("")!;
-  return null;
-}
+export { constOf } from "../shared/context.js";
 
 /** The name kernels give the past length read from the step parameters. */
 export const PAST = "llmc_P";
 
 /** A dim as an int expression: a constant, or a·P + c with P read from the step parameters. */
 export function dimExpr(d: Dim): string {
-  const c = constOf(d);
-  if (c !== null) return intLiteral(c);
-  const keys = [...d.keys()];
-  if (keys.some((k) => k !== "" && k !== "P") || (d.get("P") ?? 0) <= 0 || (d.get("") ?? 0) < 0) {
-    throw new Error(`internal: dimension ${formatDim(d)} is not of the form a*P + c`);
-  }
-  const a = d.get("P")!;
-  const k = d.get("") ?? 0;
-  const p = a === 1 ? PAST : `${PAST} * ${intLiteral(a)}`;
-  return k === 0 ? p : `(${p} + ${intLiteral(k)})`;
+  return dimExprWith(d, PAST, intLiteral);
 }

@@ -5,8 +5,8 @@
 // one warp) combine the partial results.
 
 import type { ExprProgram } from "../../ops/expr.js";
-import type { DType } from "../../ops/table.js";
 import { renderExpr, type RenderedExpr } from "../shared/expr.js";
+import { alongRow, axisRows, lastAxisRows, reduceProgram, type RowSpec } from "../shared/rows.js";
 import type { DispatchContext } from "./context.js";
 import { broadcastStrides, checkIndexRange, makeKernel, offsetExpr, ParamSet, product, strideGrid, type CudaKernel, type CudaLaunch } from "./kernel.js";
 import { cudaLang, intLiteral, loadAs, storageType, storeAs } from "./lang.js";
@@ -49,18 +49,6 @@ export function emitElementwise(ctx: DispatchContext): Emitted {
     store: [`${out}[i] = ${storeAs(outType, r.outputs[0]!)};`],
   });
   return single(ctx, kernel, params, strideGrid(count, t.block, t.maxBlocks), t.block);
-}
-
-interface RowSpec {
-  rows: number;
-  length: number;
-  rowSetup: string[];
-  /** Input i at element `k` of row `r`. */
-  access: string[];
-  types: DType[];
-  program: ExprProgram;
-  perRow: boolean;
-  store: (value: string) => string;
 }
 
 const nextPow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
@@ -121,8 +109,7 @@ function rowKernel(ctx: DispatchContext, params: ParamSet, spec: RowSpec): Emitt
 function emitRowProgram(ctx: DispatchContext): Emitted {
   const d = ctx.dispatch;
   const outShape = ctx.shape(d.node);
-  const length = outShape.length ? outShape[outShape.length - 1]! : 1;
-  const rowShape = outShape.slice(0, -1);
+  const { length, rowShape } = lastAxisRows(outShape);
   const params = new ParamSet();
   const types = d.inputs.map((id) => ctx.node(id).ty.dtype);
   const rowSetup: string[] = [];
@@ -132,8 +119,7 @@ function emitRowProgram(ctx: DispatchContext): Emitted {
     const strides = broadcastStrides(ctx.shape(id), outShape);
     const along = outShape.length ? strides[strides.length - 1]! : 0;
     rowSetup.push(`const int rb${i} = ${offsetExpr("r", rowShape, strides.slice(0, -1))};`);
-    const k = along === 0 ? "" : along === 1 ? " + k" : ` + k * ${intLiteral(along)}`;
-    return loadAs(types[i]!, `${name}[rb${i}${k}]`);
+    return loadAs(types[i]!, `${name}[rb${i}${alongRow(along, intLiteral)}]`);
   });
   const outType = ctx.outputNode.ty.dtype;
   const o = ctx.arg(d.node);
@@ -155,28 +141,21 @@ export function emitReduce(ctx: DispatchContext): Emitted {
   const d = ctx.dispatch;
   const n = ctx.outputNode;
   const src = d.inputs[0]!;
-  const shape = ctx.shape(src);
-  const rank = shape.length;
-  const axis = (n.attrs["axis"] as number) < 0 ? (n.attrs["axis"] as number) + rank : (n.attrs["axis"] as number);
-  const outer = product(shape.slice(0, axis));
-  const length = shape[axis]!;
-  const inner = product(shape.slice(axis + 1));
+  const rows = axisRows(ctx.shape(src), n.attrs["axis"]);
   const params = new ParamSet();
   const dtype = ctx.node(src).ty.dtype;
   const a = ctx.arg(src);
   const name = params.pointer(a.buffer, a.offsetBytes, storageType(dtype), "read");
-  const rowBase = inner === 1 ? `r * ${intLiteral(length)}` : `(r / ${intLiteral(inner)}) * ${intLiteral(length * inner)} + r % ${intLiteral(inner)}`;
   const o = ctx.arg(d.node);
   const out = params.pointer(o.buffer, o.offsetBytes, storageType(n.ty.dtype), "write");
   if (n.op === "argmax") throw new Error("the CUDA backend has no argmax kernel yet");
-  const program: ExprProgram = { nodes: [{ kind: "input", index: 0 }, { kind: "reduce", op: n.op as "sum" | "mean" | "amax", arg: 0 }], outputs: [1] };
   return rowKernel(ctx, params, {
-    rows: outer * inner,
-    length,
-    rowSetup: [`const int rb0 = ${rowBase};`],
-    access: [loadAs(dtype, `${name}[rb0 + ${inner === 1 ? "k" : `k * ${intLiteral(inner)}`}]`)],
+    rows: rows.outer * rows.inner,
+    length: rows.length,
+    rowSetup: [`const int rb0 = ${rows.rowBase(intLiteral)};`],
+    access: [loadAs(dtype, `${name}[rb0 + ${rows.element(intLiteral)}]`)],
     types: [dtype],
-    program,
+    program: reduceProgram(n.op),
     perRow: true,
     store: (v) => `${out}[r] = ${storeAs(n.ty.dtype, v)};`,
   });

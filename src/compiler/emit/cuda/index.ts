@@ -14,6 +14,7 @@ import { nodeMap, weightNodes, type Graph } from "../../ir/graph.js";
 import { buildStepPlan } from "../../plan/build.js";
 import type { KernelKind, PlanBuffer, StepPlan } from "../../plan/plan.js";
 import type { DType } from "../../ops/table.js";
+import { kernelFamilies } from "../shared/families.js";
 import { checkGenerated, renderTemplate, type BufferArg, type CudaKernel, type CudaLaunch } from "./kernel.js";
 import { emitAttention } from "./attention.js";
 import { DispatchContext, ELEMENT_BYTES, type EmitEnv, type WeightFormat } from "./context.js";
@@ -28,12 +29,10 @@ export type { WeightFormat } from "./context.js";
 export { CUDA_PROFILES, archName, parseArch, tuningFor, type ComputeCapability, type CudaTuning } from "./tuning.js";
 export { weightLayout, type WeightLayout } from "./weights.js";
 
-const families: Record<KernelKind, (ctx: DispatchContext) => Emitted> = {
+const families = kernelFamilies<(ctx: DispatchContext) => Emitted>({
   elementwise: emitElementwise,
-  fused: emitElementwise,
   reduce: emitReduce,
   linear: emitLinear,
-  fused_linear: emitLinear,
   matmul: emitMatmul,
   gather: emitGather,
   rotary: emitRotary,
@@ -42,7 +41,7 @@ const families: Record<KernelKind, (ctx: DispatchContext) => Emitted> = {
   transpose: emitTranspose,
   slice: emitSlice,
   concat: emitConcat,
-};
+});
 
 /** A buffer of a CUDA step: the plan's buffers plus the step parameters and scratch space. */
 export interface CudaBuffer {

@@ -8,11 +8,11 @@
 // have brought in (quotes, backslashes, non-ASCII).
 
 import { createHash } from "node:crypto";
-import Handlebars from "handlebars";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import { packageRoot } from "../../../paths.js";
+import { offsetTerms } from "../shared/indexing.js";
+import { Templates } from "../shared/templates.js";
 import { intLiteral } from "./lang.js";
+
+export { broadcastStrides, product, stridesOf } from "../shared/indexing.js";
 
 export interface CudaKernel {
   family: string;
@@ -67,53 +67,12 @@ export class ParamSet {
   }
 }
 
-/**
- * The int offset of element `i` (row-major over `shape`) of a tensor read through `strides` (one per
- * dim of `shape`; 0 where it is broadcast). Adjacent dims that are contiguous in the source merge
- * first, so the common cases come out as `i`, `i % 32` or `0`.
- */
+/** The int offset of element `i` (row-major over `shape`) of a tensor read through `strides` (one
+ *  per dim of `shape`; 0 where it is broadcast): `i`, `i % 32`, `0` in the common cases. */
 export function offsetExpr(i: string, shape: readonly number[], strides: readonly number[]): string {
-  const dims: { n: number; s: number }[] = [];
-  shape.forEach((n, d) => {
-    if (n === 1) return;
-    const last = dims[dims.length - 1];
-    if (last && last.s === strides[d]! * n) {
-      last.n *= n;
-      last.s = strides[d]!;
-    } else dims.push({ n, s: strides[d]! });
-  });
-  const terms: string[] = [];
-  let outStride = 1;
-  for (let d = dims.length - 1; d >= 0; d--) {
-    const { n, s } = dims[d]!;
-    if (s !== 0) {
-      const q = outStride === 1 ? i : `(${i} / ${intLiteral(outStride)})`;
-      const idx = d === 0 ? q : `(${q} % ${intLiteral(n)})`;
-      terms.unshift(s === 1 ? idx : `${idx} * ${intLiteral(s)}`);
-    }
-    outStride *= n;
-  }
+  const terms = offsetTerms(i, shape, strides, intLiteral);
   return terms.length ? terms.join(" + ") : "0";
 }
-
-export function stridesOf(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i]!;
-  }
-  return s;
-}
-
-/** Strides reading a tensor of `shape` broadcast to `outShape` (NumPy rules). */
-export function broadcastStrides(shape: readonly number[], outShape: readonly number[]): number[] {
-  const s = stridesOf(shape);
-  const lead = outShape.length - shape.length;
-  return outShape.map((d, i) => (i < lead || shape[i - lead] !== d ? 0 : s[i - lead]!));
-}
-
-export const product = (xs: readonly number[]) => xs.reduce((a, b) => a * b, 1);
 
 /** Blocks for a grid-stride loop over `count` items. */
 export function strideGrid(count: number, block: number, maxBlocks: number): [number, number, number] {
@@ -128,27 +87,11 @@ export function checkIndexRange(count: number, what: string): void {
 
 const NAME_PLACEHOLDER = "LLMC_KERNEL_NAME";
 
-const hb = Handlebars.create();
-hb.registerHelper("lines", (lines: unknown, indent: unknown) => {
-  const pad = " ".repeat(typeof indent === "number" ? indent : 0);
-  const list = Array.isArray(lines) ? (lines as string[]) : String(lines).split("\n");
-  return list.flatMap((l) => l.split("\n")).filter((l) => l !== "").map((l) => pad + l).join("\n");
-});
-
-const templateCache = new Map<string, Handlebars.TemplateDelegate>();
-
-export function templatePath(name: string): string {
-  return join(packageRoot(), "codegen-templates", "cuda", `${name}.hbs`);
-}
+const templates = new Templates("cuda");
 
 /** Renders codegen-templates/cuda/<template>.hbs; the context holds generated code and numbers only. */
 export function renderTemplate(template: string, context: Record<string, unknown>): string {
-  let t = templateCache.get(template);
-  if (!t) {
-    t = hb.compile(readFileSync(templatePath(template), "utf8"), { noEscape: true, strict: true });
-    templateCache.set(template, t);
-  }
-  return t(context).replace(/\n{3,}/g, "\n\n");
+  return templates.render(template, context);
 }
 
 /** Renders a kernel template (which names its function `{{name}}` and its parameters `{{params}}`),

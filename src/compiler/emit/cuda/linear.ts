@@ -25,10 +25,11 @@
 //
 // `matmul` is the general batched product for everything else.
 
-import { factorRowScale, isIdentityProgram, type ExprProgram, type RowScaleFactoring } from "../../ops/expr.js";
+import type { ExprProgram } from "../../ops/expr.js";
 import type { DType } from "../../ops/table.js";
 import type { LinearKernel, LinearSegment } from "../../plan/plan.js";
 import { renderExpr } from "../shared/expr.js";
+import { linearOf, linearX, statementBlock, type LinearX } from "../shared/linear.js";
 import type { DispatchContext, WeightFormat } from "./context.js";
 import type { Emitted } from "./elementwise.js";
 import { single } from "./elementwise.js";
@@ -38,59 +39,12 @@ import { weightLayout } from "./weights.js";
 
 const lang = cudaLang();
 
-/** The dispatch's linear kernel (plans give it; older dispatch records only the fields). */
-function linearOf(ctx: DispatchContext): LinearKernel {
-  const d = ctx.dispatch;
-  if (d.linear) return d.linear;
-  const w = d.weights ?? 1;
-  return { sources: [d.inputs[0]!], prologue: { nodes: [{ kind: "input", index: 0 }], outputs: [0] }, segments: [{ node: d.node, weights: d.inputs.slice(1, 1 + w), extras: d.inputs.slice(1 + w), epilogue: d.program! }] };
-}
-
-/** Statements evaluating an elementwise `program` in a block, assigning its outputs to `targets`. */
-function block(program: ExprProgram, input: (i: number) => string, types: readonly DType[], targets: string[], helpers: Set<string>): string[] {
-  const r = renderExpr(program, lang, input, undefined, types);
-  r.helpers.forEach((h) => helpers.add(h));
-  return ["{", ...[...r.pre, ...r.body].map((l) => "  " + l), ...r.outputs.map((o, i) => `  ${targets[i]} = ${o};`), "}"];
-}
+const block = (program: ExprProgram, input: (i: number) => string, types: readonly DType[], targets: string[], helpers: Set<string>) =>
+  statementBlock(lang, program, input, types, targets, helpers);
 
 const indent = (lines: string[], n = 2) => lines.map((l) => " ".repeat(n) + l);
 
 // ------------------------------------------------------------------------------------------ x
-
-interface Source {
-  id: number;
-  type: DType;
-  /** Element stride along K (1, or 0 when broadcast). */
-  along: number;
-  rowStrides: number[];
-}
-
-interface XInfo {
-  M: number;
-  K: number;
-  rowShape: number[];
-  identity: boolean;
-  factoring: RowScaleFactoring | null;
-  sources: Source[];
-}
-
-function xInfo(ctx: DispatchContext, k: LinearKernel): XInfo {
-  const shapes = k.sources.map((id) => ctx.shape(id));
-  const xShape = shapes.reduce((acc, sh) => {
-    const n = Math.max(acc.length, sh.length);
-    return Array.from({ length: n }, (_, i) => Math.max(acc[acc.length - n + i] ?? 1, sh[sh.length - n + i] ?? 1));
-  }, [] as number[]);
-  const K = xShape[xShape.length - 1]!;
-  const rowShape = xShape.slice(0, -1);
-  const identity = k.sources.length === 1 && isIdentityProgram(k.prologue);
-  const factoring = identity ? null : factorRowScale(k.prologue);
-  if (!identity && !factoring) throw new Error(`internal: ${ctx.label()}: a linear prologue must factor as a row scale times an elementwise function`);
-  const sources = k.sources.map((id, i): Source => {
-    const strides = broadcastStrides(shapes[i]!, xShape);
-    return { id, type: ctx.node(id).ty.dtype, along: strides[strides.length - 1]!, rowStrides: strides.slice(0, -1) };
-  });
-  return { M: product(rowShape), K, rowShape, identity, factoring, sources };
-}
 
 /** Element offset of row `m` (a number) of a tensor read through `rowStrides` over `rowShape`. */
 function rowOffset(m: number, rowShape: readonly number[], rowStrides: readonly number[]): number {
@@ -108,7 +62,7 @@ const reduceInit = (op: string) => (op === "amax" ? f32Literal(-Infinity) : "0.0
 /** The prologue's per-element work at column `k` of a row whose source bases are `base(i)`: the
  *  loads, the elementwise factor into `target` (when given) and the reduction steps into `red(j)`
  *  (when given). */
-function prologueElement(x: XInfo, ptr: string[], base: (i: number) => string, k: string, target: string | null, red: ((j: number) => string) | null, helpers: Set<string>): string[] {
+function prologueElement(x: LinearX, ptr: string[], base: (i: number) => string, k: string, target: string | null, red: ((j: number) => string) | null, helpers: Set<string>): string[] {
   const lines: string[] = ["{"];
   x.sources.forEach((s, i) => {
     const at = s.along === 0 ? base(i) : s.along === 1 ? `${base(i)} + ${k}` : `${base(i)} + ${k} * ${s.along}`;
@@ -135,7 +89,7 @@ function prologueElement(x: XInfo, ptr: string[], base: (i: number) => string, k
 }
 
 /** After the reductions' partial sums are complete: the row scale into `target`. */
-function finishScale(x: XInfo, red: (j: number) => string, target: string, helpers: Set<string>): string[] {
+function finishScale(x: LinearX, red: (j: number) => string, target: string, helpers: Set<string>): string[] {
   const f = x.factoring!;
   const lines: string[] = [];
   f.reductions.forEach((rd, j) => {
@@ -170,7 +124,7 @@ interface SegmentRefs {
   rotation: { headDim: number; half: number; block: (ri: string, helpers: Set<string>) => string[] } | null;
 }
 
-function segmentRefs(ctx: DispatchContext, params: ParamSet, seg: LinearSegment, x: XInfo, si: number): SegmentRefs {
+function segmentRefs(ctx: DispatchContext, params: ParamSet, seg: LinearSegment, x: LinearX, si: number): SegmentRefs {
   const N = ctx.shape(seg.weights[0]!)[0]!;
   checkIndexRange(N * x.K, `${ctx.label()}'s weight`);
   checkIndexRange(x.M * N, ctx.label());
@@ -221,8 +175,8 @@ function segmentRefs(ctx: DispatchContext, params: ParamSet, seg: LinearSegment,
 }
 
 export function emitLinear(ctx: DispatchContext): Emitted {
-  const k = linearOf(ctx);
-  const x = xInfo(ctx, k);
+  const k = linearOf(ctx.dispatch);
+  const x = linearX(ctx, k);
   if (x.M <= ctx.tuning.matvec.maxRows) return matvec(ctx, k, x);
   const kernels: CudaKernel[] = [];
   const launches: CudaLaunch[] = [];
@@ -249,7 +203,7 @@ function chunkOf(format: WeightFormat, K: number): number {
 
 const WORDS = ["x", "y", "z", "w"] as const;
 
-function matvec(ctx: DispatchContext, k: LinearKernel, x: XInfo): Emitted {
+function matvec(ctx: DispatchContext, k: LinearKernel, x: LinearX): Emitted {
   const t = ctx.tuning.matvec;
   const { M, K } = x;
   const params = new ParamSet();
@@ -276,7 +230,7 @@ function matvec(ctx: DispatchContext, k: LinearKernel, x: XInfo): Emitted {
   return single(ctx, kernel, params, [blockStart, 1, 1], block);
 }
 
-function segmentCode(ctx: DispatchContext, x: XInfo, ref: SegmentRefs, srcPtr: string[], helpers: Set<string>) {
+function segmentCode(ctx: DispatchContext, x: LinearX, ref: SegmentRefs, srcPtr: string[], helpers: Set<string>) {
   const t = ctx.tuning.matvec;
   const { M, K } = x;
   const { N, weights } = ref;
@@ -419,7 +373,7 @@ function weightElement(wt: WeightRef, K: number): string {
 const SHARED_LIMIT = 48 * 1024;
 
 /** One prefill segment: its tiled kernel, then the rotation in place when it rotates. */
-function gemm(ctx: DispatchContext, seg: LinearSegment, x: XInfo, si: number): Emitted {
+function gemm(ctx: DispatchContext, seg: LinearSegment, x: LinearX, si: number): Emitted {
   const params = new ParamSet();
   const helpers = new Set<string>();
   const srcPtr = x.sources.map((s) => {
@@ -525,7 +479,7 @@ function wmmaTile(ctx: DispatchContext, W: number) {
 }
 
 /** RoPE on a segment's output after a tiled kernel wrote it: each adjacent pair of each head. */
-function rotateInPlace(ctx: DispatchContext, seg: LinearSegment, x: XInfo): Emitted {
+function rotateInPlace(ctx: DispatchContext, seg: LinearSegment, x: LinearX): Emitted {
   const params = new ParamSet();
   const helpers = new Set<string>();
   // Parameters of this kernel only: the output (read and written) and the rotation inputs.

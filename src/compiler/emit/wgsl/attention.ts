@@ -12,7 +12,7 @@ const DOT1 = "fn dot1(a: f32, b: f32) -> f32 { return a * b; }";
 
 export function emitAttention(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
   const d = ctx.dispatch;
-  const n = ctx.output;
+  const n = ctx.outputNode;
   const [q, k, v] = d.inputs as [number, number, number];
   const [T, HQ, D] = ctx.shape(q) as [number, number, number];
   const kTy = ctx.node(k).ty.shape;

@@ -2,9 +2,8 @@
 // `elementwise` (one op, constants inlined), `fused` (a program; with reductions it is a row
 // program over the output's last axis) and `reduce` (sum / mean / amax over any axis).
 
-import type { ExprProgram } from "../../ops/expr.js";
-import type { DType } from "../../ops/table.js";
 import { renderExpr } from "../shared/expr.js";
+import { alongRow, axisRows, lastAxisRows, reduceProgram, type RowSpec } from "../shared/rows.js";
 import type { DispatchContext } from "./context.js";
 import { plus, product } from "./context.js";
 import { BindingSet, broadcastStrides, grid, headerContext, offsetExpr, renderTemplate, type WgslKernel } from "./kernel.js";
@@ -25,7 +24,7 @@ export function emitElementwise(ctx: DispatchContext, tuning: WgslTuning): WgslK
     const name = b.storage(p, "read", storageType(types[i]!));
     return loadAs(types[i]!, `${name}[${offsetExpr("i", outShape, broadcastStrides(ctx.shape(id), outShape), p.offset)}]`);
   });
-  const outType = ctx.output.ty.dtype;
+  const outType = ctx.outputNode.ty.dtype;
   const out = b.storage(ctx.placement(d.node), "read_write", storageType(outType));
   const r = renderExpr(program, wgsl, (i) => access[i]!, undefined, types);
   const perInvocation = Math.max(1, Math.min(tuning.elementsPerInvocation, count));
@@ -43,20 +42,6 @@ export function emitElementwise(ctx: DispatchContext, tuning: WgslTuning): WgslK
     store: [`${out}[${plus(ctx.placement(d.node).offset)}i] = ${storeAs(outType, r.outputs[0]!)};`],
   });
   return { label: ctx.label(), code, bindings: b.bindings(), workgroups: g.workgroups };
-}
-
-interface RowSpec {
-  rows: number;
-  length: number;
-  /** Statements run once per row (index `r`), e.g. each input's row base. */
-  rowSetup: string[];
-  /** Input i at element `k` of row `r`. */
-  access: string[];
-  types: DType[];
-  program: ExprProgram;
-  /** Store of the program's output: once per row (after the reductions) or per element. */
-  perRow: boolean;
-  store: (value: string) => string;
 }
 
 function rowKernel(ctx: DispatchContext, tuning: WgslTuning, b: BindingSet, spec: RowSpec): WgslKernel {
@@ -81,8 +66,7 @@ function rowKernel(ctx: DispatchContext, tuning: WgslTuning, b: BindingSet, spec
 function emitRowProgram(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
   const d = ctx.dispatch;
   const outShape = ctx.shape(d.node);
-  const length = outShape.length ? outShape[outShape.length - 1]! : 1;
-  const rowShape = outShape.slice(0, -1);
+  const { length, rowShape } = lastAxisRows(outShape);
   const b = new BindingSet();
   const types = d.inputs.map((id) => ctx.node(id).ty.dtype);
   const rowSetup: string[] = [];
@@ -92,10 +76,9 @@ function emitRowProgram(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
     const strides = broadcastStrides(ctx.shape(id), outShape);
     const along = outShape.length ? strides[strides.length - 1]! : 0;
     rowSetup.push(`let rb${i} = ${offsetExpr("r", rowShape, strides.slice(0, -1), p.offset)};`);
-    const k = along === 0 ? "" : along === 1 ? " + k" : ` + k * ${u32Literal(along)}`;
-    return loadAs(types[i]!, `${name}[rb${i}${k}]`);
+    return loadAs(types[i]!, `${name}[rb${i}${alongRow(along, u32Literal)}]`);
   });
-  const outType = ctx.output.ty.dtype;
+  const outType = ctx.outputNode.ty.dtype;
   const out = b.storage(ctx.placement(d.node), "read_write", storageType(outType));
   const base = ctx.placement(d.node).offset;
   return rowKernel(ctx, tuning, b, {
@@ -120,21 +103,15 @@ export const ARGMAX_WORKGROUP_SIZE = 64;
  */
 function emitArgmax(ctx: DispatchContext): WgslKernel {
   const d = ctx.dispatch;
-  const n = ctx.output;
+  const n = ctx.outputNode;
   const src = d.inputs[0]!;
-  const shape = ctx.shape(src);
-  const rank = shape.length;
-  const axis = (n.attrs["axis"] as number) < 0 ? (n.attrs["axis"] as number) + rank : (n.attrs["axis"] as number);
-  const outer = product(shape.slice(0, axis));
-  const length = shape[axis]!;
-  const inner = product(shape.slice(axis + 1));
+  const { outer, length, inner, rowBase, element } = axisRows(ctx.shape(src), n.attrs["axis"]);
   const rows = outer * inner;
   const b = new BindingSet();
   const p = ctx.placement(src);
   const dtype = ctx.node(src).ty.dtype;
   const name = b.storage(p, "read", storageType(dtype));
   const out = b.storage(ctx.placement(d.node), "read_write", storageType("i32"));
-  const rowBase = inner === 1 ? `r * ${u32Literal(length)}` : `(r / ${u32Literal(inner)}) * ${u32Literal(length * inner)} + r % ${u32Literal(inner)}`;
   const w = ARGMAX_WORKGROUP_SIZE;
   const g = grid(rows * w, w);
   const code = renderTemplate("argmax", {
@@ -144,8 +121,8 @@ function emitArgmax(ctx: DispatchContext): WgslKernel {
     workgroupSize: w,
     half: w / 2,
     groupsX: g.workgroups[0],
-    rowBase: `${plus(p.offset)}${rowBase}`,
-    load: loadAs(dtype, `${name}[rb + ${inner === 1 ? "k" : `k * ${u32Literal(inner)}`}]`),
+    rowBase: `${plus(p.offset)}${rowBase(u32Literal)}`,
+    load: loadAs(dtype, `${name}[rb + ${element(u32Literal)}]`),
     store: `${out}[${plus(ctx.placement(d.node).offset)}r] = i32(bestIndex[0]);`,
   });
   return { label: ctx.label(), code, bindings: b.bindings(), workgroups: g.workgroups };
@@ -154,29 +131,22 @@ function emitArgmax(ctx: DispatchContext): WgslKernel {
 /** sum / mean / amax (and argmax) over one axis: rows are (outer, inner) pairs, the row runs along the axis. */
 export function emitReduce(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
   const d = ctx.dispatch;
-  const n = ctx.output;
+  const n = ctx.outputNode;
   if (n.op === "argmax") return emitArgmax(ctx);
   const src = d.inputs[0]!;
-  const shape = ctx.shape(src);
-  const rank = shape.length;
-  const axis = (n.attrs["axis"] as number) < 0 ? (n.attrs["axis"] as number) + rank : (n.attrs["axis"] as number);
-  const outer = product(shape.slice(0, axis));
-  const length = shape[axis]!;
-  const inner = product(shape.slice(axis + 1));
+  const { outer, length, inner, rowBase, element } = axisRows(ctx.shape(src), n.attrs["axis"]);
   const b = new BindingSet();
   const p = ctx.placement(src);
   const dtype = ctx.node(src).ty.dtype;
   const name = b.storage(p, "read", storageType(dtype));
-  const rowBase = inner === 1 ? `r * ${u32Literal(length)}` : `(r / ${u32Literal(inner)}) * ${u32Literal(length * inner)} + r % ${u32Literal(inner)}`;
   const out = b.storage(ctx.placement(d.node), "read_write", storageType(n.ty.dtype));
-  const program: ExprProgram = { nodes: [{ kind: "input", index: 0 }, { kind: "reduce", op: n.op as "sum" | "mean" | "amax", arg: 0 }], outputs: [1] };
   return rowKernel(ctx, tuning, b, {
     rows: outer * inner,
     length,
-    rowSetup: [`let rb0 = ${plus(p.offset)}${rowBase};`],
-    access: [loadAs(dtype, `${name}[rb0 + ${inner === 1 ? "k" : `k * ${u32Literal(inner)}`}]`)],
+    rowSetup: [`let rb0 = ${plus(p.offset)}${rowBase(u32Literal)};`],
+    access: [loadAs(dtype, `${name}[rb0 + ${element(u32Literal)}]`)],
     types: [dtype],
-    program,
+    program: reduceProgram(n.op),
     perRow: true,
     store: (v) => `${out}[${plus(ctx.placement(d.node).offset)}r] = ${storeAs(n.ty.dtype, v)};`,
   });

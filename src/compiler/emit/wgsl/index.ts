@@ -1,6 +1,7 @@
 // WGSL emission: one kernel per dispatch of a step plan, from the family's template.
 
-import type { Dispatch, KernelKind, StepPlan } from "../../plan/plan.js";
+import type { Dispatch, StepPlan } from "../../plan/plan.js";
+import { kernelFamilies } from "../shared/families.js";
 import { emitAttention, emitKvAppend, emitRotary } from "./attention.js";
 import { DispatchContext } from "./context.js";
 import { emitElementwise, emitReduce } from "./elementwise.js";
@@ -12,12 +13,10 @@ import type { WgslTuning } from "./tuning.js";
 export { PARAMS_BYTES, type KernelBinding, type WgslKernel } from "./kernel.js";
 export { CPU_TUNING, GPU_TUNING, type WgslTuning } from "./tuning.js";
 
-const families: Record<KernelKind, (ctx: DispatchContext, tuning: WgslTuning) => WgslKernel> = {
+const families = kernelFamilies<(ctx: DispatchContext, tuning: WgslTuning) => WgslKernel>({
   elementwise: emitElementwise,
-  fused: emitElementwise,
   reduce: emitReduce,
   linear: emitLinear,
-  fused_linear: emitLinear,
   matmul: emitMatmul,
   gather: emitGather,
   rotary: emitRotary,
@@ -26,7 +25,7 @@ const families: Record<KernelKind, (ctx: DispatchContext, tuning: WgslTuning) =>
   transpose: emitTranspose,
   slice: emitSlice,
   concat: emitConcat,
-};
+});
 
 export function emitKernel(plan: StepPlan, dispatch: Dispatch, tuning: WgslTuning): WgslKernel {
   return families[dispatch.kernel](new DispatchContext(plan, dispatch), tuning);

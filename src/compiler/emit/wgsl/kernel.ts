@@ -5,12 +5,12 @@
 // Names from the model (weights, inputs, states) never reach it: `checkGenerated` enforces that
 // nothing but the characters WGSL code needs is present.
 
-import Handlebars from "handlebars";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import { packageRoot } from "../../../paths.js";
 import type { Placement } from "../../plan/plan.js";
+import { offsetTerms } from "../shared/indexing.js";
+import { Templates } from "../shared/templates.js";
 import { u32Literal } from "./lang.js";
+
+export { broadcastStrides, stridesOf } from "../shared/indexing.js";
 
 export type Access = "read" | "read_write" | "uniform";
 
@@ -93,82 +93,22 @@ export function grid(invocations: number, workgroupSize: number): { workgroups: 
   return { workgroups: [x, y, 1], rowStride: x * workgroupSize };
 }
 
-/**
- * The u32 offset of element `i` (row-major over `shape`) of a tensor read through `strides` (one
- * per dim of `shape`; 0 where it is broadcast), plus `base`. Adjacent dims that are contiguous in
- * the source are merged first, so the common cases come out as `i`, `i % 32u` or a constant.
- */
+/** The u32 offset of element `i` (row-major over `shape`) of a tensor read through `strides` (one
+ *  per dim of `shape`; 0 where it is broadcast), plus `base`: `i`, `i % 32u` or a constant in the
+ *  common cases. */
 export function offsetExpr(i: string, shape: readonly number[], strides: readonly number[], base = 0): string {
-  const dims: { n: number; s: number }[] = [];
-  shape.forEach((n, d) => {
-    if (n === 1) return;
-    const last = dims[dims.length - 1];
-    if (last && last.s === strides[d]! * n) {
-      last.n *= n;
-      last.s = strides[d]!;
-    } else dims.push({ n, s: strides[d]! });
-  });
-  const terms: string[] = [];
-  let outStride = 1;
-  for (let d = dims.length - 1; d >= 0; d--) {
-    const { n, s } = dims[d]!;
-    if (s !== 0) {
-      const q = outStride === 1 ? i : `(${i} / ${u32Literal(outStride)})`;
-      const idx = d === 0 ? q : `(${q} % ${u32Literal(n)})`;
-      terms.unshift(s === 1 ? idx : `${idx} * ${u32Literal(s)}`);
-    }
-    outStride *= n;
-  }
+  const terms = offsetTerms(i, shape, strides, u32Literal);
   if (base !== 0) terms.unshift(u32Literal(base));
   return terms.length ? terms.join(" + ") : "0u";
 }
 
-/** Row-major strides of `shape`. */
-export function stridesOf(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i]!;
-  }
-  return s;
-}
-
-/** Strides reading a tensor of `shape` broadcast to `outShape` (NumPy rules). */
-export function broadcastStrides(shape: readonly number[], outShape: readonly number[]): number[] {
-  const s = stridesOf(shape);
-  const lead = outShape.length - shape.length;
-  return outShape.map((d, i) => (i < lead || shape[i - lead] !== d ? 0 : s[i - lead]!));
-}
-
 // ------------------------------------------------------------------------------------------ templates
 
-const hb = Handlebars.create();
-hb.registerHelper("lines", (lines: unknown, indent: unknown) => {
-  const pad = " ".repeat(typeof indent === "number" ? indent : 0);
-  const list = Array.isArray(lines) ? (lines as string[]) : String(lines).split("\n");
-  return list.flatMap((l) => l.split("\n")).filter((l) => l !== "").map((l) => pad + l).join("\n");
-});
-
-const templateCache = new Map<string, Handlebars.TemplateDelegate>();
-let headerLoaded = false;
-
-function templatePath(name: string): string {
-  return join(packageRoot(), "codegen-templates", "wgsl", `${name}.hbs`);
-}
+const templates = new Templates("wgsl", { header: "_header" });
 
 /** Renders codegen-templates/wgsl/<family>.hbs. The context holds generated code and numbers only. */
 export function renderTemplate(family: string, context: Record<string, unknown>): string {
-  if (!headerLoaded) {
-    hb.registerPartial("header", readFileSync(templatePath("_header"), "utf8"));
-    headerLoaded = true;
-  }
-  let t = templateCache.get(family);
-  if (!t) {
-    t = hb.compile(readFileSync(templatePath(family), "utf8"), { noEscape: true, strict: true });
-    templateCache.set(family, t);
-  }
-  const code = t(context).replace(/\n{3,}/g, "\n\n");
+  const code = templates.render(family, context);
   checkGenerated(code, family);
   return code;
 }

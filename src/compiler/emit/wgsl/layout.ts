@@ -76,10 +76,10 @@ const axisOf = (attr: unknown, rank: number) => ((attr as number) < 0 ? (attr as
 export function emitTranspose(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
   const d = ctx.dispatch;
   const x = d.inputs[0]!;
-  const perm = ctx.output.attrs["perm"] as number[];
+  const perm = ctx.outputNode.attrs["perm"] as number[];
   const s = stridesOf(ctx.shape(x));
   const outShape = ctx.shape(d.node);
-  const elem = storageType(ctx.output.ty.dtype);
+  const elem = storageType(ctx.outputNode.ty.dtype);
   const b = new BindingSet();
   const xp = ctx.placement(x);
   const src = b.storage(xp, "read", elem);
@@ -92,12 +92,12 @@ export function emitSlice(ctx: DispatchContext, tuning: WgslTuning): WgslKernel 
   const d = ctx.dispatch;
   const x = d.inputs[0]!;
   const shape = ctx.shape(x);
-  const axis = axisOf(ctx.output.attrs["axis"], shape.length);
-  const startValue = constOf(ctx.output.attrs["start"] as Dim);
+  const axis = axisOf(ctx.outputNode.attrs["axis"], shape.length);
+  const startValue = constOf(ctx.outputNode.attrs["start"] as Dim);
   if (startValue === null) throw new Error(`internal: ${ctx.label()}: slice start depends on P`);
   const s = stridesOf(shape);
   const outShape = ctx.shape(d.node);
-  const elem = storageType(ctx.output.ty.dtype);
+  const elem = storageType(ctx.outputNode.ty.dtype);
   const b = new BindingSet();
   const xp = ctx.placement(x);
   const src = b.storage(xp, "read", elem);
@@ -111,12 +111,12 @@ export function emitConcat(ctx: DispatchContext, tuning: WgslTuning): WgslKernel
   const [a, c] = d.inputs as [number, number];
   const as = ctx.shape(a);
   const cs = ctx.shape(c);
-  const axis = axisOf(ctx.output.attrs["axis"], as.length);
+  const axis = axisOf(ctx.outputNode.attrs["axis"], as.length);
   const inner = product(as.slice(axis + 1));
   const na = as[axis]!;
   const nc = cs[axis]!;
   const len = na + nc;
-  const elem = storageType(ctx.output.ty.dtype);
+  const elem = storageType(ctx.outputNode.ty.dtype);
   const b = new BindingSet();
   const [ap, cp, op] = [ctx.placement(a), ctx.placement(c), ctx.placement(d.node)];
   const an = b.storage(ap, "read", elem);

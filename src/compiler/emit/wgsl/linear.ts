@@ -16,10 +16,11 @@
 // dequantize to the same f32 vec4 (or scalar) the loop multiplies by x.
 // `matmul` is the general batched product for everything else.
 
-import { factorRowScale, isIdentityProgram, type ExprProgram } from "../../ops/expr.js";
+import type { ExprProgram } from "../../ops/expr.js";
 import type { DType } from "../../ops/table.js";
 import type { LinearKernel, LinearSegment } from "../../plan/plan.js";
 import { helpersFor, renderExpr } from "../shared/expr.js";
+import { linearOf, linearX, statementBlock } from "../shared/linear.js";
 import type { DispatchContext } from "./context.js";
 import { plus, product } from "./context.js";
 import { BindingSet, broadcastStrides, grid, headerContext, offsetExpr, renderTemplate, type WgslKernel } from "./kernel.js";
@@ -30,20 +31,8 @@ import type { WgslTuning } from "./tuning.js";
 const COMPONENTS = ["x", "y", "z", "w"];
 const u = u32Literal;
 
-/** The dispatch's linear kernel (plans always give it; older dispatch records only the fields). */
-function linearOf(ctx: DispatchContext): LinearKernel {
-  const d = ctx.dispatch;
-  if (d.linear) return d.linear;
-  const w = d.weights ?? 1;
-  return { sources: [d.inputs[0]!], prologue: { nodes: [{ kind: "input", index: 0 }], outputs: [0] }, segments: [{ node: d.node, weights: d.inputs.slice(1, 1 + w), extras: d.inputs.slice(1 + w), epilogue: d.program! }] };
-}
-
-/** Statements that evaluate an elementwise `program` in a block and assign its outputs to `targets`. */
-function block(program: ExprProgram, input: (i: number) => string, types: readonly DType[], targets: string[], helpers: Set<string>): string[] {
-  const r = renderExpr(program, wgsl, input, undefined, types);
-  r.helpers.forEach((h) => helpers.add(h));
-  return ["{", ...[...r.pre, ...r.body].map((l) => "  " + l), ...r.outputs.map((o, i) => `  ${targets[i]} = ${o};`), "}"];
-}
+const block = (program: ExprProgram, input: (i: number) => string, types: readonly DType[], targets: string[], helpers: Set<string>) =>
+  statementBlock(wgsl, program, input, types, targets, helpers);
 
 /** A vec4<f32> program (see `vec4Renderable`) in a block; `use` turns its output into a statement. */
 function vecBlock(program: ExprProgram, input: (i: number) => string, types: readonly DType[], use: (value: string) => string): string[] {
@@ -52,23 +41,11 @@ function vecBlock(program: ExprProgram, input: (i: number) => string, types: rea
 }
 
 export function emitLinear(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
-  const k = linearOf(ctx);
-  const sourceShapes = k.sources.map((id) => ctx.shape(id));
-  const xShape = sourceShapes.reduce((acc, sh) => {
-    const n = Math.max(acc.length, sh.length);
-    return Array.from({ length: n }, (_, i) => Math.max(acc[acc.length - n + i] ?? 1, sh[sh.length - n + i] ?? 1));
-  }, [] as number[]);
-  const K = xShape[xShape.length - 1]!;
-  const rowShape = xShape.slice(0, -1);
-  const M = product(rowShape);
-  const identity = k.sources.length === 1 && isIdentityProgram(k.prologue);
-  const factoring = identity ? null : factorRowScale(k.prologue);
-  if (!identity && !factoring) throw new Error(`internal: ${ctx.label()}: a linear prologue must factor as a row scale times an elementwise function`);
-  const sourceTypes = k.sources.map((id) => ctx.node(id).ty.dtype);
-  const sources = k.sources.map((id, i) => {
-    const strides = broadcastStrides(sourceShapes[i]!, xShape);
-    return { id, p: ctx.placement(id), along: strides[strides.length - 1]!, rowStrides: strides.slice(0, -1) };
-  });
+  const k = linearOf(ctx.dispatch);
+  const x = linearX(ctx, k);
+  const { M, K, rowShape, identity, factoring } = x;
+  const sourceTypes = x.sources.map((s) => s.type);
+  const sources = x.sources.map((s) => ({ ...s, p: ctx.placement(s.id) }));
   const allWeights = k.segments.flatMap((s) => s.weights.map((id) => ctx.placement(id)));
   const vec =
     K % 4 === 0 &&
