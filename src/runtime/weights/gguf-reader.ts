@@ -7,10 +7,10 @@
 // checks around it: the fixed-size start of the header and the declared counts are checked here
 // first, the parsed header must end inside the file, and every tensor must lie inside the file.
 
-import { open, type FileHandle } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
 import { gguf, GGMLQuantizationType } from "@huggingface/gguf";
 import { DTYPES, SUPPORTED_DTYPES, decodeTensor, dtypeFromGgmlType, tensorByteSize, type WeightDType } from "./dtypes.js";
-import { WeightFileError } from "./errors.js";
+import { WeightFileError, openWeightFile } from "./errors.js";
 
 // ---------------------------------------------------------------------------------------------
 // The format, shared with gguf-writer.ts
@@ -221,20 +221,7 @@ const FIXED_HEADER_BYTES = 4 + 4 + 8 + 8; // magic, version, tensor count, kv co
 
 /** Opens a GGUF v2/v3 file: parses and checks its header; tensor data is read on demand. */
 export async function openGGUF(path: string): Promise<GGUFFile> {
-  let handle: FileHandle;
-  try {
-    handle = await open(path, "r");
-  } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    const problem = code === "ENOENT" ? "no such file" : `cannot open the file (${(cause as Error).message})`;
-    throw new WeightFileError(path, problem, { hint: "Check the path to the weight file", cause });
-  }
-  try {
-    return await readHeader(path, handle);
-  } catch (err) {
-    await handle.close();
-    throw err;
-  }
+  return openWeightFile(path, readHeader);
 }
 
 async function readHeader(path: string, handle: FileHandle): Promise<GGUFFile> {

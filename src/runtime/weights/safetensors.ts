@@ -14,7 +14,7 @@
 import { open, readFile, rename, rm, stat, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { decodeTensor, encodeTensor, type WeightDType } from "./dtypes.js";
-import { WeightFileError } from "./errors.js";
+import { WeightFileError, openWeightFile } from "./errors.js";
 
 /** The reference implementation's limit on the header size. */
 export const SAFETENSORS_MAX_HEADER = 100_000_000;
@@ -127,20 +127,7 @@ function unsupportedDType(path: string, info: SafetensorsTensorInfo): WeightFile
 // Opening one file
 
 export async function openSafetensors(path: string): Promise<SafetensorsFile> {
-  let handle: FileHandle;
-  try {
-    handle = await open(path, "r");
-  } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    const problem = code === "ENOENT" ? "no such file" : `cannot open the file (${(cause as Error).message})`;
-    throw new WeightFileError(path, problem, { hint: "Check the path to the weight file", cause });
-  }
-  try {
-    return await readHeader(path, handle);
-  } catch (err) {
-    await handle.close();
-    throw err;
-  }
+  return openWeightFile(path, readHeader);
 }
 
 async function readHeader(path: string, handle: FileHandle): Promise<SafetensorsFile> {
