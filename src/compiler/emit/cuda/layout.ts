@@ -4,6 +4,7 @@
 
 import type { Dim } from "../../check/symbolic.js";
 import type { DispatchContext } from "./context.js";
+import { axisOf, concatGeometry } from "../shared/geometry.js";
 import { constOf } from "./context.js";
 import type { Emitted } from "./elementwise.js";
 import { single } from "./elementwise.js";
@@ -75,7 +76,6 @@ function copyKernel(ctx: DispatchContext, params: ParamSet, what: string, count:
   return single(ctx, kernel, params, grid(ctx, count), t.block);
 }
 
-const axisOf = (attr: unknown, rank: number) => ((attr as number) < 0 ? (attr as number) + rank : (attr as number));
 
 function io(ctx: DispatchContext, params: ParamSet, src: number): { from: string; to: string } {
   const elem = storageType(ctx.outputNode.ty.dtype);
@@ -114,14 +114,7 @@ export function emitSlice(ctx: DispatchContext): Emitted {
 
 export function emitConcat(ctx: DispatchContext): Emitted {
   const d = ctx.dispatch;
-  const [a, c] = d.inputs as [number, number];
-  const as = ctx.shape(a);
-  const cs = ctx.shape(c);
-  const axis = axisOf(ctx.outputNode.attrs["axis"], as.length);
-  const inner = product(as.slice(axis + 1));
-  const na = as[axis]!;
-  const nc = cs[axis]!;
-  const len = na + nc;
+  const { a, c, axis, inner, na, nc, len } = concatGeometry(ctx);
   const params = new ParamSet();
   const elem = storageType(ctx.outputNode.ty.dtype);
   const aa = ctx.arg(a);

@@ -30,6 +30,7 @@ import type { DType } from "../../ops/table.js";
 import type { LinearKernel, LinearSegment } from "../../plan/plan.js";
 import { renderExpr } from "../shared/expr.js";
 import { linearOf, linearX, statementBlock, type LinearX } from "../shared/linear.js";
+import { matmulGeometry } from "../shared/geometry.js";
 import type { DispatchContext, WeightFormat } from "./context.js";
 import type { Emitted } from "./elementwise.js";
 import { single } from "./elementwise.js";
@@ -521,17 +522,7 @@ function rotateInPlace(ctx: DispatchContext, seg: LinearSegment, x: LinearX): Em
 /** a [.., M, K] @ b [.., K, N] with broadcast batch dims. */
 export function emitMatmul(ctx: DispatchContext): Emitted {
   const d = ctx.dispatch;
-  const [a, bm] = d.inputs as [number, number];
-  const as = ctx.shape(a);
-  const bs = ctx.shape(bm);
-  const outShape = ctx.shape(d.node);
-  const M = as[as.length - 2]!;
-  const K = as[as.length - 1]!;
-  const N = bs[bs.length - 1]!;
-  const batch = outShape.slice(0, -2);
-  const aStrides = broadcastStrides(as.slice(0, -2), batch).map((s) => s * M * K);
-  const bStrides = broadcastStrides(bs.slice(0, -2), batch).map((s) => s * K * N);
-  const count = product(outShape);
+  const { a, b: bm, as, bs, M, K, N, batch, aStrides, bStrides, count } = matmulGeometry(ctx);
   const t = ctx.tuning.elementwise;
   checkIndexRange(Math.max(count, product(as), product(bs)) + t.block * t.maxBlocks, ctx.label());
   const params = new ParamSet();

@@ -2,6 +2,7 @@
 // transposes, slices that are not contiguous, concatenation — as strided copies.
 
 import type { DispatchContext } from "./context.js";
+import { axisOf, concatGeometry } from "../shared/geometry.js";
 import type { Dim } from "../../check/symbolic.js";
 import { constOf, plus, product } from "./context.js";
 import { BindingSet, grid, headerContext, offsetExpr, renderTemplate, stridesOf, type WgslKernel } from "./kernel.js";
@@ -71,7 +72,6 @@ function copyKernel(ctx: DispatchContext, tuning: WgslTuning, b: BindingSet, wha
   return { label: ctx.label(), code, bindings: b.bindings(), workgroups: g.workgroups };
 }
 
-const axisOf = (attr: unknown, rank: number) => ((attr as number) < 0 ? (attr as number) + rank : (attr as number));
 
 export function emitTranspose(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
   const d = ctx.dispatch;
@@ -108,14 +108,7 @@ export function emitSlice(ctx: DispatchContext, tuning: WgslTuning): WgslKernel 
 
 export function emitConcat(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
   const d = ctx.dispatch;
-  const [a, c] = d.inputs as [number, number];
-  const as = ctx.shape(a);
-  const cs = ctx.shape(c);
-  const axis = axisOf(ctx.outputNode.attrs["axis"], as.length);
-  const inner = product(as.slice(axis + 1));
-  const na = as[axis]!;
-  const nc = cs[axis]!;
-  const len = na + nc;
+  const { a, c, axis, inner, na, nc, len } = concatGeometry(ctx);
   const elem = storageType(ctx.outputNode.ty.dtype);
   const b = new BindingSet();
   const [ap, cp, op] = [ctx.placement(a), ctx.placement(c), ctx.placement(d.node)];

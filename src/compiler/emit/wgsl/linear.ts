@@ -21,6 +21,7 @@ import type { DType } from "../../ops/table.js";
 import type { LinearKernel, LinearSegment } from "../../plan/plan.js";
 import { helpersFor, renderExpr } from "../shared/expr.js";
 import { linearOf, linearX, statementBlock } from "../shared/linear.js";
+import { matmulGeometry } from "../shared/geometry.js";
 import type { DispatchContext } from "./context.js";
 import { plus, product } from "./context.js";
 import { BindingSet, broadcastStrides, grid, headerContext, offsetExpr, renderTemplate, type WgslKernel } from "./kernel.js";
@@ -269,23 +270,13 @@ function emitSegment(ctx: DispatchContext, tuning: WgslTuning, b: BindingSet, he
 /** a [.., M, K] @ b [.., K, N] with broadcast batch dims. */
 export function emitMatmul(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
   const d = ctx.dispatch;
-  const [a, bm] = d.inputs as [number, number];
-  const as = ctx.shape(a);
-  const bs = ctx.shape(bm);
-  const outShape = ctx.shape(d.node);
-  const M = as[as.length - 2]!;
-  const K = as[as.length - 1]!;
-  const N = bs[bs.length - 1]!;
-  const batch = outShape.slice(0, -2);
-  const aStrides = broadcastStrides(as.slice(0, -2), batch).map((s) => s * M * K);
-  const bStrides = broadcastStrides(bs.slice(0, -2), batch).map((s) => s * K * N);
+  const { a, b: bm, as, bs, M, K, N, batch, aStrides, bStrides, count } = matmulGeometry(ctx);
   const b = new BindingSet();
   const ap = ctx.placement(a);
   const bp = ctx.placement(bm);
   const an = b.storage(ap, "read", "f32");
   const bn = b.storage(bp, "read", "f32");
   const out = b.storage(ctx.placement(d.node), "read_write", "f32");
-  const count = product(outShape);
   const g = grid(count, tuning.matmul.workgroupSize);
   const code = renderTemplate("matmul", {
     ...headerContext("matmul", b),
