@@ -76,10 +76,10 @@ function compile(c, extra = {}) {
   return res.compiled.graph;
 }
 
-/** --emulate: the fake libcuda and modules compiled for the CPU (src/runtime/cuda/emulation). */
+/** --emulate: the fake libcuda and modules compiled for the CPU (tools/cuda-emulation). */
 let emulation = null;
 async function startEmulation() {
-  const { buildEmulatedModule, buildFakeLibcuda, emulatedImage } = await import(dist("runtime/cuda/emulation/build.js"));
+  const { buildEmulatedModule, buildFakeLibcuda, emulatedImage } = await import(join(root, "dist", "tools", "cuda-emulation", "build.js"));
   process.env.LLMC_LIBCUDA = buildFakeLibcuda();
   emulation = { image: (m) => emulatedImage(buildEmulatedModule(m.source, m.kernels)) };
 }

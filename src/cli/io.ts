@@ -20,5 +20,3 @@ export function bufferIO(): CliIO & { stdout: () => string; stderr: () => string
   return { out: (t) => void (o += t), err: (t) => void (e += t), color: false, stdout: () => o, stderr: () => e };
 }
 
-/** A command's exit status: 0 success, 1 the input had errors, 2 the command line was wrong. */
-export type ExitCode = 0 | 1 | 2;

@@ -3,7 +3,7 @@
 
 import { checkFile, type CheckOptions, type CheckResult } from "./check/index.js";
 import { parameterCount, type ResolvedModel } from "./check/model.js";
-import type { Diagnostic, SourceMap } from "./diagnostics.js";
+import type { Diagnostic, SourceMap } from "./base/diagnostics.js";
 import { renumber, type Graph } from "./ir/graph.js";
 import { lowerModel } from "./ir/lower.js";
 import { runPasses, type PassOptions } from "./passes/index.js";

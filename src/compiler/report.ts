@@ -2,7 +2,7 @@
 // prefill, bytes moved per decode token, KV-cache bytes per token and peak activation memory — all
 // computed from the IR (so they describe what will run), at a stated context length.
 
-import { evalDim } from "./check/symbolic.js";
+import { evalDim } from "./base/symbolic.js";
 import { opFlops } from "./ops/table.js";
 import { LEAF_OPS, type Graph } from "./ir/graph.js";
 import { concreteAttrs, concreteShape } from "./ir/concrete.js";

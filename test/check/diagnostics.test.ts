@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { readFileSync } from "node:fs";
 import { checkFile } from "../../src/compiler/check/index.js";
-import { formatDiagnostic } from "../../src/compiler/diagnostics.js";
+import { formatDiagnostic } from "../../src/compiler/base/diagnostics.js";
 
 const fx = (name: string) => join("test", "fixtures", "check", name);
 

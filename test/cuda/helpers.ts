@@ -1,7 +1,7 @@
 // Shared pieces of the CUDA tests. There is no GPU here: the generated kernels.cu is compiled twice —
 // by nvcc to PTX (so it is real CUDA) and by g++ against the host emulation (so it runs) — and the
 // CUDA executor drives it through its real koffi bindings, loaded against the fake libcuda.so.1
-// (src/runtime/cuda/emulation). Builds are cached under os.tmpdir().
+// (tools/cuda-emulation). Builds are cached under os.tmpdir().
 //
 // Many random cases become one graph (their disjoint union, sharing the `tokens`/`pos` inputs), so a
 // property compiles once: `runUnion` runs it for one step and returns each case's output, and the
@@ -17,7 +17,7 @@ import type { CudaModule, WeightFormat } from "../../src/compiler/emit/cuda/inde
 import type { Graph, Node } from "../../src/compiler/ir/graph.js";
 import type { HostTensor } from "../../src/compiler/ops/reference.js";
 import { CpuInterpreter, type WeightSource } from "../../src/runtime/cpu/interpreter.js";
-import { buildEmulatedModule, buildFakeLibcuda, emulatedImage } from "../../src/runtime/cuda/emulation/build.js";
+import { buildEmulatedModule, buildFakeLibcuda, emulatedImage } from "../../tools/cuda-emulation/build.js";
 import { CudaExecutor, type CudaExecutorOptions } from "../../src/runtime/cuda/executor.js";
 import { findNvcc } from "../../src/runtime/cuda/ptx.js";
 import { CI, expectClose as expectCloseTo } from "../helpers/graph.js";

@@ -4,7 +4,7 @@
 
 import { describe, it } from "vitest";
 import fc from "fast-check";
-import { symDim } from "../../src/compiler/check/symbolic.js";
+import { symDim } from "../../src/compiler/base/symbolic.js";
 import { parseProgram, type ExprNode, type ExprProgram } from "../../src/compiler/ops/expr.js";
 import { roundToDType } from "../../src/compiler/ops/reference.js";
 import type { DType } from "../../src/compiler/ops/table.js";

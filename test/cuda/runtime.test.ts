@@ -13,7 +13,7 @@ import { emitCudaModule, parseArch, type CudaKernel } from "../../src/compiler/e
 import { checkGenerated } from "../../src/compiler/emit/cuda/kernel.js";
 import { parseProgram } from "../../src/compiler/ops/expr.js";
 import { CudaDriver, CudaUnavailableError } from "../../src/runtime/cuda/driver.js";
-import { buildEmulatedModule, buildFakeLibcuda, emulatedImage } from "../../src/runtime/cuda/emulation/build.js";
+import { buildEmulatedModule, buildFakeLibcuda, emulatedImage } from "../../tools/cuda-emulation/build.js";
 import { cudaBackend } from "../../src/runtime/cuda/backend.js";
 import { CudaExecutor } from "../../src/runtime/cuda/executor.js";
 import { fitPtxVersion, libraryHas, maxPtxVersion, pickArch, readKernelLibrary } from "../../src/runtime/cuda/ptx.js";

@@ -2,8 +2,8 @@
 // iterable, a Slice only as an index, parentheses never in the tree), and helpers to compare trees.
 
 import fc from "fast-check";
-import type * as A from "../../grammar/ast.js";
-import { llmLexer } from "../../grammar/lexer.js";
+import type * as A from "../../src/compiler/parse/ast.js";
+import { llmLexer } from "../../src/compiler/parse/lexer.js";
 
 const zero = { offset: 0, line: 1, column: 1 };
 const S: A.Span = { file: "gen.llm", start: zero, end: zero };

@@ -1,7 +1,7 @@
 // The canonical layout, by example: each input is formatted and compared with text written by hand.
 
 import { describe, expect, it } from "vitest";
-import { parseModule } from "../../grammar/index.js";
+import { parseModule } from "../../src/compiler/parse/index.js";
 import { formatModule } from "../../src/compiler/fmt/format.js";
 
 function fmt(text: string): string {

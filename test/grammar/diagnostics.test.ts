@@ -5,8 +5,8 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { parseModule } from "../../grammar/index.js";
-import { formatDiagnostic, sortDiagnostics } from "../../src/compiler/diagnostics.js";
+import { parseModule } from "../../src/compiler/parse/index.js";
+import { formatDiagnostic, sortDiagnostics } from "../../src/compiler/base/diagnostics.js";
 
 const dir = fileURLToPath(new URL("../fixtures/diagnostics/", import.meta.url));
 const cases = readdirSync(dir)

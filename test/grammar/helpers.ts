@@ -6,8 +6,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { expect } from "vitest";
-import { llmLexer } from "../../grammar/lexer.js";
-import { positionAt, type Diagnostic } from "../../src/compiler/diagnostics.js";
+import { llmLexer } from "../../src/compiler/parse/lexer.js";
+import { positionAt, type Diagnostic } from "../../src/compiler/base/diagnostics.js";
 
 /** fast-check runs: more on CI, where the time is there. */
 export function runs(local: number, ci: number): number {

@@ -2,7 +2,7 @@
 // the formatter copes with what the parser accepts.
 
 import { describe, expect, it } from "vitest";
-import { MAX_DEPTH, MAX_NESTING, parseModule } from "../../grammar/index.js";
+import { MAX_DEPTH, MAX_NESTING, parseModule } from "../../src/compiler/parse/index.js";
 import { formatModule } from "../../src/compiler/fmt/format.js";
 import { expectWellFormed } from "./helpers.js";
 

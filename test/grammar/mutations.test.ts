@@ -6,7 +6,7 @@
 import { relative } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { parseModule } from "../../grammar/index.js";
+import { parseModule } from "../../src/compiler/parse/index.js";
 import { formatModule } from "../../src/compiler/fmt/format.js";
 import { corpus, expectWellFormed, mutate, mutation, runs } from "./helpers.js";
 

@@ -3,7 +3,7 @@
 
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { parseModule } from "../../grammar/index.js";
+import { parseModule } from "../../src/compiler/parse/index.js";
 import { expectWellFormed, runs } from "./helpers.js";
 
 const keywords = "import fn model extends config weights state require else return for in true false gguf hf optional when if".split(" ");

@@ -1,7 +1,7 @@
 // What the backend tests share: a graph builder typed by the op table, seeded test weights, and the
 // comparison of a backend's output with the CPU interpreter's.
 
-import { constDim, type Dim } from "../../src/compiler/check/symbolic.js";
+import { constDim, type Dim } from "../../src/compiler/base/symbolic.js";
 import type { Graph, Node } from "../../src/compiler/ir/graph.js";
 import type { HostTensor } from "../../src/compiler/ops/reference.js";
 import { getOp, type Attrs, type DType } from "../../src/compiler/ops/table.js";

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseModule } from "../../grammar/index.js";
+import { parseModule } from "../../src/compiler/parse/index.js";
 import { runImport } from "../../src/cli/commands/import.js";
 import { bufferIO } from "../../src/cli/io.js";
 import { main } from "../../src/cli/main.js";

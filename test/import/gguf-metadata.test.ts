@@ -6,7 +6,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseModule } from "../../grammar/index.js";
+import { parseModule } from "../../src/compiler/parse/index.js";
 import { importGgufMetadata, readGgufHeader, SUPPORTED_GGUF_ARCHITECTURES, type GgufHeader } from "../../src/compiler/import/gguf-metadata.js";
 import { ImportError, writeLlm, type ImportedModel } from "../../src/compiler/import/write-llm.js";
 import { meta, writeGGUF } from "../../src/runtime/weights/gguf-writer.js";

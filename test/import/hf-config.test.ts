@@ -6,7 +6,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { parseModule, type ModelDecl } from "../../grammar/index.js";
+import { parseModule, type ModelDecl } from "../../src/compiler/parse/index.js";
 import { importHfConfig, SUPPORTED_MODEL_TYPES } from "../../src/compiler/import/hf-config.js";
 import { ImportError, sanitizeModelName, writeLlm } from "../../src/compiler/import/write-llm.js";
 

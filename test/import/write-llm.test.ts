@@ -3,7 +3,7 @@
 
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { parseModule, type ModelDecl } from "../../grammar/index.js";
+import { parseModule, type ModelDecl } from "../../src/compiler/parse/index.js";
 import { formatValue, sanitizeModelName, writeLlm, type ConfigValue, type ImportedModel } from "../../src/compiler/import/write-llm.js";
 
 /** Writes one binding and parses it back to its literal. */

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { compileFile } from "../../src/compiler/compile.js";
 import { parseGraph, printGraph, parseDim } from "../../src/compiler/ir/text.js";
 import { verifyGraph } from "../../src/compiler/ir/verify.js";
-import { formatDim } from "../../src/compiler/check/symbolic.js";
+import { formatDim } from "../../src/compiler/base/symbolic.js";
 import { UNFUSED_PIPELINE } from "../../src/compiler/passes/index.js";
 
 describe("IR text", () => {

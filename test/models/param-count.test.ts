@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { parseModule, type Expr, type ModelDecl, type WeightItem } from "../../grammar/index.js";
+import { parseModule, type Expr, type ModelDecl, type WeightItem } from "../../src/compiler/parse/index.js";
 import { importHfConfig } from "../../src/compiler/import/hf-config.js";
 import type { ConfigBinding } from "../../src/compiler/import/write-llm.js";
 

@@ -4,8 +4,8 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { parseModule } from "../../grammar/index.js";
-import { formatDiagnostic } from "../../src/compiler/diagnostics.js";
+import { parseModule } from "../../src/compiler/parse/index.js";
+import { formatDiagnostic } from "../../src/compiler/base/diagnostics.js";
 
 const modelsDir = fileURLToPath(new URL("../../models/", import.meta.url));
 

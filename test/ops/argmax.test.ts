@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { reference, tensor } from "../../src/compiler/ops/reference.js";
 import { getOp } from "../../src/compiler/ops/table.js";
-import { constDim } from "../../src/compiler/check/symbolic.js";
+import { constDim } from "../../src/compiler/base/symbolic.js";
 
 /** Index of the largest of `xs`: the first maximum, the first NaN if any. */
 function naive(xs: number[]): number {

@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { opTable } from "../../src/compiler/ops/table.js";
-import { constDim, constValue } from "../../src/compiler/check/symbolic.js";
+import { constDim, constValue } from "../../src/compiler/base/symbolic.js";
 import {
   ReferenceOpError, STATEFUL_OPS, expectedOutput, reference, referenceKernels, sizeOf, tensor, type ConcreteAttrs, type HostTensor,
 } from "../../src/compiler/ops/reference.js";

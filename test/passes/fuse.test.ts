@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { join } from "node:path";
-import { constDim, constValue } from "../../src/compiler/check/symbolic.js";
+import { constDim, constValue } from "../../src/compiler/base/symbolic.js";
 
 const constValueOf = (d: Parameters<typeof constValue>[0]): number => constValue(d)!;
 import { compileFile } from "../../src/compiler/compile.js";

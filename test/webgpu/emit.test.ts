@@ -2,7 +2,7 @@
 // and that nothing from a model's names can reach generated code.
 
 import { afterAll, describe, expect, it } from "vitest";
-import { symDim } from "../../src/compiler/check/symbolic.js";
+import { symDim } from "../../src/compiler/base/symbolic.js";
 import { renderExpr } from "../../src/compiler/emit/shared/expr.js";
 import { CPU_TUNING, emitPlan, GPU_TUNING } from "../../src/compiler/emit/wgsl/index.js";
 import { checkGenerated, offsetExpr } from "../../src/compiler/emit/wgsl/kernel.js";

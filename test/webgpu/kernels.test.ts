@@ -3,7 +3,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { symDim } from "../../src/compiler/check/symbolic.js";
+import { symDim } from "../../src/compiler/base/symbolic.js";
 import { parseProgram, type ExprNode, type ExprProgram } from "../../src/compiler/ops/expr.js";
 import { CPU_TUNING, GPU_TUNING } from "../../src/compiler/emit/wgsl/index.js";
 import type { DType } from "../../src/compiler/ops/table.js";

@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { join } from "node:path";
-import { symDim } from "../../src/compiler/check/symbolic.js";
+import { symDim } from "../../src/compiler/base/symbolic.js";
 import { compileFile } from "../../src/compiler/compile.js";
 import { emitPlan, CPU_TUNING, GPU_TUNING } from "../../src/compiler/emit/wgsl/index.js";
 import { UNFUSED_PIPELINE } from "../../src/compiler/passes/index.js";

@@ -1,6 +1,6 @@
 // Pieces every command shares: --set parsing, printing diagnostics, usage errors.
 
-import { formatDiagnostic, type Diagnostic, type SourceMap } from "../../compiler/diagnostics.js";
+import { formatDiagnostic, type Diagnostic, type SourceMap } from "../../compiler/base/diagnostics.js";
 import type { CliIO } from "../io.js";
 
 /** A wrong command line: printed with the command's usage, exit code 2. */

@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Compiled } from "../../compiler/compile.js";
 import { emitCudaModule, parseArch, type CudaModule, type CudaStepPlan, type WeightFormat } from "../../compiler/emit/cuda/index.js";
-import { formatShape } from "../../compiler/check/symbolic.js";
+import { formatShape } from "../../compiler/base/symbolic.js";
 import { compileReport, formatReport } from "../../compiler/report.js";
 import { compilePtx, findNvcc } from "../../runtime/cuda/ptx.js";
 import type { CliIO } from "../io.js";

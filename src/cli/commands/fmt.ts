@@ -4,8 +4,8 @@
 import { readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { parseModule } from "../../../grammar/index.js";
-import { hasErrors, sortDiagnostics } from "../../compiler/diagnostics.js";
+import { parseModule } from "../../compiler/parse/index.js";
+import { hasErrors, sortDiagnostics } from "../../compiler/base/diagnostics.js";
 import { formatModule } from "../../compiler/fmt/format.js";
 import type { CliIO } from "../io.js";
 import { printDiagnostics, UsageError } from "./common.js";

@@ -5,7 +5,7 @@
 import { open, readFile, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, extname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { parseModule } from "../../../grammar/index.js";
+import { parseModule } from "../../compiler/parse/index.js";
 import { importGgufMetadata, readGgufHeader } from "../../compiler/import/gguf-metadata.js";
 import { importHfConfig } from "../../compiler/import/hf-config.js";
 import { ImportError, modelNameProblem, sanitizeModelName, writeLlm, type ImportedModel } from "../../compiler/import/write-llm.js";

@@ -2,9 +2,9 @@
 // Shapes and dtypes are checked by the op table's rules (through ctx.emit), not here; this table
 // only binds arguments and translates surface conveniences (heads, merge, x.T) into primitives.
 
-import type { Span } from "../../../grammar/ast.js";
+import type { Span } from "../parse/ast.js";
 import type { Attrs, DType } from "../ops/table.js";
-import { constDim, constValue, divDimExact, formatDim, mulDim, type Dim } from "./symbolic.js";
+import { constDim, constValue, divDimExact, formatDim, mulDim, type Dim } from "../base/symbolic.js";
 import type { Value } from "./values.js";
 import type { Scalar } from "./scalar.js";
 

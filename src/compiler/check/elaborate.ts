@@ -3,12 +3,12 @@
 // happens to each tensor is up to a Domain: the checker keeps only types, lowering builds the IR —
 // so the checked program and the lowered program can never disagree.
 
-import type * as A from "../../../grammar/ast.js";
-import { error, type Diagnostic } from "../diagnostics.js";
+import type * as A from "../parse/ast.js";
+import { error, type Diagnostic } from "../base/diagnostics.js";
 import { getOp, TypeRuleError, type Attrs, type DType, type TensorTy } from "../ops/table.js";
 import {
   addDim, constDim, constValue, dimEquals, divDimExact, formatDim, formatShape, mulDim, subDim, symDim, type Dim,
-} from "./symbolic.js";
+} from "../base/symbolic.js";
 import { coerceScalar, formatScalar, scalarBinary, scalarFunctions, scalarUnary, ScalarError, type Scalar } from "./scalar.js";
 import { builtins, operandsLike, transposeLast, type Arg, type BuiltinCtx, type Tensor } from "./builtins.js";
 import type { ResolvedModel, WeightField } from "./model.js";

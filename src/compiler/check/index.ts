@@ -1,8 +1,8 @@
 // The checker's entry: load a file and its imports, resolve names, evaluate config, resolve weights
 // and check every tensor shape of each model's forward pass. All diagnostics are collected.
 
-import type * as A from "../../../grammar/ast.js";
-import { error, sortDiagnostics, type Diagnostic } from "../diagnostics.js";
+import type * as A from "../parse/ast.js";
+import { error, sortDiagnostics, type Diagnostic } from "../base/diagnostics.js";
 import { loadProgram, type LoadOptions, type Program } from "./sources.js";
 import { resolveModel, type ResolvedModel } from "./model.js";
 import { checkNames, modelNames } from "./names.js";

@@ -2,8 +2,8 @@
 // evaluation in dependency order, `require`s), its weights (shapes, file names, transforms, ties,
 // `when`), its state and its functions (most-derived wins).
 
-import type * as A from "../../../grammar/ast.js";
-import { error, type Diagnostic } from "../diagnostics.js";
+import type * as A from "../parse/ast.js";
+import { error, type Diagnostic } from "../base/diagnostics.js";
 import {
   coerceScalar, formatScalar, parseScalarText, scalarBinary, scalarFunctions, scalarUnary, ScalarError,
   type Scalar, type ScalarType,

@@ -2,8 +2,8 @@
 // library, abstract base models): unknown names, unknown functions and use-before-assignment are
 // found here without needing config values. Shapes are checked later by the elaborator.
 
-import type * as A from "../../../grammar/ast.js";
-import { error, type Diagnostic } from "../diagnostics.js";
+import type * as A from "../parse/ast.js";
+import { error, type Diagnostic } from "../base/diagnostics.js";
 import { builtins } from "./builtins.js";
 import { scalarFunctions } from "./scalar.js";
 import { suggest } from "./suggest.js";

@@ -1,7 +1,7 @@
 // Compile-time scalars: config values, literals and the arithmetic on them. Every scalar in a .llm
 // program is known at compile time (tensors never become scalars), so scalar expressions fold here.
 
-import type * as A from "../../../grammar/ast.js";
+import type * as A from "../parse/ast.js";
 
 export type ScalarType = "int" | "f32" | "bool" | "str";
 

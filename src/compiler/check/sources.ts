@@ -4,8 +4,8 @@
 
 import { readFileSync, existsSync, statSync } from "node:fs";
 import { dirname, resolve, relative, isAbsolute } from "node:path";
-import { parseModule, type Module } from "../../../grammar/index.js";
-import { error, type Diagnostic } from "../diagnostics.js";
+import { parseModule, type Module } from "../parse/index.js";
+import { error, type Diagnostic } from "../base/diagnostics.js";
 import { bundledModelsDir } from "../../paths.js";
 
 /** Source files larger than this are refused: a .llm file is a page of text, not data. */

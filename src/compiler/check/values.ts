@@ -1,7 +1,7 @@
 // The values the elaborator computes with. Tensors carry their type and a domain-specific payload
 // (nothing when checking, an IR value when lowering); everything else is known at compile time.
 
-import type { Dim } from "./symbolic.js";
+import type { Dim } from "../base/symbolic.js";
 import type { Scalar } from "./scalar.js";
 import type { TensorTy } from "../ops/table.js";
 import type { StateInfo, WeightGroupInfo } from "./model.js";

@@ -3,7 +3,7 @@
 // a comment before a node is printed above it, one on the same line after it stays at the end of
 // that line, and one inside a node's one-line form moves above the node.
 
-import type * as A from "../../../grammar/ast.js";
+import type * as A from "../parse/ast.js";
 
 const INDENT = "  ";
 const MAX_WIDTH = 100;

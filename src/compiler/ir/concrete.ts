@@ -1,6 +1,6 @@
 // Turning symbolic attributes and types into numbers for one step (T and P known).
 
-import { evalDim, type Dim } from "../check/symbolic.js";
+import { evalDim, type Dim } from "../base/symbolic.js";
 import type { Attrs } from "../ops/table.js";
 import { attrSchema } from "./text.js";
 

@@ -65,10 +65,6 @@ export function renumber(g: Graph): Graph {
   };
 }
 
-export function inputNodes(g: Graph): Node[] {
-  return g.nodes.filter((n) => n.op === "input");
-}
-
 export function weightNodes(g: Graph): Node[] {
   return g.nodes.filter((n) => n.op === "weight");
 }

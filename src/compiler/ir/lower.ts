@@ -1,7 +1,7 @@
 // Lowering: the checked model → graph IR. The elaborator walks `forward` exactly as the checker
 // does; this domain records each tensor it makes as a node.
 
-import type { Diagnostic } from "../diagnostics.js";
+import type { Diagnostic } from "../base/diagnostics.js";
 import { Elaborator, type Program } from "../check/elaborate.js";
 import type { ResolvedModel } from "../check/model.js";
 import type { Domain } from "../check/values.js";

@@ -6,7 +6,7 @@
 
 import { opTable, type AttrKind, type AttrValue, type Attrs, type DType } from "../ops/table.js";
 import { formatProgram, parseProgram, type ExprProgram } from "../ops/expr.js";
-import { addDim, constDim, formatDim, mulDim, scaleDim, symDim, type Dim } from "../check/symbolic.js";
+import { addDim, constDim, formatDim, mulDim, scaleDim, symDim, type Dim } from "../base/symbolic.js";
 import type { Graph, LiteralData, Node, StateSpec } from "./graph.js";
 
 const LEAF_ATTRS: Record<string, Record<string, AttrKind>> = {

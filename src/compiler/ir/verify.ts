@@ -2,7 +2,7 @@
 // its uses), arity and attributes per the op table, and every node's type re-derived by its op's
 // rule. A failure here is a compiler bug, reported with the offending node printed.
 
-import { dimEquals, formatShape } from "../check/symbolic.js";
+import { dimEquals, formatShape } from "../base/symbolic.js";
 import { opTable, TypeRuleError } from "../ops/table.js";
 import { LEAF_OPS, type Graph } from "./graph.js";
 import { attrSchema, printNode } from "./text.js";

@@ -17,10 +17,6 @@ export interface ExprProgram {
   outputs: number[];
 }
 
-export function hasReduction(p: ExprProgram): boolean {
-  return p.nodes.some((n) => n.kind === "reduce");
-}
-
 /** Element types of every node, given the kernel inputs' element types. */
 export function programTypes(p: ExprProgram, inputTypes: readonly DType[]): DType[] {
   const types: DType[] = [];

@@ -4,7 +4,7 @@
 // works out its output shape on its own; `reference` then checks that shape against the op table's
 // `infer`, so the reference and the table can never silently disagree.
 
-import { constDim, constValue, formatShape } from "../check/symbolic.js";
+import { constDim, constValue, formatShape } from "../base/symbolic.js";
 import { evalProgramRow, programTypes, type ExprProgram } from "./expr.js";
 import { getOp, opTable, TypeRuleError, type AttrValue, type Attrs, type DType, type TensorTy } from "./table.js";
 

@@ -5,7 +5,7 @@
 import { programTypes, type ExprProgram } from "./expr.js";
 import {
   addDim, constDim, constValue, dimEquals, formatDim, formatShape, mulDim, symDim, type Dim,
-} from "../check/symbolic.js";
+} from "../base/symbolic.js";
 
 export type DType = "f32" | "f16" | "bf16" | "i32" | "bool";
 

@@ -4,7 +4,7 @@
 // both reads. Applied where a runtime builds an executor, not by `compile` (the printed IR and the
 // compile report keep their single output).
 
-import { addDim, constDim, constValue, dimEquals, symDim } from "../check/symbolic.js";
+import { addDim, constDim, constValue, dimEquals, symDim } from "../base/symbolic.js";
 import { nextId, type Graph, type Node } from "../ir/graph.js";
 import { getOp } from "../ops/table.js";
 

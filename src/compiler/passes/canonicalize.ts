@@ -11,7 +11,7 @@
 //                                   across them: RoPE's angle cast(pos)·freqs becomes one region
 //                                   over a view of pos)
 
-import { constValue, dimEquals, type Dim } from "../check/symbolic.js";
+import { constValue, dimEquals, type Dim } from "../base/symbolic.js";
 import { nextId, nodeMap, type Graph, type Node } from "../ir/graph.js";
 import { opTable } from "../ops/table.js";
 import { applyAliases } from "../ir/rewrite.js";

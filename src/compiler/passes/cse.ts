@@ -1,7 +1,7 @@
 // Common-subexpression elimination: two nodes with the same op, inputs and attributes are one value.
 // (Each layer's `rope_freqs()` call, for instance, lowers to the same nodes.)
 
-import { formatDim, type Dim } from "../check/symbolic.js";
+import { formatDim, type Dim } from "../base/symbolic.js";
 import { EFFECT_OPS, nodeMap, type Graph, type Node } from "../ir/graph.js";
 
 function withoutLayer(n: Node): Node {

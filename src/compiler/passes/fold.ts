@@ -2,7 +2,7 @@
 // once at compile time with the CPU reference and becomes a literal. The RoPE inverse frequencies —
 // written in .llm as arithmetic on arange(head_dim / 2), with the LLaMA 3.1 scaling — fold this way.
 
-import { constValue } from "../check/symbolic.js";
+import { constValue } from "../base/symbolic.js";
 import { LEAF_OPS, type Graph, type LiteralData, type Node } from "../ir/graph.js";
 import { concreteAttrs } from "../ir/concrete.js";
 import { reference, type HostTensor } from "../ops/reference.js";

@@ -45,7 +45,7 @@
 
 import { broadcastShapes, getOp } from "../ops/table.js";
 import { factorRowScale, IDENTITY_PROGRAM, isIdentityProgram, type ExprNode, type ExprProgram } from "../ops/expr.js";
-import { constValue, dimEquals, mulDim, type Dim } from "../check/symbolic.js";
+import { constValue, dimEquals, mulDim, type Dim } from "../base/symbolic.js";
 import { nodeMap, type Graph, type Node } from "../ir/graph.js";
 
 const sameShape = (a: readonly Dim[], b: readonly Dim[]) => a.length === b.length && a.every((d, i) => dimEquals(d, b[i]!));

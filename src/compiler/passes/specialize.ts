@@ -1,7 +1,7 @@
 // Shape specialisation: substitute the step length T (1 for decode, the prompt length for prefill)
 // into every type and dim attribute. P (the past length) stays symbolic: it changes every step.
 
-import { substDim, constDim, type Dim } from "../check/symbolic.js";
+import { substDim, constDim, type Dim } from "../base/symbolic.js";
 import type { Graph } from "../ir/graph.js";
 import { attrSchema } from "../ir/text.js";
 

@@ -3,7 +3,7 @@
 // write KV rows in place where a linear computes them (rule `in-place`), merge linears that share
 // x (rule `merge`, plan/merge.ts); then give activations buffers by liveness.
 
-import { constValue, evalDim, formatShape, type Dim } from "../check/symbolic.js";
+import { constValue, evalDim, formatShape, type Dim } from "../base/symbolic.js";
 import { nodeMap, type Graph, type Node } from "../ir/graph.js";
 import { IDENTITY_PROGRAM, isIdentityProgram, type ExprNode, type ExprProgram } from "../ops/expr.js";
 import { getOp, opTable, type DType } from "../ops/table.js";

@@ -7,7 +7,7 @@
 // the weight unscaled. Targets opt in (PlanOptions.foldGains) because their runtime must upload the
 // scaled weights: `gainFolds` tells it which.
 
-import { constValue } from "../check/symbolic.js";
+import { constValue } from "../base/symbolic.js";
 import { nodeMap, type Graph, type Node } from "../ir/graph.js";
 import {
   evalProgramRow, factorRowScale, formatProgram, isIdentityProgram, productProgram, programInputs, renumberInputs, subProgram, type ExprProgram,

@@ -1,7 +1,7 @@
 // plan.json: the step plan in a stable, readable form — one record per line, keys in a fixed order,
 // shapes and programs in the IR's own notation. Names from the model appear only as JSON strings.
 
-import { evalDim, formatShape } from "../check/symbolic.js";
+import { evalDim, formatShape } from "../base/symbolic.js";
 import { formatProgram } from "../ops/expr.js";
 import { dispatchOutputs, type StepPlan } from "./plan.js";
 

@@ -4,7 +4,7 @@
 
 import { concreteAttrs } from "../../compiler/ir/concrete.js";
 import { type Graph, type StateSpec } from "../../compiler/ir/graph.js";
-import { evalDim } from "../../compiler/check/symbolic.js";
+import { evalDim } from "../../compiler/base/symbolic.js";
 import { reference, type HostTensor } from "../../compiler/ops/reference.js";
 
 /** argmax over the last axis of the last row of logits [T, vocab], as the op's reference computes it: [1] i32. */

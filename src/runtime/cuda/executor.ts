@@ -9,7 +9,7 @@
 // back. A prompt runs as prefill chunks (the last one padded, or as decode steps where padding is
 // not safe — see emit/cuda/index.ts).
 
-import { evalDim } from "../../compiler/check/symbolic.js";
+import { evalDim } from "../../compiler/base/symbolic.js";
 import {
   archName, emitCudaModule, stepsFor, weightLayout,
   type ComputeCapability, type CudaModule, type CudaStepPlan, type CudaWeight, type WeightFormat,

@@ -6,7 +6,7 @@
 import { resolve, join } from "node:path";
 import { checkFile } from "../../compiler/check/index.js";
 import { compileFile, type Compiled } from "../../compiler/compile.js";
-import { formatDiagnostic, type Diagnostic } from "../../compiler/diagnostics.js";
+import { formatDiagnostic, type Diagnostic } from "../../compiler/base/diagnostics.js";
 import { formatValue, sanitizeModelName, writeLlm, type ImportedModel } from "../../compiler/import/write-llm.js";
 import { bundledModelsDir } from "../../paths.js";
 import { InputError } from "./errors.js";

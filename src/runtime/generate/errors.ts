@@ -2,7 +2,7 @@
 // prompt, an option out of range. The message says what is wrong and where, so the CLI prints it as
 // is, without a stack trace.
 
-import type { Diagnostic, SourceMap } from "../../compiler/diagnostics.js";
+import type { Diagnostic, SourceMap } from "../../compiler/base/diagnostics.js";
 
 export class InputError extends Error {
   override name = "InputError";

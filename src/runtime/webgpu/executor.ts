@@ -3,7 +3,7 @@
 // runs, and every later step of that shape only writes the per-step parameters (P) and inputs,
 // records one command buffer, submits it once and reads back the output.
 
-import { evalDim } from "../../compiler/check/symbolic.js";
+import { evalDim } from "../../compiler/base/symbolic.js";
 import { emitPlan, PARAMS_BYTES, type KernelBinding, type WgslKernel, type WgslTuning } from "../../compiler/emit/wgsl/index.js";
 import type { Graph } from "../../compiler/ir/graph.js";
 import { weightNodes } from "../../compiler/ir/graph.js";

@@ -2,7 +2,7 @@
 // element types, weight storage formats; and the two buffers the CUDA step adds to the plan's —
 // the step parameters (P) and scratch space (flash-decoding partials).
 
-import type { Dim } from "../../check/symbolic.js";
+import type { Dim } from "../../base/symbolic.js";
 import type { Dispatch, StepPlan } from "../../plan/plan.js";
 import { dimExprWith, PlanContext } from "../shared/context.js";
 import type { BufferArg } from "./kernel.js";

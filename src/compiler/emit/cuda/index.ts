@@ -9,7 +9,7 @@
 // chunk − 1 rows. Models where padding is not safe (non-causal attention, ops across tokens) run
 // the remainder as decode steps instead (`paddingSafe`).
 
-import { constValue, dimSymbols, type Dim } from "../../check/symbolic.js";
+import { constValue, dimSymbols, type Dim } from "../../base/symbolic.js";
 import { nodeMap, weightNodes, type Graph } from "../../ir/graph.js";
 import { buildStepPlan } from "../../plan/build.js";
 import type { KernelKind, PlanBuffer, StepPlan } from "../../plan/plan.js";

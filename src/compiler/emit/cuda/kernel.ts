@@ -41,9 +41,6 @@ export interface CudaLaunch {
   dispatch: number;
 }
 
-export const MAX_GRID_Y = 65535;
-export const MAX_GRID_X = 2147483647;
-
 /** A kernel's pointer parameters, in order, with the launch arguments that fill them. */
 export class ParamSet {
   private readonly decls: { type: string; name: string }[] = [];

@@ -2,7 +2,7 @@
 // embedding, appending to the KV cache, and the layout ops the plan could not turn into views —
 // transposes, slices that are not contiguous, concatenation — as strided copies.
 
-import type { Dim } from "../../check/symbolic.js";
+import type { Dim } from "../../base/symbolic.js";
 import type { DispatchContext } from "./context.js";
 import { axisOf, concatGeometry } from "../shared/geometry.js";
 import { constOf } from "./context.js";

@@ -2,7 +2,7 @@
 // placements, and P-dependent dims split into a·P + c. Each target's DispatchContext extends
 // PlanContext with what it adds (CUDA: launch arguments, weight formats, tuning).
 
-import { formatDim, formatShape, type Dim } from "../../check/symbolic.js";
+import { formatDim, formatShape, type Dim } from "../../base/symbolic.js";
 import type { Node } from "../../ir/graph.js";
 import type { Dispatch, Placement, StepPlan } from "../../plan/plan.js";
 

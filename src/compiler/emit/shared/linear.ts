@@ -9,11 +9,10 @@ import type { PlanContext } from "./context.js";
 import { renderExpr, type ExprLang } from "./expr.js";
 import { broadcastStrides, product } from "./indexing.js";
 
-/** The dispatch's linear kernel (plans give it; older dispatch records only the fields). */
+/** The dispatch's linear kernel (every linear and fused_linear dispatch of a plan has one). */
 export function linearOf(d: Dispatch): LinearKernel {
-  if (d.linear) return d.linear;
-  const w = d.weights ?? 1;
-  return { sources: [d.inputs[0]!], prologue: { nodes: [{ kind: "input", index: 0 }], outputs: [0] }, segments: [{ node: d.node, weights: d.inputs.slice(1, 1 + w), extras: d.inputs.slice(1 + w), epilogue: d.program! }] };
+  if (!d.linear) throw new Error(`internal: the ${d.kernel} dispatch #${d.index} has no linear kernel`);
+  return d.linear;
 }
 
 export interface LinearSource {

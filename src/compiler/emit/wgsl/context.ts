@@ -1,7 +1,7 @@
 // Reading a dispatch's tensors out of the step plan (emit/shared/context.ts), and the WGSL spelling of
 // P-dependent dims and offsets.
 
-import type { Dim } from "../../check/symbolic.js";
+import type { Dim } from "../../base/symbolic.js";
 import { dimExprWith, PlanContext } from "../shared/context.js";
 import { u32Literal } from "./lang.js";
 

@@ -3,7 +3,7 @@
 
 import type { DispatchContext } from "./context.js";
 import { axisOf, concatGeometry } from "../shared/geometry.js";
-import type { Dim } from "../../check/symbolic.js";
+import type { Dim } from "../../base/symbolic.js";
 import { constOf, plus, product } from "./context.js";
 import { BindingSet, grid, headerContext, offsetExpr, renderTemplate, stridesOf, type WgslKernel } from "./kernel.js";
 import { storageType, u32Literal } from "./lang.js";

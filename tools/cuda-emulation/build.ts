@@ -8,11 +8,11 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { CudaKernel } from "../../../compiler/emit/cuda/index.js";
-import { packageRoot } from "../../../paths.js";
+import type { CudaKernel } from "../../src/compiler/emit/cuda/index.js";
+import { packageRoot } from "../../src/paths.js";
 
 export function emulationDir(): string {
-  return join(packageRoot(), "src", "runtime", "cuda", "emulation");
+  return join(packageRoot(), "tools", "cuda-emulation");
 }
 
 function cacheDir(): string {

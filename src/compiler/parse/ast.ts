@@ -2,17 +2,9 @@
 // phase can point diagnostics at the text. Node shapes are plain data (no methods) so they can be
 // compared structurally (fmt preserves the AST) and serialised.
 
-export interface Position {
-  offset: number; // 0-based character offset
-  line: number; // 1-based
-  column: number; // 1-based
-}
+import type { Span } from "../base/diagnostics.js";
 
-export interface Span {
-  file: string;
-  start: Position;
-  end: Position; // exclusive
-}
+export type { Position, Span } from "../base/diagnostics.js";
 
 interface NodeBase {
   span: Span;

@@ -5,7 +5,7 @@ import type * as A from "./ast.js";
 import { llmLexer, LParen, LSquare, LCurly, RParen, RSquare, RCurly } from "./lexer.js";
 import { parser } from "./parser.js";
 import { AstBuilder } from "./to-ast.js";
-import { error, spanAt, type Diagnostic } from "../src/compiler/diagnostics.js";
+import { error, spanAt, type Diagnostic } from "../base/diagnostics.js";
 
 export type * from "./ast.js";
 

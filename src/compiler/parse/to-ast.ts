@@ -4,7 +4,7 @@
 
 import type { CstNode, IToken } from "chevrotain";
 import type * as A from "./ast.js";
-import { error, type Diagnostic } from "../src/compiler/diagnostics.js";
+import { error, type Diagnostic } from "../base/diagnostics.js";
 
 type Children = Record<string, (CstNode | IToken)[] | undefined>;
 

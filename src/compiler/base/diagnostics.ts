@@ -2,7 +2,19 @@
 // `file:line:col: error[CODE]: message` with a code frame. Phases collect them instead of throwing,
 // so one run reports every error it can find.
 
-import type { Position, Span } from "../../grammar/ast.js";
+/** A place in a source file. */
+export interface Position {
+  offset: number; // 0-based character offset
+  line: number; // 1-based
+  column: number; // 1-based
+}
+
+/** A range of source text. */
+export interface Span {
+  file: string;
+  start: Position;
+  end: Position; // exclusive
+}
 
 export type Severity = "error" | "warning" | "note";
 
@@ -12,13 +24,6 @@ export interface Diagnostic {
   message: string;
   span: Span | null; // null for errors about no particular place (a missing file given on the command line)
   notes?: { message: string; span: Span | null }[];
-}
-
-/** Thrown only to unwind a phase on an internal limit; the CLI turns it into a diagnostic. */
-export class DiagnosticError extends Error {
-  constructor(readonly diagnostics: Diagnostic[]) {
-    super(diagnostics.map((d) => d.message).join("\n"));
-  }
 }
 
 export function error(code: string, message: string, span: Span | null, notes?: Diagnostic["notes"]): Diagnostic {
