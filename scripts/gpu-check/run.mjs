@@ -20,13 +20,13 @@ import { performance } from "node:perf_hooks";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const dist = (p) => join(root, "dist", "src", p);
 const { compileFile } = await import(dist("compiler/compile.js"));
-const { emitCudaModule, parseArch, archName, CUDA_PROFILES } = await import(dist("compiler/emit/cuda/index.js"));
+const { compileCuda, parseArch, archName, CUDA_PROFILES } = await import(dist("compiler/target/cuda.js"));
 const { CpuInterpreter } = await import(dist("runtime/cpu/interpreter.js"));
 const { CudaExecutor } = await import(dist("runtime/cuda/executor.js"));
 const { CudaDriver, ATTR } = await import(dist("runtime/cuda/driver.js"));
 const { compilePtx, findNvcc, libraryHas, readKernelLibrary, writeKernelLibrary, pickArch } = await import(dist("runtime/cuda/ptx.js"));
 const { randomTensor } = await import(dist("runtime/weights/random.js"));
-const { decodeTensor, encodeTensor, f32ToF16Bits } = await import(dist("runtime/weights/dtypes.js"));
+const { decodeTensor, encodeTensor, f32ToF16Bits } = await import(dist("compiler/target/storage.js"));
 
 // ------------------------------------------------------------------------------------------ cases
 
@@ -86,7 +86,9 @@ async function startEmulation() {
 const executorOpts = (o) => (emulation ? { ...o, image: emulation.image } : o);
 
 const formatOf = (c) => (_name, shape) => (shape.length === 2 ? c.format : "f32");
-const emitOpts = (c, archs) => ({ archs: archs.map(parseArch), weightFormat: formatOf(c), prefillChunk: c.chunk });
+// Every matrix in the case's dtype (`--weight-dtype`), the others f32: the target layer's policy.
+const emitOpts = (c, archs) => ({ archs: archs.map(parseArch), requested: c.format, prefillChunk: c.chunk });
+const emitCudaModule = (graph, opts) => compileCuda(graph, opts).module;
 const benchGraph = (opt) =>
   compile(BENCH, { max_seq_len: String(opt.context), ...(opt.emulate ? { vocab_size: "512", dim: "256", n_layers: "2", n_heads: "4", n_kv_heads: "2", ffn_dim: "512" } : {}) });
 
@@ -153,7 +155,7 @@ async function correctness(c, graph, kernelDirs, dryRun) {
   const cpu = new CpuInterpreter(graph, reference);
   const want = [cpu.step({ tokens: PROMPT }), ...DECODE.map((t) => cpu.step({ tokens: Int32Array.of(t) }))];
   if (dryRun) return { ok: true, text: `CPU reference only (${want.length} steps)` };
-  const ex = new CudaExecutor(graph, weights, executorOpts({ weightFormat: formatOf(c), prefillChunk: c.chunk, kernelDirs }));
+  const ex = new CudaExecutor(graph, weights, executorOpts({ weightDType: c.format, prefillChunk: c.chunk, kernelDirs }));
   try {
     await ex.init();
     const got = [await ex.step({ tokens: PROMPT })];
@@ -243,7 +245,7 @@ async function benchmark(opt, kernelDirs) {
   const t0 = performance.now();
   let last = 0;
   const ex = new CudaExecutor(graph, benchWeights(), executorOpts({
-    weightFormat: formatOf(BENCH), prefillChunk: opt.emulate ? 8 : BENCH.chunk, kernelDirs,
+    weightDType: BENCH.format, prefillChunk: opt.emulate ? 8 : BENCH.chunk, kernelDirs,
     onProgress: (done, total) => {
       if (done / total >= last + 0.25) {
         last = Math.floor((done / total) * 4) / 4;

@@ -1,11 +1,12 @@
 // Where a compiled graph runs. Every backend gives the same small Executor: step a batch of tokens
 // through the model (prefill or decode), get logits, keep the KV cache between steps. The CPU
-// interpreter is always there; WebGPU is loaded only when asked for (or when "auto" finds an
-// adapter), so a machine without Dawn's native parts can still run on the CPU.
+// interpreter is always there; CUDA and WebGPU are loaded only when asked for (or when "auto" tries
+// them), so a machine without their native parts can still run on the CPU.
 
 import type { Graph } from "../compiler/ir/graph.js";
 import type { HostTensor } from "../compiler/ops/reference.js";
-import { CpuInterpreter, type StepInputs, type WeightSource } from "./cpu/interpreter.js";
+import { CpuInterpreter } from "./cpu/interpreter.js";
+import type { StepInputs, WeightSource } from "./executor.js";
 
 /** What `--backend` and `loadModel({ backend })` accept. */
 export type BackendChoice = "auto" | "cpu" | "webgpu" | "cuda";
@@ -46,30 +47,63 @@ export class BackendError extends Error {
 export interface ChooseBackendOptions {
   /** Where "auto" says that it fell back to the CPU, and why. Default: standard error. */
   onNote?: (message: string) => void;
+  /** Told the backend chosen and, for "auto", why each one tried before it was passed over (`-v`). */
+  onChoice?: (backend: Backend, skipped: readonly string[]) => void;
+  /** The CUDA self-test's module image instead of its PTX (tests: the CPU emulation). */
+  cudaSelfTestImage?: () => Uint8Array;
 }
 
 /**
- * The backend to run on. "auto" is WebGPU when an adapter can be had, else the CPU interpreter (with
- * a note); "webgpu" without an adapter and "cuda" are errors.
+ * The backend to run on. "auto" is CUDA when a device passes the self-test, else a hardware WebGPU
+ * adapter, else a software one, else the CPU interpreter (with a note); a backend asked for by name
+ * that cannot be had is a BackendError.
  */
 export async function chooseBackend(choice: BackendChoice, opts: ChooseBackendOptions = {}): Promise<Backend> {
-  const note = opts.onNote ?? ((m: string) => void process.stderr.write(`llmc: ${m}\n`));
+  const skipped: string[] = [];
+  const backend = await pick(choice, opts, skipped);
+  opts.onChoice?.(backend, skipped);
+  return backend;
+}
+
+async function pick(choice: BackendChoice, opts: ChooseBackendOptions, skipped: string[]): Promise<Backend> {
   switch (choice) {
     case "cpu":
       return cpuBackend();
     case "cuda":
       return cudaBackendOrError();
     case "webgpu":
-      return webgpuBackend();
+      return webgpuBackend("auto");
     case "auto":
-      try {
-        return await webgpuBackend();
-      } catch (e) {
-        note(`running on the CPU reference interpreter (slow): ${(e as Error).message}`);
-        return cpuBackend();
-      }
+      return autoBackend(opts, skipped);
     default:
       throw new BackendError(`unknown backend ${JSON.stringify(choice)}; choose one of ${BACKEND_CHOICES.join(", ")}`);
+  }
+}
+
+/** The first backend that works, fastest first; `skipped` gets why each one before it did not. */
+async function autoBackend(opts: ChooseBackendOptions, skipped: string[]): Promise<Backend> {
+  const why = (e: unknown) => (e as Error).message;
+  const note = opts.onNote ?? ((m: string) => void process.stderr.write(`llmc: ${m}\n`));
+  try {
+    return await testedCudaBackend(opts.cudaSelfTestImage);
+  } catch (e) {
+    skipped.push(`cuda: ${why(e)}`);
+  }
+  try {
+    const hardware = await webgpuBackend("hardware");
+    if (!hardware.software) return hardware;
+    // A CPU rasteriser behind Vulkan (lavapipe, SwiftShader) is as good as the GLES one.
+    skipped.push("webgpu hardware adapter: Dawn's hardware backends offer only a software rasteriser");
+    return hardware;
+  } catch (e) {
+    skipped.push(`webgpu hardware adapter: ${why(e)}`);
+  }
+  try {
+    return await webgpuBackend("software");
+  } catch (e) {
+    skipped.push(`webgpu software adapter: ${why(e)}`);
+    note(`running on the CPU reference interpreter (slow): ${why(e)}`);
+    return cpuBackend();
   }
 }
 
@@ -83,6 +117,22 @@ async function cudaBackendOrError(): Promise<Backend> {
   }
 }
 
+/** The CUDA backend, if its device runs the self-test kernel (from `image`, default the built-in PTX). */
+async function testedCudaBackend(image?: () => Uint8Array): Promise<Backend> {
+  const [{ cudaBackend }, { runCudaSelfTest }, { findNvcc }] = await Promise.all([import("./cuda/backend.js"), import("./cuda/self-test.js"), import("./cuda/ptx.js")]);
+  const backend = cudaBackend();
+  // A model's kernels come from nvcc here or from prebuilt folders; without either, CUDA cannot run it.
+  if (!image && !findNvcc() && !process.env["LLMC_CUDA_KERNELS"]) {
+    throw new Error(`${backend.description} is there, but nvcc is not on the PATH and LLMC_CUDA_KERNELS names no prebuilt kernels (llmc compile --target cuda -o DIR)`);
+  }
+  try {
+    runCudaSelfTest({ image });
+  } catch (e) {
+    throw new Error(`${backend.description} failed the self-test: ${(e as Error).message}`);
+  }
+  return backend;
+}
+
 function cpuBackend(): Backend {
   return {
     name: "cpu",
@@ -92,24 +142,31 @@ function cpuBackend(): Backend {
   };
 }
 
-async function webgpuBackend(): Promise<Backend> {
+/** `kind` as requestGpu takes it; "hardware" needs the Vulkan loader on Linux. */
+async function webgpuBackend(kind: "auto" | "hardware" | "software"): Promise<Backend & { software: boolean }> {
   let device: typeof import("./webgpu/device.js");
   let executor: typeof import("./webgpu/executor.js");
+  let tuning: typeof import("./webgpu/tuning.js");
   try {
-    [device, executor] = await Promise.all([import("./webgpu/device.js"), import("./webgpu/executor.js")]);
+    [device, executor, tuning] = await Promise.all([import("./webgpu/device.js"), import("./webgpu/executor.js"), import("./webgpu/tuning.js")]);
   } catch (e) {
     throw new BackendError(`WebGPU is not available (its module did not load: ${(e as Error).message})`);
   }
+  // Without the loader Dawn's Vulkan probe only prints a warning.
+  if (kind === "hardware" && !device.vulkanLoadable()) throw new BackendError("the Vulkan loader (libvulkan.so.1) is not installed");
   let gpu: Awaited<ReturnType<typeof device.requestGpu>>;
   try {
-    gpu = await device.requestGpu("auto");
+    gpu = await device.requestGpu(kind);
   } catch (e) {
-    throw new BackendError((e as Error).message);
+    const message = (e as Error).message;
+    // NO_ADAPTER_MESSAGE's advice is about the software adapter.
+    throw new BackendError(kind === "hardware" && message === device.NO_ADAPTER_MESSAGE ? "Dawn found none" : message);
   }
   const a = gpu.adapter;
   return {
     name: "webgpu",
     description: `webgpu (${[a.description || a.device || a.vendor || "unknown adapter", a.backend].join(", ")})`,
+    software: tuning.isSoftwareAdapter(a),
     createExecutor: (graph, weights) => executor.createWebGpuExecutor(graph, weights, gpu),
     release: () => gpu.destroy(),
   };

@@ -9,7 +9,7 @@
 // one given as `arch`), reads the weights and puts the graph on a backend.
 
 import type { Compiled } from "../compiler/compile.js";
-import { chooseBackend, type Backend, type BackendChoice, type Executor } from "./backend.js";
+import { chooseBackend, type Backend, type BackendChoice, type ChooseBackendOptions, type Executor } from "./backend.js";
 import { compileArchitecture } from "./generate/architecture.js";
 import { Context } from "./generate/context.js";
 import { InputError } from "./generate/errors.js";
@@ -22,7 +22,7 @@ import { loadModelWeights, weightSource, type ModelWeights } from "./weights/loa
 type WeightProgress = NonNullable<NonNullable<Parameters<typeof loadModelWeights>[2]>["onProgress"]>;
 
 export interface LoadModelOptions {
-  /** Where to run: "auto" (default) is WebGPU when an adapter can be had, else the CPU. */
+  /** Where to run: "auto" (default) is CUDA when its self-test passes, else WebGPU when an adapter can be had, else the CPU. */
   backend?: BackendChoice;
   /** A .llm architecture file to use instead of the bundled one the model file names. */
   arch?: string;
@@ -36,6 +36,8 @@ export interface LoadModelOptions {
   onProgress?: WeightProgress;
   /** Notes for the user (e.g. that "auto" fell back to the CPU). Default: standard error. */
   onNote?: (message: string) => void;
+  /** Told the backend chosen and why "auto" passed over the ones before it. */
+  onChoice?: ChooseBackendOptions["onChoice"];
 }
 
 export interface ModelGenerateOptions extends GenerateOptions {
@@ -99,7 +101,7 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
   if (source.tokenizer.vocabSize > vocabSize) {
     throw new InputError(`${path}: the tokenizer has ${source.tokenizer.vocabSize} tokens but the model's vocab_size is ${vocabSize}`);
   }
-  const backend = await chooseBackend(opts.backend ?? "auto", { onNote: opts.onNote });
+  const backend = await chooseBackend(opts.backend ?? "auto", { onNote: opts.onNote, onChoice: opts.onChoice });
   let weights: ModelWeights | undefined;
   try {
     weights = await loadModelWeights(compiled.model, source.weightsPath, { onProgress: opts.onProgress });

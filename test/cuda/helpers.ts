@@ -13,10 +13,14 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
-import type { CudaModule, WeightFormat } from "../../src/compiler/emit/cuda/index.js";
+import type { CudaModule } from "../../src/compiler/target/cuda.js";
+import { encodeTensor, type StorageDType } from "../../src/compiler/target/storage.js";
+import { weightNodes } from "../../src/compiler/ir/graph.js";
+import { evalDim } from "../../src/compiler/base/symbolic.js";
 import type { Graph, Node } from "../../src/compiler/ir/graph.js";
 import type { HostTensor } from "../../src/compiler/ops/reference.js";
-import { CpuInterpreter, type WeightSource } from "../../src/runtime/cpu/interpreter.js";
+import { CpuInterpreter } from "../../src/runtime/cpu/interpreter.js";
+import type { WeightSource } from "../../src/runtime/executor.js";
 import { buildEmulatedModule, buildFakeLibcuda, emulatedImage } from "../../tools/cuda-emulation/build.js";
 import { CudaExecutor, type CudaExecutorOptions } from "../../src/runtime/cuda/executor.js";
 import { findNvcc } from "../../src/runtime/cuda/ptx.js";
@@ -139,9 +143,11 @@ export interface UnionCase {
  * T) and compares each with the CPU interpreter. `weights` (CUDA storage formats) and reference
  * weights may differ: `reference` gives what the CPU sees (e.g. dequantized).
  */
-export async function runUnion(cases: readonly UnionCase[], opts: CudaExecutorOptions = {}, reference?: (c: UnionCase) => WeightSource): Promise<void> {
+export async function runUnion(cases: readonly UnionCase[], opts: CudaExecutorOptions & { storedAs?: (name: string) => StorageDType } = {}, reference?: (c: UnionCase) => WeightSource): Promise<void> {
   const g = union(cases.map((c) => c.graph));
-  const ex = new CudaExecutor(g, unionWeights(cases.map((c) => c.weights)), emulated({ prefillChunk: 1, ...opts }));
+  const { storedAs, ...executorOpts } = opts;
+  const weights = unionWeights(cases.map((c) => c.weights));
+  const ex = new CudaExecutor(g, storedAs ? storedWeights(g, weights, storedAs) : weights, emulated({ prefillChunk: 1, ...executorOpts }));
   try {
     const outs = await ex.stepOutputs({ tokens: Int32Array.of(0) });
     cases.forEach((c, i) => {
@@ -151,6 +157,17 @@ export async function runUnion(cases: readonly UnionCase[], opts: CudaExecutorOp
   } finally {
     ex.dispose();
   }
+}
+
+/** `source` as a weight file storing weight `name` as `dtypeOf(name)` would give it (`raw`: the
+ *  encoded bytes), so the executor keeps that dtype on the device as it does for a real file. */
+export function storedWeights(graph: Graph, source: WeightSource, dtypeOf: (name: string) => StorageDType): WeightSource {
+  const shapes = new Map(weightNodes(graph).map((n) => [String(n.attrs["name"]), n.ty.shape.map((d) => evalDim(d, new Map()))]));
+  const raw = (name: string) => {
+    const dtype = dtypeOf(name);
+    return dtype === "f32" ? null : { dtype, bytes: encodeTensor(dtype, source(name, shapes.get(name)!)) };
+  };
+  return Object.assign((name: string, shape: readonly number[]) => source(name, shape), { raw });
 }
 
 /** Draws `n` values of `arb` (seeded: FC_SEED or a fixed default, printed on failure by the caller). */
@@ -170,4 +187,3 @@ export async function withSeed(salt: number, f: () => Promise<void>): Promise<vo
   }
 }
 
-export type { WeightFormat };

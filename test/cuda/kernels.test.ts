@@ -8,10 +8,12 @@ import { symDim } from "../../src/compiler/base/symbolic.js";
 import { parseProgram, type ExprNode, type ExprProgram } from "../../src/compiler/ops/expr.js";
 import { roundToDType } from "../../src/compiler/ops/reference.js";
 import type { DType } from "../../src/compiler/ops/table.js";
-import { CpuInterpreter, type WeightSource } from "../../src/runtime/cpu/interpreter.js";
+import { CpuInterpreter } from "../../src/runtime/cpu/interpreter.js";
+import type { WeightSource } from "../../src/runtime/executor.js";
 import { CudaExecutor } from "../../src/runtime/cuda/executor.js";
-import { decodeTensor, encodeTensor } from "../../src/runtime/weights/dtypes.js";
-import { CI, dims, draw, emulated, expectClose, GraphBuilder, runUnion, testWeights, union, unionWeights, withComputeCapability, withSeed, type UnionCase, type WeightFormat } from "./helpers.js";
+import { decodeTensor, encodeTensor } from "../../src/compiler/target/storage.js";
+import { CI, dims, draw, emulated, expectClose, GraphBuilder, runUnion, testWeights, union, unionWeights, withComputeCapability, withSeed, type UnionCase } from "./helpers.js";
+import type { StorageDType } from "../../src/compiler/target/storage.js";
 
 const N = (local: number) => (CI ? local * 3 : local);
 const seedArb = fc.integer({ min: 0, max: 1 << 30 });
@@ -178,7 +180,7 @@ describe("CUDA matrix products", () => {
   };
 
   /** A linear case: x [M, K] (weight "x"), weights "w0".. [N, K] in `format`. */
-  function linearCase(M: number, K: number, Nn: number, epi: string, format: WeightFormat, seed: number, half: "f16" | "bf16" | null): UnionCase & { format: WeightFormat; half: "f16" | "bf16" | null } {
+  function linearCase(M: number, K: number, Nn: number, epi: string, format: StorageDType, seed: number, half: "f16" | "bf16" | null): UnionCase & { format: StorageDType; half: "f16" | "bf16" | null } {
     const e = EPILOGUES[epi]!;
     const b = new GraphBuilder();
     const x = b.weight("x", [M, K]);
@@ -189,7 +191,7 @@ describe("CUDA matrix products", () => {
   }
 
   /** What the CPU must see: weights as stored, and for tensor-core tiles operands rounded to f16/bf16. */
-  function referenceWeights(c: { weights: WeightSource; format: WeightFormat; half: "f16" | "bf16" | null }): WeightSource {
+  function referenceWeights(c: { weights: WeightSource; format: StorageDType; half: "f16" | "bf16" | null }): WeightSource {
     return (name, shape) => {
       let v = c.weights(name, shape);
       if (/^w\d$/.test(name) && c.format !== "f32") v = decodeTensor(c.format, encodeTensor(c.format, v));
@@ -203,7 +205,7 @@ describe("CUDA matrix products", () => {
       withSeed(21, () =>
         withComputeCapability(cc, async () => {
           const arb = fc.record({
-            format: fc.constantFrom<WeightFormat>("f32", "f16", "bf16", "q8_0", "q4_0"),
+            format: fc.constantFrom<StorageDType>("f32", "f16", "bf16", "q8_0", "q4_0"),
             m: fc.oneof(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 5, max: 70 })),
             kBlocks: fc.integer({ min: 1, max: 3 }),
             kOdd: fc.integer({ min: 0, max: 7 }),
@@ -222,7 +224,7 @@ describe("CUDA matrix products", () => {
               const half = tiled && format !== "f32" ? (format === "bf16" ? (cc === "7.5" ? null : "bf16") : "f16") : null;
               return linearCase(d.m, K, d.n, d.epi, format, d.seed, half);
             });
-            await runUnion(cases, { weightFormat: (name) => (/w\d$/.test(name) ? format : "f32") }, (c) => referenceWeights(c as (typeof cases)[number]));
+            await runUnion(cases, { storedAs: (name) => (/w\d$/.test(name) ? format : "f32") }, (c) => referenceWeights(c as (typeof cases)[number]));
           }
         })));
   }
@@ -275,7 +277,7 @@ describe("CUDA matrix products", () => {
 describe("CUDA gather, rotary, attention, KV cache", () => {
   it("gather rows of f32, f16, bf16, q8_0 and q4_0 tables", () =>
     withSeed(30, async () => {
-      const arb = fc.record({ format: fc.constantFrom<WeightFormat>("f32", "f16", "bf16", "q8_0", "q4_0"), v: fc.integer({ min: 1, max: 20 }), d: fc.integer({ min: 1, max: 3 }), ids: fc.array(fc.nat(), { minLength: 1, maxLength: 6 }), seed: seedArb });
+      const arb = fc.record({ format: fc.constantFrom<StorageDType>("f32", "f16", "bf16", "q8_0", "q4_0"), v: fc.integer({ min: 1, max: 20 }), d: fc.integer({ min: 1, max: 3 }), ids: fc.array(fc.nat(), { minLength: 1, maxLength: 6 }), seed: seedArb });
       for (const format of ["f32", "f16", "bf16", "q8_0", "q4_0"] as const) {
         const mine = draw(arb, N(10), 30).filter((c) => c.format === format).concat(draw(arb, 2, 31).map((c) => ({ ...c, format })));
         const cases = mine.map(({ v, d, ids, seed }) => {
@@ -284,7 +286,7 @@ describe("CUDA gather, rotary, attention, KV cache", () => {
           const out = b.op("gather", [b.weight("table", [v, D]), b.literal(Int32Array.from(ids, (x) => x % v), [ids.length])]);
           return { graph: b.graph([out]), weights: testWeights(seed), what: `gather ${format} [${v}, ${D}] by ${ids.length}` };
         });
-        await runUnion(cases, { weightFormat: (name) => (name.endsWith("table") ? format : "f32") }, (c) => (name, shape) => {
+        await runUnion(cases, { storedAs: (name) => (name.endsWith("table") ? format : "f32") }, (c) => (name, shape) => {
           const w = c.weights(name, shape);
           return format === "f32" ? w : decodeTensor(format, encodeTensor(format, w));
         });

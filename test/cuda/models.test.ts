@@ -7,11 +7,13 @@ import { describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { compileFile } from "../../src/compiler/compile.js";
 import type { Graph } from "../../src/compiler/ir/graph.js";
-import { CpuInterpreter, ContextOverflowError, type WeightSource } from "../../src/runtime/cpu/interpreter.js";
+import { CpuInterpreter } from "../../src/runtime/cpu/interpreter.js";
+import { ContextOverflowError, type WeightSource } from "../../src/runtime/executor.js";
 import { CudaExecutor, type CudaExecutorOptions } from "../../src/runtime/cuda/executor.js";
-import { decodeTensor, encodeTensor } from "../../src/runtime/weights/dtypes.js";
+import { decodeTensor, encodeTensor } from "../../src/compiler/target/storage.js";
 import { randomTensor } from "../../src/runtime/weights/random.js";
-import { emulated, expectClose, withComputeCapability, type WeightFormat } from "./helpers.js";
+import { emulated, expectClose, withComputeCapability } from "./helpers.js";
+import type { StorageDType } from "../../src/compiler/target/storage.js";
 
 function tiny(arch: string, extra: Record<string, string> = {}): Graph {
   const cfg: Record<string, string> = { vocab_size: "40", dim: "32", n_layers: "2", n_heads: "4", n_kv_heads: "2", ffn_dim: "48", max_seq_len: "24", ...extra };
@@ -38,7 +40,7 @@ async function compareModel(graph: Graph, opts: CudaExecutorOptions, run: Run, r
   const weights = weightsOf(7);
   const ex = new CudaExecutor(graph, weights, emulated(opts));
   await ex.init();
-  const formats = new Map(ex.module!.weights.map((w) => [w.name, w.format]));
+  const formats = new Map(ex.module!.weights.map((w) => [w.name, w.dtype]));
   const cpu = new CpuInterpreter(graph, reference ?? ((name, shape) => {
     const f = formats.get(name) ?? "f32";
     const v = weights(name, shape);
@@ -73,17 +75,17 @@ describe("CUDA backend on whole models (emulated)", () => {
     });
   }
 
-  for (const format of ["f16", "q8_0", "q4_0", "bf16"] as WeightFormat[]) {
+  for (const format of ["f16", "q8_0", "q4_0", "bf16"] as StorageDType[]) {
     it(`llama with ${format} weights: decode matvecs dequantise exactly; prefill tiles run on tensor cores`, async () => {
       // Token by token, every product is a matvec: exact but for f32 summation order.
-      const exact = await compareModel(tiny("llama"), { prefillChunk: 4, weightFormat: format }, { prompt: [], decode: [...PROMPT.slice(0, 3), ...DECODE] });
+      const exact = await compareModel(tiny("llama"), { prefillChunk: 4, weightDType: format }, { prompt: [], decode: [...PROMPT.slice(0, 3), ...DECODE] });
       // Matrices take the format unless their rows are not whole 32-element blocks (ffn_dim 48: w_down).
       for (const w of exact.module!.weights.filter((x) => x.shape.length === 2)) {
-        expect(w.format === format || (format.startsWith("q") && w.shape[1]! % 32 !== 0 && /multiple of 32/.test(w.demoted!))).toBe(true);
+        expect(w.dtype === format || (format.startsWith("q") && w.shape[1]! % 32 !== 0 && /multiple of 32/.test(w.demoted!))).toBe(true);
       }
       exact.dispose();
       // A prompt: activations are rounded to f16 (bf16) for the tensor cores.
-      const tc = await compareModel(tiny("llama"), { prefillChunk: 8, weightFormat: format }, { prompt: PROMPT, decode: DECODE.slice(0, 2), tol: format === "bf16" ? 0.1 : 0.03 });
+      const tc = await compareModel(tiny("llama"), { prefillChunk: 8, weightDType: format }, { prompt: PROMPT, decode: DECODE.slice(0, 2), tol: format === "bf16" ? 0.1 : 0.03 });
       tc.dispose();
     });
   }

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { bufferIO } from "../../src/cli/io.js";
 import { runCompileCuda } from "../../src/cli/commands/compile-cuda.js";
 import { compileFile } from "../../src/compiler/compile.js";
-import { emitCudaModule, parseArch, type CudaKernel } from "../../src/compiler/emit/cuda/index.js";
+import { compileCuda, parseArch, type CudaKernel } from "../../src/compiler/target/cuda.js";
 import { checkGenerated } from "../../src/compiler/emit/cuda/kernel.js";
 import { parseProgram } from "../../src/compiler/ops/expr.js";
 import { CudaDriver, CudaUnavailableError } from "../../src/runtime/cuda/driver.js";
@@ -203,12 +203,12 @@ describe("llmc compile --target cuda", () => {
     // A runtime on an sm_86 GPU needs the sm80 profile's kernels: they are in the library, and the
     // executor goes on to load its sm_80 PTX (which the fake driver, running only emulations, refuses).
     const lib = readKernelLibrary(dir)!;
-    const names = emitCudaModule(compiled.graph, { archs: [parseArch("sm_86")], weightFormat: (_, s) => (s.length === 2 ? "f16" : "f32"), prefillChunk: 16 }).kernels.map((k) => k.name);
+    const names = compileCuda(compiled.graph, { archs: [parseArch("sm_86")], requested: "f16", prefillChunk: 16 }).module.kernels.map((k) => k.name);
     expect(libraryHas(lib, names)).toBe(true);
     const before = process.env["LLMC_FAKE_CUDA_CC"];
     process.env["LLMC_FAKE_CUDA_CC"] = "8.6";
     try {
-      const ex = new CudaExecutor(compiled.graph, (n, s) => randomTensor(n, s, { seed: 1 }), { ...emulated({ weightFormat: "f16", prefillChunk: 16, kernelDirs: [dir] }), image: undefined });
+      const ex = new CudaExecutor(compiled.graph, (n, s) => randomTensor(n, s, { seed: 1 }), { ...emulated({ weightDType: "f16", prefillChunk: 16, kernelDirs: [dir] }), image: undefined });
       await expect(ex.init()).rejects.toThrow(/fake libcuda runs only emulation modules/);
       expect(ex.info!.library).toMatch(/sm_80 PTX/);
     } finally {
@@ -219,13 +219,13 @@ describe("llmc compile --target cuda", () => {
 
   it("Llama-3-8B (f16 weights) emits a module nvcc compiles, with few launches per decode step", () => {
     const res = compileFile(join("models", "examples", "llama-3-8b.llm"), { overrides: new Map([["max_seq_len", "2048"]]) });
-    const m = emitCudaModule(res.compiled!.graph, { archs: [parseArch("sm_80"), parseArch("sm_90")], weightFormat: (_, s) => (s.length === 2 ? "f16" : "f32") });
+    const m = compileCuda(res.compiled!.graph, { archs: [parseArch("sm_80"), parseArch("sm_90")], requested: "f16" }).module;
     nvccCheck(m.source);
     const decode = m.steps.find((s) => s.profile === "sm90" && s.T === 1)!;
     // Per layer: attention (two launches), merged QKV with norm and RoPE, output projection, gate/up
     // with the second norm, down projection; plus the embedding and the logits.
     expect(decode.launches.length).toBeLessThanOrEqual(32 * 7 + 4);
-    expect(m.weights.filter((w) => w.format === "f16").length).toBe(32 * 7 + 2);
+    expect(m.weights.filter((w) => w.dtype === "f16").length).toBe(32 * 7 + 2);
   });
 });
 
@@ -244,7 +244,7 @@ describe("generated CUDA", () => {
     const out = b.op("add", [y, t]);
     b.states.set(evil[4]!, { name: evil[4]!, layers: 1, maxSeqLen: 8, heads: 1, headDim: 2 });
     const graph = { ...b.graph([out]), name: evil[4]! };
-    const m = emitCudaModule(graph, { archs: [parseArch("sm_80"), parseArch("sm_75"), parseArch("sm_90")] });
+    const m = compileCuda(graph, { archs: [parseArch("sm_80"), parseArch("sm_75"), parseArch("sm_90")] }).module;
     for (const name of [...evil, ...markers]) expect(m.source).not.toContain(name);
     for (const k of m.kernels) expect(k.name).toMatch(/^llmc_[a-z_]+_[0-9a-f]{12}$/);
     expect(() => checkGenerated(m.source, "module")).not.toThrow();

@@ -5,7 +5,7 @@ import { constDim, type Dim } from "../../src/compiler/base/symbolic.js";
 import type { Graph, Node } from "../../src/compiler/ir/graph.js";
 import type { HostTensor } from "../../src/compiler/ops/reference.js";
 import { getOp, type Attrs, type DType } from "../../src/compiler/ops/table.js";
-import type { WeightSource } from "../../src/runtime/cpu/interpreter.js";
+import type { WeightSource } from "../../src/runtime/executor.js";
 
 export const CI = !!process.env["CI"];
 

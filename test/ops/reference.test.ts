@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import type { DType } from "../../src/compiler/ops/table.js";
 import { roundToDType, sizeOf, stridesOf, tensor, type HostTensor } from "../../src/compiler/ops/reference.js";
-import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from "../../src/runtime/weights/dtypes.js";
+import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from "../../src/compiler/target/storage.js";
 import { NUM_RUNS, broadcastableShapes, maxAbsDiff, randomTensor, rng, run, seedArb, shapeArb } from "./helpers.js";
 
 const f32 = Math.fround;

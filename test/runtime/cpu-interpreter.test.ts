@@ -5,7 +5,8 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { join } from "node:path";
 import { compileFile } from "../../src/compiler/compile.js";
-import { CpuInterpreter, ContextOverflowError } from "../../src/runtime/cpu/interpreter.js";
+import { CpuInterpreter } from "../../src/runtime/cpu/interpreter.js";
+import { ContextOverflowError } from "../../src/runtime/executor.js";
 import { randomTensor } from "../../src/runtime/weights/random.js";
 
 const runs = process.env["CI"] ? 1000 : 60;

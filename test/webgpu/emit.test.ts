@@ -12,7 +12,8 @@ import type { ExprProgram } from "../../src/compiler/ops/expr.js";
 import { buildStepPlan } from "../../src/compiler/plan/build.js";
 import { planToJson } from "../../src/compiler/plan/json.js";
 import { releaseSharedGpu } from "../../src/runtime/webgpu/device.js";
-import { chooseTuning } from "../../src/runtime/webgpu/tuning.js";
+import { isSoftwareAdapter } from "../../src/runtime/webgpu/tuning.js";
+import { wgslProfile } from "../../src/compiler/target/wgsl.js";
 import { compareRuns, GraphBuilder } from "./helpers.js";
 
 afterAll(releaseSharedGpu);
@@ -87,7 +88,8 @@ describe("the shared expression renderer", () => {
 });
 
 describe("kernel shapes per adapter", () => {
-  const limits = { maxComputeWorkgroupSizeX: 256, maxComputeInvocationsPerWorkgroup: 256 };
+  const limits = { maxComputeWorkgroupSizeX: 256, maxComputeInvocationsPerWorkgroup: 256, maxStorageBuffersPerShaderStage: 8 };
+  const chooseTuning = (a: typeof llvmpipe, l: Omit<typeof limits, "maxStorageBuffersPerShaderStage">) => wgslProfile(isSoftwareAdapter(a), { ...l, maxStorageBuffersPerShaderStage: 8 }).tuning;
   const llvmpipe = { vendor: "", architecture: "", device: "llvmpipe-llvm-15-0-6-256-bits-", description: "OpenGL version OpenGL ES 3.2 Mesa 22.3.6" };
   const nvidia = { vendor: "nvidia", architecture: "ampere", device: "NVIDIA GeForce RTX 3090", description: "" };
 

@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { compileFile } from "../../src/compiler/compile.js";
 import { UNFUSED_PIPELINE } from "../../src/compiler/passes/index.js";
-import { CpuInterpreter, ContextOverflowError } from "../../src/runtime/cpu/interpreter.js";
+import { CpuInterpreter } from "../../src/runtime/cpu/interpreter.js";
+import { ContextOverflowError } from "../../src/runtime/executor.js";
 import { releaseSharedGpu } from "../../src/runtime/webgpu/device.js";
 import { createWebGpuExecutor, type WebGpuExecutorOptions } from "../../src/runtime/webgpu/executor.js";
 import { CPU_TUNING } from "../../src/compiler/emit/wgsl/index.js";
@@ -106,9 +107,9 @@ describe("the executor's step contract", () => {
   it("decode records one submit and reuses its pipelines and bind groups across steps", async () => {
     const ex = await createWebGpuExecutor(compile("test/fixtures/check/tiny.llm"), weightsFor(1), await gpu());
     await ex.step({ tokens: Int32Array.of(1) });
-    const plan = await ex.plan(1);
+    const plan = (await ex.stepProgram(1)).plan;
     await ex.step({ tokens: Int32Array.of(2) });
-    expect(await ex.plan(1)).toBe(plan);
+    expect((await ex.stepProgram(1)).plan).toBe(plan);
     // The greedy token's argmax (appended by the executor) is recorded only when it is read.
     expect(ex.lastStep).toEqual({ tokens: 1, dispatches: plan.dispatches.length - 1, submits: 1, hostMs: expect.any(Number), readbackBytes: 4 * Number(ex.graph.nodes.find((n) => n.id === ex.graph.outputs[0])!.ty.shape[1]!.get("")) });
     await ex.step({ tokens: Int32Array.of(3), read: "argmax" });

@@ -1,4 +1,4 @@
-// Weights that stay packed on the device (f16, bf16, q8_0, q4_0; emit/wgsl/packed.ts): the linear
+// Weights that stay packed on the device (f16, bf16, q8_0, q4_0; target/storage.ts, emit/wgsl/packed.ts): the linear
 // kernels' dequantizing loads against the CPU interpreter on the dequantized values, for random
 // shapes, and whole models written by `llmc init-weights --dtype …` loaded as the runtime loads them
 // (gemma: the tied embedding is packed once, read by the gather and by the output linear).
@@ -11,14 +11,14 @@ import fc from "fast-check";
 import { runInitWeights } from "../../src/cli/commands/init-weights.js";
 import { bufferIO } from "../../src/cli/io.js";
 import { CPU_TUNING, GPU_TUNING } from "../../src/compiler/emit/wgsl/index.js";
-import { packWeight } from "../../src/compiler/emit/wgsl/packed.js";
 import { parseProgram } from "../../src/compiler/ops/expr.js";
-import { CpuInterpreter, type WeightSource } from "../../src/runtime/cpu/interpreter.js";
+import { CpuInterpreter } from "../../src/runtime/cpu/interpreter.js";
+import type { WeightSource } from "../../src/runtime/executor.js";
 import { compileArchitecture } from "../../src/runtime/generate/architecture.js";
 import { readModelSource } from "../../src/runtime/generate/source.js";
 import { releaseSharedGpu } from "../../src/runtime/webgpu/device.js";
 import { createWebGpuExecutor, type WebGpuExecutorOptions } from "../../src/runtime/webgpu/executor.js";
-import { decodeTensor, encodeTensor, type WeightDType } from "../../src/runtime/weights/dtypes.js";
+import { decodeTensor, encodeTensor, packForDevice, type StorageDType } from "../../src/compiler/target/storage.js";
 import { loadModelWeights, weightSource } from "../../src/runtime/weights/loader.js";
 import { CI, expectClose, gpu, GraphBuilder, testWeights } from "./helpers.js";
 
@@ -33,7 +33,7 @@ beforeAll(async () => {
 afterAll(releaseSharedGpu);
 
 /** Weights named w* stored in `format` (values the CPU sees: the dequantized ones). */
-function packedWeights(seed: number, format: Packed): { f32: WeightSource; raw: NonNullable<WebGpuExecutorOptions["raw"]> } {
+function packedWeights(seed: number, format: Packed): { f32: WeightSource; raw: NonNullable<WeightSource["raw"]> } {
   const base = testWeights(seed);
   const raw = new Map<string, Uint8Array>();
   const f32: WeightSource = (name, shape) => {
@@ -43,14 +43,14 @@ function packedWeights(seed: number, format: Packed): { f32: WeightSource; raw: 
     raw.set(name, bytes);
     return decodeTensor(format, bytes);
   };
-  return { f32, raw: (name) => (raw.has(name) ? { dtype: format as WeightDType, bytes: raw.get(name)! } : null) };
+  return { f32, raw: (name) => (raw.has(name) ? { dtype: format as StorageDType, bytes: raw.get(name)! } : null) };
 }
 
 async function comparePacked(graph: ReturnType<GraphBuilder["graph"]>, seed: number, format: Packed, opts: WebGpuExecutorOptions = {}) {
   const { f32, raw } = packedWeights(seed, format);
   const cpu = new CpuInterpreter(graph, f32); // fills `raw` as it reads the weights
   const want = cpu.step({ tokens: ONE_STEP[0]! });
-  const ex = await createWebGpuExecutor(graph, f32, await gpu(), { ...opts, raw });
+  const ex = await createWebGpuExecutor(graph, Object.assign(f32, { raw }), await gpu(), opts);
   try {
     const packed = [...ex.weightFormats.values()];
     expect(packed.length).toBeGreaterThan(0);
@@ -62,19 +62,19 @@ async function comparePacked(graph: ReturnType<GraphBuilder["graph"]>, seed: num
 }
 
 describe("packed weights in the linear kernels", () => {
-  it("packWeight splits q8_0/q4_0 blocks into quants then scales, and keeps f16 as it is", () => {
+  it("packForDevice splits q8_0/q4_0 blocks into quants then scales, and keeps f16 as it is", () => {
     const v = Float32Array.from({ length: 64 }, (_, i) => (i - 30) / 7);
     for (const f of ["q8_0", "q4_0"] as const) {
       const blocks = encodeTensor(f, v);
-      const out = packWeight(f, blocks, [2, 32]);
+      const out = packForDevice(f, blocks, [2, 32]);
       const bb = f === "q8_0" ? 34 : 18;
-      expect(out.length).toBe(2 * (bb - 2) + 4);
+      expect(out.length).toBe(Math.ceil((2 * (bb - 2) + 4) / 16) * 16);
       expect([...out.subarray(0, bb - 2)]).toEqual([...blocks.subarray(2, bb)]);
       expect([...out.subarray(2 * (bb - 2), 2 * (bb - 2) + 2)]).toEqual([...blocks.subarray(0, 2)]);
       expect([...out.subarray(2 * (bb - 2) + 2, 2 * (bb - 2) + 4)]).toEqual([...blocks.subarray(bb, bb + 2)]);
     }
     const h = encodeTensor("f16", v.subarray(0, 3));
-    expect([...packWeight("f16", h, [1, 3]).subarray(0, 6)]).toEqual([...h]);
+    expect([...packForDevice("f16", h, [1, 3]).subarray(0, 6)]).toEqual([...h]);
   });
 
   it("linear (several weights, bias) equals dequantize-then-matmul: decode and prefill tiles", async () => {
@@ -149,7 +149,7 @@ describe("models from llmc init-weights keep their weights packed on WebGPU", ()
       const weights = await loadModelWeights(compiled.model, src.weightsPath);
       const source = weightSource(weights);
       const ex = await createWebGpuExecutor(compiled.graph, source, await gpu());
-      const f32 = await createWebGpuExecutor(compiled.graph, source, await gpu(), { packWeights: false });
+      const f32 = await createWebGpuExecutor(compiled.graph, source, await gpu(), { weightDType: "f32" });
       const cpu = new CpuInterpreter(compiled.graph, source);
       try {
         expect(ex.weightFormats.size).toBeGreaterThan(0);

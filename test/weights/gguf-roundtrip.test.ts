@@ -4,7 +4,7 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gguf } from "@huggingface/gguf";
-import { DTYPES, SUPPORTED_DTYPES, decodeTensor, encodeTensor, type WeightDType } from "../../src/runtime/weights/dtypes.js";
+import { DTYPES, SUPPORTED_DTYPES, decodeTensor, encodeTensor, type StorageDType } from "../../src/compiler/target/storage.js";
 import { openGGUF, type GGUFScalarType, type GGUFValue, type ReadProgress } from "../../src/runtime/weights/gguf-reader.js";
 import { meta, writeGGUF, type GGUFMetadataEntry, type GGUFTensorInput } from "../../src/runtime/weights/gguf-writer.js";
 
@@ -327,7 +327,7 @@ describe("tensor round trip", () => {
 });
 
 /** How far a decoded value may be from the original: exact, f16/bf16 rounding, or the block's quantization step. */
-function tolerance(dtype: WeightDType, data: Float32Array, j: number): number {
+function tolerance(dtype: StorageDType, data: Float32Array, j: number): number {
   const x = Math.abs(data[j]!);
   switch (dtype) {
     case "f32":

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CpuInterpreter } from "../../src/runtime/cpu/interpreter.js";
-import { decodeTensor, encodeTensor, type WeightDType } from "../../src/runtime/weights/dtypes.js";
+import { decodeTensor, encodeTensor, type StorageDType } from "../../src/compiler/target/storage.js";
 import { openGGUF } from "../../src/runtime/weights/gguf-reader.js";
 import { initWeights, randomModelWeight, randomWeightSource } from "../../src/runtime/weights/init.js";
 import { loadModelWeights, weightSource, type LoadProgress } from "../../src/runtime/weights/loader.js";
@@ -29,13 +29,13 @@ const ARCHS = ["llama", "qwen2", "gemma", "mistral"] as const;
 const SEED = 7;
 
 /** What loading a tensor written at `dtype` must give: the stored type's rounding of the values, nothing else. */
-function expectedAfterStorage(values: Float32Array, shape: readonly number[], dtype: WeightDType): Float32Array {
+function expectedAfterStorage(values: Float32Array, shape: readonly number[], dtype: StorageDType): Float32Array {
   if (shape.length < 2 || dtype === "f32") return values;
   return decodeTensor(dtype, encodeTensor(dtype, values));
 }
 
 /** A bound on the storage error of `dtype` for values of largest magnitude `amax`. */
-function storageBound(dtype: WeightDType, amax: number): number {
+function storageBound(dtype: StorageDType, amax: number): number {
   return { f32: 0, f16: amax * 2 ** -11, bf16: amax * 2 ** -8, q8_0: amax / 127, q4_0: amax / 8 }[dtype];
 }
 

@@ -6,7 +6,7 @@ import fc from "fast-check";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { decodeTensor, encodeTensor } from "../../src/runtime/weights/dtypes.js";
+import { decodeTensor, encodeTensor } from "../../src/compiler/target/storage.js";
 import { WeightFileError } from "../../src/runtime/weights/errors.js";
 import { openSafetensors, openSafetensorsIndex, writeSafetensors } from "../../src/runtime/weights/safetensors.js";
 

@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import type { TensorTransform } from "../../src/compiler/check/model.js";
-import { decodeTensor, encodeTensor } from "../../src/runtime/weights/dtypes.js";
+import { decodeTensor, encodeTensor } from "../../src/compiler/target/storage.js";
 import { applyLoadTransforms, applyStoreTransforms, permuteRows, storableF32 } from "../../src/runtime/weights/transforms.js";
 import { gatherRows, llamaCppPermuteRows } from "./model-helpers.js";
 

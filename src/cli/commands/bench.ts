@@ -7,25 +7,28 @@ import { parseArgs } from "node:util";
 import { compileFile, type Compiled } from "../../compiler/compile.js";
 import { buildStepPlan } from "../../compiler/plan/build.js";
 import { summarizePlan } from "../../compiler/plan/json.js";
-import { chooseBackend, type Backend, type Executor } from "../../runtime/backend.js";
-import type { WeightSource } from "../../runtime/cpu/interpreter.js";
+import { BACKEND_CHOICES, chooseBackend, type Backend, type BackendChoice, type Executor } from "../../runtime/backend.js";
+import type { WeightSource } from "../../runtime/executor.js";
 import { readModelSource } from "../../runtime/generate/source.js";
 import { compileArchitecture } from "../../runtime/generate/architecture.js";
 import { loadModelWeights, weightSource, type ModelWeights } from "../../runtime/weights/loader.js";
 import { randomTensor } from "../../runtime/weights/random.js";
 import type { CliIO } from "../io.js";
-import { parseSetFlags, printDiagnostics, UsageError } from "./common.js";
+import { parseSetFlags, printBackendChoice, printDiagnostics, UsageError } from "./common.js";
+import { reportRuntimeError } from "./run.js";
 
-export const benchUsage = `usage: llmc bench MODEL [--prompt-tokens N] [--gen-tokens N] [--backend auto|cpu|webgpu|null]
-                  [--set name=value]… [--repeat R] [--json]
+export const benchUsage = `usage: llmc bench MODEL [--prompt-tokens N] [--gen-tokens N] [--backend auto|cpu|webgpu|cuda|null]
+                  [--set name=value]… [--repeat R] [--json] [-v]
 
 MODEL is a .gguf file or Hugging Face folder, or a .llm file (random weights, seed 0).
   --prompt-tokens N   prefill length (default 128)
   --gen-tokens N      decode steps timed (default 64)
-  --backend           where to run; null = Dawn's null backend (executes nothing: host overhead only)
+  --backend           where to run (as llmc run --backend); null = Dawn's null backend (executes nothing:
+                      host overhead only)
   --repeat R          timed repetitions; the median is reported (default 3)
   --json              one object: decode_tokens_per_s, prefill_tokens_per_s, dispatches_per_decode_step,
-                      host_ms_per_decode_step, peak_device_bytes, …`;
+                      host_ms_per_decode_step, peak_device_bytes, …
+  -v, --verbose       say on standard error which backend runs, and why "auto" passed over the others`;
 
 export interface BenchResult {
   model: string;
@@ -52,9 +55,10 @@ function positive(name: string, v: string | undefined, dflt: number): number {
   return Number(v);
 }
 
-/** Step statistics the WebGPU executor keeps (other executors have none). */
+/** Step statistics the WebGPU executor (dispatches) and the CUDA executor (launches) keep. */
 interface StepStats {
-  dispatches: number;
+  dispatches?: number;
+  launches?: number;
   hostMs?: number;
 }
 
@@ -69,6 +73,7 @@ export async function runBench(args: string[], io: CliIO): Promise<number> {
       set: { type: "string", multiple: true },
       repeat: { type: "string" },
       json: { type: "boolean", default: false },
+      verbose: { type: "boolean", short: "v", default: false },
     },
   });
   if (positionals.length !== 1) throw new UsageError("llmc bench takes one model", benchUsage);
@@ -76,7 +81,7 @@ export async function runBench(args: string[], io: CliIO): Promise<number> {
   const genTokens = positive("--gen-tokens", values["gen-tokens"], 64);
   const repeat = positive("--repeat", values.repeat, 3);
   const choice = values.backend!;
-  if (!["auto", "cpu", "webgpu", "null"].includes(choice)) throw new UsageError(`--backend must be auto, cpu, webgpu or null, got '${choice}'`);
+  if (choice !== "null" && !(BACKEND_CHOICES as readonly string[]).includes(choice)) throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(", ")} or null, got '${choice}'`);
   const path = positionals[0]!;
   const overrides = parseSetFlags(values.set);
 
@@ -98,7 +103,16 @@ export async function runBench(args: string[], io: CliIO): Promise<number> {
   }
   const compileMs = performance.now() - t0;
 
-  const backend: Backend = choice === "null" ? await nullBackend() : await chooseBackend(choice as "auto" | "cpu" | "webgpu", { onNote: (m) => io.err(`llmc bench: ${m}\n`) });
+  let backend: Backend;
+  try {
+    backend =
+      choice === "null"
+        ? await nullBackend()
+        : await chooseBackend(choice as BackendChoice, { onNote: (m) => io.err(`llmc bench: ${m}\n`), onChoice: values.verbose ? printBackendChoice(io, "llmc bench") : undefined });
+  } catch (e) {
+    await weights?.close();
+    return reportRuntimeError(e, "bench", io);
+  }
   let executor: Executor | null = null;
   try {
     executor = await backend.createExecutor(compiled.graph, source);
@@ -129,7 +143,7 @@ export async function runBench(args: string[], io: CliIO): Promise<number> {
         next = ((picked % vocab) + vocab) % vocab;
         const s = stats();
         if (s) {
-          dispatches = s.dispatches;
+          dispatches = s.dispatches ?? s.launches ?? null;
           if (s.hostMs !== undefined) hostMs.push(s.hostMs);
         }
       }

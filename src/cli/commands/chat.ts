@@ -4,7 +4,7 @@
 
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
-import { ContextOverflowError } from "../../runtime/cpu/interpreter.js";
+import { ContextOverflowError } from "../../runtime/executor.js";
 import { applyChatTemplate, type ChatMessage, type ChatTemplateKind } from "../../runtime/tokenizer/index.js";
 import type { Model } from "../../runtime/model.js";
 import type { CliIO } from "../io.js";

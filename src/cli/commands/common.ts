@@ -1,6 +1,7 @@
-// Pieces every command shares: --set parsing, printing diagnostics, usage errors.
+// Pieces every command shares: --set parsing, printing diagnostics, usage errors, the backend report.
 
 import { formatDiagnostic, type Diagnostic, type SourceMap } from "../../compiler/base/diagnostics.js";
+import type { Backend } from "../../runtime/backend.js";
 import type { CliIO } from "../io.js";
 
 /** A wrong command line: printed with the command's usage, exit code 2. */
@@ -28,4 +29,12 @@ export function parseSetFlags(sets: string[] | undefined): Map<string, string> {
 export function printDiagnostics(diags: readonly Diagnostic[], sources: SourceMap, io: CliIO): number {
   for (const d of diags) io.err(formatDiagnostic(d, sources, io.color) + "\n\n");
   return diags.filter((d) => d.severity === "error").length;
+}
+
+/** For `-v`: prints the backend chosen and why "auto" passed over each one before it. */
+export function printBackendChoice(io: CliIO, prefix: string): (backend: Backend, skipped: readonly string[]) => void {
+  return (backend, skipped) => {
+    io.err(`${prefix}: backend ${backend.description}\n`);
+    for (const s of skipped) io.err(`${prefix}:   skipped ${s}\n`);
+  };
 }

@@ -6,8 +6,8 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Compiled } from "../../compiler/compile.js";
-import { emitCudaModule, parseArch, type CudaModule, type CudaStepPlan, type WeightFormat } from "../../compiler/emit/cuda/index.js";
-import { formatShape } from "../../compiler/base/symbolic.js";
+import { compileCuda, cudaProgramFiles, parseArch, type CudaProgram } from "../../compiler/target/cuda.js";
+import { isStorageDType, SUPPORTED_DTYPES, type StorageDType } from "../../compiler/target/storage.js";
 import { compileReport, formatReport } from "../../compiler/report.js";
 import { compilePtx, findNvcc } from "../../runtime/cuda/ptx.js";
 import type { CliIO } from "../io.js";
@@ -16,21 +16,20 @@ import { UsageError } from "./common.js";
 export const compileCudaUsage = `  --target cuda -o DIR   write DIR/kernels.cu, plan.json, report.txt and (with nvcc on the PATH)
                          kernels.sm_XX.ptx
   --cuda-arch LIST       architectures, comma-separated (default sm_80,sm_90)
-  --weight-dtype T       weight storage on the GPU: f32, f16, bf16, q8_0, q4_0 (default f32; weights
-                         other than matrices read by matmuls and lookups stay f32)
+  --weight-dtype T       weight storage on the GPU: f32, f16, bf16, q8_0, q4_0 (default f32, as a
+                         GGUF of that dtype would be; weights other than matrices read by
+                         matmuls and lookups stay f32)
   --prefill-chunk N      tokens per prefill step (default min(128, max_seq_len))
   --no-ptx               skip nvcc`;
 
 export interface CompileCudaOptions {
   /** Architectures, e.g. ["sm_80", "sm_90"]. */
   archs?: string[];
-  weightDType?: WeightFormat;
+  weightDType?: StorageDType;
   prefillChunk?: number;
   /** Run nvcc (default: when it is on the PATH). */
   ptx?: boolean;
 }
-
-const FORMATS: readonly WeightFormat[] = ["f32", "f16", "bf16", "q8_0", "q4_0"];
 
 /** The options from command-line strings (`--cuda-arch`, `--weight-dtype`, `--prefill-chunk`, `--no-ptx`). */
 export function cudaOptionsFromFlags(flags: { "cuda-arch"?: string; "weight-dtype"?: string; "prefill-chunk"?: string; "no-ptx"?: boolean }): CompileCudaOptions {
@@ -49,8 +48,8 @@ export function cudaOptionsFromFlags(flags: { "cuda-arch"?: string; "weight-dtyp
   }
   const dt = flags["weight-dtype"];
   if (dt !== undefined) {
-    if (!FORMATS.includes(dt as WeightFormat)) throw new UsageError(`--weight-dtype must be one of ${FORMATS.join(", ")}, got '${dt}'`);
-    opts.weightDType = dt as WeightFormat;
+    if (!isStorageDType(dt)) throw new UsageError(`--weight-dtype must be one of ${SUPPORTED_DTYPES.join(", ")}, got '${dt}'`);
+    opts.weightDType = dt;
   }
   const chunk = flags["prefill-chunk"];
   if (chunk !== undefined) {
@@ -61,61 +60,10 @@ export function cudaOptionsFromFlags(flags: { "cuda-arch"?: string; "weight-dtyp
   return opts;
 }
 
-const line = (o: unknown) => "    " + JSON.stringify(o);
-
-function stepJson(s: CudaStepPlan): string {
-  const nodes = new Map(s.plan.graph.nodes.map((n) => [n.id, n]));
-  const head = {
-    T: s.T,
-    params_buffer: s.paramsBuffer,
-    outputs: s.outputs.map((o) => ({ node: o.node, buffer: o.buffer, offset_bytes: o.offsetBytes, shape: formatShape(o.shape), dtype: o.dtype })),
-  };
-  const buffers = s.buffers.map((b) => ({ id: b.id, kind: b.kind, bytes: b.bytes, holds: b.holds, ...(b.format ? { format: b.format } : {}) }));
-  const dispatches = s.plan.dispatches.map((d) => ({ index: d.index, kernel: d.kernel, node: d.node, op: nodes.get(d.node)!.op, shape: formatShape(nodes.get(d.node)!.ty.shape) }));
-  const launches = s.launches.map((l) => ({ dispatch: l.dispatch, kernel: l.kernel, grid: l.grid, block: l.block, args: l.args.map((a) => [a.buffer, a.offsetBytes]) }));
-  const section = (name: string, rows: unknown[]) => `   ${JSON.stringify(name)}: [\n${rows.map((r) => "  " + line(r)).join(",\n")}\n   ]`;
-  return [
-    "{",
-    ...Object.entries(head).map(([k, v]) => `   ${JSON.stringify(k)}: ${JSON.stringify(v)},`),
-    section("buffers", buffers) + ",",
-    section("dispatches", dispatches) + ",",
-    section("launches", launches),
-    "  }",
-  ].join("\n");
-}
-
-/** plan.json: deterministic for a given graph and options; names from the model only as JSON strings. */
-export function cudaPlanJson(m: CudaModule, model: string, ptx: ReadonlyMap<string, string>): string {
-  const head = {
-    format: "llmc-cuda-plan/1",
-    model,
-    module: "kernels.cu",
-    kernels: m.kernels.length,
-    archs: m.profiles.map((p) => ({ arch: p.arch, profile: p.profile, ptx: ptx.has(p.arch) ? `kernels.${p.arch}.ptx` : null })),
-    prefill_chunk: m.prefillChunk,
-    padding_safe: m.paddingSafe,
-    kv_rows: m.kvRows,
-    max_seq_len: m.maxSeqLen,
-    step_parameters: "int32 [P] in the params buffer, written before each step",
-  };
-  const weights = m.weights.map((w) => ({ name: w.name, shape: w.shape, format: w.format, bytes: w.layout.bytes, ...(w.layout.scaleOffset ? { scale_offset: w.layout.scaleOffset } : {}), ...(w.demoted ? { kept_f32_because: w.demoted } : {}) }));
-  const profiles = [...new Set(m.steps.map((s) => s.profile))].map((p) => {
-    const tuning = m.profiles.find((x) => x.profile === p)!.tuning;
-    const steps = m.steps.filter((s) => s.profile === p).map((s) => `  ${JSON.stringify(s.T === 1 ? "decode" : "prefill")}: ${stepJson(s)}`);
-    return `  ${JSON.stringify(p)}: {\n   "tuning": ${JSON.stringify(tuning)},\n ${steps.join(",\n ")}\n  }`;
-  });
-  return [
-    "{",
-    ...Object.entries(head).map(([k, v]) => `  ${JSON.stringify(k)}: ${JSON.stringify(v)},`),
-    `  "weights": [\n${weights.map(line).join(",\n")}\n  ],`,
-    `  "profiles": {\n${profiles.join(",\n")}\n  }`,
-    "}",
-  ].join("\n") + "\n";
-}
-
 const mib = (b: number) => `${(b / 1048576).toFixed(2)} MiB`;
 
-export function cudaReport(m: CudaModule, compiled: Compiled, ptx: ReadonlyMap<string, string>, ptxNote: string): string {
+export function cudaReport(program: CudaProgram, compiled: Compiled, ptx: ReadonlyMap<string, string>, ptxNote: string): string {
+  const m = program.module;
   const { graph, params } = compiled;
   const maxSeq = m.maxSeqLen;
   const base = formatReport(compileReport(graph, params, { context: Math.min(2048, Math.floor(maxSeq / 2)), promptTokens: m.prefillChunk }));
@@ -124,8 +72,8 @@ export function cudaReport(m: CudaModule, compiled: Compiled, ptx: ReadonlyMap<s
   l.push(`  PTX: ${ptx.size ? [...ptx.keys()].map((a) => `kernels.${a}.ptx`).join(", ") : ptxNote}`);
   const byFormat = new Map<string, { n: number; bytes: number }>();
   for (const w of m.weights) {
-    const e = byFormat.get(w.format) ?? { n: 0, bytes: 0 };
-    byFormat.set(w.format, { n: e.n + 1, bytes: e.bytes + w.layout.bytes });
+    const e = byFormat.get(w.dtype) ?? { n: 0, bytes: 0 };
+    byFormat.set(w.dtype, { n: e.n + 1, bytes: e.bytes + w.layout.bytes });
   }
   l.push(`  weights on the GPU: ${[...byFormat].map(([f, e]) => `${e.n} ${f} (${mib(e.bytes)})`).join(", ")}`);
   const demoted = m.weights.filter((w) => w.demoted);
@@ -146,11 +94,11 @@ export function cudaReport(m: CudaModule, compiled: Compiled, ptx: ReadonlyMap<s
 export async function runCompileCuda(dir: string, compiled: Compiled, opts: CompileCudaOptions, io: CliIO): Promise<number> {
   const archNames = opts.archs ?? ["sm_80", "sm_90"];
   const archs = archNames.map((a) => parseArch(a));
-  let module: CudaModule;
+  let program: CudaProgram;
   try {
-    module = emitCudaModule(compiled.graph, {
+    program = compileCuda(compiled.graph, {
       archs,
-      ...(opts.weightDType ? { weightFormat: (_: string, shape: readonly number[]) => (shape.length === 2 ? opts.weightDType! : "f32") } : {}),
+      ...(opts.weightDType ? { requested: opts.weightDType } : {}),
       ...(opts.prefillChunk !== undefined ? { prefillChunk: opts.prefillChunk } : {}),
     });
   } catch (e) {
@@ -158,7 +106,7 @@ export async function runCompileCuda(dir: string, compiled: Compiled, opts: Comp
     return 1;
   }
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, "kernels.cu"), module.source);
+  const module = program.module;
   let ptx = new Map<string, string>();
   let note = "not compiled (--no-ptx)";
   let code = 0;
@@ -176,8 +124,8 @@ export async function runCompileCuda(dir: string, compiled: Compiled, opts: Comp
       }
     }
   }
-  writeFileSync(join(dir, "plan.json"), cudaPlanJson(module, compiled.graph.name, ptx));
-  const report = cudaReport(module, compiled, ptx, note);
+  for (const [name, text] of cudaProgramFiles(program, new Set(ptx.keys()))) writeFileSync(join(dir, name), text);
+  const report = cudaReport(program, compiled, ptx, note);
   writeFileSync(join(dir, "report.txt"), report);
   const files = ["kernels.cu", ...[...ptx.keys()].map((a) => `kernels.${a}.ptx`), "plan.json", "report.txt"];
   io.out(`wrote ${files.map((f) => join(dir, f)).join(", ")}\n`);

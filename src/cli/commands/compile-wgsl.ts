@@ -1,13 +1,14 @@
-// `llmc compile FILE.llm --target wgsl -o DIR`: the WGSL kernels of the decode and prefill steps,
-// their plans (plan.json) and a report with the dispatch counts per step and per layer.
+// `llmc compile FILE.llm --target wgsl -o DIR`: the target layer's WGSL program for a nominal
+// adapter of the chosen class — the kernels of the decode and prefill steps and plan.json, exactly
+// as the WebGPU executor on such an adapter runs them — and a report with the dispatch counts per
+// step and per layer.
 
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Compiled } from "../../compiler/compile.js";
-import { buildStepPlan } from "../../compiler/plan/build.js";
-import { planToJson } from "../../compiler/plan/json.js";
 import type { StepPlan } from "../../compiler/plan/plan.js";
-import { CPU_TUNING, GPU_TUNING, emitPlan, type WgslTuning } from "../../compiler/emit/wgsl/index.js";
+import type { StorageDType } from "../../compiler/target/storage.js";
+import { compileWgsl, NOMINAL_LIMITS, wgslProfile, wgslProgramFiles } from "../../compiler/target/wgsl.js";
 import type { CompileReport } from "../../compiler/report.js";
 import { formatReport } from "../../compiler/report.js";
 import type { CliIO } from "../io.js";
@@ -18,17 +19,19 @@ export interface DispatchCounts {
   perLayer: number[]; // by layer index
 }
 
-/** Dispatches by the layer their IR node was made in (the lowering records it; see ir/graph.ts). */
-export function dispatchCounts(plan: StepPlan): DispatchCounts {
+/** Dispatches by the layer their IR node was made in (the lowering records it; see ir/graph.ts),
+ *  leaving out those only greedy decoding launches. */
+export function dispatchCounts(plan: StepPlan, greedyOnly: readonly boolean[] = []): DispatchCounts {
   const nodes = new Map(plan.graph.nodes.map((n) => [n.id, n]));
   const perLayer: number[] = [];
   let perStep = 0;
-  for (const d of plan.dispatches) {
+  const run = plan.dispatches.filter((_, i) => !greedyOnly[i]);
+  for (const d of run) {
     const layer = nodes.get(d.node)?.layer;
     if (layer === undefined) perStep++;
     else perLayer[layer] = (perLayer[layer] ?? 0) + 1;
   }
-  return { total: plan.dispatches.length, perStep, perLayer: Array.from(perLayer, (x) => x ?? 0) };
+  return { total: run.length, perStep, perLayer: Array.from(perLayer, (x) => x ?? 0) };
 }
 
 export interface WgslOutput {
@@ -37,33 +40,14 @@ export interface WgslOutput {
   prefill: DispatchCounts;
 }
 
-export function writeWgsl(dir: string, compiled: Compiled, report: CompileReport, opts: { promptTokens: number; tuning: "llvmpipe" | "gpu" }, io: CliIO): WgslOutput {
-  const tuning: WgslTuning = opts.tuning === "gpu" ? GPU_TUNING : CPU_TUNING;
+export function writeWgsl(dir: string, compiled: Compiled, report: CompileReport, opts: { promptTokens: number; tuning: "llvmpipe" | "gpu"; weightDType?: StorageDType }, io: CliIO): WgslOutput {
+  const profile = wgslProfile(opts.tuning === "llvmpipe", NOMINAL_LIMITS[opts.tuning]);
+  const program = compileWgsl(compiled.graph, { profile, ...(opts.weightDType ? { requested: opts.weightDType } : {}) });
+  const steps = [["decode", 1], ["prefill", opts.promptTokens]] as const;
   mkdirSync(dir, { recursive: true });
-  const files: string[] = [];
-  const write = (name: string, text: string) => {
-    writeFileSync(join(dir, name), text);
-    files.push(name);
-  };
-  // Merged kernels bind more storage buffers than WebGPU's default 8: llvmpipe allows 16; a GPU is
-  // planned for the default, which every adapter supports.
-  const maxStorageBuffers = opts.tuning === "llvmpipe" ? 16 : 8;
-  const steps: [string, StepPlan][] = [
-    ["decode", buildStepPlan(compiled.graph, { T: 1, maxStorageBuffers })],
-    ["prefill", buildStepPlan(compiled.graph, { T: opts.promptTokens, maxStorageBuffers })],
-  ];
-  const counts = new Map<string, DispatchCounts>();
-  const planJson: string[] = [];
-  for (const [name, plan] of steps) {
-    const kernels = emitPlan(plan, tuning);
-    kernels.forEach((k, i) => {
-      const header = `// ${name} dispatch ${i}: ${k.label}; workgroups [${k.workgroups.join(", ")}]\n`;
-      write(`${name}-${String(i).padStart(3, "0")}.wgsl`, header + k.code);
-    });
-    counts.set(name, dispatchCounts(plan));
-    planJson.push(`"${name}": ${planToJson(plan).trim()}`);
-  }
-  write("plan.json", `{\n${planJson.join(",\n")}\n}\n`);
+  const files = wgslProgramFiles(program, steps);
+  for (const [name, text] of files) writeFileSync(join(dir, name), text);
+  const counts = new Map(steps.map(([name, T]) => [name, dispatchCounts(program.step(T).plan, program.step(T).greedyOnly)]));
   const lines = [formatReport(report).trimEnd(), "", `WGSL kernels (tuning: ${opts.tuning}):`];
   for (const [name, c] of counts) {
     const layers = c.perLayer.length;
@@ -71,7 +55,7 @@ export function writeWgsl(dir: string, compiled: Compiled, report: CompileReport
     const perLayer = uniform ? `${c.perLayer[0] ?? 0} per layer × ${layers} layers` : `per layer: ${c.perLayer.join(", ")}`;
     lines.push(`  dispatches per ${name} step: ${c.total} (${perLayer}, ${c.perStep} per step)`);
   }
-  write("report.txt", lines.join("\n") + "\n");
-  io.err(`wrote ${files.length} files to ${dir}\n`);
-  return { files, decode: counts.get("decode")!, prefill: counts.get("prefill")! };
+  writeFileSync(join(dir, "report.txt"), lines.join("\n") + "\n");
+  io.err(`wrote ${files.size + 1} files to ${dir}\n`);
+  return { files: [...files.keys(), "report.txt"], decode: counts.get("decode")!, prefill: counts.get("prefill")! };
 }

@@ -2,7 +2,7 @@
 
 import { parseArgs } from "node:util";
 import { compileFile } from "../../compiler/compile.js";
-import { renumber } from "../../compiler/ir/graph.js";
+import { maxSeqLenOf, renumber } from "../../compiler/ir/graph.js";
 import { printGraph } from "../../compiler/ir/text.js";
 import { DEFAULT_PIPELINE, passRegistry } from "../../compiler/passes/index.js";
 import { specialize } from "../../compiler/passes/specialize.js";
@@ -15,7 +15,7 @@ import { parseSetFlags, printDiagnostics, UsageError } from "./common.js";
 export const compileUsage = `usage: llmc compile FILE.llm [--set name=value]… [--model NAME]
                     [--emit ir] [--step generic|decode|prefill] [--dump-after PASS|all]…
                     [--report] [--json] [--context N] [--prompt-tokens N]
-                    [--target wgsl -o DIR [--tuning llvmpipe|gpu]]
+                    [--target wgsl -o DIR [--tuning llvmpipe|gpu] [--weight-dtype T]]
                     [--target cuda -o DIR [--cuda-arch sm_80,sm_90] [--weight-dtype T] [--prefill-chunk N] [--no-ptx]]
 
   --emit ir         print the IR after the passes (${DEFAULT_PIPELINE.join(", ")})
@@ -24,9 +24,10 @@ export const compileUsage = `usage: llmc compile FILE.llm [--set name=value]… 
   --report          parameters, weight bytes, FLOPs and bytes per token, KV bytes, peak activations
   --json            the report as JSON
   --context N       past length for the decode figures (default: half of max_seq_len, at most 2048)
-  --prompt-tokens N prompt length for prefill figures and --step prefill (default 128)
-  --target wgsl     write the WGSL kernels of the decode and prefill steps, plan.json and report.txt to -o DIR
-  --tuning          kernel shapes for a software adapter (llvmpipe, default) or a GPU
+  --prompt-tokens N prompt length for prefill figures and --step prefill (default 128, at most max_seq_len)
+  --target wgsl     write the WGSL kernels of the decode and prefill steps, plan.json and report.txt to -o DIR:
+                    the program the WebGPU runtime runs on that class of adapter
+  --tuning          kernel shapes and limits of a software adapter (llvmpipe, default) or a GPU
 ${compileCudaUsage}`;
 
 function positiveInt(name: string, v: string | undefined): number | undefined {
@@ -69,13 +70,14 @@ export async function runCompile(args: string[], io: CliIO): Promise<number> {
       throw new UsageError(`--dump-after ${d}: no such pass (lower, ${passRegistry.map((p) => p.name).join(", ")}, all)`);
     }
   }
-  const promptTokens = positiveInt("--prompt-tokens", values["prompt-tokens"]) ?? 128;
+  const promptTokensFlag = positiveInt("--prompt-tokens", values["prompt-tokens"]);
   const target = values.target;
   if (target !== undefined && target !== "wgsl" && target !== "cuda") throw new UsageError(`--target ${target}: targets are wgsl and cuda`);
-  const cudaOpts = target === "cuda" ? cudaOptionsFromFlags(values) : null;
+  const targetOpts = target ? cudaOptionsFromFlags(values) : null;
+  const cudaOpts = target === "cuda" ? targetOpts : null;
   if (target && !values.output) throw new UsageError(`--target ${target} needs -o DIR`);
   if (values.tuning !== "llvmpipe" && values.tuning !== "gpu") throw new UsageError(`--tuning must be llvmpipe or gpu, got '${values.tuning}'`);
-  if (promptTokens < 1) throw new UsageError("--prompt-tokens must be at least 1");
+  if (promptTokensFlag !== undefined && promptTokensFlag < 1) throw new UsageError("--prompt-tokens must be at least 1");
 
   const res = compileFile(positionals[0]!, {
     overrides: parseSetFlags(values.set),
@@ -86,11 +88,12 @@ export async function runCompile(args: string[], io: CliIO): Promise<number> {
   if (printDiagnostics(res.diagnostics, res.sources, io) > 0 || !res.compiled) return 1;
   const { graph, params } = res.compiled;
 
+  const maxSeq = maxSeqLenOf(graph);
+  const promptTokens = promptTokensFlag ?? Math.min(128, maxSeq);
   if (emit.has("ir")) {
     const g = step === "generic" ? graph : renumber(specialize(graph, { T: step === "decode" ? 1 : promptTokens }));
     io.out(printGraph(g));
   }
-  const maxSeq = [...graph.states.values()][0]?.maxSeqLen ?? 4096;
   const context = positiveInt("--context", values.context) ?? Math.min(2048, Math.floor(maxSeq / 2));
   if (context + 1 > maxSeq) throw new UsageError(`--context ${context} does not fit max_seq_len ${maxSeq}`);
   if (promptTokens > maxSeq) throw new UsageError(`--prompt-tokens ${promptTokens} exceeds max_seq_len ${maxSeq}`);
@@ -100,7 +103,7 @@ export async function runCompile(args: string[], io: CliIO): Promise<number> {
     if (code !== 0) return code;
   }
   if (target === "wgsl") {
-    const out = writeWgsl(values.output!, res.compiled, report, { promptTokens, tuning: values.tuning as "llvmpipe" | "gpu" }, io);
+    const out = writeWgsl(values.output!, res.compiled, report, { promptTokens, tuning: values.tuning as "llvmpipe" | "gpu", ...(targetOpts?.weightDType ? { weightDType: targetOpts.weightDType } : {}) }, io);
     io.out(`dispatches per decode step: ${out.decode.total} (${out.decode.perLayer[0] ?? 0} per layer, ${out.decode.perStep} per step)\n`);
   }
   if (values.report || values.json || (emit.size === 0 && !target)) {

@@ -5,7 +5,7 @@
 import { parseArgs } from "node:util";
 import cliProgress from "cli-progress";
 import { checkFile } from "../../compiler/check/index.js";
-import type { WeightDType } from "../../runtime/weights/dtypes.js";
+import type { StorageDType } from "../../compiler/target/storage.js";
 import { WeightFileError } from "../../runtime/weights/errors.js";
 import { initWeights, type InitWeightsSummary } from "../../runtime/weights/init.js";
 import type { CliIO } from "../io.js";
@@ -54,7 +54,7 @@ export async function runInitWeights(args: string[], io: CliIO): Promise<number>
   const bar = progressBar();
   try {
     const summary = await initWeights(res.model, values.output, {
-      dtype: dtype as WeightDType,
+      dtype: dtype as StorageDType,
       seed: Number(seedText),
       ...(values.name !== undefined ? { name: values.name } : {}),
       ...(bar ? { onProgress: bar.update } : {}),

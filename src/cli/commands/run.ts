@@ -5,20 +5,20 @@
 import { parseArgs } from "node:util";
 import { ImportError } from "../../compiler/import/write-llm.js";
 import { BACKEND_CHOICES, BackendError, type BackendChoice } from "../../runtime/backend.js";
-import { ContextOverflowError } from "../../runtime/cpu/interpreter.js";
+import { ContextOverflowError } from "../../runtime/executor.js";
 import { InputError } from "../../runtime/generate/errors.js";
 import { DEFAULT_MAX_TOKENS, type GenerateOptions } from "../../runtime/generate/generate.js";
 import { randomSeed, resolveSamplerOptions, SAMPLER_DEFAULTS } from "../../runtime/generate/sampler.js";
 import { loadModel, type Model } from "../../runtime/model.js";
 import { WeightFileError } from "../../runtime/weights/errors.js";
 import type { CliIO } from "../io.js";
-import { parseSetFlags, printDiagnostics, UsageError } from "./common.js";
+import { parseSetFlags, printBackendChoice, printDiagnostics, UsageError } from "./common.js";
 
 export const modelOptionsUsage = `model options:
-  --backend B            auto (default: WebGPU if there is an adapter, else CPU), cpu, webgpu, cuda
+  --backend B            auto (default: CUDA if its self-test passes, else WebGPU, else CPU), cpu, webgpu, cuda
   --arch FILE.llm        the architecture to use instead of the one the model file names
   --set name=value       set a config value (repeatable), e.g. --set max_seq_len=8192
-  -v, --verbose          say more on standard error (the seed, load time, config)`;
+  -v, --verbose          say more on standard error (the backend and why, the seed, load time, config)`;
 
 export const samplingUsage = `sampling options:
   -n, --max-tokens N     the most tokens to generate (default ${DEFAULT_MAX_TOKENS})
@@ -82,6 +82,7 @@ export async function loadModelForCli(path: string, flags: ModelFlags, io: CliIO
     arch: flags.arch,
     overrides: parseSetFlags(flags.set),
     onNote: (m) => io.err(`llmc: ${m}\n`),
+    onChoice: flags.verbose ? printBackendChoice(io, "llmc") : undefined,
   });
   if (flags.verbose) {
     const c = model.config;

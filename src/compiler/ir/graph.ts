@@ -35,6 +35,16 @@ export interface StateSpec {
   headDim: number;
 }
 
+/** The context of a graph without a KV cache (it keeps no past; this bounds its steps). */
+export const DEFAULT_MAX_SEQ_LEN = 4096;
+
+/** Positions the model's context holds (P + T of any step): the smallest KV cache's capacity. The
+ *  one place this is computed; planners, targets and executors all ask it. */
+export function maxSeqLenOf(g: Graph): number {
+  const states = [...g.states.values()];
+  return states.length ? Math.min(...states.map((s) => s.maxSeqLen)) : DEFAULT_MAX_SEQ_LEN;
+}
+
 /** Pseudo-ops that are not in the op table: graph inputs, weights and folded literals. */
 export const LEAF_OPS = new Set(["input", "weight", "literal"]);
 

@@ -4,14 +4,15 @@
 // x (rule `merge`, plan/merge.ts); then give activations buffers by liveness.
 
 import { constValue, evalDim, formatShape, type Dim } from "../base/symbolic.js";
-import { nodeMap, type Graph, type Node } from "../ir/graph.js";
+import { maxSeqLenOf, nodeMap, type Graph, type Node } from "../ir/graph.js";
 import { IDENTITY_PROGRAM, isIdentityProgram, type ExprNode, type ExprProgram } from "../ops/expr.js";
 import { getOp, opTable, type DType } from "../ops/table.js";
 import { specialize } from "../passes/specialize.js";
 import { assignSlots, type Lifetime } from "./memory.js";
 import { gainFolds } from "./fold.js";
 import { linearBindings, mergeLinears } from "./merge.js";
-import { dispatchOutputs, PlanError, type Dispatch, type LinearKernel, type NodeStorage, type PackedFormat, type Placement, type PlanBuffer, type StepPlan, packedBytes } from "./plan.js";
+import { dispatchOutputs, PlanError, type Dispatch, type LinearKernel, type NodeStorage, type Placement, type PlanBuffer, type StepPlan } from "./plan.js";
+import { deviceLayout, type StorageDType } from "../target/storage.js";
 
 export interface PlanOptions {
   /** Tokens per step: 1 for decode, the prompt length for prefill. */
@@ -26,7 +27,7 @@ export interface PlanOptions {
   foldGains?: boolean;
   /** Weights stored packed on the device (f16/bf16 pairs, q8_0/q4_0 blocks), by name; the rest are
    *  f32. Only linear kernels read them, and their gains are never folded into them. */
-  weightFormats?: ReadonlyMap<string, PackedFormat>;
+  weightFormats?: ReadonlyMap<string, StorageDType>;
 }
 
 /** WebGPU's default maxStorageBuffersPerShaderStage. */
@@ -110,7 +111,7 @@ export function buildStepPlan(graph: Graph, opts: PlanOptions): StepPlan {
   for (const n of g.nodes) for (const i of n.inputs) consumers.set(i, [...(consumers.get(i) ?? []), n]);
   const isOutput = new Set(g.outputs);
   const states = [...g.states.values()];
-  const maxSeqLen = states.length ? Math.min(...states.map((s) => s.maxSeqLen)) : T;
+  const maxSeqLen = maxSeqLenOf(graph);
   if (T > maxSeqLen) throw new PlanError(`a step of ${T} tokens exceeds max_seq_len ${maxSeqLen}`);
   const envMax = new Map([["P", maxSeqLen - T]]);
   const elementsAtMax = (n: Node) => product(n.ty.shape.map((d) => evalDim(d, envMax)));
@@ -199,7 +200,7 @@ export function buildStepPlan(graph: Graph, opts: PlanOptions): StepPlan {
         if (id === undefined) {
           const scale = folds?.weights.get(name);
           const format = formats?.get(name);
-          const bytes = format ? packedBytes(format, elementsAtMax(n)) : elementsAtMax(n) * ELEMENT_BYTES;
+          const bytes = format ? deviceLayout(format, concreteDims(n.ty.shape, `weight '${name}'`)).bytes : elementsAtMax(n) * ELEMENT_BYTES;
           id = addBuffer({ kind: "weight", bytes: round16(bytes), holds: name, ...(scale ? { scale } : {}), ...(format ? { format } : {}) });
           weightBuffer.set(name, id);
         }

@@ -5,6 +5,7 @@
 
 import type { Graph } from "../ir/graph.js";
 import type { ExprProgram } from "../ops/expr.js";
+import type { StorageDType } from "../target/storage.js";
 import type { WeightScale } from "./fold.js";
 
 /**
@@ -29,25 +30,9 @@ export interface PlanBuffer {
   data?: Float32Array | Int32Array | Uint32Array;
   /** weight: stored scaled along its rows (rule `gain`, plan/fold.ts). */
   scale?: WeightScale;
-  /** weight: how it is stored on the device (absent: f32 values). Packed formats are read only as
-   *  linear weights; their layout is in emit/wgsl/packed.ts. */
-  format?: PackedFormat;
-}
-
-/** Device storage of a weight other than f32 (see emit/wgsl/packed.ts). */
-export type PackedFormat = "f16" | "bf16" | "q8_0" | "q4_0";
-
-/** Device bytes of `count` elements in a packed format (q8_0/q4_0: count a multiple of 32). */
-export function packedBytes(format: PackedFormat, count: number): number {
-  switch (format) {
-    case "f16":
-    case "bf16":
-      return Math.ceil(count / 2) * 4;
-    case "q8_0":
-      return count + Math.ceil(count / 64) * 4;
-    case "q4_0":
-      return count / 2 + Math.ceil(count / 64) * 4;
-  }
+  /** weight: how it is stored on the device when not f32 (read only as linear weights and gather
+   *  tables; the layouts are in target/storage.ts). */
+  format?: StorageDType;
 }
 
 /** Where a tensor's first element is: a buffer and an offset in elements, plus P · perPast for a

@@ -6,6 +6,8 @@ import { concreteAttrs } from "../../compiler/ir/concrete.js";
 import { type Graph, type StateSpec } from "../../compiler/ir/graph.js";
 import { evalDim } from "../../compiler/base/symbolic.js";
 import { reference, type HostTensor } from "../../compiler/ops/reference.js";
+import { tokenTables } from "../../compiler/target/program.js";
+import { ExecutorBase, type StepInputs, type WeightSource } from "../executor.js";
 
 /** argmax over the last axis of the last row of logits [T, vocab], as the op's reference computes it: [1] i32. */
 export function lastRowArgmax(logits: HostTensor): HostTensor {
@@ -13,11 +15,6 @@ export function lastRowArgmax(logits: HostTensor): HostTensor {
   const row: HostTensor = { shape: [1, V], dtype: logits.dtype, data: logits.data.subarray((T - 1) * V, T * V) };
   return reference["argmax"]!([row], { axis: -1, keepdim: false });
 }
-
-/** Supplies weights by the IR's weight name ("embed", "layers.3.wq"), as f32. */
-export type WeightSource = (name: string, shape: readonly number[]) => Float32Array;
-
-export class ContextOverflowError extends Error {}
 
 /** One state's K and V storage: [layers][max_seq_len, heads, head_dim] each. */
 class KVStore {
@@ -30,49 +27,23 @@ class KVStore {
   }
 }
 
-export interface StepInputs {
-  tokens: Int32Array;
-  /** Absolute positions of the tokens; default past … past + T - 1. */
-  pos?: Int32Array;
-  /**
-   * What the step returns: "logits" (default), the graph's first output [T, vocab]; or "argmax", the
-   * greedy token after the last one, an i32 tensor [1] (the index of the last row's largest logit,
-   * the lowest on ties). A device backend reads back only those 4 bytes.
-   */
-  read?: StepRead;
-}
-
-export type StepRead = "logits" | "argmax";
-
-export class CpuInterpreter {
+export class CpuInterpreter extends ExecutorBase {
   private readonly kv = new Map<string, KVStore>();
   private readonly weightCache = new Map<string, HostTensor>();
-  /** Positions already in the KV cache (P). */
-  past = 0;
-  readonly maxSeqLen: number;
+  private readonly tokenTables: number[];
 
   constructor(
     readonly graph: Graph,
     private readonly weights: WeightSource,
   ) {
+    super(graph);
     for (const s of graph.states.values()) this.kv.set(s.name, new KVStore(s));
-    this.maxSeqLen = Math.min(...[...graph.states.values()].map((s) => s.maxSeqLen), Number.MAX_SAFE_INTEGER);
-  }
-
-  /** Forgets the cached positions (the buffers are reused). */
-  reset(): void {
-    this.past = 0;
+    this.tokenTables = tokenTables(graph);
   }
 
   /** Runs one step (prefill or decode) and returns the graph's first output, e.g. logits [T, vocab]. */
   step(inputs: StepInputs): HostTensor {
-    const T = inputs.tokens.length;
-    if (T === 0) throw new Error("a step needs at least one token");
-    const P = this.past;
-    if (P + T > this.maxSeqLen) {
-      throw new ContextOverflowError(`context overflow: ${P} cached + ${T} new tokens exceed max_seq_len ${this.maxSeqLen}`);
-    }
-    const pos = inputs.pos ?? Int32Array.from({ length: T }, (_, i) => P + i);
+    const { T, P, pos } = this.checkStep(inputs, this.tokenTables);
     const env = new Map([["T", T], ["P", P]]);
     const g = this.graph;
     const lastUse = new Map<number, number>();

@@ -3,14 +3,14 @@
 // through to every executor (weight format, prefill chunk, prebuilt kernel folders).
 
 import type { Graph } from "../../compiler/ir/graph.js";
-import type { WeightSource } from "../cpu/interpreter.js";
+import type { WeightSource } from "../executor.js";
 import { ATTR, CudaDriver, CudaUnavailableError } from "./driver.js";
-import { createCudaExecutor, type CudaExecutor, type CudaExecutorOptions, type CudaWeightSource } from "./executor.js";
+import { createCudaExecutor, type CudaExecutor, type CudaExecutorOptions } from "./executor.js";
 
 export interface CudaBackend {
   readonly name: "cuda";
   readonly description: string;
-  createExecutor(graph: Graph, weights: WeightSource | CudaWeightSource): Promise<CudaExecutor>;
+  createExecutor(graph: Graph, weights: WeightSource): Promise<CudaExecutor>;
   release(): void;
 }
 

@@ -2,38 +2,34 @@
 // interface: constructor(graph, weights) + init(), step({tokens, pos}) → logits, reset(), past,
 // dispose().
 //
-// init() picks the tuning profile for the GPU's compute capability, emits the module (a decode step
-// and a prefill chunk), loads its PTX, uploads the weights in their storage formats and allocates
+// init() asks the target layer (compiler/target/cuda.ts) for the program of the GPU's compute
+// capability (a decode step and a prefill chunk), loads its PTX, uploads the weights in the dtypes
+// the program chose (by default the file's: a q4_0 GGUF stays q4_0 on the GPU) and allocates
 // the KV cache and the activation buffers of both step shapes. A decode step writes the tokens,
 // positions and P, replays a CUDA graph captured on the first decode step, and reads the logits
 // back. A prompt runs as prefill chunks (the last one padded, or as decode steps where padding is
 // not safe — see emit/cuda/index.ts).
 
 import { evalDim } from "../../compiler/base/symbolic.js";
-import {
-  archName, emitCudaModule, stepsFor, weightLayout,
-  type ComputeCapability, type CudaModule, type CudaStepPlan, type CudaWeight, type WeightFormat,
-} from "../../compiler/emit/cuda/index.js";
 import type { Graph } from "../../compiler/ir/graph.js";
 import type { HostTensor } from "../../compiler/ops/reference.js";
-import { ContextOverflowError, type StepInputs, type WeightSource } from "../cpu/interpreter.js";
-import { decodeTensor, encodeTensor, type WeightDType } from "../weights/dtypes.js";
+import { archName, compileCuda, type ComputeCapability, type CudaModule, type CudaProgram, type CudaStepPlan } from "../../compiler/target/cuda.js";
+import { deviceWeightBytes } from "../../compiler/target/program.js";
+import type { StorageDType } from "../../compiler/target/storage.js";
+import { ExecutorBase, type StepInputs, type WeightSource } from "../executor.js";
 import { ATTR, CudaDriver, CudaError, CudaUnavailableError, type DevicePtr, type Handle } from "./driver.js";
 import { cachedLibrary, fitPtxVersion, libraryHas, pickArch, readKernelLibrary, type KernelLibrary } from "./ptx.js";
 
 export { CudaUnavailableError, CudaError } from "./driver.js";
-
-/** Weights as f32 values, or as stored bytes (GGUF layout for q8_0/q4_0, 16-bit patterns for f16/bf16). */
-export type CudaWeightSource = (name: string, shape: readonly number[]) => Float32Array | { dtype: WeightDType; data: Uint8Array };
 
 export interface CudaExecutorOptions {
   /** Device ordinal (default 0). */
   device?: number;
   /** Path of libcuda.so.1 (default: $LLMC_LIBCUDA, then the loader's search). */
   libcuda?: string;
-  /** How weights are stored on the GPU: one format for every matrix, or a choice per weight (default
-   *  f32). Weights that cannot take a format stay f32 (see `module.weights[].demoted`). */
-  weightFormat?: WeightFormat | ((name: string, shape: readonly number[]) => WeightFormat);
+  /** Every matrix in this dtype on the GPU (`--weight-dtype`); default: the dtype the file stores
+   *  (the weight source's `raw`). Weights that cannot take it stay f32 (`module.weights[].demoted`). */
+  weightDType?: StorageDType;
   /** Tokens per prefill chunk (default min(128, max_seq_len)). */
   prefillChunk?: number;
   /** Replay decode steps as a CUDA graph (default true). */
@@ -86,41 +82,10 @@ interface PreparedStep {
 
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
-/** GGUF q8_0 / q4_0 blocks → llmc's device layout: all quants, then all f16 scales. */
-export function repackQuantized(format: "q8_0" | "q4_0", blocks: Uint8Array, shape: readonly number[]): Uint8Array {
-  const layout = weightLayout(format, shape);
-  const out = new Uint8Array(layout.bytes);
-  const nb = size(shape) / 32;
-  const blockBytes = format === "q8_0" ? 34 : 18;
-  const quantBytes = blockBytes - 2;
-  if (blocks.length !== nb * blockBytes) throw new Error(`a ${format} tensor of shape [${shape.join(", ")}] has ${nb * blockBytes} bytes, got ${blocks.length}`);
-  for (let b = 0; b < nb; b++) {
-    const o = b * blockBytes;
-    out[layout.scaleOffset + 2 * b] = blocks[o]!;
-    out[layout.scaleOffset + 2 * b + 1] = blocks[o + 1]!;
-    out.set(blocks.subarray(o + 2, o + blockBytes), b * quantBytes);
-  }
-  return out;
-}
-
-/** The bytes of a weight in its device format, from whatever the source gives. */
-export function deviceBytes(w: CudaWeight, value: ReturnType<CudaWeightSource>): Uint8Array {
-  let f32: Float32Array;
-  if (value instanceof Float32Array) f32 = value;
-  else if (value.dtype === w.format && w.format !== "q8_0" && w.format !== "q4_0") return value.data;
-  else if (value.dtype === w.format) return repackQuantized(w.format as "q8_0" | "q4_0", value.data, w.shape);
-  else f32 = decodeTensor(value.dtype, value.data);
-  if (f32.length !== size(w.shape)) throw new Error(`weight '${w.name}' has ${f32.length} values, expected ${size(w.shape)} for shape [${w.shape.join(", ")}]`);
-  const bytes = encodeTensor(w.format, f32);
-  return w.format === "q8_0" || w.format === "q4_0" ? repackQuantized(w.format, bytes, w.shape) : bytes;
-}
-
-export class CudaExecutor {
-  /** Positions already in the KV cache (P). */
-  past = 0;
-  readonly maxSeqLen: number;
+export class CudaExecutor extends ExecutorBase {
   info: CudaDeviceInfo | null = null;
-  module: CudaModule | null = null;
+  /** What runs: the target layer's program for this GPU and these weights (after init). */
+  program: CudaProgram | null = null;
   /** Launches of the last step (all chunks). */
   lastStep: { tokens: number; launches: number; graphs: number } | null = null;
 
@@ -131,17 +96,19 @@ export class CudaExecutor {
   private readonly allocations: DevicePtr[] = [];
   private decode: PreparedStep | null = null;
   private prefill: PreparedStep | null = null;
-  private tokenRows: number[] = [];
   private ready: Promise<void> | null = null;
-  private running = false;
-  private disposed = false;
 
   constructor(
     readonly graph: Graph,
-    private readonly weights: WeightSource | CudaWeightSource,
+    private readonly weights: WeightSource,
     readonly opts: CudaExecutorOptions = {},
   ) {
-    this.maxSeqLen = Math.min(...[...graph.states.values()].map((s) => s.maxSeqLen), Number.MAX_SAFE_INTEGER);
+    super(graph);
+  }
+
+  /** The module of the program (after init). */
+  get module(): CudaModule | null {
+    return this.program?.module ?? null;
   }
 
   /** Opens the device, loads the kernels and uploads the weights (once; later calls wait for it). */
@@ -164,16 +131,17 @@ export class CudaExecutor {
     this.ctx = driver.createContext(dev);
     const clock = driver.attribute(dev, ATTR.memoryClockKHz);
     const bus = driver.attribute(dev, ATTR.memoryBusWidthBits);
-    const wanted = o.weightFormat;
-    const module = emitCudaModule(this.graph, {
+    const program = compileCuda(this.graph, {
       archs: [cc],
-      weightFormat: typeof wanted === "function" ? wanted : (_, shape) => (shape.length === 2 ? wanted ?? "f32" : "f32"),
+      stored: (name) => this.weights.raw?.(name)?.dtype,
+      ...(o.weightDType ? { requested: o.weightDType } : {}),
       ...(o.prefillChunk !== undefined ? { prefillChunk: o.prefillChunk } : {}),
       f32TensorCores: o.f32TensorCores ?? false,
     });
-    this.module = module;
+    this.program = program;
+    const module = program.module;
     const profile = module.profiles[0]!.profile;
-    const { decode, prefill } = stepsFor(module, profile);
+    const { decode, prefill } = program.steps(profile);
     const names = [...new Set([decode, ...(prefill ? [prefill] : [])].flatMap((s) => s.launches.map((l) => l.kernel)))];
     const driverVersion = driver.driverVersion();
     const { image, library } = this.moduleImage(module, cc, names, driverVersion);
@@ -191,7 +159,7 @@ export class CudaExecutor {
     const total = module.weights.reduce((a, w) => a + w.layout.bytes, 0);
     let done = 0;
     for (const w of module.weights) {
-      const data = deviceBytes(w, (this.weights as CudaWeightSource)(w.name, w.shape));
+      const data = deviceWeightBytes(w, module.weights, this.weights);
       const buf = this.alloc(w.layout.bytes);
       driver.htod(buf.ptr, data);
       shared.set(`weight:${w.name}`, buf);
@@ -200,10 +168,6 @@ export class CudaExecutor {
     }
     this.decode = this.prepare(decode, shared, functions);
     this.prefill = prefill ? this.prepare(prefill, shared, functions) : null;
-    const nodes = new Map(decode.plan.graph.nodes.map((n) => [n.id, n]));
-    this.tokenRows = decode.plan.dispatches
-      .filter((d) => d.kernel === "gather" && nodes.get(d.inputs[1]!)?.op === "input" && nodes.get(d.inputs[1]!)?.attrs["name"] === "tokens")
-      .map((d) => evalDim(nodes.get(d.inputs[0]!)!.ty.shape[0]!, new Map()));
   }
 
   /** PTX (or an emulation image) holding every kernel in `names`, for this device. */
@@ -296,11 +260,6 @@ export class CudaExecutor {
     return { step, buffers, launches, inputs, params: buffers[step.paramsBuffer]!, graph: null };
   }
 
-  /** Forgets the cached positions (the buffers are reused). */
-  reset(): void {
-    this.past = 0;
-  }
-
   /** Runs one step (prefill or decode) and returns the graph's first output, e.g. logits [T, vocab]. */
   async step(inputs: StepInputs): Promise<HostTensor> {
     return (await this.stepOutputs(inputs))[0]!;
@@ -309,27 +268,14 @@ export class CudaExecutor {
   /** Runs one step and returns every output of the graph. */
   async stepOutputs(inputs: StepInputs): Promise<HostTensor[]> {
     if (this.disposed) throw new Error("this CUDA executor was disposed");
-    if (this.running) throw new Error("step() was called while another step is running; await each step before the next");
-    await this.init();
-    this.running = true;
-    try {
+    return this.exclusive(async () => {
+      await this.init();
       return this.run(inputs);
-    } finally {
-      this.running = false;
-    }
+    });
   }
 
   private run(inputs: StepInputs): HostTensor[] {
-    const T = inputs.tokens.length;
-    if (T === 0) throw new Error("a step needs at least one token");
-    const P = this.past;
-    if (P + T > this.maxSeqLen) throw new ContextOverflowError(`context overflow: ${P} cached + ${T} new tokens exceed max_seq_len ${this.maxSeqLen}`);
-    const pos = inputs.pos ?? Int32Array.from({ length: T }, (_, i) => P + i);
-    if (pos.length !== T) throw new Error(`pos has ${pos.length} entries for ${T} tokens`);
-    for (const rows of this.tokenRows) {
-      const bad = inputs.tokens.findIndex((t) => t < 0 || t >= rows);
-      if (bad >= 0) throw new RangeError(`token id ${inputs.tokens[bad]} (at index ${bad}) is out of range for a vocabulary of ${rows}`);
-    }
+    const { T, pos } = this.checkStep(inputs, this.program!.tokenTables);
     const module = this.module!;
     const runs: HostTensor[][] = [];
     const stats = { tokens: T, launches: 0, graphs: 0 };
@@ -436,7 +382,7 @@ export class CudaExecutor {
 }
 
 /** A CUDA executor whose device, kernels and weights are ready (errors surface here). */
-export async function createCudaExecutor(graph: Graph, weights: WeightSource | CudaWeightSource, opts: CudaExecutorOptions = {}): Promise<CudaExecutor> {
+export async function createCudaExecutor(graph: Graph, weights: WeightSource, opts: CudaExecutorOptions = {}): Promise<CudaExecutor> {
   const ex = new CudaExecutor(graph, weights, opts);
   await ex.init();
   return ex;

@@ -10,8 +10,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
-import type { ComputeCapability } from "../../compiler/emit/cuda/index.js";
-import { archName } from "../../compiler/emit/cuda/index.js";
+import { archName, type ComputeCapability } from "../../compiler/target/cuda.js";
 
 export function findNvcc(): string | null {
   const explicit = process.env["LLMC_NVCC"];

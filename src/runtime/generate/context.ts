@@ -4,7 +4,7 @@
 // its most recent tokens, so positions start again from 0 — and any other model stops with an error
 // that names max_seq_len.
 
-import { ContextOverflowError } from "../cpu/interpreter.js";
+import { ContextOverflowError } from "../executor.js";
 import type { Executor } from "../backend.js";
 import { InputError } from "./errors.js";
 import { argmax } from "./sampler.js";

@@ -9,7 +9,7 @@
 
 import type { FileHandle } from "node:fs/promises";
 import { gguf, GGMLQuantizationType } from "@huggingface/gguf";
-import { DTYPES, SUPPORTED_DTYPES, decodeTensor, dtypeFromGgmlType, tensorByteSize, type WeightDType } from "./dtypes.js";
+import { DTYPES, SUPPORTED_DTYPES, decodeTensor, dtypeFromGgmlType, tensorByteSize, type StorageDType } from "../../compiler/target/storage.js";
 import { WeightFileError, openWeightFile } from "./errors.js";
 
 // ---------------------------------------------------------------------------------------------
@@ -66,7 +66,7 @@ export interface GGUFTensorInfo {
   /** ggml's name of the type, e.g. "Q8_0"; for messages and listings. */
   readonly typeName: string;
   /** null when llmc cannot read this type (see SUPPORTED_DTYPES). */
-  readonly dtype: WeightDType | null;
+  readonly dtype: StorageDType | null;
   /** Absolute position of the data in the file. */
   readonly byteOffset: number;
   /** null when the type is unsupported. */

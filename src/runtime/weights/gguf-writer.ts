@@ -5,7 +5,7 @@
 // temporary name and renamed at the end, so a failed write never leaves a plausible-looking file.
 
 import { open, rename, rm, type FileHandle } from "node:fs/promises";
-import { DTYPES, encodeTensor, isWeightDType, tensorByteSize, type WeightDType } from "./dtypes.js";
+import { DTYPES, encodeTensor, isStorageDType, tensorByteSize, type StorageDType } from "../../compiler/target/storage.js";
 import { WeightFileError } from "./errors.js";
 import {
   GGML_MAX_DIMS,
@@ -50,7 +50,7 @@ export interface GGUFTensorInput {
   name: string;
   /** Row-major, e.g. [out, in] for a matrix (written to the file as ggml's ne, reversed). */
   shape: readonly number[];
-  dtype: WeightDType;
+  dtype: StorageDType;
   /** The data, or a function producing it when the tensor is written. */
   data: TensorData | (() => TensorData | Promise<TensorData>);
 }
@@ -168,7 +168,7 @@ function planTensors(path: string, inputs: readonly GGUFTensorInput[], alignment
     }
     if (names.has(name)) throw fail("two tensors have this name");
     names.add(name);
-    if (!isWeightDType(dtype)) throw fail(`unknown dtype "${String(dtype)}"; use one of ${Object.keys(DTYPES).join(", ")}`);
+    if (!isStorageDType(dtype)) throw fail(`unknown dtype "${String(dtype)}"; use one of ${Object.keys(DTYPES).join(", ")}`);
     if (shape.length < 1 || shape.length > GGML_MAX_DIMS || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
       throw fail(`shape [${shape.join(", ")}] must have 1 to ${GGML_MAX_DIMS} non-negative integer dimensions`);
     }

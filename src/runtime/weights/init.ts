@@ -9,7 +9,7 @@ import {
   DIRECT_HPARAMS, GENERAL_KEYS, GGML_QUANTIZATION_VERSION, GGUF_FILE_TYPES, GGUF_TENSOR_NAMES,
   HPARAM_KEYS as K, TOKENIZER_KEYS, hparamKey, type HParamKey,
 } from "../../compiler/import/gguf-keys.js";
-import { DTYPES, type WeightDType } from "./dtypes.js";
+import { DTYPES, type StorageDType } from "../../compiler/target/storage.js";
 import { WeightFileError } from "./errors.js";
 import { meta, writeGGUF, type GGUFMetadataEntry, type GGUFTensorInput, type WriteProgress } from "./gguf-writer.js";
 import { fileTensorName, ggufArchitecture, modelTensors, type ModelTensor } from "./model-tensors.js";
@@ -19,7 +19,7 @@ import { trainSentencePieceVocab, type SentencePieceVocab } from "./vocab.js";
 
 export interface InitWeightsOptions {
   /** Storage type of the matrices (1-D tensors stay f32, as llama.cpp keeps them). Default f32. */
-  dtype?: WeightDType;
+  dtype?: StorageDType;
   /** Default 0. */
   seed?: number;
   /** general.name; default the model's name. */
@@ -35,13 +35,13 @@ export interface InitWeightsSummary {
   /** Size of the file. */
   bytes: number;
   /** How many tensors of each storage type. */
-  dtypes: Partial<Record<WeightDType, number>>;
+  dtypes: Partial<Record<StorageDType, number>>;
   vocab: { size: number; learned: number; byteFallback: boolean };
   /** Things the user should know (fallback types, an architecture llama.cpp does not know). */
   notes: string[];
 }
 
-const QUANTIZED: ReadonlySet<WeightDType> = new Set(["q8_0", "q4_0"]);
+const QUANTIZED: ReadonlySet<StorageDType> = new Set(["q8_0", "q4_0"]);
 
 /**
  * The values `llmc init-weights` gives an IR weight: randomTensor(irName, shape, seed) (so they do not
@@ -73,7 +73,7 @@ export function randomWeightSource(model: ResolvedModel, seed: number): (name: s
 }
 
 /** The storage type of a tensor written at `requested`: 1-D tensors f32; rows that do not fill quantization blocks f16. */
-export function storageDType(shape: readonly number[], requested: WeightDType): WeightDType {
+export function storageDType(shape: readonly number[], requested: StorageDType): StorageDType {
   if (shape.length < 2) return "f32";
   if (shape[shape.length - 1]! % DTYPES[requested].blockSize !== 0) return "f16";
   return requested;
@@ -99,7 +99,7 @@ export async function initWeights(model: ResolvedModel, path: string, opts: Init
   }
 
   const tensors: GGUFTensorInput[] = [];
-  const dtypes: Partial<Record<WeightDType, number>> = {};
+  const dtypes: Partial<Record<StorageDType, number>> = {};
   let fellBack = 0;
   for (const t of modelTensors(model)) {
     const fn = fileTensorName(t, "gguf");
@@ -151,9 +151,9 @@ function configNumber(model: ResolvedModel, name: string): number | null {
   return typeof v === "number" ? v : null;
 }
 
-function generalMetadata(model: ResolvedModel, arch: string, requested: WeightDType, name: string | undefined): GGUFMetadataEntry[] {
+function generalMetadata(model: ResolvedModel, arch: string, requested: StorageDType, name: string | undefined): GGUFMetadataEntry[] {
   const out = [meta.string(GENERAL_KEYS.architecture, arch), meta.string(GENERAL_KEYS.name, name ?? model.name)];
-  const fileType = (GGUF_FILE_TYPES as Partial<Record<WeightDType, number>>)[requested];
+  const fileType = (GGUF_FILE_TYPES as Partial<Record<StorageDType, number>>)[requested];
   if (fileType !== undefined) out.push(meta.uint32(GENERAL_KEYS.fileType, fileType));
   if (QUANTIZED.has(requested)) out.push(meta.uint32(GENERAL_KEYS.quantizationVersion, GGML_QUANTIZATION_VERSION));
   return out;

@@ -14,7 +14,7 @@ import { basename, join } from "node:path";
 import type { ResolvedModel, TensorTransform } from "../../compiler/check/model.js";
 import { editDistance } from "../../compiler/check/suggest.js";
 import { GENERAL_KEYS } from "../../compiler/import/gguf-keys.js";
-import { decodeTensor, SUPPORTED_DTYPES, tensorByteSize, type WeightDType } from "./dtypes.js";
+import { decodeTensor, SUPPORTED_DTYPES, tensorByteSize, type StorageDType } from "../../compiler/target/storage.js";
 import { WeightFileError } from "./errors.js";
 import { GGUF_MAGIC, openGGUF, type GGUFFile, type GGUFValue } from "./gguf-reader.js";
 import { fileTensorName, ggufArchitecture, modelTensors, tiedWeights, type ModelTensor, type NameScheme } from "./model-tensors.js";
@@ -50,7 +50,7 @@ export interface ModelWeights {
   /** IR names of every weight read (tied weights are not among them: the IR uses their target's name). */
   names(): string[];
   /** Shape and the dtype raw() gives: the file's storage type, or f32 where a transform needed values. */
-  info(name: string): { shape: number[]; dtype: WeightDType };
+  info(name: string): { shape: number[]; dtype: StorageDType };
   /** Values as f32: dequantized, transforms applied; computed once and cached. */
   f32(name: string): Float32Array;
   /**
@@ -58,7 +58,7 @@ export interface ModelWeights {
    * permutations move quantized rows as they are; add(c) needs values and gives f32. For uploading
    * quantized weights to a device as they are.
    */
-  raw(name: string): { dtype: WeightDType; shape: number[]; bytes: Uint8Array };
+  raw(name: string): { dtype: StorageDType; shape: number[]; bytes: Uint8Array };
   /** Drops the weights; later calls fail. */
   close(): Promise<void>;
 }
@@ -68,7 +68,7 @@ export interface ModelWeights {
 
 interface SourceTensor {
   shape: readonly number[];
-  dtype: WeightDType | null;
+  dtype: StorageDType | null;
   /** The type as the file calls it, for messages. */
   typeName: string;
   byteLength: number;
@@ -324,7 +324,7 @@ class LoadedWeights implements ModelWeights {
     throw new WeightFileError(this.file, `the model has no weight of this name${hint.length ? `; did you mean "${hint[0]}"?` : ""}`, { tensor: name });
   }
 
-  info(name: string): { shape: number[]; dtype: WeightDType } {
+  info(name: string): { shape: number[]; dtype: StorageDType } {
     const raw = this.get(name);
     return { shape: [...raw.shape], dtype: raw.dtype };
   }
@@ -340,7 +340,7 @@ class LoadedWeights implements ModelWeights {
     return v;
   }
 
-  raw(name: string): { dtype: WeightDType; shape: number[]; bytes: Uint8Array } {
+  raw(name: string): { dtype: StorageDType; shape: number[]; bytes: Uint8Array } {
     const raw = this.get(name);
     return { dtype: raw.dtype, shape: [...raw.shape], bytes: raw.bytes };
   }

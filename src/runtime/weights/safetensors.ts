@@ -13,7 +13,7 @@
 
 import { open, readFile, rename, rm, stat, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { decodeTensor, encodeTensor, type WeightDType } from "./dtypes.js";
+import { decodeTensor, encodeTensor, type StorageDType } from "../../compiler/target/storage.js";
 import { WeightFileError, openWeightFile } from "./errors.js";
 
 /** The reference implementation's limit on the header size. */
@@ -28,8 +28,8 @@ const ELEMENT_BYTES: Readonly<Record<string, number>> = {
 };
 
 /** The safetensors dtypes llmc reads, and the weight dtype each is. */
-const READABLE: Readonly<Record<string, WeightDType>> = { F32: "f32", F16: "f16", BF16: "bf16" };
-const WRITABLE: Readonly<Partial<Record<WeightDType, string>>> = { f32: "F32", f16: "F16", bf16: "BF16" };
+const READABLE: Readonly<Record<string, StorageDType>> = { F32: "f32", F16: "f16", BF16: "bf16" };
+const WRITABLE: Readonly<Partial<Record<StorageDType, string>>> = { f32: "F32", f16: "F16", bf16: "BF16" };
 
 const CORRUPT_HINT = "The file is truncated or corrupt (an interrupted download?); download it again";
 
@@ -39,7 +39,7 @@ export interface SafetensorsTensorInfo {
   /** The dtype as the file names it ("BF16", "I64"). */
   readonly fileDType: string;
   /** null when llmc cannot read the type. */
-  readonly dtype: WeightDType | null;
+  readonly dtype: StorageDType | null;
   /** Absolute position of the data in `file`. */
   readonly byteOffset: number;
   readonly byteLength: number;

@@ -9,11 +9,11 @@
 // elements of 1-D biases.
 
 import type { TensorTransform } from "../../compiler/check/model.js";
-import { DTYPES, decodeTensor, type WeightDType } from "./dtypes.js";
+import { DTYPES, decodeTensor, type StorageDType } from "../../compiler/target/storage.js";
 
 /** A tensor's bytes in a dtype's layout (ggml's blocks for quantized types), with its row-major shape. */
 export interface RawTensor {
-  readonly dtype: WeightDType;
+  readonly dtype: StorageDType;
   readonly shape: readonly number[];
   readonly bytes: Uint8Array;
 }

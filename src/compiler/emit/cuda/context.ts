@@ -3,15 +3,12 @@
 // the step parameters (P) and scratch space (flash-decoding partials).
 
 import type { Dim } from "../../base/symbolic.js";
+import type { StorageDType } from "../../target/storage.js";
 import type { Dispatch, StepPlan } from "../../plan/plan.js";
 import { dimExprWith, PlanContext } from "../shared/context.js";
 import type { BufferArg } from "./kernel.js";
 import { intLiteral } from "./lang.js";
 import type { CudaTuning } from "./tuning.js";
-
-/** How a weight is stored on the device. Quantized formats are repacked on upload: all quants of the
- *  tensor first (16-byte aligned rows), then the f16 scales, so kernels load 16 bytes at a time. */
-export type WeightFormat = "f32" | "f16" | "bf16" | "q8_0" | "q4_0";
 
 /** Bytes of one element in the plan's buffers (f32, i32, and bool as a 32-bit 0/1). */
 export const ELEMENT_BYTES = 4;
@@ -20,7 +17,7 @@ export interface EmitEnv {
   plan: StepPlan;
   tuning: CudaTuning;
   /** Storage format of a weight buffer (plan buffer id). */
-  weightFormat(buffer: number): WeightFormat;
+  weightFormat(buffer: number): StorageDType;
   /** The buffer holding this step's parameters: int32 [P]. */
   paramsBuffer: number;
   /** Scratch space for one dispatch (reused by the next). */
@@ -57,7 +54,7 @@ export class DispatchContext extends PlanContext {
   }
 
   /** Storage format of a weight input; f32 for everything that is not a weight. */
-  format(id: number): WeightFormat {
+  format(id: number): StorageDType {
     const p = this.placement(id);
     const b = this.env.plan.buffers[p.buffer]!;
     if (b.kind !== "weight") return "f32";

@@ -1,33 +1,25 @@
-// CUDA emission: a fused graph → one CUDA module (kernels.cu) and, per tuning profile, the launch
-// schedule of a decode step (T = 1) and of a prefill chunk (T = the chunk size). Both schedules come
-// from the target-neutral step plan (src/compiler/plan): its buffers, placements and dispatches; each
-// dispatch becomes one or two launches of kernels rendered from codegen-templates/cuda.
-//
-// Prompts longer or shorter than the chunk run as whole chunks; a short last chunk is padded (the
-// padded tokens sit after the real ones, so causal attention hides them from the real ones; their
-// KV rows are overwritten by the next step). The KV cache therefore has room for max_seq_len +
-// chunk − 1 rows. Models where padding is not safe (non-causal attention, ops across tokens) run
-// the remainder as decode steps instead (`paddingSafe`).
+// CUDA emission: the step plans of a decode step (T = 1) and of a prefill chunk → one CUDA module
+// (kernels.cu) and, per tuning profile, the launch schedule of each step. The target layer
+// (target/cuda.ts) decides the plans, the weights' dtypes and the KV rows; each dispatch becomes
+// one or two launches of kernels rendered from codegen-templates/cuda.
 
-import { constValue, dimSymbols, type Dim } from "../../base/symbolic.js";
-import { nodeMap, weightNodes, type Graph } from "../../ir/graph.js";
-import { buildStepPlan } from "../../plan/build.js";
+import { dimSymbols, type Dim } from "../../base/symbolic.js";
+import { nodeMap, type Graph } from "../../ir/graph.js";
 import type { KernelKind, PlanBuffer, StepPlan } from "../../plan/plan.js";
 import type { DType } from "../../ops/table.js";
 import { kernelFamilies } from "../shared/families.js";
 import { checkGenerated, renderTemplate, type BufferArg, type CudaKernel, type CudaLaunch } from "./kernel.js";
 import { emitAttention } from "./attention.js";
-import { DispatchContext, ELEMENT_BYTES, type EmitEnv, type WeightFormat } from "./context.js";
+import type { DeviceWeight } from "../../target/program.js";
+import type { StorageDType } from "../../target/storage.js";
+import { DispatchContext, ELEMENT_BYTES, type EmitEnv } from "./context.js";
 import { emitElementwise, emitReduce, type Emitted } from "./elementwise.js";
 import { emitConcat, emitGather, emitKvAppend, emitRotary, emitSlice, emitTranspose } from "./layout.js";
 import { emitLinear, emitMatmul } from "./linear.js";
 import { archName, tuningFor, type ComputeCapability, type CudaTuning } from "./tuning.js";
-import { formatProblem, weightLayout, type WeightLayout } from "./weights.js";
 
 export type { CudaKernel, CudaLaunch, BufferArg } from "./kernel.js";
-export type { WeightFormat } from "./context.js";
 export { CUDA_PROFILES, archName, parseArch, tuningFor, type ComputeCapability, type CudaTuning } from "./tuning.js";
-export { weightLayout, type WeightLayout } from "./weights.js";
 
 const families = kernelFamilies<(ctx: DispatchContext) => Emitted>({
   elementwise: emitElementwise,
@@ -52,8 +44,8 @@ export interface CudaBuffer {
   /** literal: contents. */
   data?: PlanBuffer["data"];
   kv?: PlanBuffer["kv"];
-  /** weight: storage format and the tensor's shape. */
-  format?: WeightFormat;
+  /** weight: its device dtype and the tensor's shape. */
+  format?: StorageDType;
   shape?: number[];
 }
 
@@ -80,21 +72,12 @@ export interface CudaOutput {
   perToken: boolean;
 }
 
-export interface CudaWeight {
-  name: string;
-  shape: number[];
-  format: WeightFormat;
-  layout: WeightLayout;
-  /** Why the requested format was not used (it is stored as f32 instead). */
-  demoted?: string;
-}
-
 export interface CudaModule {
   /** kernels.cu */
   source: string;
   kernels: CudaKernel[];
   profiles: { arch: string; profile: string; tuning: CudaTuning }[];
-  weights: CudaWeight[];
+  weights: DeviceWeight[];
   prefillChunk: number;
   /** Short prompt tails may be padded to a whole chunk (see above). */
   paddingSafe: boolean;
@@ -107,26 +90,18 @@ export interface CudaModule {
 export interface CudaEmitOptions {
   /** Target GPUs; each gets the tuning profile of its compute capability. */
   archs: ComputeCapability[];
-  /** Storage format wanted for a weight (by IR name); default f32. Weights read by anything but
-   *  linear and gather kernels, or whose shape the format cannot take, stay f32. */
-  weightFormat?: (name: string, shape: readonly number[]) => WeightFormat;
-  /** Tokens per prefill step (default min(128, max_seq_len)). */
-  prefillChunk?: number;
+  /** The decode plan, then the prefill chunk's plan (when chunks are longer than one token). */
+  plans: StepPlan[];
+  weights: DeviceWeight[];
+  maxSeqLen: number;
+  /** KV cache rows allocated per layer (max_seq_len + chunk − 1). */
+  kvRows: number;
   /** Run f32-weight prefill on tensor cores (f16-rounded operands) instead of exact f32. */
-  f32TensorCores?: boolean;
+  f32TensorCores: boolean;
 }
-
-/** CUDA kernels take any number of pointer parameters; this only bounds how many linears the plan
- *  merges into one dispatch. */
-const MAX_KERNEL_BUFFERS = 64;
 
 export class CudaEmitError extends Error {
   override name = "CudaEmitError";
-}
-
-function maxSeqLenOf(graph: Graph): number {
-  const states = [...graph.states.values()];
-  return states.length ? Math.min(...states.map((s) => s.maxSeqLen)) : 4096;
 }
 
 /** Kernels whose semantics never mix tokens, so padded tokens cannot reach real ones. */
@@ -147,71 +122,7 @@ function isPaddingSafe(graph: Graph, plan: StepPlan): boolean {
   return true;
 }
 
-/** Which weights may keep the requested format: read only as linear weights or gather tables, with
- *  one format for all weights of a linear. */
-function chooseFormats(graph: Graph, plans: StepPlan[], wanted: (name: string, shape: readonly number[]) => WeightFormat): CudaWeight[] {
-  const weights = new Map<string, CudaWeight>();
-  for (const n of weightNodes(graph)) {
-    const name = String(n.attrs["name"]);
-    if (weights.has(name)) continue;
-    const shape = n.ty.shape.map((d) => {
-      const c = constValue(d);
-      if (c === null) throw new CudaEmitError(`weight '${name}' has a symbolic shape`);
-      return c;
-    });
-    const format = wanted(name, shape);
-    const problem = formatProblem(format, shape);
-    weights.set(name, { name, shape, format: problem ? "f32" : format, layout: weightLayout("f32", shape), ...(problem ? { demoted: problem } : {}) });
-  }
-  const demote = (name: string, why: string) => {
-    const w = weights.get(name)!;
-    if (w.format !== "f32") Object.assign(w, { format: "f32", demoted: why });
-  };
-  for (const plan of plans) {
-    const nodes = nodeMap(plan.graph);
-    const weightName = (id: number) => {
-      const n = nodes.get(id)!;
-      return n.op === "weight" ? String(n.attrs["name"]) : null;
-    };
-    for (const d of plan.dispatches) {
-      const reads = d.linear ? [...d.linear.sources, ...d.linear.segments.flatMap((seg) => [...seg.extras, ...(seg.rotation?.inputs ?? [])])] : d.inputs;
-      reads.forEach((id, i) => {
-        const name = weightName(id);
-        if (!name) return;
-        const asTable = d.kernel === "gather" && i === 0;
-        if (!asTable) demote(name, `it is read by a ${d.kernel} kernel as an f32 tensor`);
-      });
-    }
-    // Views of weights (reshape, slices) are read at offsets: keep those f32.
-    for (const n of plan.graph.nodes) {
-      if (plan.storage.get(n.id) !== "view") continue;
-      const src = nodes.get(n.inputs[0]!);
-      if (src?.op === "weight") demote(String(src.attrs["name"]), "a view of it is read");
-    }
-  }
-  for (let changed = true; changed; ) {
-    changed = false;
-    for (const plan of plans) {
-      const nodes = nodeMap(plan.graph);
-      for (const d of plan.dispatches) {
-        for (const seg of d.linear?.segments ?? []) {
-          const names = seg.weights.map((id) => String(nodes.get(id)!.attrs["name"]));
-          const formats = new Set(names.map((nm) => weights.get(nm)!.format));
-          if (formats.size > 1) {
-            for (const nm of names) if (weights.get(nm)!.format !== "f32") {
-              demote(nm, "the weights computed together with it have other formats");
-              changed = true;
-            }
-          }
-        }
-      }
-    }
-  }
-  for (const w of weights.values()) w.layout = weightLayout(w.format, w.shape);
-  return [...weights.values()];
-}
-
-function emitStep(graph: Graph, plan: StepPlan, tuning: CudaTuning, weights: ReadonlyMap<string, CudaWeight>, kvRows: number, f32TensorCores: boolean): { step: CudaStepPlan; kernels: CudaKernel[] } {
+function emitStep(graph: Graph, plan: StepPlan, tuning: CudaTuning, weights: ReadonlyMap<string, DeviceWeight>, kvRows: number, f32TensorCores: boolean): { step: CudaStepPlan; kernels: CudaKernel[] } {
   const buffers: CudaBuffer[] = plan.buffers.map((b) => {
     const out: CudaBuffer = { id: b.id, kind: b.kind, bytes: b.bytes, holds: b.holds };
     if (b.data) out.data = b.data;
@@ -219,7 +130,7 @@ function emitStep(graph: Graph, plan: StepPlan, tuning: CudaTuning, weights: Rea
     if (b.kind === "weight") {
       const w = weights.get(b.holds);
       if (!w) throw new Error(`internal: no format for weight '${b.holds}'`);
-      Object.assign(out, { format: w.format, shape: w.shape, bytes: w.layout.bytes });
+      Object.assign(out, { format: w.dtype, shape: w.shape, bytes: w.layout.bytes });
     }
     if (b.kind === "kv") {
       const spec = graph.states.get(b.kv!.state)!;
@@ -279,15 +190,8 @@ export function moduleSource(kernels: readonly CudaKernel[], profiles: readonly 
 
 export function emitCudaModule(graph: Graph, opts: CudaEmitOptions): CudaModule {
   if (opts.archs.length === 0) throw new CudaEmitError("no CUDA architecture to compile for");
-  const maxSeqLen = maxSeqLenOf(graph);
-  const chunk = opts.prefillChunk ?? Math.min(128, maxSeqLen);
-  if (!Number.isInteger(chunk) || chunk < 1 || chunk > maxSeqLen) throw new CudaEmitError(`the prefill chunk must be 1…${maxSeqLen} (max_seq_len) tokens, got ${chunk}`);
-  const kvRows = maxSeqLen + chunk - 1;
-  const decodePlan = buildStepPlan(graph, { T: 1, maxStorageBuffers: MAX_KERNEL_BUFFERS });
-  const prefillPlan = chunk > 1 ? buildStepPlan(graph, { T: chunk, maxStorageBuffers: MAX_KERNEL_BUFFERS }) : null;
-  const plans = prefillPlan ? [decodePlan, prefillPlan] : [decodePlan];
-  const weights = chooseFormats(graph, plans, opts.weightFormat ?? (() => "f32"));
-  const byName = new Map(weights.map((w) => [w.name, w]));
+  const [, prefillPlan] = opts.plans;
+  const byName = new Map(opts.weights.map((w) => [w.name, w]));
   const profiles: CudaModule["profiles"] = [];
   const seen = new Set<string>();
   const kernels = new Map<string, CudaKernel>();
@@ -297,8 +201,8 @@ export function emitCudaModule(graph: Graph, opts: CudaEmitOptions): CudaModule 
     profiles.push({ arch: archName(arch), profile: tuning.profile, tuning });
     if (seen.has(tuning.profile)) continue;
     seen.add(tuning.profile);
-    for (const plan of plans) {
-      const e = emitStep(graph, plan, tuning, byName, kvRows, opts.f32TensorCores ?? false);
+    for (const plan of opts.plans) {
+      const e = emitStep(graph, plan, tuning, byName, opts.kvRows, opts.f32TensorCores);
       steps.push(e.step);
       for (const k of e.kernels) if (!kernels.has(k.name)) kernels.set(k.name, k);
     }
@@ -308,11 +212,11 @@ export function emitCudaModule(graph: Graph, opts: CudaEmitOptions): CudaModule 
     source: moduleSource(list, [...seen]),
     kernels: list,
     profiles,
-    weights,
-    prefillChunk: chunk,
+    weights: opts.weights,
+    prefillChunk: prefillPlan?.T ?? 1,
     paddingSafe: prefillPlan ? isPaddingSafe(graph, prefillPlan) : false,
-    kvRows,
-    maxSeqLen,
+    kvRows: opts.kvRows,
+    maxSeqLen: opts.maxSeqLen,
     steps,
   };
 }

@@ -10,7 +10,7 @@ import type { Emitted } from "./elementwise.js";
 import { single } from "./elementwise.js";
 import { checkIndexRange, makeKernel, offsetExpr, ParamSet, product, strideGrid, stridesOf } from "./kernel.js";
 import { intLiteral, storageType } from "./lang.js";
-import { weightLayout } from "./weights.js";
+import { deviceLayout } from "../../target/storage.js";
 
 function grid(ctx: DispatchContext, count: number): [number, number, number] {
   const t = ctx.tuning.elementwise;
@@ -53,7 +53,7 @@ export function emitGather(ctx: DispatchContext): Emitted {
     }
     case "q8_0":
     case "q4_0": {
-      const layout = weightLayout(format, [V, D]);
+      const layout = deviceLayout(format, [V, D]);
       const q = params.pointer(ta.buffer, 0, format === "q8_0" ? "signed char" : "unsigned char", "read");
       const s = params.pointer(ta.buffer, layout.scaleOffset, "unsigned short", "read");
       out = outArg();

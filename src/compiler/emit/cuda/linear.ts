@@ -31,12 +31,13 @@ import type { LinearKernel, LinearSegment } from "../../plan/plan.js";
 import { renderExpr } from "../shared/expr.js";
 import { linearOf, linearX, statementBlock, type LinearX } from "../shared/linear.js";
 import { matmulGeometry } from "../shared/geometry.js";
-import type { DispatchContext, WeightFormat } from "./context.js";
+import type { DispatchContext } from "./context.js";
+import type { StorageDType } from "../../target/storage.js";
 import type { Emitted } from "./elementwise.js";
 import { single } from "./elementwise.js";
 import { broadcastStrides, checkIndexRange, makeKernel, offsetExpr, ParamSet, product, strideGrid, type CudaKernel, type CudaLaunch } from "./kernel.js";
 import { cudaLang, f32Literal, intLiteral, loadAs, storageType, storeAs } from "./lang.js";
-import { weightLayout } from "./weights.js";
+import { deviceLayout } from "../../target/storage.js";
 
 const lang = cudaLang();
 
@@ -104,7 +105,7 @@ function finishScale(x: LinearX, red: (j: number) => string, target: string, hel
 // ------------------------------------------------------------------------------------------ segments
 
 interface WeightRef {
-  format: WeightFormat;
+  format: StorageDType;
   /** f32: float elements; f16/bf16: 16-bit patterns; quantized: the quants. */
   data: string;
   /** Quantized: the f16 scales. */
@@ -113,7 +114,7 @@ interface WeightRef {
 
 interface SegmentRefs {
   N: number;
-  format: WeightFormat;
+  format: StorageDType;
   weights: WeightRef[];
   /** Where outputs go: a pointer name (with P · perPast already added when in place). */
   out: string;
@@ -136,7 +137,7 @@ function segmentRefs(ctx: DispatchContext, params: ParamSet, seg: LinearSegment,
     const f = formats[i]!;
     if (f === "f32") return { format: f, data: params.pointer(a.buffer, a.offsetBytes, "float", "read"), scales: "" };
     if (f === "f16" || f === "bf16") return { format: f, data: params.pointer(a.buffer, a.offsetBytes, "unsigned short", "read"), scales: "" };
-    const layout = weightLayout(f, [N, x.K]);
+    const layout = deviceLayout(f, [N, x.K]);
     const data = params.pointer(a.buffer, 0, f === "q8_0" ? "signed char" : "unsigned char", "read");
     return { format: f, data, scales: params.pointer(a.buffer, layout.scaleOffset, "unsigned short", "read") };
   });
@@ -192,7 +193,7 @@ export function emitLinear(ctx: DispatchContext): Emitted {
 // ------------------------------------------------------------------------------------------ matvec
 
 /** Elements of one 16-byte weight load (or 1 where rows are not made of them). */
-function chunkOf(format: WeightFormat, K: number): number {
+function chunkOf(format: StorageDType, K: number): number {
   switch (format) {
     case "f32": return K % 4 === 0 ? 4 : 1;
     case "f16":

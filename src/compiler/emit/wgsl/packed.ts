@@ -1,53 +1,13 @@
-// Weights stored packed on the device and read by the linear kernels (dequantisation fused into the
-// loads). WGSL storage arrays are of 4-byte elements and llvmpipe has no shader-f16, so every format
-// is an array<u32>, laid out at upload (`packWeight`) for a weight [N, K] in row-major order:
-//
-//   f16, bf16  the 16-bit values as stored, two per u32: element e is the low half of word e / 2
-//              when e is even, the high half when odd (f16 through unpack2x16float; bf16 by shifting
-//              its bits into the top of an f32).
-//   q8_0       GGUF blocks of 32 (f16 scale d, 32 int8 q; value q·d) split into two regions, so
-//              both stay u32-aligned: first every block's 32 quants (element e is byte e), then
-//              every block's f16 scale (block b's at byte N·K + 2b, two per u32).
-//   q4_0       the same split of GGUF's 18-byte blocks (f16 d, 16 bytes of nibbles: element j low
-//              nibble of byte j, j + 16 high nibble; value (q − 8)·d): 16 quant bytes per block
-//              (block b's at byte 16b), then the scales at byte N·K/2 + 2b.
-//
-// Quantized formats need K to be a multiple of 32 (blocks never straddle rows).
+// How the WGSL linear and gather kernels read weights stored other than f32 (dequantisation fused
+// into the loads). The byte layouts are target/storage.ts's; WGSL storage arrays hold 4-byte
+// elements and llvmpipe has no shader-f16, so every dtype is bound as an array<u32>: f16/bf16 two
+// values per word (element e in the low half of word e / 2 when e is even), q8_0/q4_0 quants then
+// f16 scales, two per word.
 
-import type { PackedFormat } from "../../plan/plan.js";
-import { packedBytes } from "../../plan/plan.js";
+import type { StorageDType } from "../../target/storage.js";
 import { u32Literal } from "./lang.js";
 
 const u = u32Literal;
-
-/** The device bytes of a weight of `shape` stored in `format` from its GGUF storage bytes. */
-export function packWeight(format: PackedFormat, bytes: Uint8Array, shape: readonly number[]): Uint8Array {
-  const count = shape.reduce((a, b) => a * b, 1);
-  const out = new Uint8Array(packedBytes(format, count));
-  if (format === "f16" || format === "bf16") {
-    if (bytes.length !== count * 2) throw new Error(`a ${format} tensor of shape [${shape.join(", ")}] has ${count * 2} bytes, got ${bytes.length}`);
-    out.set(bytes);
-    return out;
-  }
-  const blockBytes = format === "q8_0" ? 34 : 18;
-  const quantBytes = blockBytes - 2;
-  const nb = count / 32;
-  if (!Number.isInteger(nb) || bytes.length !== nb * blockBytes) throw new Error(`a ${format} tensor of shape [${shape.join(", ")}] has ${nb * blockBytes} bytes, got ${bytes.length}`);
-  const scales = nb * quantBytes;
-  for (let b = 0; b < nb; b++) {
-    const o = b * blockBytes;
-    out[scales + 2 * b] = bytes[o]!;
-    out[scales + 2 * b + 1] = bytes[o + 1]!;
-    out.set(bytes.subarray(o + 2, o + blockBytes), b * quantBytes);
-  }
-  return out;
-}
-
-/** Whether a weight [N, K] can be stored in `format` for the linear kernels. */
-export function packable(format: PackedFormat, shape: readonly number[]): boolean {
-  if (shape.length !== 2) return false;
-  return format === "f16" || format === "bf16" || shape[1]! % 32 === 0;
-}
 
 const HELPERS = {
   half: "fn llmc_half(w: u32, hi: u32) -> f32 {\n  let v = unpack2x16float(w);\n  return select(v.x, v.y, hi == 1u);\n}",
@@ -68,7 +28,8 @@ const HELPERS = {
  * of elements 4k..4k+3 of the row when vec is 4, else the f32 element k). Helper sources it calls are
  * added to `helpers`.
  */
-export function packedReader(format: PackedFormat, buf: string, N: number, K: number, vec: number, helpers: Set<string>) {
+export function packedReader(format: StorageDType, buf: string, N: number, K: number, vec: number, helpers: Set<string>) {
+  if (format === "f32") throw new Error("internal: f32 weights are read as array<f32>, not packed");
   const scaleWord = format === "q8_0" ? (N * K) / 4 : (N * K) / 8; // first u32 of the scales
   const need = (...hs: (keyof typeof HELPERS)[]) => hs.forEach((h) => helpers.add(HELPERS[h]));
   // The row's first element.

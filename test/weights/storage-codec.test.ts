@@ -15,7 +15,7 @@ import {
   quantizeQ4_0,
   quantizeQ8_0,
   tensorByteSize,
-} from "../../src/runtime/weights/dtypes.js";
+} from "../../src/compiler/target/storage.js";
 
 const f32 = Math.fround;
 

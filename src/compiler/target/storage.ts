@@ -1,21 +1,23 @@
-// Tensor storage types of GGUF weight files that llmc reads and writes, with their ggml type ids and
-// block layouts, and CPU conversions to and from f32. The layouts and the rounding match ggml's
+// Weight storage dtypes, the one place that knows them: the types of GGUF weight files that llmc
+// reads and writes (ggml type ids and block layouts), CPU conversions to and from f32, the layout
+// each dtype has in device memory (the same for WGSL and CUDA), and the policy that picks a
+// weight's device dtype. The layouts and the rounding match ggml's
 // reference code (ggml-quants.c, ggml-impl.h) bit for bit, so a file we quantize is the file
 // llama.cpp would write, and a file llama.cpp wrote dequantizes to the values llama.cpp computes.
 //
 // Byte order: GGUF tensor data is little-endian (the reader refuses big-endian files) and so is
 // every host Node and the browsers run on, so multi-byte values are read through typed-array views.
 
-export type WeightDType = "f32" | "f16" | "bf16" | "q8_0" | "q4_0";
+export type StorageDType = "f32" | "f16" | "bf16" | "q8_0" | "q4_0";
 
 export interface DTypeInfo {
-  readonly name: WeightDType;
+  readonly name: StorageDType;
   readonly ggmlType: number; // enum ggml_type
   readonly blockSize: number; // elements per block
   readonly bytesPerBlock: number;
 }
 
-export const DTYPES: { readonly [K in WeightDType]: DTypeInfo } = {
+export const DTYPES: { readonly [K in StorageDType]: DTypeInfo } = {
   f32: { name: "f32", ggmlType: 0, blockSize: 1, bytesPerBlock: 4 },
   f16: { name: "f16", ggmlType: 1, blockSize: 1, bytesPerBlock: 2 },
   bf16: { name: "bf16", ggmlType: 30, blockSize: 1, bytesPerBlock: 2 },
@@ -25,21 +27,21 @@ export const DTYPES: { readonly [K in WeightDType]: DTypeInfo } = {
   q4_0: { name: "q4_0", ggmlType: 2, blockSize: 32, bytesPerBlock: 2 + 16 },
 };
 
-export const SUPPORTED_DTYPES: readonly WeightDType[] = Object.keys(DTYPES) as WeightDType[];
+export const SUPPORTED_DTYPES: readonly StorageDType[] = Object.keys(DTYPES) as StorageDType[];
 
-const BY_GGML_TYPE = new Map<number, WeightDType>(SUPPORTED_DTYPES.map((d) => [DTYPES[d].ggmlType, d]));
+const BY_GGML_TYPE = new Map<number, StorageDType>(SUPPORTED_DTYPES.map((d) => [DTYPES[d].ggmlType, d]));
 
-export function isWeightDType(name: string): name is WeightDType {
+export function isStorageDType(name: string): name is StorageDType {
   return Object.prototype.hasOwnProperty.call(DTYPES, name);
 }
 
 /** The dtype stored as ggml type `ggmlType`, or null when llmc does not support that type. */
-export function dtypeFromGgmlType(ggmlType: number): WeightDType | null {
+export function dtypeFromGgmlType(ggmlType: number): StorageDType | null {
   return BY_GGML_TYPE.get(ggmlType) ?? null;
 }
 
 /** Bytes taken by `numElements` elements of `dtype`; a RangeError unless they fill whole blocks. */
-export function tensorByteSize(dtype: WeightDType, numElements: number): number {
+export function tensorByteSize(dtype: StorageDType, numElements: number): number {
   const { blockSize, bytesPerBlock } = DTYPES[dtype];
   if (!Number.isSafeInteger(numElements) || numElements < 0) {
     throw new RangeError(`element count ${numElements} is not a non-negative integer`);
@@ -143,7 +145,7 @@ function bytesOf(view: ArrayBufferView): Uint8Array {
   return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
 }
 
-function checkByteLength(dtype: WeightDType, bytes: Uint8Array): number {
+function checkByteLength(dtype: StorageDType, bytes: Uint8Array): number {
   const { blockSize, bytesPerBlock } = DTYPES[dtype];
   if (bytes.byteLength % bytesPerBlock !== 0) {
     throw new RangeError(`${bytes.byteLength} bytes is not a whole number of ${dtype} blocks (${bytesPerBlock} bytes each)`);
@@ -151,14 +153,14 @@ function checkByteLength(dtype: WeightDType, bytes: Uint8Array): number {
   return (bytes.byteLength / bytesPerBlock) * blockSize;
 }
 
-function checkBlocks(dtype: WeightDType, values: Float32Array): void {
+function checkBlocks(dtype: StorageDType, values: Float32Array): void {
   const { blockSize } = DTYPES[dtype];
   if (values.length % blockSize !== 0) {
     throw new RangeError(`${dtype} quantizes blocks of ${blockSize} values; ${values.length} is not a multiple of ${blockSize}`);
   }
 }
 
-function checkFinite(dtype: WeightDType, v: number, index: number): void {
+function checkFinite(dtype: StorageDType, v: number, index: number): void {
   if (!Number.isFinite(v)) throw new RangeError(`value ${v} at index ${index} cannot be quantized to ${dtype}`);
 }
 
@@ -294,7 +296,7 @@ export function dequantizeQ4_0(bytes: Uint8Array): Float32Array {
 }
 
 /** Encodes f32 values as `dtype` bytes (a copy for f32; rounding or quantizing otherwise). */
-export function encodeTensor(dtype: WeightDType, values: Float32Array): Uint8Array {
+export function encodeTensor(dtype: StorageDType, values: Float32Array): Uint8Array {
   switch (dtype) {
     case "f32":
       return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
@@ -310,7 +312,7 @@ export function encodeTensor(dtype: WeightDType, values: Float32Array): Uint8Arr
 }
 
 /** Decodes `dtype` bytes to f32 values; the element count follows from the byte length. */
-export function decodeTensor(dtype: WeightDType, bytes: Uint8Array): Float32Array {
+export function decodeTensor(dtype: StorageDType, bytes: Uint8Array): Float32Array {
   switch (dtype) {
     case "f32":
       checkByteLength("f32", bytes);
@@ -324,4 +326,98 @@ export function decodeTensor(dtype: WeightDType, bytes: Uint8Array): Float32Arra
     case "q4_0":
       return dequantizeQ4_0(bytes);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// On the device: one layout per dtype, read by the WGSL and the CUDA kernels alike
+//
+//   f32, f16, bf16   row-major elements (f16/bf16 as their 16-bit patterns)
+//   q8_0, q4_0       ggml's blocks split into two regions so that both stay aligned: first every
+//                    block's quants (q8_0: 32 int8 at byte 32b; q4_0: 16 bytes at byte 16b, element
+//                    j in the low nibble of byte j, j + 16 in the high nibble), then every block's
+//                    f16 scale at scaleOffset + 2b. A quantized row is a whole number of blocks, so
+//                    both regions start on a 16-byte boundary.
+
+export interface DeviceLayout {
+  dtype: StorageDType;
+  /** Bytes the tensor takes on the device (a multiple of 16). */
+  bytes: number;
+  /** q8_0 / q4_0: byte offset of the f16 scales (0 otherwise). */
+  scaleOffset: number;
+}
+
+const align16 = (n: number) => Math.max(16, Math.ceil(n / 16) * 16);
+const count = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+export function deviceLayout(dtype: StorageDType, shape: readonly number[]): DeviceLayout {
+  const n = count(shape);
+  switch (dtype) {
+    case "f32":
+      return { dtype, bytes: align16(n * 4), scaleOffset: 0 };
+    case "f16":
+    case "bf16":
+      return { dtype, bytes: align16(n * 2), scaleOffset: 0 };
+    case "q8_0":
+    case "q4_0": {
+      const scaleOffset = dtype === "q8_0" ? n : n / 2;
+      return { dtype, bytes: align16(scaleOffset + (n / 32) * 2), scaleOffset };
+    }
+  }
+}
+
+/** Why a weight of `shape` cannot be stored as `dtype` on a device, or null when it can: only
+ *  matrices are stored other than f32, and quantized rows must be whole 32-element blocks. */
+export function deviceStorageProblem(dtype: StorageDType, shape: readonly number[]): string | null {
+  if (dtype === "f32") return null;
+  if (shape.length !== 2) return `${dtype} weights must be matrices`;
+  if (DTYPES[dtype].blockSize > 1 && shape[1]! % DTYPES[dtype].blockSize !== 0) {
+    return `${dtype} needs rows of a multiple of ${DTYPES[dtype].blockSize} elements, not ${shape[1]}`;
+  }
+  return null;
+}
+
+/** The device bytes of a tensor of `shape` from its bytes in the file's (ggml's) layout of `dtype`. */
+export function packForDevice(dtype: StorageDType, fileBytes: Uint8Array, shape: readonly number[]): Uint8Array {
+  const n = count(shape);
+  const expected = tensorByteSize(dtype, n);
+  if (fileBytes.length !== expected) throw new RangeError(`a ${dtype} tensor of shape [${shape.join(", ")}] has ${expected} bytes, got ${fileBytes.length}`);
+  const layout = deviceLayout(dtype, shape);
+  const out = new Uint8Array(layout.bytes);
+  if (dtype !== "q8_0" && dtype !== "q4_0") {
+    out.set(fileBytes);
+    return out;
+  }
+  const { bytesPerBlock } = DTYPES[dtype];
+  const quantBytes = bytesPerBlock - 2;
+  for (let b = 0; b < n / 32; b++) {
+    const o = b * bytesPerBlock;
+    out[layout.scaleOffset + 2 * b] = fileBytes[o]!;
+    out[layout.scaleOffset + 2 * b + 1] = fileBytes[o + 1]!;
+    out.set(fileBytes.subarray(o + 2, o + bytesPerBlock), b * quantBytes);
+  }
+  return out;
+}
+
+/** A weight's values as a weight source gives them: f32, or the bytes the file stores. */
+export type StoredTensor = Float32Array | { dtype: StorageDType; bytes: Uint8Array };
+
+/** The device bytes of a weight stored as `dtype`: the file's bytes repacked when the file has that
+ *  dtype, else the values converted (quantized, rounded) from f32. */
+export function deviceBytes(dtype: StorageDType, shape: readonly number[], value: StoredTensor): Uint8Array {
+  if (!(value instanceof Float32Array) && value.dtype === dtype) return packForDevice(dtype, value.bytes, shape);
+  const f32 = value instanceof Float32Array ? value : decodeTensor(value.dtype, value.bytes);
+  if (f32.length !== count(shape)) throw new RangeError(`${f32.length} values for shape [${shape.join(", ")}], expected ${count(shape)}`);
+  if (dtype === "f32") return new Uint8Array(f32.buffer, f32.byteOffset, f32.byteLength);
+  return packForDevice(dtype, encodeTensor(dtype, f32), shape);
+}
+
+/**
+ * The policy for a weight's device dtype: what the user asked for (`--weight-dtype`), else what the
+ * file stores, else f32; f32 where the dtype cannot hold this shape (`demoted` says why). The target
+ * layer demotes further where a kernel must read the weight as f32.
+ */
+export function deviceDType(shape: readonly number[], stored: StorageDType | undefined, requested?: StorageDType): { dtype: StorageDType; demoted?: string } {
+  const wanted = requested ?? stored ?? "f32";
+  const problem = deviceStorageProblem(wanted, shape);
+  return problem ? { dtype: "f32", demoted: problem } : { dtype: wanted };
 }

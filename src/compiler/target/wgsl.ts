@@ -1,0 +1,170 @@
+// The WGSL target: a graph, the adapter's profile (kernel shapes and limits) and the weights' policy
+// → the program a WebGPU runtime executes: the weights on the device, and per step shape (T) the
+// plan, its kernels (source, bindings, workgroups) in launch order, and what the runtime checks.
+// `llmc compile --target wgsl` writes exactly this (wgslProgramFiles); the WebGPU executor runs it.
+
+import type { Graph } from "../ir/graph.js";
+import { maxSeqLenOf } from "../ir/graph.js";
+import { emitPlan, CPU_TUNING, GPU_TUNING, type WgslKernel, type WgslTuning } from "../emit/wgsl/index.js";
+import { ARGMAX_OUTPUT, greedyOutput, withArgmaxOutput } from "../passes/argmax.js";
+import { buildStepPlan } from "../plan/build.js";
+import { planToJson } from "../plan/json.js";
+import type { PlanBuffer, StepPlan } from "../plan/plan.js";
+import {
+  checkPackedReads, deviceWeights, onlyForOutput, packedWeights, TargetError, tokenTables,
+  type DeviceWeight, type WeightPolicy,
+} from "./program.js";
+
+export { PARAMS_BYTES, type KernelBinding, type WgslKernel, type WgslTuning } from "../emit/wgsl/index.js";
+
+/** The device limits a WGSL program is planned for (WebGPU's names). */
+export interface WgslLimits {
+  maxStorageBuffersPerShaderStage: number;
+  maxStorageBufferBindingSize?: number;
+  maxComputeWorkgroupSizeX: number;
+  maxComputeInvocationsPerWorkgroup: number;
+}
+
+/** Kernel shapes and limits of one adapter. */
+export interface WgslProfile {
+  /** "llvmpipe" (any CPU rasteriser) or "gpu". */
+  name: "llvmpipe" | "gpu";
+  tuning: WgslTuning;
+  /** Storage buffers one kernel may bind (merged linears stay within it). */
+  maxStorageBuffers: number;
+  /** The largest buffer a kernel may bind; absent when planning for no device in particular
+   *  (`llmc compile`), where nothing is refused for its size. */
+  maxStorageBufferBindingSize?: number;
+}
+
+/** The limits `llmc compile --target wgsl --tuning NAME` plans for: llvmpipe's (16 storage buffers per
+ *  stage) and WebGPU's defaults, which every GPU adapter supports. */
+export const NOMINAL_LIMITS: Record<WgslProfile["name"], WgslLimits> = {
+  llvmpipe: { maxStorageBuffersPerShaderStage: 16, maxComputeWorkgroupSizeX: 1024, maxComputeInvocationsPerWorkgroup: 1024 },
+  gpu: { maxStorageBuffersPerShaderStage: 8, maxComputeWorkgroupSizeX: 256, maxComputeInvocationsPerWorkgroup: 256 },
+};
+
+/** The profile of an adapter: CPU rasterisers get CPU kernel shapes (several rows per invocation,
+ *  small workgroups, no barriers), GPUs GPU shapes, with workgroups clamped to the limits; a tuning
+ *  given explicitly is used as it is. */
+export function wgslProfile(software: boolean, limits: WgslLimits, opts: { maxStorageBuffers?: number; tuning?: WgslTuning } = {}): WgslProfile {
+  const base = software ? CPU_TUNING : GPU_TUNING;
+  const cap = (n: number) => Math.max(1, Math.min(n, limits.maxComputeWorkgroupSizeX, limits.maxComputeInvocationsPerWorkgroup));
+  const tuning: WgslTuning = opts.tuning ?? {
+    ...base,
+    workgroupSize: cap(base.workgroupSize),
+    reduceWorkgroupSize: cap(base.reduceWorkgroupSize),
+    linear: { ...base.linear, workgroupSize: cap(base.linear.workgroupSize) },
+    matmul: { workgroupSize: cap(base.matmul.workgroupSize) },
+    attention: { workgroupSize: cap(base.attention.workgroupSize) },
+  };
+  return {
+    name: software ? "llvmpipe" : "gpu",
+    tuning,
+    maxStorageBuffers: Math.min(opts.maxStorageBuffers ?? Infinity, limits.maxStorageBuffersPerShaderStage),
+    ...(limits.maxStorageBufferBindingSize !== undefined ? { maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize } : {}),
+  };
+}
+
+/** One step shape of a WGSL program. */
+export interface WgslStep {
+  T: number;
+  plan: StepPlan;
+  /** One per dispatch of the plan, in launch order. */
+  kernels: WgslKernel[];
+  /** Kernels only the greedy token needs: launched only when the step reads it. */
+  greedyOnly: boolean[];
+}
+
+export interface WgslProgram {
+  readonly target: "wgsl";
+  /** The graph run: the one given, with the greedy token (passes/argmax.ts) as an output where the
+   *  graph's output is logits. */
+  readonly graph: Graph;
+  /** Output index of the greedy token; null when the graph's output is not logits. */
+  readonly greedy: number | null;
+  readonly maxSeqLen: number;
+  readonly profile: WgslProfile;
+  readonly weights: readonly DeviceWeight[];
+  /** Vocabulary sizes of the gathers indexed by token ids. */
+  readonly tokenTables: readonly number[];
+  /** The step of T tokens (compiled on first use, then the same object). */
+  step(T: number): WgslStep;
+}
+
+export interface WgslTargetOptions extends WeightPolicy {
+  profile: WgslProfile;
+}
+
+export function compileWgsl(graph: Graph, opts: WgslTargetOptions): WgslProgram {
+  const g = withArgmaxOutput(graph);
+  const greedy = greedyOutput(g);
+  const profile = opts.profile;
+  const weights = deviceWeights(g, opts, { foldGains: true });
+  const limit = profile.maxStorageBufferBindingSize ?? Infinity;
+  const weightFormats = packedWeights(weights);
+  const steps = new Map<number, WgslStep>();
+  const compileStep = (T: number): WgslStep => {
+    const plan = buildStepPlan(g, { T, maxStorageBuffers: profile.maxStorageBuffers, mergeLinears: profile.tuning.linear.merge, foldGains: true, weightFormats });
+    checkPackedReads(plan);
+    for (const i of plan.inputs) {
+      if (i.name !== "tokens" && i.name !== "pos") throw new TargetError(`the graph has an input '${i.name}' that the runtime does not provide (it provides tokens and pos)`);
+    }
+    for (const b of plan.buffers) {
+      if (b.bytes > limit) throw new TargetError(`${describeBuffer(b)} takes ${b.bytes} bytes, more than this adapter's maxStorageBufferBindingSize of ${limit} bytes`);
+    }
+    const kernels = emitPlan(plan, profile.tuning);
+    for (const k of kernels) {
+      const n = k.bindings.filter((b) => b.access !== "uniform").length;
+      if (n > profile.maxStorageBuffers) throw new TargetError(`the ${k.label} kernel reads and writes ${n} buffers, more than this device's maxStorageBuffersPerShaderStage of ${profile.maxStorageBuffers}`);
+    }
+    const greedyOnly = greedy === null ? plan.dispatches.map(() => false) : onlyForOutput(plan, greedy);
+    return { T, plan, kernels, greedyOnly };
+  };
+  return {
+    target: "wgsl",
+    graph: g,
+    greedy,
+    maxSeqLen: maxSeqLenOf(g),
+    profile,
+    weights,
+    tokenTables: tokenTables(g),
+    step(T) {
+      let s = steps.get(T);
+      if (!s) steps.set(T, (s = compileStep(T)));
+      return s;
+    },
+  };
+}
+
+export { ARGMAX_OUTPUT };
+
+/** What a buffer holds, for messages. */
+export function describeBuffer(b: PlanBuffer): string {
+  if (b.kind === "weight") return `weight '${b.holds}'${b.format ? ` (${b.format})` : ""}`;
+  switch (b.kind) {
+    case "kv": return `the KV cache '${b.holds}' (max_seq_len × kv heads × head_dim × 4 bytes)`;
+    case "activation": return `activation buffer ${b.holds}`;
+    case "literal": return `constant ${b.holds}`;
+    case "input": return `input '${b.holds}'`;
+  }
+}
+
+/** The files `llmc compile --target wgsl -o DIR` writes for the named steps: each kernel as
+ *  `<step>-NNN.wgsl` and plan.json with every step's plan and the weights' device dtypes. */
+export function wgslProgramFiles(program: WgslProgram, steps: readonly (readonly [string, number])[]): Map<string, string> {
+  const files = new Map<string, string>();
+  const plans: string[] = [];
+  for (const [name, T] of steps) {
+    const s = program.step(T);
+    s.kernels.forEach((k, i) => {
+      const header = `// ${name} dispatch ${i}: ${k.label}; workgroups [${k.workgroups.join(", ")}]${s.greedyOnly[i] ? "; greedy decoding only" : ""}\n`;
+      files.set(`${name}-${String(i).padStart(3, "0")}.wgsl`, header + k.code);
+    });
+    plans.push(`"${name}": ${planToJson(s.plan).trim()}`);
+  }
+  const weights = program.weights.map((w) => "    " + JSON.stringify({ name: w.name, shape: w.shape, dtype: w.dtype, bytes: w.layout.bytes, ...(w.scale ? { scaled_by: w.scale.inputs } : {}), ...(w.demoted ? { kept_f32_because: w.demoted } : {}) }));
+  const head = { format: "llmc-wgsl-program/1", profile: program.profile.name, tuning: program.profile.tuning, max_storage_buffers: program.profile.maxStorageBuffers, max_seq_len: program.maxSeqLen };
+  files.set("plan.json", `{\n${Object.entries(head).map(([k, v]) => `"${k}": ${JSON.stringify(v)},`).join("\n")}\n"weights": [\n${weights.join(",\n")}\n],\n${plans.join(",\n")}\n}\n`);
+  return files;
+}

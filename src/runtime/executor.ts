@@ -1,0 +1,81 @@
+// What every executor shares, whatever runs the kernels: the step contract (tokens, positions,
+// what to read back), the checks made before a step (one at a time, not after dispose, at least one
+// token, inside the context, token ids inside the vocabulary), the KV position count, and the
+// weight-source contract. The CPU interpreter, the WebGPU and the CUDA executors extend it.
+
+import { maxSeqLenOf, type Graph } from "../compiler/ir/graph.js";
+
+export type { WeightSource } from "../compiler/target/program.js";
+
+export interface StepInputs {
+  tokens: Int32Array;
+  /** Absolute positions of the tokens; default past … past + T - 1. */
+  pos?: Int32Array;
+  /**
+   * What the step returns: "logits" (default), the graph's first output [T, vocab]; or "argmax", the
+   * greedy token after the last one, an i32 tensor [1] (the index of the last row's largest logit,
+   * the lowest on ties). A device backend reads back only those 4 bytes.
+   */
+  read?: StepRead;
+}
+
+export type StepRead = "logits" | "argmax";
+
+export class ContextOverflowError extends Error {
+  override name = "ContextOverflowError";
+}
+
+/** A step's inputs once checked: T tokens at positions `pos`, after P cached ones. */
+export interface CheckedStep {
+  T: number;
+  P: number;
+  pos: Int32Array;
+}
+
+export abstract class ExecutorBase {
+  /** Positions already in the KV cache (P). */
+  past = 0;
+  /** The KV cache's capacity in positions (P + T of any step). */
+  readonly maxSeqLen: number;
+  protected running = false;
+  protected disposed = false;
+
+  constructor(graph: Graph) {
+    this.maxSeqLen = maxSeqLenOf(graph);
+  }
+
+  /** Forgets the cached positions (the buffers are reused). */
+  reset(): void {
+    this.past = 0;
+  }
+
+  /** Checks a step before it runs; `tokenTables` are the vocabulary sizes the token ids index. */
+  protected checkStep(inputs: StepInputs, tokenTables: readonly number[]): CheckedStep {
+    if (this.disposed) throw new Error("this executor was disposed");
+    const T = inputs.tokens.length;
+    if (T === 0) throw new Error("a step needs at least one token");
+    const P = this.past;
+    if (P + T > this.maxSeqLen) {
+      throw new ContextOverflowError(`context overflow: ${P} cached + ${T} new tokens exceed max_seq_len ${this.maxSeqLen}`);
+    }
+    const pos = inputs.pos ?? Int32Array.from({ length: T }, (_, i) => P + i);
+    if (pos.length !== T) throw new Error(`pos has ${pos.length} entries for ${T} tokens`);
+    for (const rows of tokenTables) {
+      const bad = inputs.tokens.findIndex((t) => t < 0 || t >= rows);
+      if (bad >= 0) throw new RangeError(`token id ${inputs.tokens[bad]} (at index ${bad}) is out of range for a vocabulary of ${rows}`);
+    }
+    return { T, P, pos };
+  }
+
+  /** Runs `body` as the only step in flight. */
+  protected async exclusive<R>(body: () => Promise<R>): Promise<R> {
+    if (this.disposed) throw new Error("this executor was disposed");
+    if (this.running) throw new Error("step() was called while another step is running; await each step before the next");
+    this.running = true;
+    try {
+      return await body();
+    } finally {
+      this.running = false;
+    }
+  }
+}
