@@ -4,6 +4,7 @@ export interface CliIO {
   out(text: string): void; // stdout; the text includes its own newlines
   err(text: string): void; // stderr
   color: boolean; // ANSI colours in diagnostics (a TTY without NO_COLOR)
+  progress?: boolean; // progress bars on stderr (a TTY)
 }
 
 export function processIO(): CliIO {
@@ -11,6 +12,7 @@ export function processIO(): CliIO {
     out: (t) => void process.stdout.write(t),
     err: (t) => void process.stderr.write(t),
     color: Boolean(process.stderr.isTTY) && !process.env["NO_COLOR"],
+    progress: Boolean(process.stderr.isTTY),
   };
 }
 

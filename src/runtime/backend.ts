@@ -6,6 +6,7 @@
 import type { Graph } from "../compiler/ir/graph.js";
 import type { HostTensor } from "../compiler/ops/reference.js";
 import { CpuInterpreter } from "./cpu/interpreter.js";
+import type { StorageDType } from "../compiler/target/storage.js";
 import type { StepInputs, WeightSource } from "./executor.js";
 
 /** What `--backend` and `loadModel({ backend })` accept. */
@@ -28,13 +29,21 @@ export interface Executor {
   dispose?(): void;
 }
 
+/** What a device executor takes besides the graph and the weights (the CPU ignores both). */
+export interface DeviceOptions {
+  /** Every matrix in this dtype on the device (`--weight-dtype`); default: the file's dtype. */
+  weightDType?: StorageDType;
+  /** Bytes of weights uploaded so far, of `total`. */
+  onUpload?: (done: number, total: number) => void;
+}
+
 /** A backend that was found and can make executors. */
 export interface Backend {
   readonly name: "cpu" | "webgpu" | "cuda";
   /** Says what runs the model, e.g. "webgpu (llvmpipe, opengles)". */
   readonly description: string;
   /** An executor for `graph` whose weights come from `weights` (uploaded before this resolves). */
-  createExecutor(graph: Graph, weights: WeightSource): Promise<Executor>;
+  createExecutor(graph: Graph, weights: WeightSource, opts?: DeviceOptions): Promise<Executor>;
   /** Releases the device (after every executor made here is disposed). */
   release(): void;
 }
@@ -167,7 +176,7 @@ async function webgpuBackend(kind: "auto" | "hardware" | "software"): Promise<Ba
     name: "webgpu",
     description: `webgpu (${[a.description || a.device || a.vendor || "unknown adapter", a.backend].join(", ")})`,
     software: tuning.isSoftwareAdapter(a),
-    createExecutor: (graph, weights) => executor.createWebGpuExecutor(graph, weights, gpu),
+    createExecutor: (graph, weights, o = {}) => executor.createWebGpuExecutor(graph, weights, gpu, o),
     release: () => gpu.destroy(),
   };
 }

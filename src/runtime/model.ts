@@ -9,6 +9,7 @@
 // one given as `arch`), reads the weights and puts the graph on a backend.
 
 import type { Compiled } from "../compiler/compile.js";
+import type { StorageDType } from "../compiler/target/storage.js";
 import { chooseBackend, type Backend, type BackendChoice, type ChooseBackendOptions, type Executor } from "./backend.js";
 import { compileArchitecture } from "./generate/architecture.js";
 import { Context } from "./generate/context.js";
@@ -32,8 +33,13 @@ export interface LoadModelOptions {
   maxSeqLen?: number;
   /** The chat template for `generate(…, { chat: true })`; default the one the file names. */
   chatTemplate?: ChatTemplateKind;
-  /** Reports weight loading. */
+  /** Reports weight loading (reading the file). */
   onProgress?: WeightProgress;
+  /** Reports the upload to the device: bytes done of total. */
+  onUpload?: (done: number, total: number) => void;
+  /** Every matrix in this dtype on the device; default: the dtype the file stores (a q4_0 GGUF
+   *  stays q4_0), f32 where a dtype cannot hold a weight. */
+  weightDType?: StorageDType;
   /** Notes for the user (e.g. that "auto" fell back to the CPU). Default: standard error. */
   onNote?: (message: string) => void;
   /** Told the backend chosen and why "auto" passed over the ones before it. */
@@ -105,7 +111,10 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
   let weights: ModelWeights | undefined;
   try {
     weights = await loadModelWeights(compiled.model, source.weightsPath, { onProgress: opts.onProgress });
-    const executor = await backend.createExecutor(compiled.graph, weightSource(weights));
+    const executor = await backend.createExecutor(compiled.graph, weightSource(weights), {
+      ...(opts.weightDType ? { weightDType: opts.weightDType } : {}),
+      ...(opts.onUpload ? { onUpload: opts.onUpload } : {}),
+    });
     return new LoadedModel(compiled, source.tokenizer, opts.chatTemplate ?? source.chatTemplate, backend, executor, weights);
   } catch (e) {
     await weights?.close();

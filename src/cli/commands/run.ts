@@ -12,12 +12,16 @@ import { randomSeed, resolveSamplerOptions, SAMPLER_DEFAULTS } from "../../runti
 import { loadModel, type Model } from "../../runtime/model.js";
 import { WeightFileError } from "../../runtime/weights/errors.js";
 import type { CliIO } from "../io.js";
+import { isStorageDType, SUPPORTED_DTYPES } from "../../compiler/target/storage.js";
+import { loadingProgress } from "../progress.js";
 import { parseSetFlags, printBackendChoice, printDiagnostics, UsageError } from "./common.js";
 
 export const modelOptionsUsage = `model options:
   --backend B            auto (default: CUDA if its self-test passes, else WebGPU, else CPU), cpu, webgpu, cuda
   --arch FILE.llm        the architecture to use instead of the one the model file names
   --set name=value       set a config value (repeatable), e.g. --set max_seq_len=8192
+  --weight-dtype T       weights on the device as f32, f16, bf16, q8_0 or q4_0 (default: as the
+                         file stores them; f32 where a dtype cannot hold a weight)
   -v, --verbose          say more on standard error (the backend and why, the seed, load time, config)`;
 
 export const samplingUsage = `sampling options:
@@ -48,6 +52,7 @@ export const modelOptionSpec = {
   backend: { type: "string" },
   arch: { type: "string" },
   set: { type: "string", multiple: true },
+  "weight-dtype": { type: "string" },
   verbose: { type: "boolean", short: "v", default: false },
 } as const;
 
@@ -67,6 +72,7 @@ interface ModelFlags {
   backend?: string;
   arch?: string;
   set?: string[];
+  "weight-dtype"?: string;
   verbose?: boolean;
 }
 
@@ -76,14 +82,25 @@ export async function loadModelForCli(path: string, flags: ModelFlags, io: CliIO
   if (!(BACKEND_CHOICES as readonly string[]).includes(backend)) {
     throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(", ")}, got '${backend}'`, usage);
   }
+  const dtype = flags["weight-dtype"];
+  if (dtype !== undefined && !isStorageDType(dtype)) throw new UsageError(`--weight-dtype must be one of ${SUPPORTED_DTYPES.join(", ")}, got '${dtype}'`, usage);
   const started = performance.now();
-  const model = await loadModel(path, {
-    backend: backend as BackendChoice,
-    arch: flags.arch,
-    overrides: parseSetFlags(flags.set),
-    onNote: (m) => io.err(`llmc: ${m}\n`),
-    onChoice: flags.verbose ? printBackendChoice(io, "llmc") : undefined,
-  });
+  const progress = loadingProgress(io);
+  let model: Model;
+  try {
+    model = await loadModel(path, {
+      backend: backend as BackendChoice,
+      arch: flags.arch,
+      overrides: parseSetFlags(flags.set),
+      onNote: (m) => io.err(`llmc: ${m}\n`),
+      onChoice: flags.verbose ? printBackendChoice(io, "llmc") : undefined,
+      ...(dtype !== undefined ? { weightDType: dtype } : {}),
+      onProgress: (p) => progress.update("reading", p.bytes, p.bytesTotal),
+      onUpload: (done, total) => progress.update("uploading", done, total),
+    });
+  } finally {
+    progress.stop();
+  }
   if (flags.verbose) {
     const c = model.config;
     io.err(

@@ -3,6 +3,7 @@
 // through to every executor (weight format, prefill chunk, prebuilt kernel folders).
 
 import type { Graph } from "../../compiler/ir/graph.js";
+import type { DeviceOptions } from "../backend.js";
 import type { WeightSource } from "../executor.js";
 import { ATTR, CudaDriver, CudaUnavailableError } from "./driver.js";
 import { createCudaExecutor, type CudaExecutor, type CudaExecutorOptions } from "./executor.js";
@@ -10,7 +11,7 @@ import { createCudaExecutor, type CudaExecutor, type CudaExecutorOptions } from 
 export interface CudaBackend {
   readonly name: "cuda";
   readonly description: string;
-  createExecutor(graph: Graph, weights: WeightSource): Promise<CudaExecutor>;
+  createExecutor(graph: Graph, weights: WeightSource, opts?: DeviceOptions): Promise<CudaExecutor>;
   release(): void;
 }
 
@@ -25,7 +26,8 @@ export function cudaBackend(opts: CudaExecutorOptions = {}): CudaBackend {
   return {
     name: "cuda",
     description: `cuda (${driver.deviceName(dev)}, compute capability ${cc})`,
-    createExecutor: (graph, weights) => createCudaExecutor(graph, weights, opts),
+    createExecutor: (graph, weights, o = {}) =>
+      createCudaExecutor(graph, weights, { ...opts, ...(o.weightDType ? { weightDType: o.weightDType } : {}), ...(o.onUpload ? { onProgress: o.onUpload } : {}) }),
     release: () => undefined,
   };
 }

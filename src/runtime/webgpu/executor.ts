@@ -28,6 +28,8 @@ export interface WebGpuExecutorOptions {
   /** Every matrix in this dtype on the device (`--weight-dtype`); default: the dtype the file stores
    *  (the weight source's `raw`), where the kernels can read it, else f32. */
   weightDType?: StorageDType;
+  /** Bytes of weights uploaded so far, of `total`. */
+  onUpload?: (done: number, total: number) => void;
 }
 
 export interface StepStats {
@@ -100,7 +102,7 @@ export class WebGpuExecutor extends ExecutorBase {
       throw new WebGpuError((e as Error).message);
     }
     this.params = this.device.createBuffer({ label: "llmc params", size: PARAMS_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-    this.uploaded = gpu.scoped("uploading the weights", () => this.uploadWeights(weights));
+    this.uploaded = gpu.scoped("uploading the weights", () => this.uploadWeights(weights, opts.onUpload));
     this.uploaded.catch(() => undefined); // reported by the first step
   }
 
@@ -205,8 +207,9 @@ export class WebGpuExecutor extends ExecutorBase {
 
   // ------------------------------------------------------------------------------------------ setup
 
-  private uploadWeights(source: WeightSource): void {
+  private uploadWeights(source: WeightSource, onUpload: WebGpuExecutorOptions["onUpload"]): void {
     const limit = this.device.limits.maxStorageBufferBindingSize;
+    const total = this.program.weights.reduce((a, w) => a + w.layout.bytes, 0);
     for (const w of this.program.weights) {
       const what = `weight '${w.name}' [${w.shape.join(", ")}]${w.dtype !== "f32" ? ` (${w.dtype})` : ""}`;
       if (w.layout.bytes > limit) {
@@ -218,6 +221,7 @@ export class WebGpuExecutor extends ExecutorBase {
       buf.unmap();
       this.weights.set(w.name, buf);
       this.weightBytes += w.layout.bytes;
+      onUpload?.(this.weightBytes, total);
     }
   }
 
