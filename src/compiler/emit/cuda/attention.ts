@@ -58,16 +58,16 @@ function decode(ctx: DispatchContext, a: AttentionParts): Emitted {
   const rows = T * HQ;
   const scratch = ctx.env.scratch(rows * splits * partStride * 4);
 
-  const params = new ParamSet();
+  const params = new ParamSet(ctx);
   const ptr = (id: number, access: "read" | "write") => {
     const g = ctx.arg(id);
-    return params.pointer(g.buffer, g.offsetBytes, "float", access);
+    return params.buffer(g.buffer, g.offsetBytes, "float", access);
   };
   const qb = ptr(q, "read");
   const kb = ptr(k, "read");
   const vb = ptr(v, "read");
-  const partials = params.pointer(scratch.buffer, scratch.offsetBytes, "float", "write");
-  const step = params.pointer(ctx.env.paramsBuffer, 0, "int", "read");
+  const partials = params.buffer(scratch.buffer, scratch.offsetBytes, "float", "write");
+  params.past(); // the templates read P (S = P + T)
   // Lanes hold 4 consecutive dims per float4 when whole warps of float4 cover the head; else dim e on
   // lane e % 32.
   const kvAligned = [k, v].every((id) => ctx.arg(id).offsetBytes % 16 === 0);
@@ -103,13 +103,13 @@ function decode(ctx: DispatchContext, a: AttentionParts): Emitted {
   const main = makeKernel("attention", "attention_decode", params, [], {
     t: T, single: T === 1, hq: HQ, hkv: HKV, group: HQ / HKV, dim: D, perLane, warps: t.decodeWarps, block,
     sExpr: a.sExpr, causal: a.causal, window: a.window, splits, partStride,
-    q: qb, k: kb, v: vb, partials, step, qLoad, dot, accumulate, share,
+    q: qb, k: kb, v: vb, partials, qLoad, dot, accumulate, share,
   });
 
-  const cparams = new ParamSet();
-  const cpart = cparams.pointer(scratch.buffer, scratch.offsetBytes, "float", "read");
+  const cparams = new ParamSet(ctx);
+  const cpart = cparams.buffer(scratch.buffer, scratch.offsetBytes, "float", "read");
   const o = ctx.arg(ctx.dispatch.node);
-  const out = cparams.pointer(o.buffer, o.offsetBytes, "float", "write");
+  const out = cparams.buffer(o.buffer, o.offsetBytes, "float", "write");
   const cblock = Math.min(256, Math.max(32, Math.ceil(D / 32) * 32));
   const combine = makeKernel("attention", "attention_combine", cparams, [], { rows, dim: D, splits, partStride, partials: cpart, out, block: cblock });
   return {
@@ -134,16 +134,16 @@ function prefill(ctx: DispatchContext, a: AttentionParts): Emitted {
   if (smem() > SHARED_LIMIT) throw new Error(`${ctx.label()}: head_dim ${D} does not fit the prefill attention kernel's shared memory`);
   const bq = warps * qpw;
   const perLane = Math.ceil(D / 32);
-  const params = new ParamSet();
+  const params = new ParamSet(ctx);
   const ptr = (id: number, access: "read" | "write") => {
     const g = ctx.arg(id);
-    return params.pointer(g.buffer, g.offsetBytes, "float", access);
+    return params.buffer(g.buffer, g.offsetBytes, "float", access);
   };
   const qb = ptr(q, "read");
   const kb = ptr(k, "read");
   const vb = ptr(v, "read");
   const out = ptr(ctx.dispatch.node, "write");
-  const step = params.pointer(ctx.env.paramsBuffer, 0, "int", "read");
+  params.past(); // the templates read P (S = P + T)
   const accumulate: string[] = [];
   const store: string[] = [];
   for (let i = 0; i < perLane; i++) {
@@ -157,7 +157,7 @@ function prefill(ctx: DispatchContext, a: AttentionParts): Emitted {
   const kernel = makeKernel("attention", "attention_prefill", params, [], {
     t: T, hq: HQ, hkv: HKV, group: HQ / HKV, dim: D, perLane, warps, qpw, bq, bk, block,
     sExpr: a.sExpr, causal: a.causal, window: a.window, scale: a.scale,
-    q: qb, k: kb, v: vb, step, accumulate, store,
+    q: qb, k: kb, v: vb, accumulate, store,
   });
   return {
     kernels: [kernel],

@@ -6,12 +6,12 @@ import type { Dim } from "../../base/symbolic.js";
 import type { StorageDType } from "../../target/storage.js";
 import type { Dispatch, StepPlan } from "../../plan/plan.js";
 import { dimExprWith, PlanContext } from "../shared/context.js";
+import { ELEMENT_BYTES } from "../shared/params.js";
 import type { BufferArg } from "./kernel.js";
 import { intLiteral } from "./lang.js";
 import type { CudaTuning } from "./tuning.js";
 
-/** Bytes of one element in the plan's buffers (f32, i32, and bool as a 32-bit 0/1). */
-export const ELEMENT_BYTES = 4;
+export { ELEMENT_BYTES };
 
 export interface EmitEnv {
   plan: StepPlan;
@@ -71,5 +71,5 @@ export const PAST = "llmc_P";
 
 /** A dim as an int expression: a constant, or a·P + c with P read from the step parameters. */
 export function dimExpr(d: Dim): string {
-  return dimExprWith(d, PAST, intLiteral);
+  return dimExprWith(d, () => PAST, intLiteral);
 }

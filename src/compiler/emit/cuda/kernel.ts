@@ -3,20 +3,22 @@
 //
 // Buffers reach a kernel as pointer parameters (p0, p1, …) with the tensor's offset already added by
 // the launch, so one kernel serves every layer: the module has one copy of each distinct kernel,
-// named by a hash of its code (`llmc_linear_3f9a0c21d4e8`). Generated code holds only generated
-// identifiers, numbers and template text: `checkGenerated` refuses anything a model's names could
-// have brought in (quotes, backslashes, non-ASCII).
+// named by a hash of what it is rendered from (`llmc_linear_3f9a0c21d4e8`). Generated code holds
+// only generated identifiers, numbers and template text: `checkGenerated` refuses anything a model's
+// names could have brought in (quotes, backslashes, non-ASCII).
 
 import { createHash } from "node:crypto";
-import { offsetTerms } from "../shared/indexing.js";
-import { Templates } from "../shared/templates.js";
-import { intLiteral } from "./lang.js";
+import { offsetExpr as sharedOffsetExpr } from "../shared/indexing.js";
+import { KernelParams } from "../shared/params.js";
+import { checkGenerated as checkText, Templates } from "../shared/templates.js";
+import { PAST, type DispatchContext } from "./context.js";
+import { cudaLang, intLiteral, pointerType } from "./lang.js";
 
-export { broadcastStrides, product, stridesOf } from "../shared/indexing.js";
+export { product } from "../shared/indexing.js";
 
 export interface CudaKernel {
   family: string;
-  /** Generated from the code's hash: equal kernels get equal names. */
+  /** A hash of the code: equal kernels get equal names. */
   name: string;
   /** The `extern "C" __global__` function. */
   code: string;
@@ -41,34 +43,38 @@ export interface CudaLaunch {
   dispatch: number;
 }
 
-/** A kernel's pointer parameters, in order, with the launch arguments that fill them. */
-export class ParamSet {
-  private readonly decls: { type: string; name: string }[] = [];
-  readonly args: BufferArg[] = [];
+/** A kernel's pointer parameters (emit/shared/params.ts), in order, with the launch arguments that
+ *  fill them; P is read from the step parameters into `llmc_P` by kernels that have `step`. */
+export class ParamSet extends KernelParams {
+  /** The pointer to the step parameters; "" while the kernel does not read P. */
+  step = "";
 
-  /** A pointer to `elem` at `offsetBytes` into buffer `buffer`; returns the parameter's name. */
-  pointer(buffer: number, offsetBytes: number, elem: string, access: "read" | "write"): string {
-    const name = `p${this.decls.length}`;
-    const type = access === "read" ? `const ${elem}* __restrict__` : `${elem}* __restrict__`;
-    this.decls.push({ type, name });
-    this.args.push({ buffer, offsetBytes });
-    return name;
+  constructor(override readonly ctx: DispatchContext) {
+    super(ctx, cudaLang());
+  }
+
+  past(): string {
+    if (!this.step) this.step = this.buffer(this.ctx.env.paramsBuffer, 0, "int", "read");
+    return PAST;
+  }
+
+  get args(): BufferArg[] {
+    return this.list.map((p) => ({ buffer: p.buffer as number, offsetBytes: p.offsetBytes }));
   }
 
   signature(): string {
-    return this.decls.map((d) => `${d.type} ${d.name}`).join(", ");
+    return this.declarations().join(", ");
   }
 
   types(): string[] {
-    return this.decls.map((d) => d.type);
+    return this.list.map(pointerType);
   }
 }
 
 /** The int offset of element `i` (row-major over `shape`) of a tensor read through `strides` (one
  *  per dim of `shape`; 0 where it is broadcast): `i`, `i % 32`, `0` in the common cases. */
 export function offsetExpr(i: string, shape: readonly number[], strides: readonly number[]): string {
-  const terms = offsetTerms(i, shape, strides, intLiteral);
-  return terms.length ? terms.join(" + ") : "0";
+  return sharedOffsetExpr(i, shape, strides, intLiteral);
 }
 
 /** Blocks for a grid-stride loop over `count` items. */
@@ -82,8 +88,6 @@ export function checkIndexRange(count: number, what: string): void {
 
 // ------------------------------------------------------------------------------------------ templates
 
-const NAME_PLACEHOLDER = "LLMC_KERNEL_NAME";
-
 const templates = new Templates("cuda");
 
 /** Renders codegen-templates/cuda/<template>.hbs; the context holds generated code and numbers only. */
@@ -91,13 +95,15 @@ export function renderTemplate(template: string, context: Record<string, unknown
   return templates.render(template, context);
 }
 
-/** Renders a kernel template (which names its function `{{name}}` and its parameters `{{params}}`),
- *  names the kernel by its code and checks it. */
+/** Renders a kernel template (which names its function `{{name}}`, its parameters `{{params}}` and,
+ *  when it reads P, the step-parameter pointer `{{step}}`) and checks it. The name is a hash of the code as rendered under the family's name, so equal
+ *  kernels get equal names and a name stands for one code. */
 export function makeKernel(family: string, template: string, params: ParamSet, helpers: readonly string[], context: Record<string, unknown>): CudaKernel {
-  const text = renderTemplate(template, { ...context, name: NAME_PLACEHOLDER, params: params.signature() });
-  const hash = createHash("sha256").update(family).update("\0").update(text).update("\0").update(helpers.join("\n")).digest("hex").slice(0, 12);
+  const full = { ...context, params: params.signature(), step: params.step };
+  const anonymous = renderTemplate(template, { ...full, name: `llmc_${family}` });
+  const hash = createHash("sha256").update(family).update("\0").update(anonymous).update("\0").update(helpers.join("\n")).digest("hex").slice(0, 12);
   const name = `llmc_${family}_${hash}`;
-  const code = text.split(NAME_PLACEHOLDER).join(name);
+  const code = renderTemplate(template, { ...full, name });
   checkGenerated(code, family);
   for (const h of helpers) checkGenerated(h, family);
   return { family, name, code, helpers: [...new Set(helpers)], params: params.types() };
@@ -106,6 +112,5 @@ export function makeKernel(family: string, template: string, params: ParamSet, h
 /** Generated CUDA needs no string or character literals and no non-ASCII, except `extern "C"`:
  *  anything else means text from outside (a model's names) leaked into it. */
 export function checkGenerated(code: string, what: string): void {
-  const bad = /[^\x20-\x7e\n]|["'`\\$]/.exec(code.split('extern "C"').join(""));
-  if (bad) throw new Error(`internal: generated CUDA (${what}) contains a character (${JSON.stringify(bad[0])}) that generated code never has`);
+  checkText(code, `CUDA (${what})`, ['extern "C"']);
 }

@@ -1,12 +1,13 @@
-// CUDA C++'s table for the shared expression renderer (emit/shared/expr.ts), C literals, and how
-// tensors of each element type sit in device memory (bool as a 32-bit 0/1, as in the step plan).
+// CUDA C++'s table for the shared emitters (emit/shared: expressions, indices, locals, parameters),
+// C literals, and how tensors of each element type sit in device memory (bool as a 32-bit 0/1, as
+// in the step plan).
 //
 // Semantics follow the op table's numeric rules (docs/ops.md), not C's: i32 arithmetic wraps
 // (computed in unsigned), integer division by zero gives 0 instead of trapping, float→i32 casts
 // saturate with NaN → 0, and max/min/amax propagate NaN (fmaxf would drop it).
 
 import type { DType } from "../../ops/table.js";
-import type { ExprLang } from "../shared/expr.js";
+import type { KernelLang, KernelParam } from "../shared/lang.js";
 
 /** Shortest decimal that reads back as the same f32. */
 function f32Digits(v: number): string {
@@ -94,13 +95,15 @@ export const CUDA_HELPERS: Record<string, string> = {
   llmc_f2i: "static __device__ __forceinline__ int llmc_f2i(float x) { return x != x ? 0 : (x >= 2147483647.0f ? 2147483647 : (x <= -2147483648.0f ? (-2147483647 - 1) : (int)x)); }",
 };
 
-export interface CudaLangOptions {
-  /** Opens the loop over a row (default: a serial loop); a closing "}" ends it. */
-  loopOpen?: (index: string, length: string) => string;
+/** A pointer parameter's C type. */
+export function pointerType(p: KernelParam): string {
+  return `${p.access === "read" ? "const " : ""}${p.elem}* __restrict__`;
 }
 
-/** The CUDA table; row kernels pass their own loop (threads of a group stride over the row). */
-export function cudaLang(opts: CudaLangOptions = {}): ExprLang {
+/** The CUDA table. Row kernels give the threads that share a row (`rowGroup`, whole warps; row.hbs
+ *  names a thread's place in its group `lane` and whether its row exists `live`): each strides over
+ *  the row, then the group combines its partial results. */
+export function cudaLang(rowGroup?: number): KernelLang {
   return {
     name: "CUDA",
     type: cType,
@@ -153,15 +156,25 @@ export function cudaLang(opts: CudaLangOptions = {}): ExprLang {
       return `((${cType(to)})(${value}))`;
     },
     let: (name, dtype, value) => `const ${cType(dtype)} ${name} = ${value};`,
-    // Only reduction accumulators are mutable (row kernels rely on it to find them: see row.ts).
     var: (name, dtype, value) => `${cType(dtype)} ${name} = ${value};`,
     assign: (name, value) => `${name} = ${value};`,
-    loopOpen: opts.loopOpen ?? ((index, length) => `for (int ${index} = 0; ${index} < ${length}; ++${index}) {`),
+    loopOpen: (index, length) =>
+      rowGroup ? `for (int ${index} = lane; live && ${index} < ${length}; ${index} += ${rowGroup}) {` : `for (int ${index} = 0; ${index} < ${length}; ++${index}) {`,
     lengthAs: (length, dtype) => `((${cType(dtype)})(${length}))`,
     reduceStep(op, acc, x) {
       if (op === "amax") return `${acc} = llmc_fmax(${acc}, ${x});`;
       return `${acc} = ${acc} + ${x};`;
     },
+    rowCombine: rowGroup ? (op, acc) => `${acc} = llmc_group_${op === "amax" ? "max" : "sum"}<${rowGroup}>(${acc}, llmc_red);` : undefined,
     helpers: CUDA_HELPERS,
+    indexLiteral: intLiteral,
+    letIndex: (name, value) => `const int ${name} = ${value};`,
+    declare: (name, dtype) => `${cType(dtype)} ${name};`,
+    storageType,
+    loadAs,
+    storeAs,
+    paramName: (i) => `p${i}`,
+    paramDecl: (p) => `${pointerType(p)} ${p.name}`,
+    offsets: "param",
   };
 }

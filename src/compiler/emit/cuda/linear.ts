@@ -25,24 +25,18 @@
 //
 // `matmul` is the general batched product for everything else.
 
-import type { ExprProgram } from "../../ops/expr.js";
-import type { DType } from "../../ops/table.js";
 import type { LinearKernel, LinearSegment } from "../../plan/plan.js";
-import { renderExpr } from "../shared/expr.js";
-import { linearOf, linearX, statementBlock, type LinearX } from "../shared/linear.js";
+import { linearOf, linearX, prologueElement, prologueSources, reductionStart, rotateStored, rowScale, segmentOutput, type LinearX, type SegmentOutput } from "../shared/linear.js";
 import { matmulGeometry } from "../shared/geometry.js";
 import type { DispatchContext } from "./context.js";
 import type { StorageDType } from "../../target/storage.js";
 import type { Emitted } from "./elementwise.js";
 import { single } from "./elementwise.js";
-import { broadcastStrides, checkIndexRange, makeKernel, offsetExpr, ParamSet, product, strideGrid, type CudaKernel, type CudaLaunch } from "./kernel.js";
-import { cudaLang, f32Literal, intLiteral, loadAs, storageType, storeAs } from "./lang.js";
+import { checkIndexRange, makeKernel, offsetExpr, ParamSet, product, strideGrid, type CudaKernel, type CudaLaunch } from "./kernel.js";
+import { cudaLang, intLiteral, loadAs, storageType } from "./lang.js";
 import { deviceLayout } from "../../target/storage.js";
 
 const lang = cudaLang();
-
-const block = (program: ExprProgram, input: (i: number) => string, types: readonly DType[], targets: string[], helpers: Set<string>) =>
-  statementBlock(lang, program, input, types, targets, helpers);
 
 const indent = (lines: string[], n = 2) => lines.map((l) => " ".repeat(n) + l);
 
@@ -59,47 +53,16 @@ function rowOffset(m: number, rowShape: readonly number[], rowStrides: readonly 
   return off;
 }
 
-const reduceInit = (op: string) => (op === "amax" ? f32Literal(-Infinity) : "0.0f");
-
-/** The prologue's per-element work at column `k` of a row whose source bases are `base(i)`: the
- *  loads, the elementwise factor into `target` (when given) and the reduction steps into `red(j)`
- *  (when given). */
-function prologueElement(x: LinearX, ptr: string[], base: (i: number) => string, k: string, target: string | null, red: ((j: number) => string) | null, helpers: Set<string>): string[] {
-  const lines: string[] = ["{"];
-  x.sources.forEach((s, i) => {
+/** One element of x at column `k` of a row whose source bases are `base(i)`: loads of the sources it
+ *  reads, then the prologue (emit/shared/linear.ts) into `target` and `red(j)` (each when given). */
+function xElement(x: LinearX, ptr: string[], base: (i: number) => string, k: string, target: string | null, red: ((j: number) => string) | null, helpers: Set<string>): string[] {
+  const used = prologueSources(x, target !== null, red !== null);
+  const loads = x.sources.flatMap((s, i) => {
+    if (!used.has(i)) return [];
     const at = s.along === 0 ? base(i) : s.along === 1 ? `${base(i)} + ${k}` : `${base(i)} + ${k} * ${s.along}`;
-    lines.push(`  const ${lang.type(s.type)} s${i} = ${loadAs(s.type, `${ptr[i]}[${at}]`)};`);
+    return [lang.let(`s${i}`, s.type, loadAs(s.type, `${ptr[i]}[${at}]`))];
   });
-  const types = x.sources.map((s) => s.type);
-  if (target !== null) {
-    if (x.identity) lines.push(`  ${target} = s0;`);
-    else lines.push(...indent(block(x.factoring!.elementwise, (i) => `s${i}`, types, [target], helpers)));
-  }
-  if (red !== null && x.factoring) {
-    x.factoring.reductions.forEach((rd, j) => {
-      const r = renderExpr(rd.arg, lang, (i) => `s${i}`, undefined, types);
-      r.helpers.forEach((h) => helpers.add(h));
-      lines.push("  {", ...indent([...r.pre, ...r.body], 4), `    ${lang.reduceStep(rd.op, red(j), r.outputs[0]!, "f32")}`, "  }");
-    });
-  }
-  lines.push("}");
-  // Only the sources this element's programs read.
-  return lines.filter((l, i) => {
-    const m = /^ {2}const \w+ (s\d+) = /.exec(l);
-    return !m || i === 0 || lines.slice(i + 1).some((r) => new RegExp(`\\b${m[1]}\\b`).test(r));
-  });
-}
-
-/** After the reductions' partial sums are complete: the row scale into `target`. */
-function finishScale(x: LinearX, red: (j: number) => string, target: string, helpers: Set<string>): string[] {
-  const f = x.factoring!;
-  const lines: string[] = [];
-  f.reductions.forEach((rd, j) => {
-    if (rd.op === "mean") lines.push(`${red(j)} = ${red(j)} / ${f32Literal(x.K)};`);
-  });
-  lines.push(`float ${target};`);
-  lines.push(...block(f.scale, red, f.reductions.map(() => "f32"), [target], helpers));
-  return lines;
+  return ["{", ...indent([...loads, ...prologueElement(lang, x, (i) => `s${i}`, target, red, helpers)]), "}"];
 }
 
 // ------------------------------------------------------------------------------------------ segments
@@ -116,17 +79,10 @@ interface SegmentRefs {
   N: number;
   format: StorageDType;
   weights: WeightRef[];
-  /** Where outputs go: a pointer name (with P · perPast already added when in place). */
-  out: string;
-  outType: DType;
-  /** Declarations the output pointer needs. */
-  outDecl: string[];
-  usesP: boolean;
-  epilogue: (acc: (w: number) => string, o: string, helpers: Set<string>) => { lines: string[]; value: string };
-  rotation: { headDim: number; half: number; block: (ri: string, helpers: Set<string>) => string[] } | null;
+  output: SegmentOutput;
 }
 
-function segmentRefs(ctx: DispatchContext, params: ParamSet, seg: LinearSegment, x: LinearX, si: number): SegmentRefs {
+function segmentRefs(ctx: DispatchContext, params: ParamSet, seg: LinearSegment, x: LinearX): SegmentRefs {
   const N = ctx.shape(seg.weights[0]!)[0]!;
   checkIndexRange(N * x.K, `${ctx.label()}'s weight`);
   checkIndexRange(x.M * N, ctx.label());
@@ -135,45 +91,13 @@ function segmentRefs(ctx: DispatchContext, params: ParamSet, seg: LinearSegment,
   const weights = seg.weights.map((id, i): WeightRef => {
     const a = ctx.arg(id);
     const f = formats[i]!;
-    if (f === "f32") return { format: f, data: params.pointer(a.buffer, a.offsetBytes, "float", "read"), scales: "" };
-    if (f === "f16" || f === "bf16") return { format: f, data: params.pointer(a.buffer, a.offsetBytes, "unsigned short", "read"), scales: "" };
+    if (f === "f32") return { format: f, data: params.buffer(a.buffer, a.offsetBytes, "float", "read"), scales: "" };
+    if (f === "f16" || f === "bf16") return { format: f, data: params.buffer(a.buffer, a.offsetBytes, "unsigned short", "read"), scales: "" };
     const layout = deviceLayout(f, [N, x.K]);
-    const data = params.pointer(a.buffer, 0, f === "q8_0" ? "signed char" : "unsigned char", "read");
-    return { format: f, data, scales: params.pointer(a.buffer, layout.scaleOffset, "unsigned short", "read") };
+    const data = params.buffer(a.buffer, 0, f === "q8_0" ? "signed char" : "unsigned char", "read");
+    return { format: f, data, scales: params.buffer(a.buffer, layout.scaleOffset, "unsigned short", "read") };
   });
-  const outShape = [...x.rowShape, N];
-  const extraTypes = seg.extras.map((id) => ctx.node(id).ty.dtype);
-  const extraAccess = seg.extras.map((id, i) => {
-    const a = ctx.arg(id);
-    const name = params.pointer(a.buffer, a.offsetBytes, storageType(extraTypes[i]!), "read");
-    return (o: string) => loadAs(extraTypes[i]!, `${name}[${offsetExpr(o, outShape, broadcastStrides(ctx.shape(id), outShape))}]`);
-  });
-  const outType = ctx.node(seg.node).ty.dtype;
-  const o = ctx.output(seg.node);
-  const base = params.pointer(o.arg.buffer, o.arg.offsetBytes, storageType(outType), "write");
-  const out = o.perPast ? `outp${si}` : base;
-  const outDecl = o.perPast ? [`${storageType(outType)}* const ${out} = ${base} + llmc_P * ${intLiteral(o.perPast)};`] : [];
-  const W = seg.weights.length;
-  const types = [...seg.weights.map(() => "f32" as const), ...extraTypes];
-  const epilogue = (acc: (w: number) => string, at: string, helpers: Set<string>) => {
-    const e = renderExpr(seg.epilogue, lang, (i) => (i < W ? acc(i) : extraAccess[i - W]!(at)), undefined, types);
-    e.helpers.forEach((h) => helpers.add(h));
-    return { lines: [...e.pre, ...e.body], value: storeAs(outType, e.outputs[0]!) };
-  };
-  let rotation: SegmentRefs["rotation"] = null;
-  const rot = seg.rotation;
-  if (rot) {
-    const half = rot.headDim / 2;
-    const angleShape = [...x.rowShape, half];
-    const rotTypes = rot.inputs.map((id) => ctx.node(id).ty.dtype);
-    const rotAccess = rot.inputs.map((id, i) => {
-      const a = ctx.arg(id);
-      const name = params.pointer(a.buffer, a.offsetBytes, storageType(rotTypes[i]!), "read");
-      return (ri: string) => loadAs(rotTypes[i]!, `${name}[${offsetExpr(ri, angleShape, broadcastStrides(ctx.shape(id), angleShape))}]`);
-    });
-    rotation = { headDim: rot.headDim, half, block: (ri, helpers) => block(rot.program, (i) => rotAccess[i]!(ri), rotTypes, ["cs", "sn"], helpers) };
-  }
-  return { N, format: formats[0]!, weights, out, outType, outDecl, usesP: o.perPast > 0, epilogue, rotation };
+  return { N, format: formats[0]!, weights, output: segmentOutput(params, seg, x.rowShape) };
 }
 
 export function emitLinear(ctx: DispatchContext): Emitted {
@@ -182,8 +106,8 @@ export function emitLinear(ctx: DispatchContext): Emitted {
   if (x.M <= ctx.tuning.matvec.maxRows) return matvec(ctx, k, x);
   const kernels: CudaKernel[] = [];
   const launches: CudaLaunch[] = [];
-  k.segments.forEach((seg, si) => {
-    const e = gemm(ctx, seg, x, si);
+  k.segments.forEach((seg) => {
+    const e = gemm(ctx, seg, x);
     kernels.push(...e.kernels);
     launches.push(...e.launches);
   });
@@ -208,18 +132,16 @@ const WORDS = ["x", "y", "z", "w"] as const;
 function matvec(ctx: DispatchContext, k: LinearKernel, x: LinearX): Emitted {
   const t = ctx.tuning.matvec;
   const { M, K } = x;
-  const params = new ParamSet();
+  const params = new ParamSet(ctx);
   const helpers = new Set<string>();
   const srcPtr = x.sources.map((s) => {
     const a = ctx.arg(s.id);
-    return params.pointer(a.buffer, a.offsetBytes, storageType(s.type), "read");
+    return params.buffer(a.buffer, a.offsetBytes, storageType(s.type), "read");
   });
-  const refs = k.segments.map((seg, si) => segmentRefs(ctx, params, seg, x, si));
-  const usesP = refs.some((r) => r.usesP);
-  const step = usesP ? params.pointer(ctx.env.paramsBuffer, 0, "int", "read") : "";
+  const refs = k.segments.map((seg) => segmentRefs(ctx, params, seg, x));
   let blockStart = 0;
   const segments = refs.map((ref, si) => {
-    const seg = segmentCode(ctx, x, ref, srcPtr, helpers);
+    const seg = segmentCode(ctx, x, k.segments[si]!, ref, srcPtr, helpers);
     const blocks = Math.ceil(ref.N / (t.warps * seg.rows));
     const range = { start: blockStart, end: blockStart + blocks };
     blockStart = range.end;
@@ -227,25 +149,25 @@ function matvec(ctx: DispatchContext, k: LinearKernel, x: LinearX): Emitted {
   });
   const block = t.warps * 32;
   const kernel = makeKernel(ctx.dispatch.kernel, "linear_matvec", params, [...helpers], {
-    m: M, k: K, warps: t.warps, block, usesP, step, single: segments.length === 1, segments, prologue: !x.identity,
+    m: M, k: K, warps: t.warps, block, single: segments.length === 1, segments, prologue: !x.identity,
   });
   return single(ctx, kernel, params, [blockStart, 1, 1], block);
 }
 
-function segmentCode(ctx: DispatchContext, x: LinearX, ref: SegmentRefs, srcPtr: string[], helpers: Set<string>) {
+function segmentCode(ctx: DispatchContext, x: LinearX, seg: LinearSegment, ref: SegmentRefs, srcPtr: string[], helpers: Set<string>) {
   const t = ctx.tuning.matvec;
   const { M, K } = x;
   const { N, weights } = ref;
   const W = weights.length;
   let R = Math.max(1, Math.min(t.rowsPerWarp, N));
-  if (ref.rotation) R = Math.min(N, R + (R % 2)); // RoPE pairs stay in one warp (N is even)
+  if (seg.rotation) R = Math.min(N, R + (R % 2)); // RoPE pairs stay in one warp (N is even)
   const CH = chunkOf(ref.format, K);
-  const declare: string[] = [...ref.outDecl];
+  const declare: string[] = [];
   const loop: string[] = [];
   for (let r = 0; r < R; r++) declare.push(`const int nr${r} = n0 + ${r} < ${N} ? n0 + ${r} : ${N - 1};`);
   for (let w = 0; w < W; w++) for (let m = 0; m < M; m++) for (let r = 0; r < R; r++) declare.push(`float acc${w}_${m}_${r} = 0.0f;`);
   const reds = x.factoring?.reductions ?? [];
-  for (let m = 0; m < M; m++) reds.forEach((rd, j) => declare.push(`float red${j}_${m} = ${reduceInit(rd.op)};`));
+  for (let m = 0; m < M; m++) reds.forEach((rd, j) => declare.push(`float red${j}_${m} = ${reductionStart(lang, rd.op)};`));
 
   // x: this chunk of every row, in registers.
   for (let m = 0; m < M; m++) {
@@ -260,7 +182,7 @@ function segmentCode(ctx: DispatchContext, x: LinearX, ref: SegmentRefs, srcPtr:
       }
     } else {
       for (let e = 0; e < CH; e++) {
-        loop.push(...prologueElement(x, srcPtr, (i) => String(bases[i]!), `(c * ${CH} + ${e})`, `x${m}[${e}]`, (j) => `red${j}_${m}`, helpers));
+        loop.push(...xElement(x, srcPtr, (i) => String(bases[i]!), `(c * ${CH} + ${e})`, `x${m}[${e}]`, (j) => `red${j}_${m}`, helpers));
       }
     }
   }
@@ -330,32 +252,19 @@ function segmentCode(ctx: DispatchContext, x: LinearX, ref: SegmentRefs, srcPtr:
   for (let w = 0; w < W; w++) for (let m = 0; m < M; m++) for (let r = 0; r < R; r++) reduce.push(`acc${w}_${m}_${r} = llmc_warp_sum(acc${w}_${m}_${r});`);
   for (let m = 0; m < M; m++) {
     reds.forEach((rd, j) => reduce.push(`red${j}_${m} = ${rd.op === "amax" ? "llmc_warp_max" : "llmc_warp_sum"}(red${j}_${m});`));
-    if (x.factoring) reduce.push(...finishScale(x, (j) => `red${j}_${m}`, `sc${m}`, helpers));
+    if (x.factoring) reduce.push(...rowScale(lang, x, (j) => `red${j}_${m}`, `sc${m}`, helpers));
   }
-  const acc = (w: number, m: number, r: number) => (x.factoring ? `(acc${w}_${m}_${r} * sc${m})` : `acc${w}_${m}_${r}`);
+  const acc = (m: number, r: number) => (w: number) => (x.factoring ? `(acc${w}_${m}_${r} * sc${m})` : `acc${w}_${m}_${r}`);
   const store: string[] = [];
   for (let m = 0; m < M; m++) {
-    if (!ref.rotation) {
-      for (let r = 0; r < R; r++) {
-        const e = ref.epilogue((w) => acc(w, m, r), "o", helpers);
-        store.push(`if (n0 + ${r} < ${N}) {`, `  const int o = ${m * N} + n0 + ${r};`, ...indent(e.lines), `  ${ref.out}[o] = ${e.value};`, "}");
-      }
-    } else {
-      const rot = ref.rotation;
-      for (let r = 0; r < R; r += 2) {
-        store.push(`if (n0 + ${r} < ${N}) {`, `  const int o = ${m * N} + n0 + ${r};`, "  float y0, y1, cs, sn;");
-        for (const [target, rr, at] of [["y0", r, "o"], ["y1", r + 1, "(o + 1)"]] as const) {
-          const e = ref.epilogue((w) => acc(w, m, rr), at, helpers);
-          store.push("  {", ...indent(e.lines, 4), `    ${target} = ${e.value};`, "  }");
-        }
-        store.push(`  const int ri = ${m * rot.half} + ((n0 + ${r}) % ${rot.headDim}) / 2;`);
-        store.push(...indent(rot.block("ri", helpers)));
-        store.push(`  ${ref.out}[o] = y0 * cs - y1 * sn;`, `  ${ref.out}[o + 1] = y0 * sn + y1 * cs;`, "}");
-      }
+    for (let r = 0; r < R; r += seg.rotation ? 2 : 1) {
+      const [row, col] = [intLiteral(m), `(n0 + ${r})`];
+      const lines = seg.rotation ? ref.output.storePair(row, col, acc(m, r), acc(m, r + 1), helpers) : ref.output.store(row, col, acc(m, r), helpers);
+      store.push(`if (n0 + ${r} < ${N}) {`, ...indent(lines), "}");
     }
   }
   const loads = ref.format === "f32" ? (CH === 4 ? "float4" : "scalar") : ref.format === "q8_0" ? "int4 of 16 quants" : ref.format === "q4_0" ? "uint4 of 32 nibbles" : CH === 8 ? "uint4 of 8 halves" : "scalar";
-  return { n: N, rows: R, weights: W, format: ref.format, chunk: CH, chunks: K / CH, loads, prologue: !x.identity, rotates: ref.rotation !== null, declare, loop, reduce, store };
+  return { n: N, rows: R, weights: W, format: ref.format, chunk: CH, chunks: K / CH, loads, prologue: !x.identity, rotates: seg.rotation !== undefined, declare, loop, reduce, store };
 }
 
 // ------------------------------------------------------------------------------------------ prefill
@@ -375,29 +284,28 @@ function weightElement(wt: WeightRef, K: number): string {
 const SHARED_LIMIT = 48 * 1024;
 
 /** One prefill segment: its tiled kernel, then the rotation in place when it rotates. */
-function gemm(ctx: DispatchContext, seg: LinearSegment, x: LinearX, si: number): Emitted {
-  const params = new ParamSet();
+function gemm(ctx: DispatchContext, seg: LinearSegment, x: LinearX): Emitted {
+  const params = new ParamSet(ctx);
   const helpers = new Set<string>();
   const srcPtr = x.sources.map((s) => {
     const a = ctx.arg(s.id);
-    return params.pointer(a.buffer, a.offsetBytes, storageType(s.type), "read");
+    return params.buffer(a.buffer, a.offsetBytes, storageType(s.type), "read");
   });
-  const ref = segmentRefs(ctx, params, seg, x, si);
-  const step = ref.usesP ? params.pointer(ctx.env.paramsBuffer, 0, "int", "read") : "";
+  const ref = segmentRefs(ctx, params, seg, x);
   const f = ref.format;
   const half = f === "f32" ? (ctx.env.f32TensorCores ? "__half" : null) : f === "bf16" ? (ctx.tuning.minArch.major >= 8 ? "__nv_bfloat16" : null) : "__half";
   const sourceBases = x.sources.map((s, i) => `const int sb${i} = ${offsetExpr("gm", x.rowShape, s.rowStrides)};`);
-  const xLoad = [...sourceBases, ...prologueElement(x, srcPtr, (i) => `sb${i}`, "gk", "xv", null, helpers)];
+  const xLoad = [...sourceBases, ...xElement(x, srcPtr, (i) => `sb${i}`, "gk", "xv", null, helpers)];
   // The prologue's row scales: one warp per row of the tile, reductions over the whole row.
   const scalePass = (bm: number, warps: number): string[] => {
     if (!x.factoring) return [];
     const reds = x.factoring.reductions;
-    const loop = prologueElement(x, srcPtr, (i) => `sb${i}`, "k", null, (j) => `red${j}`, helpers);
+    const loop = xElement(x, srcPtr, (i) => `sb${i}`, "k", null, (j) => `red${j}`, helpers);
     return [
       `__shared__ float llmc_rs[${bm}];`,
       `for (int mm = threadIdx.x >> 5; mm < ${bm}; mm += ${warps}) {`,
       "  const int gm = m0 + mm;",
-      ...reds.map((rd, j) => `  float red${j} = ${reduceInit(rd.op)};`),
+      ...reds.map((rd, j) => `  float red${j} = ${reductionStart(lang, rd.op)};`),
       `  if (gm < ${x.M}) {`,
       ...indent(sourceBases, 4),
       `    for (int k = (threadIdx.x & 31); k < ${x.K}; k += 32) {`,
@@ -405,25 +313,21 @@ function gemm(ctx: DispatchContext, seg: LinearSegment, x: LinearX, si: number):
       "    }",
       "  }",
       ...reds.map((rd, j) => `  red${j} = ${rd.op === "amax" ? "llmc_warp_max" : "llmc_warp_sum"}(red${j});`),
-      ...indent(finishScale(x, (j) => `red${j}`, "sc", helpers)),
+      ...indent(rowScale(lang, x, (j) => `red${j}`, "sc", helpers)),
       "  if ((threadIdx.x & 31) == 0) llmc_rs[mm] = sc;",
       "}",
       "__syncthreads();",
     ];
   };
   const acc = (raw: string, row: string) => (x.factoring ? `(${raw} * llmc_rs[${row}])` : raw);
-  const epilogue = (accOf: (w: number) => string) => {
-    const lines = ref.weights.map((_, w) => `const float a${w} = ${accOf(w)};`);
-    const e = ref.epilogue((w) => `a${w}`, "o", helpers);
-    return [...lines, ...e.lines, `${ref.out}[o] = ${e.value};`];
-  };
+  const epilogue = (accOf: (w: number) => string) => ref.output.store("gm", "gn", accOf, helpers);
   const { M, K } = x;
   const { N } = ref;
   const W = ref.weights.length;
   let kernel: CudaKernel;
   let grid: [number, number, number];
   let block: number;
-  const common = { m: M, n: N, k: K, weights: W, format: f, usesP: ref.usesP, step, outDecl: ref.outDecl, xLoad };
+  const common = { m: M, n: N, k: K, weights: W, format: f, xLoad };
   const wmmaShape = half ? wmmaTile(ctx, W) : null;
   if (half && wmmaShape) {
     const s = wmmaShape;
@@ -459,7 +363,7 @@ function gemm(ctx: DispatchContext, seg: LinearSegment, x: LinearX, si: number):
   const kernels = [kernel];
   const launches: CudaLaunch[] = [{ kernel: kernel.name, grid, block: [block, 1, 1], args: params.args, dispatch: ctx.dispatch.index }];
   if (seg.rotation) {
-    const r = rotateInPlace(ctx, seg, x);
+    const r = rotateInPlace(ctx, seg, x, N);
     kernels.push(...r.kernels);
     launches.push(...r.launches);
   }
@@ -481,40 +385,18 @@ function wmmaTile(ctx: DispatchContext, W: number) {
 }
 
 /** RoPE on a segment's output after a tiled kernel wrote it: each adjacent pair of each head. */
-function rotateInPlace(ctx: DispatchContext, seg: LinearSegment, x: LinearX): Emitted {
-  const params = new ParamSet();
+function rotateInPlace(ctx: DispatchContext, seg: LinearSegment, x: LinearX, N: number): Emitted {
+  const params = new ParamSet(ctx);
   const helpers = new Set<string>();
-  // Parameters of this kernel only: the output (read and written) and the rotation inputs.
-  const o = ctx.output(seg.node);
-  const outType = ctx.node(seg.node).ty.dtype;
-  const base = params.pointer(o.arg.buffer, o.arg.offsetBytes, storageType(outType), "write");
-  const step = o.perPast ? params.pointer(ctx.env.paramsBuffer, 0, "int", "read") : "";
-  const rot = seg.rotation!;
-  const half = rot.headDim / 2;
-  const angleShape = [...x.rowShape, half];
-  const rotTypes = rot.inputs.map((id) => ctx.node(id).ty.dtype);
-  const rotAccess = rot.inputs.map((id, i) => {
-    const a = ctx.arg(id);
-    const name = params.pointer(a.buffer, a.offsetBytes, storageType(rotTypes[i]!), "read");
-    return loadAs(rotTypes[i]!, `${name}[${offsetExpr("ri", angleShape, broadcastStrides(ctx.shape(id), angleShape))}]`);
-  });
-  const N = ctx.shape(seg.weights[0]!)[0]!;
   const pairs = x.M * (N / 2);
   const t = ctx.tuning.elementwise;
   checkIndexRange(pairs * 2 + t.block * t.maxBlocks, ctx.label());
   const body = [
     `const int m = i / ${N / 2};`,
     `const int c = 2 * (i % ${N / 2});`,
-    `const int ri = m * ${half} + (c % ${rot.headDim}) / 2;`,
-    "float cs, sn;",
-    ...block(rot.program, (i) => rotAccess[i]!, rotTypes, ["cs", "sn"], helpers),
-    `const float y0 = y[m * ${N} + c];`,
-    `const float y1 = y[m * ${N} + c + 1];`,
-    `y[m * ${N} + c] = y0 * cs - y1 * sn;`,
-    `y[m * ${N} + c + 1] = y0 * sn + y1 * cs;`,
+    ...rotateStored(params, seg, x.rowShape, "m", "c", helpers),
   ];
-  const head = o.perPast ? [`const int llmc_P = ${step}[0];`, `float* const y = ${base} + llmc_P * ${intLiteral(o.perPast)};`] : [`float* const y = ${base};`];
-  const kernel = makeKernel(ctx.dispatch.kernel, "rotate", params, [...helpers], { pairs: intLiteral(pairs), n: N, headDim: rot.headDim, head, body, block: t.block });
+  const kernel = makeKernel(ctx.dispatch.kernel, "rotate", params, [...helpers], { pairs: intLiteral(pairs), n: N, headDim: seg.rotation!.headDim, body, block: t.block });
   return { kernels: [kernel], launches: [{ kernel: kernel.name, grid: strideGrid(pairs, t.block, t.maxBlocks), block: [t.block, 1, 1], args: params.args, dispatch: ctx.dispatch.index }] };
 }
 
@@ -526,13 +408,13 @@ export function emitMatmul(ctx: DispatchContext): Emitted {
   const { a, b: bm, as, bs, M, K, N, batch, aStrides, bStrides, count } = matmulGeometry(ctx);
   const t = ctx.tuning.elementwise;
   checkIndexRange(Math.max(count, product(as), product(bs)) + t.block * t.maxBlocks, ctx.label());
-  const params = new ParamSet();
+  const params = new ParamSet(ctx);
   const aa = ctx.arg(a);
   const ba = ctx.arg(bm);
-  const an = params.pointer(aa.buffer, aa.offsetBytes, "float", "read");
-  const bn = params.pointer(ba.buffer, ba.offsetBytes, "float", "read");
+  const an = params.buffer(aa.buffer, aa.offsetBytes, "float", "read");
+  const bn = params.buffer(ba.buffer, ba.offsetBytes, "float", "read");
   const oa = ctx.arg(d.node);
-  const out = params.pointer(oa.buffer, oa.offsetBytes, "float", "write");
+  const out = params.buffer(oa.buffer, oa.offsetBytes, "float", "write");
   const kernel = makeKernel("matmul", "matmul", params, [], {
     m: M, n: N, k: K, mn: intLiteral(M * N), count: intLiteral(count), a: an, b: bn, out,
     aBase: offsetExpr("batch", batch, aStrides), bBase: offsetExpr("batch", batch, bStrides), block: t.block,

@@ -63,11 +63,12 @@ export function affineInPast(d: Dim): { a: number; c: number } {
   return { a: d.get("P")!, c: d.get("") ?? 0 };
 }
 
-/** A dim as an integer expression of the target: a constant, or a·P + c with `past` naming P. */
-export function dimExprWith(d: Dim, past: string, literal: (v: number) => string): string {
+/** A dim as an integer expression of the target: a constant, or a·P + c with `past()` naming P
+ *  (called only then: it may bind the step parameters). */
+export function dimExprWith(d: Dim, past: () => string, literal: (v: number) => string): string {
   const k = constOf(d);
   if (k !== null) return literal(k);
   const { a, c } = affineInPast(d);
-  const p = a === 1 ? past : `${past} * ${literal(a)}`;
+  const p = a === 1 ? past() : `${past()} * ${literal(a)}`;
   return c === 0 ? p : `(${p} + ${literal(c)})`;
 }

@@ -1,5 +1,5 @@
-// One expression renderer for every target (C-style languages: WGSL now, CUDA later). A target
-// supplies a small table — type names, literals, one string function per elementwise op, casts,
+// One expression renderer for every target (C-style languages: WGSL and CUDA). A target supplies a
+// small table — type names, literals, one string function per elementwise op, casts,
 // declarations, a loop — and gets the body of a fused elementwise or row-reduction kernel.
 //
 // A program is rendered in two parts:
@@ -39,6 +39,9 @@ export interface ExprLang {
   lengthAs(length: string, dtype: DType): string;
   /** Accumulator step of a reduction. */
   reduceStep(op: "sum" | "mean" | "amax", acc: string, x: string, dtype: DType): string;
+  /** After a row loop: combines the accumulators of the threads that share the row (absent where a
+   *  row is one thread's). */
+  rowCombine?(op: "sum" | "mean" | "amax", acc: string, dtype: DType): string;
   /** Module-scope helper functions, included when the rendered code calls them by name. */
   helpers: Readonly<Record<string, string>>;
 }
@@ -167,6 +170,7 @@ export function renderExpr(
     pre.push("}");
     for (const r of reds) {
       const n = nodes[r] as Extract<ExprNode, { kind: "reduce" }>;
+      if (lang.rowCombine) pre.push(lang.rowCombine(n.op, `v${r}`, types[r]!));
       if (n.op === "mean") pre.push(lang.assign(`v${r}`, lang.ops["div"]!([`v${r}`, lang.lengthAs(row!.length, types[r]!)], { out: types[r]!, args: [types[r]!, types[r]!] })));
     }
   }

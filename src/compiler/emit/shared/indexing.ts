@@ -1,5 +1,5 @@
 // Index arithmetic every target shares: strides, broadcasting, and the offset of element `i` of a
-// strided tensor as an expression (each target supplies its integer literals).
+// strided tensor as an expression (each target supplies its index literals).
 
 import { stridesOf } from "../../ops/reference.js";
 
@@ -20,7 +20,7 @@ export function broadcastStrides(shape: readonly number[], outShape: readonly nu
  * Adjacent dims that are contiguous in the source merge first, so the common cases come out as
  * `i`, `i % 32` or nothing.
  */
-export function offsetTerms(i: string, shape: readonly number[], strides: readonly number[], literal: (v: number) => string): string[] {
+function offsetTerms(i: string, shape: readonly number[], strides: readonly number[], literal: (v: number) => string): string[] {
   const dims: { n: number; s: number }[] = [];
   shape.forEach((n, d) => {
     if (n === 1) return;
@@ -42,4 +42,12 @@ export function offsetTerms(i: string, shape: readonly number[], strides: readon
     outStride *= n;
   }
   return terms;
+}
+
+/** The offset terms summed into one index expression, after `base` elements (`literal(0)` when
+ *  nothing is left): `i`, `i % 32u`, `12u` in the common cases. */
+export function offsetExpr(i: string, shape: readonly number[], strides: readonly number[], literal: (v: number) => string, base = 0): string {
+  const terms = offsetTerms(i, shape, strides, literal);
+  if (base !== 0) terms.unshift(literal(base));
+  return terms.length ? terms.join(" + ") : literal(0);
 }

@@ -1,6 +1,7 @@
 // The Handlebars templates of a target (codegen-templates/<target>/<name>.hbs): compiled once, strict,
-// unescaped (they hold generated code and numbers only), with a `lines` helper that indents a list of
-// statements, and runs of blank lines squeezed to one.
+// unescaped (they hold generated code and numbers only), with a `lines` partial for a list of
+// statements: `  {{> lines body}}` on a line of its own puts each on a line, indented as the call
+// (Handlebars indents standalone partials), and an empty list leaves no line at all.
 
 import Handlebars from "handlebars";
 import { readFileSync } from "node:fs";
@@ -17,11 +18,7 @@ export class Templates {
     readonly target: string,
     private readonly partials: Readonly<Record<string, string>> = {},
   ) {
-    this.hb.registerHelper("lines", (lines: unknown, indent: unknown) => {
-      const pad = " ".repeat(typeof indent === "number" ? indent : 0);
-      const list = Array.isArray(lines) ? (lines as string[]) : String(lines).split("\n");
-      return list.flatMap((l) => l.split("\n")).filter((l) => l !== "").map((l) => pad + l).join("\n");
-    });
+    this.hb.registerPartial("lines", "{{#each this}}\n{{this}}\n{{/each}}");
   }
 
   path(name: string): string {
@@ -38,6 +35,16 @@ export class Templates {
       t = this.hb.compile(readFileSync(this.path(name), "utf8"), { noEscape: true, strict: true });
       this.cache.set(name, t);
     }
-    return t(context).replace(/\n{3,}/g, "\n\n");
+    return t(context);
+  }
+}
+
+/** Generated code holds generated identifiers, numbers and template text only: no string or
+ *  character literal and no non-ASCII, except in `allowed` template text (CUDA's `extern "C"`).
+ *  Anything else means text from outside (a model's names) leaked into it. */
+export function checkGenerated(code: string, what: string, allowed: readonly string[] = []): void {
+  for (const part of allowed.reduce((parts, a) => parts.flatMap((p) => p.split(a)), [code])) {
+    const bad = /[^\x20-\x7e\n]|["'`\\$]/.exec(part);
+    if (bad) throw new Error(`internal: generated ${what} contains a character (${JSON.stringify(bad[0])}) that generated code never has`);
   }
 }

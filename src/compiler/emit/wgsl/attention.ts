@@ -23,13 +23,12 @@ export function emitAttention(ctx: DispatchContext, tuning: WgslTuning): WgslKer
   const op = ctx.placement(d.node);
   const vec = D % 4 === 0 && [qp, kp, vp, op].every((p) => p.offset % 4 === 0) ? 4 : 1;
   const vt = vec === 4 ? "vec4<f32>" : "f32";
-  const b = new BindingSet();
+  const b = new BindingSet(ctx);
   const qb = b.storage(qp, "read", vt);
   const kb = b.storage(kp, "read", vt);
   const vb = b.storage(vp, "read", vt);
-  const out = b.storage(op, "read_write", vt);
-  const sExpr = dimExpr(kTy[0]!, "params");
-  if (sExpr.includes("params")) b.params();
+  const out = b.storage(op, "write", vt);
+  const sExpr = dimExpr(kTy[0]!, b);
   const scale = typeof n.attrs["scale"] === "number" ? (n.attrs["scale"] as number) : 1 / Math.sqrt(D);
   const window = (n.attrs["window"] as number | undefined) ?? 0;
   const rows = T * HQ;
@@ -73,10 +72,10 @@ export function emitKvAppend(ctx: DispatchContext, tuning: WgslTuning): WgslKern
   const cp = ctx.placement(d.node);
   const vec = row % 4 === 0 && xp.offset % 4 === 0 && cp.offset % 4 === 0 ? 4 : 1;
   const elem = vec === 4 ? "vec4<f32>" : "f32";
-  const b = new BindingSet();
+  const b = new BindingSet(ctx);
   const xb = b.storage(xp, "read", elem);
-  const cache = b.storage(cp, "read_write", elem);
-  b.params();
+  const cache = b.storage(cp, "write", elem);
+  const past = b.past();
   const count = (T * row) / vec;
   const g = grid(count, tuning.workgroupSize);
   const code = renderTemplate("kv_append", {
@@ -87,6 +86,7 @@ export function emitKvAppend(ctx: DispatchContext, tuning: WgslTuning): WgslKern
     count,
     x: xb,
     cache,
+    past,
     xOffset: plus(xp.offset / vec),
     cacheOffset: plus(cp.offset / vec),
     workgroupSize: tuning.workgroupSize,
@@ -100,12 +100,12 @@ export function emitRotary(ctx: DispatchContext, tuning: WgslTuning): WgslKernel
   const [x, cos, sin] = d.inputs as [number, number, number];
   const [T, H, D] = ctx.shape(x) as [number, number, number];
   const half = D / 2;
-  const b = new BindingSet();
+  const b = new BindingSet(ctx);
   const [xp, cp, sp, op] = [ctx.placement(x), ctx.placement(cos), ctx.placement(sin), ctx.placement(d.node)];
   const xb = b.storage(xp, "read", "f32");
   const cb = b.storage(cp, "read", "f32");
   const sb = b.storage(sp, "read", "f32");
-  const out = b.storage(op, "read_write", "f32");
+  const out = b.storage(op, "write", "f32");
   const pairs = T * H * half;
   const g = grid(pairs, tuning.workgroupSize);
   const code = renderTemplate("rotary", {

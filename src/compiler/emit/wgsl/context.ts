@@ -3,6 +3,7 @@
 
 import type { Dim } from "../../base/symbolic.js";
 import { dimExprWith, PlanContext } from "../shared/context.js";
+import type { KernelParams } from "../shared/params.js";
 import { u32Literal } from "./lang.js";
 
 export { constOf } from "../shared/context.js";
@@ -12,8 +13,8 @@ export { product } from "../shared/indexing.js";
 export class DispatchContext extends PlanContext {}
 
 /** A dim as a WGSL u32 expression: a constant, or a·P + c read from the per-step parameters. */
-export function dimExpr(d: Dim, params: string): string {
-  return dimExprWith(d, `${params}.past`, u32Literal);
+export function dimExpr(d: Dim, b: KernelParams): string {
+  return dimExprWith(d, () => b.past(), u32Literal);
 }
 
 /** `"16u + "` for an offset of 16, `""` for 0: prefixes an index expression. */

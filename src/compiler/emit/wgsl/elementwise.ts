@@ -1,51 +1,39 @@
-// Elementwise and row-reduction kernels, both bodies rendered by the shared expression renderer:
+// Elementwise and row-reduction kernels, their bodies written once for every target (emit/shared):
 // `elementwise` (one op, constants inlined), `fused` (a program; with reductions it is a row
-// program over the output's last axis) and `reduce` (sum / mean / amax over any axis).
+// program over the output's last axis) and `reduce` (sum / mean / amax over any axis; argmax here).
 
-import { renderExpr } from "../shared/expr.js";
-import { alongRow, axisRows, lastAxisRows, reduceProgram, type RowSpec } from "../shared/rows.js";
+import { elementwiseBody } from "../shared/elementwise.js";
+import { axisRows, renderRows, rowSpec } from "../shared/rows.js";
 import type { DispatchContext } from "./context.js";
-import { plus, product } from "./context.js";
-import { BindingSet, broadcastStrides, grid, headerContext, offsetExpr, renderTemplate, type WgslKernel } from "./kernel.js";
-import { loadAs, storageType, storeAs, u32Literal, wgsl } from "./lang.js";
+import { BindingSet, grid, headerContext, renderTemplate, type WgslKernel } from "./kernel.js";
+import { u32Literal, wgsl } from "./lang.js";
 import type { WgslTuning } from "./tuning.js";
 
 /** An elementwise program over the dispatch's inputs, broadcast to the output shape. */
 export function emitElementwise(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
-  const d = ctx.dispatch;
-  const program = d.program!;
-  if (program.nodes.some((n) => n.kind === "reduce")) return emitRowProgram(ctx, tuning);
-  const outShape = ctx.shape(d.node);
-  const count = product(outShape);
-  const b = new BindingSet();
-  const types = d.inputs.map((id) => ctx.node(id).ty.dtype);
-  const access = d.inputs.map((id, i) => {
-    const p = ctx.placement(id);
-    const name = b.storage(p, "read", storageType(types[i]!));
-    return loadAs(types[i]!, `${name}[${offsetExpr("i", outShape, broadcastStrides(ctx.shape(id), outShape), p.offset)}]`);
-  });
-  const outType = ctx.outputNode.ty.dtype;
-  const out = b.storage(ctx.placement(d.node), "read_write", storageType(outType));
-  const r = renderExpr(program, wgsl, (i) => access[i]!, undefined, types);
-  const perInvocation = Math.max(1, Math.min(tuning.elementsPerInvocation, count));
-  const invocations = Math.ceil(count / perInvocation);
+  if (ctx.dispatch.program!.nodes.some((n) => n.kind === "reduce")) return emitRows(ctx, tuning);
+  const b = new BindingSet(ctx);
+  const e = elementwiseBody(b);
+  const perInvocation = Math.max(1, Math.min(tuning.elementsPerInvocation, e.count));
+  const invocations = Math.ceil(e.count / perInvocation);
   const g = grid(invocations, tuning.workgroupSize);
   const code = renderTemplate("elementwise", {
-    ...headerContext(d.kernel, b, r.helpers),
-    count,
+    ...headerContext(ctx.dispatch.kernel, b, e.helpers),
+    count: e.count,
     perInvocation,
     invocations,
     workgroupSize: tuning.workgroupSize,
     rowStride: g.rowStride,
-    pre: r.pre,
-    body: r.body,
-    store: [`${out}[${plus(ctx.placement(d.node).offset)}i] = ${storeAs(outType, r.outputs[0]!)};`],
+    body: e.body,
   });
   return { label: ctx.label(), code, bindings: b.bindings(), workgroups: g.workgroups };
 }
 
-function rowKernel(ctx: DispatchContext, tuning: WgslTuning, b: BindingSet, spec: RowSpec): WgslKernel {
-  const r = renderExpr(spec.program, wgsl, (i) => spec.access[i]!, { index: "k", length: u32Literal(spec.length) }, spec.types);
+/** A row program (emit/shared/rows.ts): one row per invocation. */
+function emitRows(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
+  const b = new BindingSet(ctx);
+  const spec = rowSpec(b);
+  const r = renderRows(spec, wgsl);
   const g = grid(spec.rows, tuning.reduceWorkgroupSize);
   const code = renderTemplate("reduction", {
     ...headerContext(ctx.dispatch.kernel, b, r.helpers),
@@ -57,40 +45,9 @@ function rowKernel(ctx: DispatchContext, tuning: WgslTuning, b: BindingSet, spec
     pre: r.pre,
     perRow: spec.perRow,
     body: r.body,
-    store: [spec.store(r.outputs[0]!)],
+    store: r.store,
   });
   return { label: ctx.label(), code, bindings: b.bindings(), workgroups: g.workgroups };
-}
-
-/** A fused program with reductions over the last axis of its output: one row per invocation. */
-function emitRowProgram(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
-  const d = ctx.dispatch;
-  const outShape = ctx.shape(d.node);
-  const { length, rowShape } = lastAxisRows(outShape);
-  const b = new BindingSet();
-  const types = d.inputs.map((id) => ctx.node(id).ty.dtype);
-  const rowSetup: string[] = [];
-  const access = d.inputs.map((id, i) => {
-    const p = ctx.placement(id);
-    const name = b.storage(p, "read", storageType(types[i]!));
-    const strides = broadcastStrides(ctx.shape(id), outShape);
-    const along = outShape.length ? strides[strides.length - 1]! : 0;
-    rowSetup.push(`let rb${i} = ${offsetExpr("r", rowShape, strides.slice(0, -1), p.offset)};`);
-    return loadAs(types[i]!, `${name}[rb${i}${alongRow(along, u32Literal)}]`);
-  });
-  const outType = ctx.outputNode.ty.dtype;
-  const out = b.storage(ctx.placement(d.node), "read_write", storageType(outType));
-  const base = ctx.placement(d.node).offset;
-  return rowKernel(ctx, tuning, b, {
-    rows: product(rowShape),
-    length,
-    rowSetup,
-    access,
-    types,
-    program: d.program!,
-    perRow: false,
-    store: (v) => `${out}[${plus(base)}r * ${u32Literal(length)} + k] = ${storeAs(outType, v)};`,
-  });
 }
 
 /** Invocations of one argmax row: a power of two for the shared-memory tree. */
@@ -107,11 +64,9 @@ function emitArgmax(ctx: DispatchContext): WgslKernel {
   const src = d.inputs[0]!;
   const { outer, length, inner, rowBase, element } = axisRows(ctx.shape(src), n.attrs["axis"]);
   const rows = outer * inner;
-  const b = new BindingSet();
-  const p = ctx.placement(src);
-  const dtype = ctx.node(src).ty.dtype;
-  const name = b.storage(p, "read", storageType(dtype));
-  const out = b.storage(ctx.placement(d.node), "read_write", storageType("i32"));
+  const b = new BindingSet(ctx);
+  const load = b.read(src)(`rb + ${element(u32Literal)}`);
+  const out = b.output(d.node);
   const w = ARGMAX_WORKGROUP_SIZE;
   const g = grid(rows * w, w);
   const code = renderTemplate("argmax", {
@@ -121,33 +76,14 @@ function emitArgmax(ctx: DispatchContext): WgslKernel {
     workgroupSize: w,
     half: w / 2,
     groupsX: g.workgroups[0],
-    rowBase: `${plus(p.offset)}${rowBase(u32Literal)}`,
-    load: loadAs(dtype, `${name}[rb + ${element(u32Literal)}]`),
-    store: `${out}[${plus(ctx.placement(d.node).offset)}r] = i32(bestIndex[0]);`,
+    rowBase: rowBase(u32Literal),
+    load,
+    store: out.store("r", "i32(bestIndex[0])"),
   });
   return { label: ctx.label(), code, bindings: b.bindings(), workgroups: g.workgroups };
 }
 
 /** sum / mean / amax (and argmax) over one axis: rows are (outer, inner) pairs, the row runs along the axis. */
 export function emitReduce(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
-  const d = ctx.dispatch;
-  const n = ctx.outputNode;
-  if (n.op === "argmax") return emitArgmax(ctx);
-  const src = d.inputs[0]!;
-  const { outer, length, inner, rowBase, element } = axisRows(ctx.shape(src), n.attrs["axis"]);
-  const b = new BindingSet();
-  const p = ctx.placement(src);
-  const dtype = ctx.node(src).ty.dtype;
-  const name = b.storage(p, "read", storageType(dtype));
-  const out = b.storage(ctx.placement(d.node), "read_write", storageType(n.ty.dtype));
-  return rowKernel(ctx, tuning, b, {
-    rows: outer * inner,
-    length,
-    rowSetup: [`let rb0 = ${plus(p.offset)}${rowBase(u32Literal)};`],
-    access: [loadAs(dtype, `${name}[rb0 + ${element(u32Literal)}]`)],
-    types: [dtype],
-    program: reduceProgram(n.op),
-    perRow: true,
-    store: (v) => `${out}[${plus(ctx.placement(d.node).offset)}r] = ${storeAs(n.ty.dtype, v)};`,
-  });
+  return ctx.outputNode.op === "argmax" ? emitArgmax(ctx) : emitRows(ctx, tuning);
 }

@@ -6,11 +6,11 @@
 // nothing but the characters WGSL code needs is present.
 
 import type { Placement } from "../../plan/plan.js";
-import { offsetTerms } from "../shared/indexing.js";
-import { Templates } from "../shared/templates.js";
-import { u32Literal } from "./lang.js";
-
-export { broadcastStrides, stridesOf } from "../shared/indexing.js";
+import type { DispatchContext } from "./context.js";
+import { offsetExpr as sharedOffsetExpr } from "../shared/indexing.js";
+import { KernelParams } from "../shared/params.js";
+import { checkGenerated as checkText, Templates } from "../shared/templates.js";
+import { u32Literal, wgsl } from "./lang.js";
 
 export type Access = "read" | "read_write" | "uniform";
 
@@ -33,51 +33,36 @@ export interface WgslKernel {
 export const PARAMS_STRUCT = "struct Params {\n  past: u32,\n  pad0: u32,\n  pad1: u32,\n  pad2: u32,\n}";
 export const PARAMS_BYTES = 16;
 
-interface Decl {
-  name: string;
-  buffer: number | "params";
-  access: Access;
-  type: string;
-}
-
-/** The bindings of one kernel: each (buffer, access, element type) once, named b0, b1, …. */
-export class BindingSet {
-  private readonly decls: Decl[] = [];
-
-  /** A storage array over a plan buffer; returns its generated name. */
-  storage(p: Placement, access: "read" | "read_write", elem: string): string {
-    const type = `array<${elem}>`;
-    const found = this.decls.find((d) => d.buffer === p.buffer && d.access === access && d.type === type);
-    if (found) return found.name;
-    if (this.decls.some((d) => d.buffer === p.buffer && (d.access === "read_write" || access === "read_write"))) {
-      throw new Error(`internal: buffer ${p.buffer} is both read and written by one kernel`);
-    }
-    const name = `b${this.decls.length}`;
-    this.decls.push({ name, buffer: p.buffer, access, type });
-    return name;
+/** The bindings of one kernel (emit/shared/params.ts): whole buffers, each (buffer, access, element
+ *  type) once, named b0, b1, …; P is read from the uniform block `params`. */
+export class BindingSet extends KernelParams {
+  constructor(ctx: DispatchContext) {
+    super(ctx, wgsl);
   }
 
-  params(): string {
-    if (!this.decls.some((d) => d.buffer === "params")) this.decls.push({ name: "params", buffer: "params", access: "uniform", type: "Params" });
-    return "params";
+  override buffer(buffer: number, offsetBytes: number, elem: string, access: "read" | "write"): string {
+    // WebGPU refuses a buffer bound both read-only and writable in one dispatch.
+    if (this.list.some((d) => d.buffer === buffer && (d.access === "write" || access === "write") && (d.access !== access || d.elem !== elem))) {
+      throw new Error(`internal: buffer ${buffer} is both read and written by one kernel`);
+    }
+    return super.buffer(buffer, offsetBytes, elem, access);
+  }
+
+  /** A whole plan buffer as a storage array of `elem` (indices add the tensor's offset). */
+  storage(p: Placement, access: "read" | "write", elem: string): string {
+    return this.buffer(p.buffer, 0, elem, access);
+  }
+
+  past(): string {
+    return `${this.add({ buffer: "params", offsetBytes: 0, access: "uniform", elem: "Params" }, "params")}.past`;
   }
 
   get usesParams(): boolean {
-    return this.decls.some((d) => d.buffer === "params");
+    return this.list.some((d) => d.buffer === "params");
   }
 
   bindings(): KernelBinding[] {
-    return this.decls.map((d) => ({ buffer: d.buffer, access: d.access }));
-  }
-
-  /** For the header partial. */
-  declarations(): { index: number; space: string; name: string; type: string }[] {
-    return this.decls.map((d, index) => ({
-      index,
-      space: d.access === "uniform" ? "uniform" : d.access === "read" ? "storage, read" : "storage, read_write",
-      name: d.name,
-      type: d.type,
-    }));
+    return this.list.map((d) => ({ buffer: d.buffer, access: d.access === "write" ? "read_write" : d.access }));
   }
 }
 
@@ -97,9 +82,7 @@ export function grid(invocations: number, workgroupSize: number): { workgroups: 
  *  per dim of `shape`; 0 where it is broadcast), plus `base`: `i`, `i % 32u` or a constant in the
  *  common cases. */
 export function offsetExpr(i: string, shape: readonly number[], strides: readonly number[], base = 0): string {
-  const terms = offsetTerms(i, shape, strides, u32Literal);
-  if (base !== 0) terms.unshift(u32Literal(base));
-  return terms.length ? terms.join(" + ") : "0u";
+  return sharedOffsetExpr(i, shape, strides, u32Literal, base);
 }
 
 // ------------------------------------------------------------------------------------------ templates
@@ -116,11 +99,10 @@ export function renderTemplate(family: string, context: Record<string, unknown>)
 /** WGSL needs no strings or non-ASCII: anything else in generated code means text from outside
  *  (a model's names) leaked into it. */
 export function checkGenerated(code: string, family: string): void {
-  const bad = /[^\x20-\x7e\n]|["'`\\$]/.exec(code);
-  if (bad) throw new Error(`internal: generated ${family} kernel contains a character (${JSON.stringify(bad[0])}) that generated WGSL never has`);
+  checkText(code, `WGSL ${family} kernel`);
 }
 
-/** The header partial's context: bindings, parameter struct, helper functions. */
+/** The header partial's context: binding declarations, parameter struct, helper functions. */
 export function headerContext(family: string, b: BindingSet, helpers: string[] = []): Record<string, unknown> {
   return { kernel: family, bindings: b.declarations(), params: b.usesParams ? PARAMS_STRUCT : "", helpers };
 }

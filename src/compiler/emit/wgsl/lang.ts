@@ -1,8 +1,9 @@
-// WGSL's table for the shared expression renderer, and how tensors of each element type are stored
-// in WGSL buffers (bool is not host-shareable: it is stored as u32 0/1).
+// WGSL's table for the shared emitters (expressions, indices, locals, bindings), and how tensors of
+// each element type are stored in WGSL buffers (bool is not host-shareable: it is stored as u32 0/1).
 
 import type { DType } from "../../ops/table.js";
 import type { ExprLang } from "../shared/expr.js";
+import type { KernelLang } from "../shared/lang.js";
 
 /** Shortest decimal that reads back as the same f32. */
 function f32Digits(v: number): string {
@@ -103,7 +104,9 @@ const HELPERS: Record<string, string> = {
   llmc_to_i32: "fn llmc_to_i32(x: f32) -> i32 { return select(i32(x), 0i, x != x); }",
 };
 
-export const wgsl: ExprLang = {
+const SPACES = { read: "storage, read", write: "storage, read_write", uniform: "uniform" } as const;
+
+export const wgsl: KernelLang = {
   name: "WGSL",
   type: wgslType,
   literal(value, dtype) {
@@ -164,6 +167,15 @@ export const wgsl: ExprLang = {
     return `${acc} = ${acc} + ${x};`;
   },
   helpers: HELPERS,
+  indexLiteral: u32Literal,
+  letIndex: (name, value) => `let ${name} = ${value};`,
+  declare: (name, dtype) => `var ${name}: ${wgslType(dtype)};`,
+  storageType,
+  loadAs,
+  storeAs,
+  paramName: (i) => `b${i}`,
+  paramDecl: (p, i) => `@group(0) @binding(${i}) var<${SPACES[p.access]}> ${p.name}: ${p.access === "uniform" ? p.elem : `array<${p.elem}>`};`,
+  offsets: "index",
 };
 
 /** Ops that WGSL applies to vec4<f32> componentwise exactly as the f32 table renders them. */

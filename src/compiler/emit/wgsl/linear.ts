@@ -16,30 +16,19 @@
 // dequantize to the same f32 vec4 (or scalar) the loop multiplies by x.
 // `matmul` is the general batched product for everything else.
 
-import type { ExprProgram } from "../../ops/expr.js";
-import type { DType } from "../../ops/table.js";
-import type { LinearKernel, LinearSegment } from "../../plan/plan.js";
-import { helpersFor, renderExpr } from "../shared/expr.js";
-import { linearOf, linearX, statementBlock } from "../shared/linear.js";
+import type { LinearSegment } from "../../plan/plan.js";
+import { helpersFor } from "../shared/expr.js";
+import { linearOf, linearX, programBlock, prologueElement, reductionStart, rowScale, segmentOutput } from "../shared/linear.js";
 import { matmulGeometry } from "../shared/geometry.js";
 import type { DispatchContext } from "./context.js";
-import { plus, product } from "./context.js";
-import { BindingSet, broadcastStrides, grid, headerContext, offsetExpr, renderTemplate, type WgslKernel } from "./kernel.js";
-import { loadAs, storageType, storeAs, u32Literal, vec4Renderable, wgsl, wgslVec4 } from "./lang.js";
+import { plus } from "./context.js";
+import { BindingSet, grid, headerContext, offsetExpr, renderTemplate, type WgslKernel } from "./kernel.js";
+import { loadAs, storageType, u32Literal, vec4Renderable, wgsl, wgslVec4 } from "./lang.js";
 import { packedReader } from "./packed.js";
 import type { WgslTuning } from "./tuning.js";
 
 const COMPONENTS = ["x", "y", "z", "w"];
 const u = u32Literal;
-
-const block = (program: ExprProgram, input: (i: number) => string, types: readonly DType[], targets: string[], helpers: Set<string>) =>
-  statementBlock(wgsl, program, input, types, targets, helpers);
-
-/** A vec4<f32> program (see `vec4Renderable`) in a block; `use` turns its output into a statement. */
-function vecBlock(program: ExprProgram, input: (i: number) => string, types: readonly DType[], use: (value: string) => string): string[] {
-  const r = renderExpr(program, wgslVec4, input, undefined, types);
-  return ["{", ...[...r.pre, ...r.body].map((l) => "  " + l), `  ${use(r.outputs[0]!)}`, "}"];
-}
 
 export function emitLinear(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
   const k = linearOf(ctx.dispatch);
@@ -60,7 +49,7 @@ export function emitLinear(ctx: DispatchContext, tuning: WgslTuning): WgslKernel
   const C = M > 1 ? Math.max(1, Math.min(tuning.linear.tileM, M)) : 1;
   const mTiles = Math.ceil(M / C);
 
-  const b = new BindingSet();
+  const b = new BindingSet(ctx);
   const helpers = new Set<string>();
   const sourceNames = sources.map((s, i) => b.storage(s.p, "read", s.along === 1 ? elem : storageType(sourceTypes[i]!)));
 
@@ -80,42 +69,28 @@ export function emitLinear(ctx: DispatchContext, tuning: WgslTuning): WgslKernel
       continue;
     }
     const f = factoring!;
+    const red = (j: number) => `red${j}_${c}`;
     loads.push(`var x${c}: ${elem};`);
     if (vec === 4 && [f.elementwise, ...f.reductions.map((r) => r.arg)].every(vec4Renderable)) {
       // All four lanes at once; each reduction keeps four partial results until the loop ends.
       const at = (i: number) => (sources[i]!.along === 1 ? `s${i}_${c}` : `vec4<f32>(s${i}_${c})`);
       const types = sources.map(() => "f32" as const);
-      loads.push(...vecBlock(f.elementwise, at, types, (v) => `x${c} = ${v};`));
-      f.reductions.forEach((red, j) => {
-        const init = red.op === "amax" ? wgsl.literal(-Infinity, "f32") : wgsl.literal(0, "f32");
-        rowSetup.push(`var rv${j}_${c}: vec4<f32> = vec4<f32>(${init});`);
-        loads.push(...vecBlock(red.arg, at, types, (v) => wgsl.reduceStep(red.op, `rv${j}_${c}`, v, "f32")));
-        after.push(`var red${j}_${c}: f32 = ${init};`);
-        for (const comp of COMPONENTS) after.push(wgsl.reduceStep(red.op, `red${j}_${c}`, `rv${j}_${c}.${comp}`, "f32"));
-        if (red.op === "mean") after.push(`red${j}_${c} = red${j}_${c} / ${wgsl.literal(K, "f32")};`);
+      loads.push(...programBlock(wgslVec4, f.elementwise, at, types, ([v]) => [`x${c} = ${v};`], helpers));
+      f.reductions.forEach((rd, j) => {
+        const start = reductionStart(wgsl, rd.op);
+        rowSetup.push(`var rv${j}_${c}: vec4<f32> = vec4<f32>(${start});`);
+        loads.push(...programBlock(wgslVec4, rd.arg, at, types, ([v]) => [wgsl.reduceStep(rd.op, `rv${j}_${c}`, v!, "f32")], helpers));
+        after.push(`var ${red(j)}: f32 = ${start};`);
+        for (const comp of COMPONENTS) after.push(wgsl.reduceStep(rd.op, red(j), `rv${j}_${c}.${comp}`, "f32"));
       });
-      after.push(`var sc${c}: f32;`);
-      after.push(...block(f.scale, (j) => `red${j}_${c}`, f.reductions.map(() => "f32"), [`sc${c}`], helpers));
-      continue;
-    }
-    const comps = vec === 4 ? COMPONENTS : [""];
-    for (const comp of comps) {
-      const at = (i: number) => (sources[i]!.along === 1 && comp ? `s${i}_${c}.${comp}` : `s${i}_${c}`);
-      loads.push(...block(f.elementwise, at, sourceTypes, [comp ? `x${c}.${comp}` : `x${c}`], helpers));
-    }
-    f.reductions.forEach((red, j) => {
-      const init = red.op === "amax" ? wgsl.literal(-Infinity, "f32") : wgsl.literal(0, "f32");
-      rowSetup.push(`var red${j}_${c}: f32 = ${init};`);
-      for (const comp of comps) {
+    } else {
+      f.reductions.forEach((rd, j) => rowSetup.push(`var ${red(j)}: f32 = ${reductionStart(wgsl, rd.op)};`));
+      for (const comp of vec === 4 ? COMPONENTS : [""]) {
         const at = (i: number) => (sources[i]!.along === 1 && comp ? `s${i}_${c}.${comp}` : `s${i}_${c}`);
-        const r = renderExpr(red.arg, wgsl, at, undefined, sourceTypes);
-        r.helpers.forEach((h) => helpers.add(h));
-        loads.push("{", ...[...r.pre, ...r.body].map((l) => "  " + l), "  " + wgsl.reduceStep(red.op, `red${j}_${c}`, r.outputs[0]!, "f32"), "}");
+        loads.push(...prologueElement(wgsl, x, at, comp ? `x${c}.${comp}` : `x${c}`, red, helpers));
       }
-      if (red.op === "mean") after.push(`red${j}_${c} = red${j}_${c} / ${wgsl.literal(K, "f32")};`);
-    });
-    after.push(`var sc${c}: f32;`);
-    after.push(...block(f.scale, (j) => `red${j}_${c}`, f.reductions.map(() => "f32"), [`sc${c}`], helpers));
+    }
+    after.push(...rowScale(wgsl, x, red, `sc${c}`, helpers));
   }
 
   let tileStart = 0;
@@ -159,12 +134,12 @@ interface Shared {
   scaled: boolean;
 }
 
-/** One segment: its weights' accumulators inside the k loop, its epilogue, rotation and stores. */
+/** One segment: its weights' accumulators inside the k loop; the epilogue, rotation and stores are
+ *  shared (segmentOutput). */
 function emitSegment(ctx: DispatchContext, tuning: WgslTuning, b: BindingSet, helpers: Set<string>, seg: LinearSegment, si: number, sh: Shared) {
   const { M, C, vec, elem, kSteps, rowShape } = sh;
   const w = seg.weights.length;
   const N = ctx.shape(seg.weights[0]!)[0]!;
-  const outShape = [...rowShape, N];
   const rot = seg.rotation;
   let R = Math.max(1, Math.min(tuning.linear.rowsPerInvocation, N));
   if (rot) R = Math.min(N, R + (R % 2)); // pairs stay in one invocation (N is a multiple of 2)
@@ -175,32 +150,12 @@ function emitSegment(ctx: DispatchContext, tuning: WgslTuning, b: BindingSet, he
   // Packed weights (emit/wgsl/packed.ts) are array<u32> read through their format's dequantizing load.
   const readers = wps.map((pl) => {
     const format = ctx.plan.buffers[pl.buffer]?.format;
-    if (!format) return null;
+    if (!format || format === "f32") return null;
     if (pl.offset !== 0) throw new Error(`internal: ${ctx.label()}: a packed weight must start its buffer`);
     return packedReader(format, b.storage(pl, "read", "u32"), N, kSteps * vec, vec, helpers);
   });
   const wbs = wps.map((pl, i) => (readers[i] ? "" : b.storage(pl, "read", elem)));
-  const extraTypes = seg.extras.map((id) => ctx.node(id).ty.dtype);
-  const extraAccess = seg.extras.map((id, i) => {
-    const pl = ctx.placement(id);
-    const name = b.storage(pl, "read", storageType(extraTypes[i]!));
-    return (o: string) => loadAs(extraTypes[i]!, `${name}[${offsetExpr(o, outShape, broadcastStrides(ctx.shape(id), outShape), pl.offset)}]`);
-  });
-  const half = rot ? rot.headDim / 2 : 0;
-  const angleShape = [...rowShape, half];
-  const rotTypes = rot ? rot.inputs.map((id) => ctx.node(id).ty.dtype) : [];
-  const rotAccess = rot
-    ? rot.inputs.map((id, i) => {
-        const pl = ctx.placement(id);
-        const name = b.storage(pl, "read", storageType(rotTypes[i]!));
-        return loadAs(rotTypes[i]!, `${name}[${offsetExpr("ri", angleShape, broadcastStrides(ctx.shape(id), angleShape), pl.offset)}]`);
-      })
-    : [];
-  const outNode = ctx.node(seg.node);
-  const outType = outNode.ty.dtype;
-  const op = ctx.placement(seg.node);
-  const out = b.storage(op, "read_write", storageType(outType));
-  const outBase = op.perPast ? `${b.params()}.past * ${u(op.perPast)} + ${plus(op.offset)}` : plus(op.offset);
+  const out = segmentOutput(b, seg, rowShape);
 
   const head = [`let n0 = (tile % ${u(nTiles)}) * ${u(R)};`, `let m0 = (tile / ${u(nTiles)}) * ${u(C)};`];
   const declare: string[] = [];
@@ -237,31 +192,14 @@ function emitSegment(ctx: DispatchContext, tuning: WgslTuning, b: BindingSet, he
       for (let c = 0; c < C; c++) loop.push(`${p}acc${wi}_${c}_${r} = ${p}acc${wi}_${c}_${r} + ${dot(`x${c}`, `${p}w${wi}_${r}`)};`);
     }
   });
-  const types = [...seg.weights.map(() => "f32" as const), ...extraTypes];
-  const acc = (i: number, c: number, r: number) => (sh.scaled ? `(${p}acc${i}_${c}_${r} * sc${c})` : `${p}acc${i}_${c}_${r}`);
+  const acc = (c: number, r: number) => (i: number) => (sh.scaled ? `(${p}acc${i}_${c}_${r} * sc${c})` : `${p}acc${i}_${c}_${r}`);
   for (let c = 0; c < C; c++) {
-    const step = rot ? 2 : 1;
-    for (let r = 0; r < R; r += step) {
+    for (let r = 0; r < R; r += rot ? 2 : 1) {
       // Tiles past the end of M or N (when they do not divide evenly) compute clamped rows: skip their stores.
       const guard = [M % C ? `m0 + ${c}u < ${u(M)}` : "", N % R ? `n0 + ${r}u < ${u(N)}` : ""].filter(Boolean).join(" && ");
-      store.push(guard ? `if (${guard}) {` : "{");
-      store.push(`  let o = (m0 + ${c}u) * ${u(N)} + n0 + ${r}u;`);
-      if (!rot) {
-        const e = renderExpr(seg.epilogue, wgsl, (i) => (i < w ? acc(i, c, r) : extraAccess[i - w]!("o")), undefined, types);
-        e.helpers.forEach((h) => helpers.add(h));
-        for (const l of [...e.pre, ...e.body]) store.push("  " + l);
-        store.push(`  ${out}[${outBase}o] = ${storeAs(outType, e.outputs[0]!)};`);
-      } else {
-        store.push("  let o1 = o + 1u;", "  var y0: f32;", "  var y1: f32;", "  var cs: f32;", "  var sn: f32;");
-        for (const [t, rr, o] of [["y0", r, "o"], ["y1", r + 1, "o1"]] as const) {
-          store.push(...block(seg.epilogue, (i) => (i < w ? acc(i, c, rr) : extraAccess[i - w]!(o)), types, [t], helpers).map((l) => "  " + l));
-        }
-        store.push(`  let ri = (m0 + ${c}u) * ${u(half)} + ((n0 + ${r}u) % ${u(rot.headDim)}) / 2u;`);
-        store.push(...block(rot.program, (i) => rotAccess[i]!, rotTypes, ["cs", "sn"], helpers).map((l) => "  " + l));
-        store.push(`  ${out}[${outBase}o] = y0 * cs - y1 * sn;`);
-        store.push(`  ${out}[${outBase}o1] = y0 * sn + y1 * cs;`);
-      }
-      store.push("}");
+      const [row, col] = [`(m0 + ${c}u)`, `(n0 + ${r}u)`];
+      const lines = rot ? out.storePair(row, col, acc(c, r), acc(c, r + 1), helpers) : out.store(row, col, acc(c, r), helpers);
+      store.push(guard ? `if (${guard}) {` : "{", ...lines.map((l) => "  " + l), "}");
     }
   }
   return { nTiles, n: N, rows: R, weights: w, head, declare, loop, store, blocked, kBlocks: kSteps / 8, blockStart, blockEnd };
@@ -271,12 +209,12 @@ function emitSegment(ctx: DispatchContext, tuning: WgslTuning, b: BindingSet, he
 export function emitMatmul(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
   const d = ctx.dispatch;
   const { a, b: bm, as, bs, M, K, N, batch, aStrides, bStrides, count } = matmulGeometry(ctx);
-  const b = new BindingSet();
+  const b = new BindingSet(ctx);
   const ap = ctx.placement(a);
   const bp = ctx.placement(bm);
   const an = b.storage(ap, "read", "f32");
   const bn = b.storage(bp, "read", "f32");
-  const out = b.storage(ctx.placement(d.node), "read_write", "f32");
+  const out = b.storage(ctx.placement(d.node), "write", "f32");
   const g = grid(count, tuning.matmul.workgroupSize);
   const code = renderTemplate("matmul", {
     ...headerContext("matmul", b),
