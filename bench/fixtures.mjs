@@ -1,0 +1,80 @@
+// Writes test/fixtures/llama-cpp/*.json: llama.cpp's next-token log-probabilities for small random
+// GGUFs, so `npm test` can hold llmc to an independent reference without installing llama.cpp.
+// Each fixture names how its GGUF is made (`llmc init-weights` with the architecture, config, dtype
+// and seed) and the file's SHA-256; the test rebuilds the file and refuses to compare when the
+// bytes differ (then rerun this script).
+//
+//   cd bench && npm ci && npm run fixtures       (ONLY=<case> for one)
+
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { getLlama } from "node-llama-cpp";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const llmcBin = join(root, "bin", "llmc");
+const out = join(root, "test", "fixtures", "llama-cpp");
+
+const COMMON = { vocab_size: 512, n_layers: 2, dim: 64, ffn_dim: 128, max_seq_len: 64 };
+// Tolerances are |Δ log-probability|: f32 agrees to ~1e-5; q8_0 differs because llama.cpp quantizes
+// activations to q8 for its dot products; Gemma because llama.cpp's CPU GELU reads an f16 table.
+const CASES = [
+  { name: "llama-gqa-f32", arch: "llama", set: { n_heads: 4, n_kv_heads: 2 }, dtype: "f32", tol: 1e-3 },
+  { name: "llama-mqa-tied-f32", arch: "llama", set: { n_heads: 4, n_kv_heads: 1, tie_embeddings: true }, dtype: "f32", tol: 1e-3 },
+  { name: "qwen2-bias-f32", arch: "qwen2", set: { n_heads: 4, n_kv_heads: 2 }, dtype: "f32", tol: 1e-3 },
+  { name: "mistral-window-f32", arch: "mistral", set: { n_heads: 4, n_kv_heads: 2, sliding_window: 8 }, dtype: "f32", tol: 1e-3 },
+  { name: "gemma-mqa-f32", arch: "gemma", set: { n_heads: 4, n_kv_heads: 1, head_dim: 16 }, dtype: "f32", tol: 1e-2 },
+  { name: "llama-gqa-q8_0", arch: "llama", set: { n_heads: 4, n_kv_heads: 2 }, dtype: "q8_0", tol: 0.1 },
+];
+const POSITIONS = 20;
+const TOP = 8;
+
+function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+mkdirSync(out, { recursive: true });
+const work = mkdtempSync(join(tmpdir(), "llmc-fixtures-"));
+const llama = await getLlama({ gpu: false, logLevel: "error" });
+for (const c of CASES.filter((c) => !process.env.ONLY || c.name === process.env.ONLY)) {
+  console.log(`${c.name} …`);
+  const config = { ...COMMON, ...c.set };
+  const seed = 7;
+  const file = join(work, `${c.name}.gguf`);
+  const sets = Object.entries(config).map(([k, v]) => `${k}=${v}`).join(",");
+  execFileSync(process.execPath, [llmcBin, "init-weights", join(root, "models", `${c.arch}.llm`), "--set", sets, "--dtype", c.dtype, "--seed", String(seed), "-o", file], { stdio: ["ignore", "ignore", "inherit"] });
+  const sha256 = createHash("sha256").update(readFileSync(file)).digest("hex");
+  const next = rng(1234);
+  const tokens = Array.from({ length: POSITIONS }, () => 3 + Math.floor(next() * (COMMON.vocab_size - 3)));
+
+  const model = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
+  // f32 KV cache: llama.cpp's default f16 cache alone moves log-probabilities by ~1e-3.
+  const context = await model.createContext({ contextSize: COMMON.max_seq_len, threads: 2, batchSize: COMMON.max_seq_len, flashAttention: false, experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32" });
+  const seq = context.getSequence();
+  const evaluated = await seq.controlledEvaluate(tokens.map((t) => [t, { generateNext: { probabilities: true, options: { temperature: 1, topK: COMMON.vocab_size, topP: 1, minP: 0 } } }]));
+  await context.dispose();
+  await model.dispose();
+
+  // Per position: the next token's log-probability (when there is a next token) and the top ones.
+  const positions = evaluated.map((o, i) => {
+    const probs = [...o.next.probabilities.entries()];
+    const top = probs.slice(0, TOP).map(([id, p]) => [id, Math.log(p)]);
+    const nextToken = tokens[i + 1];
+    const p = nextToken === undefined ? undefined : o.next.probabilities.get(nextToken);
+    return { top, ...(p !== undefined ? { next: Math.log(p) } : {}) };
+  });
+  const fixture = { case: c.name, made_by: "node-llama-cpp 3.21.1 (llama.cpp, CPU, f32 KV cache)", arch: c.arch, config, dtype: c.dtype, seed, sha256, tolerance: c.tol, tokens, positions };
+  writeFileSync(join(out, `${c.name}.json`), JSON.stringify(fixture, null, 1) + "\n");
+  console.log(`${c.name}: ${tokens.length} positions`);
+}
+rmSync(work, { recursive: true, force: true });
