@@ -14,7 +14,7 @@ import type { DeviceWeight } from "../../target/program.js";
 import type { StorageDType } from "../../target/storage.js";
 import { DispatchContext, ELEMENT_BYTES, type EmitEnv } from "./context.js";
 import { emitElementwise, emitReduce, type Emitted } from "./elementwise.js";
-import { emitConcat, emitGather, emitKvAppend, emitRotary, emitSlice, emitTranspose } from "./layout.js";
+import { emitCopy, emitGather, emitKvAppend, emitRotary } from "./layout.js";
 import { emitLinear, emitMatmul } from "./linear.js";
 import { archName, tuningFor, type ComputeCapability, type CudaTuning } from "./tuning.js";
 
@@ -30,9 +30,7 @@ const families = kernelFamilies<(ctx: DispatchContext) => Emitted>({
   rotary: emitRotary,
   attention: emitAttention,
   kv_append: emitKvAppend,
-  transpose: emitTranspose,
-  slice: emitSlice,
-  concat: emitConcat,
+  copy: emitCopy,
 });
 
 /** A buffer of a CUDA step: the plan's buffers plus the step parameters and scratch space. */

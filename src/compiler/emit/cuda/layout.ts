@@ -77,7 +77,6 @@ export function emitCopy(ctx: DispatchContext): Emitted {
   return single(ctx, kernel, params, grid(ctx, count), t.block);
 }
 
-export { emitCopy as emitConcat, emitCopy as emitSlice, emitCopy as emitTranspose };
 
 export function emitRotary(ctx: DispatchContext): Emitted {
   const d = ctx.dispatch;

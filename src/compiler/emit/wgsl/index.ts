@@ -6,7 +6,7 @@ import { emitAttention, emitKvAppend, emitRotary } from "./attention.js";
 import { DispatchContext } from "./context.js";
 import { emitElementwise, emitReduce } from "./elementwise.js";
 import type { WgslKernel } from "./kernel.js";
-import { emitConcat, emitGather, emitSlice, emitTranspose } from "./layout.js";
+import { emitCopy, emitGather } from "./layout.js";
 import { emitLinear, emitMatmul } from "./linear.js";
 import type { WgslTuning } from "./tuning.js";
 
@@ -22,9 +22,7 @@ const families = kernelFamilies<(ctx: DispatchContext, tuning: WgslTuning) => Wg
   rotary: emitRotary,
   attention: emitAttention,
   kv_append: emitKvAppend,
-  transpose: emitTranspose,
-  slice: emitSlice,
-  concat: emitConcat,
+  copy: emitCopy,
 });
 
 export function emitKernel(plan: StepPlan, dispatch: Dispatch, tuning: WgslTuning): WgslKernel {

@@ -74,4 +74,3 @@ export function emitCopy(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
   return { label: ctx.label(), code, bindings: b.bindings(), workgroups: g.workgroups };
 }
 
-export { emitCopy as emitConcat, emitCopy as emitSlice, emitCopy as emitTranspose };
