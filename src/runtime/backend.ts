@@ -44,7 +44,7 @@ export interface Backend {
   readonly description: string;
   /** An executor for `graph` whose weights come from `weights` (uploaded before this resolves). */
   createExecutor(graph: Graph, weights: WeightSource, opts?: DeviceOptions): Promise<Executor>;
-  /** Releases the device (after every executor made here is disposed). */
+  /** Releases the device (after every executor made here is disposed); WebGPU's is shared and stays. */
   release(): void;
 }
 
@@ -151,9 +151,45 @@ function cpuBackend(): Backend {
   };
 }
 
+type WebGpuKind = "auto" | "hardware" | "software";
+type DeviceModule = typeof import("./webgpu/device.js");
+type GpuContext = import("./webgpu/device.js").GpuContext;
+
+/**
+ * The process's WebGPU device of each kind (by what was found: "auto" shares the hardware or software
+ * one), shared by every model and never destroyed: Dawn keeps ~2.6 MB of each device made and
+ * destroyed (llvmpipe), so a load/dispose loop grew without bound. Executors free their own buffers.
+ */
+const webgpuDevices = new Map<WebGpuKind, Promise<GpuContext>>();
+
+async function sharedWebGpu(device: DeviceModule, kind: WebGpuKind): Promise<GpuContext> {
+  const key = kind === "auto" ? ((["hardware", "software"] as const).find((k) => webgpuDevices.has(k)) ?? kind) : kind;
+  const known = webgpuDevices.get(key);
+  if (known) {
+    const gpu = await known.catch(() => null);
+    if (gpu?.usable) return gpu;
+    // Lost (or its request failed): make a new one.
+    if (webgpuDevices.get(key) === known) webgpuDevices.delete(key);
+  }
+  // Filed before it resolves, so models loaded at the same time wait for this one device.
+  const request = device.requestGpu(kind);
+  webgpuDevices.set(kind, request);
+  try {
+    const gpu = await request;
+    if (kind === "auto" && webgpuDevices.get("auto") === request) {
+      webgpuDevices.delete("auto");
+      webgpuDevices.set(gpu.adapter.backend as WebGpuKind, request); // requestGpu("auto") finds hardware or software
+    }
+    return gpu;
+  } catch (e) {
+    if (webgpuDevices.get(kind) === request) webgpuDevices.delete(kind);
+    throw e;
+  }
+}
+
 /** `kind` as requestGpu takes it; "hardware" needs the Vulkan loader on Linux. */
-async function webgpuBackend(kind: "auto" | "hardware" | "software"): Promise<Backend & { software: boolean }> {
-  let device: typeof import("./webgpu/device.js");
+async function webgpuBackend(kind: WebGpuKind): Promise<Backend & { software: boolean }> {
+  let device: DeviceModule;
   let executor: typeof import("./webgpu/executor.js");
   let tuning: typeof import("./webgpu/tuning.js");
   try {
@@ -163,9 +199,9 @@ async function webgpuBackend(kind: "auto" | "hardware" | "software"): Promise<Ba
   }
   // Without the loader Dawn's Vulkan probe only prints a warning.
   if (kind === "hardware" && !device.vulkanLoadable()) throw new BackendError("the Vulkan loader (libvulkan.so.1) is not installed");
-  let gpu: Awaited<ReturnType<typeof device.requestGpu>>;
+  let gpu: GpuContext;
   try {
-    gpu = await device.requestGpu(kind);
+    gpu = await sharedWebGpu(device, kind);
   } catch (e) {
     const message = (e as Error).message;
     // NO_ADAPTER_MESSAGE's advice is about the software adapter.
@@ -177,6 +213,7 @@ async function webgpuBackend(kind: "auto" | "hardware" | "software"): Promise<Ba
     description: `webgpu (${[a.description || a.device || a.vendor || "unknown adapter", a.backend].join(", ")})`,
     software: tuning.isSoftwareAdapter(a),
     createExecutor: (graph, weights, o = {}) => executor.createWebGpuExecutor(graph, weights, gpu, o),
-    release: () => gpu.destroy(),
+    // The device stays for the next model (see webgpuDevices); the executor freed its buffers.
+    release: () => undefined,
   };
 }

@@ -5,7 +5,7 @@ import type * as A from "./ast.js";
 import { llmLexer, LParen, LSquare, LCurly, RParen, RSquare, RCurly } from "./lexer.js";
 import { parser } from "./parser.js";
 import { AstBuilder } from "./to-ast.js";
-import { error, spanAt, type Diagnostic } from "../base/diagnostics.js";
+import { error, LineIndex, type Diagnostic } from "../base/diagnostics.js";
 
 export type * from "./ast.js";
 
@@ -19,28 +19,29 @@ export interface ParseResult {
 
 export function parseModule(file: string, text: string): ParseResult {
   const diagnostics: Diagnostic[] = [];
+  const lines = new LineIndex(text);
   const lexed = llmLexer.tokenize(text);
 
   for (const e of lexed.errors) {
     const ch = text.slice(e.offset, e.offset + Math.max(1, e.length));
     const shown = JSON.stringify(ch.length > 20 ? ch.slice(0, 20) + "…" : ch);
-    diagnostics.push(error("E0001", `unexpected character ${shown}`, spanAt(file, text, e.offset, e.offset + Math.max(1, e.length))));
+    diagnostics.push(error("E0001", `unexpected character ${shown}`, lines.span(file, e.offset, e.offset + Math.max(1, e.length))));
   }
   for (const t of (lexed.groups["invalid"] ?? []) as IToken[]) {
     const what = t.tokenType.name === "UnterminatedComment" ? "block comment is never closed (missing '*/')" : 'string is never closed (missing \'"\' on this line)';
-    diagnostics.push(error("E0002", what, spanAt(file, text, t.startOffset, t.startOffset + Math.min(2, t.image.length))));
+    diagnostics.push(error("E0002", what, lines.span(file, t.startOffset, t.startOffset + Math.min(2, t.image.length))));
   }
   const comments: A.Comment[] = ((lexed.groups["comments"] ?? []) as IToken[]).map((t) => ({
     kind: "Comment",
     text: t.image,
-    span: spanAt(file, text, t.startOffset, t.startOffset + t.image.length),
+    span: lines.span(file, t.startOffset, t.startOffset + t.image.length),
   }));
 
-  const emptyModule: A.Module = { kind: "Module", file, imports: [], items: [], comments, span: spanAt(file, text, 0, text.length) };
+  const emptyModule: A.Module = { kind: "Module", file, imports: [], items: [], comments, span: lines.span(file, 0, text.length) };
   const tooDeep = findExcessiveNesting(lexed.tokens);
   if (tooDeep) {
     diagnostics.push(
-      error("E0003", `brackets are nested more than ${MAX_NESTING} deep; split the expression with intermediate bindings`, spanAt(file, text, tooDeep.startOffset, tooDeep.startOffset + 1)),
+      error("E0003", `brackets are nested more than ${MAX_NESTING} deep; split the expression with intermediate bindings`, lines.span(file, tooDeep.startOffset, tooDeep.startOffset + 1)),
     );
     return { module: emptyModule, diagnostics };
   }
@@ -49,7 +50,7 @@ export function parseModule(file: string, text: string): ParseResult {
   let module: A.Module;
   try {
     const cst = parser.module();
-    for (const e of parser.errors) diagnostics.push(syntaxError(file, text, e, lexed.tokens));
+    for (const e of parser.errors) diagnostics.push(syntaxError(file, text, lines, e, lexed.tokens));
     module = cst ? new AstBuilder(file, diagnostics).module(cst, comments) : emptyModule;
   } catch (e) {
     // Long chains of right-recursive operators (`- - - x`, `a ** b ** …`, `a ? b : c ? …`) can
@@ -57,13 +58,13 @@ export function parseModule(file: string, text: string): ParseResult {
     if (!(e instanceof RangeError)) throw e;
     const at = parser.nextToken();
     const offset = Number.isFinite(at?.startOffset) && at.tokenType.name !== "EOF" ? at.startOffset : 0;
-    diagnostics.push(error("E0003", "this expression nests too deeply to parse; split it with intermediate bindings", spanAt(file, text, offset, offset + (at?.image.length || 0))));
+    diagnostics.push(error("E0003", "this expression nests too deeply to parse; split it with intermediate bindings", lines.span(file, offset, offset + (at?.image.length || 0))));
     return { module: emptyModule, diagnostics };
   }
   const tooDeepExpr = findExcessiveDepth(module);
   if (tooDeepExpr) {
     const start = tooDeepExpr.span.start.offset;
-    diagnostics.push(error("E0003", `expressions are nested more than ${MAX_DEPTH} deep (counting operators); split them with intermediate bindings`, spanAt(file, text, start, start + 1)));
+    diagnostics.push(error("E0003", `expressions are nested more than ${MAX_DEPTH} deep (counting operators); split them with intermediate bindings`, lines.span(file, start, start + 1)));
     return { module: emptyModule, diagnostics };
   }
   return { module, diagnostics };
@@ -105,16 +106,16 @@ function findExcessiveNesting(tokens: IToken[]): IToken | null {
   return null;
 }
 
-function syntaxError(file: string, text: string, e: IRecognitionException, tokens: IToken[]): Diagnostic {
+function syntaxError(file: string, text: string, lines: LineIndex, e: IRecognitionException, tokens: IToken[]): Diagnostic {
   let t = e.token;
   // At end of input (or on a token inserted by recovery) point just after the previous real token.
   if (!t || t.tokenType.name === "EOF" || !Number.isFinite(t.startOffset)) {
     const before = (e as IRecognitionException & { previousToken?: IToken }).previousToken;
     const prev = before && Number.isFinite(before.startOffset) ? before : tokens[tokens.length - 1];
     const at = prev ? (prev.endOffset ?? prev.startOffset) + 1 : text.length;
-    return error("E0101", friendlyMessage(e, "end of file"), spanAt(file, text, at, Math.min(at + 1, text.length)));
+    return error("E0101", friendlyMessage(e, "end of file"), lines.span(file, at, Math.min(at + 1, text.length)));
   }
-  return error("E0101", friendlyMessage(e, `'${t.image}'`), spanAt(file, text, t.startOffset, (t.endOffset ?? t.startOffset) + 1));
+  return error("E0101", friendlyMessage(e, `'${t.image}'`), lines.span(file, t.startOffset, (t.endOffset ?? t.startOffset) + 1));
 }
 
 function friendlyMessage(e: IRecognitionException, found: string): string {

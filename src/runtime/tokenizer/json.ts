@@ -12,16 +12,23 @@ type Json = Record<string, unknown>;
 const BYTE_TOKEN = /^<0x[0-9A-Fa-f]{2}>$/;
 const METASPACE = "\u2581";
 
+/**
+ * Checks the file's shape before building anything, so a malformed file fails here, with the JSON
+ * path of what is wrong (`model.vocab must be …`), and not at the first encode.
+ */
 export function tokenizerFromJSON(tokenizerJson: unknown, tokenizerConfigJson?: unknown): Tokenizer {
-  if (!isObject(tokenizerJson) || !isObject(tokenizerJson.model)) {
-    throw new Error("tokenizer.json must be an object with a `model`");
-  }
+  if (!isObject(tokenizerJson)) throw invalid("the top level", "must be an object", tokenizerJson);
   const config = tokenizerConfigJson ?? {};
   if (!isObject(config)) throw new Error("tokenizer_config.json must be an object");
   const json = tokenizerJson;
-  const model = json.model as Json;
+  const model = checkedModel(json.model);
+  const added = checkedAddedTokens(json.added_tokens);
+  for (const key of ["normalizer", "pre_tokenizer", "post_processor", "decoder"]) {
+    const component = json[key];
+    if (component !== undefined && component !== null && !isObject(component)) throw invalid(key, "must be an object or null", component);
+  }
 
-  const { tokens, types } = vocabulary(model, json.added_tokens);
+  const { tokens, types } = vocabulary(model, added);
   const kind = tokenizerKind(json);
   const { preTokenizer, spaceBeforeText } = prefixHandledByUs(json.pre_tokenizer);
   const textEncoder = createHFTokenizer(
@@ -48,8 +55,7 @@ export function tokenizerFromJSON(tokenizerJson: unknown, tokenizerConfigJson?: 
   const template = templateSpecialTokens(json.post_processor);
   const bosText = bosId === undefined ? undefined : tokens[bosId];
   const eosText = eosId === undefined ? undefined : tokens[eosId];
-  const added = Array.isArray(json.added_tokens) ? json.added_tokens.filter(isObject) : [];
-  const flagged = (flag: string) => new Set(added.filter((t) => t[flag] === true).map((t) => Number(t.id)));
+  const flagged = (flag: string) => new Set(added.filter((t) => t[flag] === true).map((t) => t.id as number));
 
   return new VocabTokenizer({
     kind,
@@ -72,21 +78,80 @@ export function tokenizerFromJSON(tokenizerJson: unknown, tokenizerConfigJson?: 
   });
 }
 
-function vocabulary(model: Json, addedTokens: unknown): { tokens: string[]; types: TokenType[] } {
-  const vocab = model.vocab;
-  let entries: [string, number][];
-  if (Array.isArray(vocab)) {
-    entries = vocab.map((entry, id) => [Array.isArray(entry) ? String(entry[0]) : String(entry), id]);
-  } else if (isObject(vocab)) {
-    entries = Object.entries(vocab).map(([text, id]) => [text, Number(id)]);
-  } else {
-    throw new Error("tokenizer.json model has no vocab");
-  }
-  const added = Array.isArray(addedTokens) ? addedTokens.filter(isObject) : [];
-  const ids = [...entries.map(([, id]) => id), ...added.map((t) => Number(t.id))];
-  if (!ids.every((id) => Number.isInteger(id) && id >= 0)) throw new Error("tokenizer.json has an invalid token id");
+/** Ids from here on are refused: far above any vocabulary in use (~256k), and a stray id cannot allocate gigabytes. */
+const MAX_TOKEN_ID = 1 << 24;
 
-  const size = ids.length === 0 ? 0 : Math.max(...ids) + 1;
+/** The model, if it is one we run: BPE (LLaMA, Mistral, Qwen2, …) or Unigram, with its fields well typed. */
+function checkedModel(model: unknown): Json {
+  if (!isObject(model)) throw invalid("model", "must be an object", model);
+  if (model.type !== "BPE" && model.type !== "Unigram") {
+    const type = model.type === undefined ? "is missing" : `${describe(model.type)} is unsupported`;
+    throw new Error(`model.type ${type}: expected "BPE" or "Unigram"`);
+  }
+  if (model.type === "Unigram") {
+    if (!Array.isArray(model.vocab)) throw invalid("model.vocab", "must be an array of [token, score] for a Unigram model", model.vocab);
+    if (model.vocab.length === 0) throw new Error("model.vocab is empty");
+    model.vocab.forEach((entry: unknown, id) => {
+      if (!Array.isArray(entry) || typeof entry[0] !== "string" || typeof entry[1] !== "number") {
+        throw invalid(`model.vocab[${id}]`, "must be [token, score]", entry);
+      }
+    });
+    // Without an unknown token, text the vocabulary cannot cover would have no id.
+    if (!(isTokenId(model.unk_id) && model.unk_id < model.vocab.length)) {
+      throw invalid("model.unk_id", `must be the id of a token in model.vocab (0 to ${model.vocab.length - 1})`, model.unk_id);
+    }
+    return model;
+  }
+  if (!isObject(model.vocab)) throw invalid("model.vocab", "must be an object of token → id", model.vocab);
+  const vocab = Object.entries(model.vocab);
+  if (vocab.length === 0) throw new Error("model.vocab is empty");
+  for (const [text, id] of vocab) {
+    if (!isTokenId(id)) throw invalid(`model.vocab[${JSON.stringify(text)}]`, tokenIdRule, id);
+  }
+  checkMerges(model.merges);
+  const unk = model.unk_token;
+  if (unk !== undefined && unk !== null && !(typeof unk === "string" && Object.hasOwn(model.vocab, unk))) {
+    throw invalid("model.unk_token", "must be a token of model.vocab (or null)", unk);
+  }
+  return model;
+}
+
+/** Each merge is "left right" or ["left", "right"], all in one form (the tokenizer looks at the first). */
+function checkMerges(merges: unknown): void {
+  if (!Array.isArray(merges)) throw invalid("model.merges", "must be an array", merges);
+  const pairs = Array.isArray(merges[0]);
+  merges.forEach((m: unknown, i) => {
+    const ok = pairs
+      ? Array.isArray(m) && m.length === 2 && m.every((part) => typeof part === "string")
+      : typeof m === "string" && m.split(" ").length === 2;
+    if (!ok) throw invalid(`model.merges[${i}]`, i === 0 ? 'must be "left right" or ["left", "right"]' : `must be ${pairs ? '["left", "right"]' : '"left right"'} like model.merges[0]`, m);
+  });
+}
+
+const tokenIdRule = `must be a token id (an integer from 0 to ${MAX_TOKEN_ID - 1})`;
+
+function isTokenId(value: unknown): value is number {
+  return typeof value === "number" && Number.isInteger(value) && value >= 0 && value < MAX_TOKEN_ID;
+}
+
+function checkedAddedTokens(addedTokens: unknown): Json[] {
+  if (addedTokens === undefined || addedTokens === null) return [];
+  if (!Array.isArray(addedTokens)) throw invalid("added_tokens", "must be an array", addedTokens);
+  addedTokens.forEach((t: unknown, i) => {
+    if (!isObject(t)) throw invalid(`added_tokens[${i}]`, "must be an object", t);
+    if (!isTokenId(t.id)) throw invalid(`added_tokens[${i}].id`, tokenIdRule, t.id);
+    if (typeof t.content !== "string") throw invalid(`added_tokens[${i}].content`, "must be a string", t.content);
+  });
+  return addedTokens as Json[];
+}
+
+/** Token texts and types by id, from a checked model and added tokens. */
+function vocabulary(model: Json, added: readonly Json[]): { tokens: string[]; types: TokenType[] } {
+  const entries: [string, number][] = Array.isArray(model.vocab)
+    ? model.vocab.map((entry: [string, number], id) => [entry[0], id])
+    : Object.entries(model.vocab as Record<string, number>);
+  // Not Math.max(...ids): spreading a 128k-token vocabulary overflows the stack.
+  const size = [...entries.map(([, id]) => id), ...added.map((t) => t.id as number)].reduce((a, b) => Math.max(a, b), 0) + 1;
   // Ids nobody names stay "" and unused.
   const tokens = new Array<string>(size).fill("");
   const types = new Array<TokenType>(size).fill(TokenType.Unused);
@@ -96,8 +161,8 @@ function vocabulary(model: Json, addedTokens: unknown): { tokens: string[]; type
     types[id] = byteFallback && BYTE_TOKEN.test(text) ? TokenType.Byte : TokenType.Normal;
   }
   for (const t of added) {
-    const id = Number(t.id);
-    tokens[id] = String(t.content);
+    const id = t.id as number;
+    tokens[id] = t.content as string;
     types[id] = t.special === true ? TokenType.Control : TokenType.UserDefined;
   }
   tokens.forEach((text, id) => {
@@ -172,6 +237,20 @@ function components(node: unknown): Json[] {
 
 function asBoolean(value: unknown): boolean | undefined {
   return typeof value === "boolean" ? value : undefined;
+}
+
+function invalid(path: string, rule: string, value: unknown): Error {
+  return new Error(`${path} ${rule}, got ${describe(value)}`);
+}
+
+/** A value as a message names it: an array, null, the number 5, "text". */
+function describe(value: unknown): string {
+  if (value === undefined) return "nothing";
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  if (typeof value === "object") return "an object";
+  if (typeof value === "string") return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  return `${typeof value} ${String(value)}`;
 }
 
 function isObject(value: unknown): value is Json {

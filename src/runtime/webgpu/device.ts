@@ -70,6 +70,11 @@ export class GpuContext {
     return this.device.limits;
   }
 
+  /** False once the device is lost or destroyed: a shared device is then replaced. */
+  get usable(): boolean {
+    return !this.destroyed && this.lostMessage === null;
+  }
+
   /** Throws if the device is lost or an error was reported since the last check. */
   check(): void {
     if (this.destroyed) throw new WebGpuError("the WebGPU device was released");
