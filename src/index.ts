@@ -6,13 +6,18 @@ export {
   type Logprobs,
   type Model,
   type ModelGenerateOptions,
+  type PromptOptions,
   type TokenLogprob,
 } from "./runtime/model.js";
 export type { GenerateOptions, GeneratedToken } from "./runtime/generate/generate.js";
 export type { SamplerOptions } from "./runtime/generate/sampler.js";
-export { InputError } from "./runtime/generate/errors.js";
+// Every error the API throws on purpose. An aborted signal rejects with the signal's own reason.
+export { GenerationSupersededError, InputError, ModelBusyError, ModelDisposedError, type ModelCall } from "./runtime/generate/errors.js";
 export { BackendError, type BackendChoice } from "./runtime/backend.js";
 export { ContextOverflowError } from "./runtime/executor.js";
+export { ResourceError } from "./runtime/errors.js";
 export { WeightFileError } from "./runtime/weights/errors.js";
 export { ImportError } from "./compiler/import/write-llm.js";
-export type { ChatMessage, ChatRole, ChatTemplateKind, Tokenizer } from "./runtime/tokenizer/index.js";
+export { WebGpuError } from "./runtime/webgpu/errors.js";
+export { CudaError, CudaUnavailableError } from "./runtime/cuda/errors.js";
+export type { ChatMessage, ChatRole, ChatTemplateKind, TextPart, Tokenizer } from "./runtime/tokenizer/index.js";

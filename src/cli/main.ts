@@ -31,6 +31,17 @@ const commands: Record<string, { run: Command; usage: string; summary: string }>
 
 export const VERSION = "0.1.0";
 
+/**
+ * A reader that has had enough (`llmc run … | head`) closes the pipe, and the next write fails with
+ * EPIPE: that is the end of the output, not an error. Stop at once, quietly and successfully.
+ */
+function endQuietlyWhenStdoutCloses(): void {
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code !== "EPIPE") throw e;
+    process.exit(0);
+  });
+}
+
 function usage(): string {
   const width = Math.max(...Object.keys(commands).map((c) => c.length));
   return [
@@ -43,7 +54,12 @@ function usage(): string {
   ].join("\n");
 }
 
-export async function main(argv: string[], io: CliIO = processIO()): Promise<number> {
+/** Runs a command; without `io`, on the process's streams. */
+export async function main(argv: string[], io?: CliIO): Promise<number> {
+  if (!io) {
+    io = processIO();
+    endQuietlyWhenStdoutCloses();
+  }
   const [name, ...rest] = argv;
   if (!name || name === "--help" || name === "-h" || name === "help") {
     io.out(usage() + "\n");

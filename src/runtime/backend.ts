@@ -13,15 +13,15 @@ import type { StepInputs, WeightSource } from "./executor.js";
 export type BackendChoice = "auto" | "cpu" | "webgpu" | "cuda";
 export const BACKEND_CHOICES: readonly BackendChoice[] = ["auto", "cpu", "webgpu", "cuda"];
 
-/** A compiled model on one backend, with its KV cache. The CPU interpreter and the WebGPU executor both fit. */
+/** A compiled model on one backend, with its KV cache (the CPU interpreter, the WebGPU and CUDA executors). */
 export interface Executor {
   /** Positions already in the KV cache. */
   readonly past: number;
   /** The KV cache's capacity in positions. */
   readonly maxSeqLen: number;
-  /** Runs `tokens` (at positions past…past+T-1 unless `pos` says otherwise) and returns logits [T, vocab],
-   *  or with `read: "argmax"` the greedy token after the last one, i32 [1]. An executor that ignores
-   *  `read` returns logits; callers check the result's dtype. */
+  /** Runs `tokens` (at positions past…past+T-1 unless `pos` says otherwise) and returns logits [T, vocab];
+   *  with `read: "last"` only the last row, [1, vocab]; with `read: "argmax"` the greedy token after the
+   *  last one, i32 [1]. An executor that ignores `read` returns logits; callers check the result. */
   step(inputs: StepInputs): HostTensor | Promise<HostTensor>;
   /** Empties the KV cache. */
   reset(): void;

@@ -1,9 +1,12 @@
 // What every executor shares, whatever runs the kernels: the step contract (tokens, positions,
 // what to read back), the checks made before a step (one at a time, not after dispose, at least one
-// token, inside the context, token ids inside the vocabulary), the KV position count, and the
-// weight-source contract. The CPU interpreter, the WebGPU and the CUDA executors extend it.
+// token, inside the context, token ids inside the vocabulary), the KV position count, how a long
+// step splits into chunks, and the weight-source contract. The CPU interpreter, the WebGPU and the
+// CUDA executors extend it.
 
-import { maxSeqLenOf, type Graph } from "../compiler/ir/graph.js";
+import { dimEquals, symDim } from "../compiler/base/symbolic.js";
+import { maxSeqLenOf, nodeMap, type Graph } from "../compiler/ir/graph.js";
+import { reference, type HostTensor } from "../compiler/ops/reference.js";
 
 export type { WeightSource } from "../compiler/target/program.js";
 
@@ -12,17 +15,44 @@ export interface StepInputs {
   /** Absolute positions of the tokens; default past … past + T - 1. */
   pos?: Int32Array;
   /**
-   * What the step returns: "logits" (default), the graph's first output [T, vocab]; or "argmax", the
-   * greedy token after the last one, an i32 tensor [1] (the index of the last row's largest logit,
-   * the lowest on ties). A device backend reads back only those 4 bytes.
+   * What the step returns: "logits" (default), the graph's first output [T, vocab]; "last", its last
+   * row [1, vocab], the logits after the last token (a device backend reads back only that row); or
+   * "argmax", the greedy token after the last one, an i32 tensor [1] (the index of the last row's
+   * largest logit, the lowest on ties; a device backend reads back only those 4 bytes). An output
+   * whose leading axis is not the step's tokens comes whole with "last".
    */
   read?: StepRead;
 }
 
-export type StepRead = "logits" | "argmax";
+export type StepRead = "logits" | "last" | "argmax";
 
 export class ContextOverflowError extends Error {
   override name = "ContextOverflowError";
+}
+
+/** Whether output `index` of `graph` has a row per token of the step (its leading axis is T). */
+export function rowPerToken(graph: Graph, index = 0): boolean {
+  const lead = nodeMap(graph).get(graph.outputs[index]!)?.ty.shape[0];
+  return lead !== undefined && dimEquals(lead, symDim("T"));
+}
+
+/** The steps a step of T tokens runs as, at most `chunk` tokens each: [first token, count]. */
+export function chunksOf(T: number, chunk: number): [number, number][] {
+  const chunks: [number, number][] = [];
+  for (let i = 0; i < T; i += chunk) chunks.push([i, Math.min(chunk, T - i)]);
+  return chunks;
+}
+
+/** The last row of a tensor [rows, …]: [1, …]. */
+export function lastRow(t: HostTensor): HostTensor {
+  const rows = t.shape[0]!;
+  const per = t.data.length / rows;
+  return { shape: [1, ...t.shape.slice(1)], dtype: t.dtype, data: t.data.subarray((rows - 1) * per, rows * per) };
+}
+
+/** argmax over the last axis of the last row of logits [T, vocab], as the op's reference computes it: [1] i32. */
+export function lastRowArgmax(logits: HostTensor): HostTensor {
+  return reference["argmax"]!([lastRow(logits)], { axis: -1, keepdim: false });
 }
 
 /** A step's inputs once checked: T tokens at positions `pos`, after P cached ones. */

@@ -7,17 +7,24 @@
 //
 // Loading reads the file's metadata, compiles the architecture it names (a bundled .llm file, or the
 // one given as `arch`), reads the weights and puts the graph on a backend.
+//
+// One KV cache means one generation at a time. A generation holds the model from its first `next()`
+// until it ends; while one of its steps runs, another generate, logprobs or reset is refused
+// (ModelBusyError). While it waits for its consumer (between tokens, or abandoned without return()),
+// any of those ends it instead: its next `next()` throws GenerationSupersededError. dispose() ends
+// whatever runs (its iterator throws ModelDisposedError) and frees the device once no step is
+// running. An AbortSignal (`signal`) ends a load, a generation or a logprobs call between two steps.
 
 import type { Compiled } from "../compiler/compile.js";
 import type { StorageDType } from "../compiler/target/storage.js";
 import { chooseBackend, type Backend, type BackendChoice, type ChooseBackendOptions, type Executor } from "./backend.js";
 import { compileArchitecture } from "./generate/architecture.js";
 import { Context } from "./generate/context.js";
-import { InputError } from "./generate/errors.js";
+import { GenerationSupersededError, InputError, ModelBusyError, ModelDisposedError, type ModelCall } from "./generate/errors.js";
 import { generateTokens, type GenerateOptions, type GeneratedToken } from "./generate/generate.js";
 import { topK } from "./generate/sampler.js";
 import { readModelSource } from "./generate/source.js";
-import { applyChatTemplate, type ChatTemplateKind, type Tokenizer } from "./tokenizer/index.js";
+import { encodeChat, type ChatTemplateKind, type Tokenizer } from "./tokenizer/index.js";
 import { loadModelWeights, weightSource, type ModelWeights } from "./weights/loader.js";
 
 type WeightProgress = NonNullable<NonNullable<Parameters<typeof loadModelWeights>[2]>["onProgress"]>;
@@ -44,12 +51,22 @@ export interface LoadModelOptions {
   onNote?: (message: string) => void;
   /** Told the backend chosen and why "auto" passed over the ones before it. */
   onChoice?: ChooseBackendOptions["onChoice"];
+  /** Aborting it stops the load between two tensors; loadModel rejects with the signal's reason. */
+  signal?: AbortSignal;
 }
 
-export interface ModelGenerateOptions extends GenerateOptions {
+export interface PromptOptions {
   /** Wrap a string prompt as one user message in the model's chat template. */
   chat?: boolean;
+  /**
+   * Recognise special tokens (`</s>`, `<|eot_id|>`) written in a string prompt, as Hugging Face's
+   * apply_chat_template does with a message. Default false: the text is plain characters, so it
+   * cannot end a turn or forge a role; with `chat`, only the template's own markup has them.
+   */
+  parseSpecial?: boolean;
 }
+
+export interface ModelGenerateOptions extends GenerateOptions, PromptOptions {}
 
 export interface TokenLogprob {
   id: number;
@@ -78,16 +95,26 @@ export interface Model {
   /**
    * Streams generated tokens and their text. A string prompt is tokenized as the model's tokenizer
    * does by default (with BOS when the model adds one); token ids are used as they are. One
-   * generation runs at a time.
+   * generation runs at a time: it starts at the first `next()`, which throws ModelBusyError while a
+   * step of another one runs, and ends one that waits for its consumer (GenerationSupersededError).
    */
   generate(prompt: string | readonly number[], opts?: ModelGenerateOptions): AsyncIterable<GeneratedToken>;
   /** The token ids `generate` runs for `prompt`: tokenized with the model's defaults, or in its chat template. */
-  promptTokens(prompt: string | readonly number[], opts?: { chat?: boolean }): number[];
-  /** The log-probabilities after each prefix of `tokens` (its `top` most likely next tokens, default 5). */
-  logprobs(tokens: readonly number[], opts?: { top?: number }): Promise<Logprobs>;
-  /** Empties the KV cache. */
+  promptTokens(prompt: string | readonly number[], opts?: PromptOptions): number[];
+  /**
+   * The log-probabilities after each prefix of `tokens` (its `top` most likely next tokens, default
+   * 5). Holds the model as a generation does, for its one step.
+   */
+  logprobs(tokens: readonly number[], opts?: { top?: number; signal?: AbortSignal }): Promise<Logprobs>;
+  /**
+   * Empties the KV cache. Ends a generation that waits for its consumer (GenerationSupersededError);
+   * throws ModelBusyError while a step runs.
+   */
   reset(): void;
-  /** Releases the weights and the backend's device. */
+  /**
+   * Releases the weights and the backend's device: now, or when the step that is running ends. A
+   * generation still going throws ModelDisposedError at its next step; so does every later call.
+   */
   dispose(): void;
 }
 
@@ -97,7 +124,10 @@ export interface Model {
  * file cannot be used.
  */
 export async function loadModel(path: string, opts: LoadModelOptions = {}): Promise<Model> {
+  const { signal } = opts;
+  signal?.throwIfAborted();
   const source = await readModelSource(path);
+  signal?.throwIfAborted();
   const compiled = compileArchitecture(source.imported, source.name, path, {
     arch: opts.arch,
     overrides: overrideMap(opts.overrides),
@@ -109,14 +139,28 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
   }
   const backend = await chooseBackend(opts.backend ?? "auto", { onNote: opts.onNote, onChoice: opts.onChoice });
   let weights: ModelWeights | undefined;
+  let executor: Executor | undefined;
   try {
-    weights = await loadModelWeights(compiled.model, source.weightsPath, { onProgress: opts.onProgress });
-    const executor = await backend.createExecutor(compiled.graph, weightSource(weights), {
-      ...(opts.weightDType ? { weightDType: opts.weightDType } : {}),
-      ...(opts.onUpload ? { onUpload: opts.onUpload } : {}),
+    signal?.throwIfAborted();
+    // Thrown from the progress callbacks, the signal's reason stops reading (or uploading) between two tensors.
+    weights = await loadModelWeights(compiled.model, source.weightsPath, {
+      onProgress: (p) => {
+        opts.onProgress?.(p);
+        signal?.throwIfAborted();
+      },
     });
+    signal?.throwIfAborted();
+    executor = await backend.createExecutor(compiled.graph, weightSource(weights), {
+      ...(opts.weightDType ? { weightDType: opts.weightDType } : {}),
+      onUpload: (done, total) => {
+        opts.onUpload?.(done, total);
+        signal?.throwIfAborted();
+      },
+    });
+    signal?.throwIfAborted();
     return new LoadedModel(compiled, source.tokenizer, opts.chatTemplate ?? source.chatTemplate, backend, executor, weights);
   } catch (e) {
+    executor?.dispose?.();
     await weights?.close();
     backend.release();
     throw e;
@@ -134,13 +178,44 @@ function configNumber(compiled: Compiled, name: string): number {
   return typeof v === "number" ? v : 0;
 }
 
+/**
+ * A generation or logprobs call that has the KV cache. Its signal is aborted by the caller's signal,
+ * by a later call that ends it, or by dispose().
+ */
+class Job {
+  private readonly controller = new AbortController();
+  /** A step is running, or about to: the job is not waiting for its consumer. */
+  stepping = false;
+  private readonly forward = () => this.controller.abort(this.caller?.reason);
+
+  constructor(private readonly caller: AbortSignal | undefined) {
+    if (caller?.aborted) this.forward();
+    else caller?.addEventListener("abort", this.forward, { once: true });
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** Aborts the job, unless it is already aborted. */
+  end(reason: Error): void {
+    this.controller.abort(reason);
+  }
+
+  detach(): void {
+    this.caller?.removeEventListener("abort", this.forward);
+  }
+}
+
 class LoadedModel implements Model {
   readonly config: Readonly<Record<string, number | boolean | string>>;
   readonly maxSeqLen: number;
   private readonly context: Context;
   private readonly vocabSize: number;
-  private busy = false;
+  /** The generation or logprobs call that has the KV cache. */
+  private job: Job | undefined;
   private disposed = false;
+  private released = false;
 
   constructor(
     compiled: Compiled,
@@ -162,20 +237,34 @@ class LoadedModel implements Model {
     return this.backendImpl.description;
   }
 
-  generate(prompt: string | readonly number[], opts: ModelGenerateOptions = {}): AsyncIterable<GeneratedToken> {
-    return this.exclusive(() => generateTokens(this.context, this.tokenizer, this.promptTokens(prompt, opts), opts));
+  async *generate(prompt: string | readonly number[], opts: ModelGenerateOptions = {}): AsyncGenerator<GeneratedToken> {
+    const job = this.begin("generate", opts.signal);
+    try {
+      const tokens = generateTokens(this.context, this.tokenizer, this.promptTokens(prompt, opts), { ...opts, signal: job.signal });
+      for (;;) {
+        job.stepping = true;
+        const next = await tokens.next().finally(() => (job.stepping = false));
+        if (next.done) return;
+        yield next.value;
+      }
+    } finally {
+      this.finish(job);
+    }
   }
 
-  async logprobs(tokens: readonly number[], opts: { top?: number } = {}): Promise<Logprobs> {
+  async logprobs(tokens: readonly number[], opts: { top?: number; signal?: AbortSignal } = {}): Promise<Logprobs> {
     const top = opts.top ?? 5;
     if (!Number.isInteger(top) || top < 0) throw new InputError(`top must be an integer ≥ 0, got ${top}`);
     if (tokens.length === 0) throw new InputError("logprobs needs at least one token");
-    this.acquire();
+    const job = this.begin("logprobs", opts.signal);
+    job.stepping = true;
     let rows: Float32Array;
     try {
-      rows = await this.context.score(tokens);
+      rows = await this.context.score(tokens, job.signal);
+      job.signal.throwIfAborted();
     } finally {
-      this.busy = false;
+      job.stepping = false;
+      this.finish(job);
     }
     const V = this.vocabSize;
     const positions: Logprobs["positions"] = [];
@@ -191,45 +280,62 @@ class LoadedModel implements Model {
   }
 
   reset(): void {
+    this.supersede("reset");
+    this.job = undefined;
     this.context.reset();
   }
 
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    this.executor.dispose?.();
-    void this.weights.close();
-    this.backendImpl.release();
+    const job = this.job;
+    job?.end(new ModelDisposedError());
+    // A running step still uses the device: the job frees it when the step ends (finish).
+    if (!job?.stepping) this.release();
   }
 
-  promptTokens(prompt: string | readonly number[], opts: { chat?: boolean } = {}): number[] {
+  promptTokens(prompt: string | readonly number[], opts: PromptOptions = {}): number[] {
     const chat = opts.chat ?? false;
     if (typeof prompt !== "string") {
       if (chat) throw new InputError("chat: true needs a string prompt (token ids are used as they are)");
       return [...prompt];
     }
-    if (!chat) return this.tokenizer.encode(prompt);
+    const parseSpecial = opts.parseSpecial ?? false;
+    if (!chat) return this.tokenizer.encode(prompt, { parseSpecial });
     if (!this.chatTemplate) {
       throw new InputError("the model file names no chat template llmc knows (LLaMA 2, LLaMA 3, Mistral); pass chatTemplate to loadModel");
     }
-    const text = applyChatTemplate(this.chatTemplate, [{ role: "user", content: prompt }], { addGenerationPrompt: true });
-    return this.tokenizer.encode(text, { addBos: false, parseSpecial: true });
+    return encodeChat(this.tokenizer, this.chatTemplate, [{ role: "user", content: prompt }], { addGenerationPrompt: true, parseSpecialInContent: parseSpecial });
   }
 
-  /** Runs a generator with the KV cache to itself: one generation or scoring at a time. */
-  private async *exclusive<T>(run: () => AsyncGenerator<T>): AsyncGenerator<T> {
-    this.acquire();
-    try {
-      yield* run();
-    } finally {
-      this.busy = false;
-    }
+  /** Gives the KV cache to a new job. */
+  private begin(call: ModelCall, signal: AbortSignal | undefined): Job {
+    this.supersede(call);
+    const job = new Job(signal);
+    this.job = job;
+    return job;
   }
 
-  private acquire(): void {
-    if (this.disposed) throw new InputError("the model was disposed");
-    if (this.busy) throw new InputError("the model is already generating; finish (or break out of) one generation before starting another");
-    this.busy = true;
+  /** Refuses `call` when disposed or while a step runs; else ends the job waiting for its consumer. */
+  private supersede(call: ModelCall): void {
+    if (this.disposed) throw new ModelDisposedError();
+    if (this.job?.stepping) throw new ModelBusyError(call);
+    this.job?.end(new GenerationSupersededError(call));
+  }
+
+  private finish(job: Job): void {
+    job.detach();
+    if (this.job !== job) return;
+    this.job = undefined;
+    if (this.disposed) this.release();
+  }
+
+  private release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.executor.dispose?.();
+    void this.weights.close();
+    this.backendImpl.release();
   }
 }
 

@@ -28,7 +28,8 @@ function tinyLlama(): GgufHeader {
       "llama.rope.freq_base": 10000,
       "tokenizer.ggml.tokens": Array.from({ length: 32000 }, (_, i) => `t${i}`),
     },
-    tensorNames: ["token_embd.weight", "blk.0.attn_q.weight", "output_norm.weight", "output.weight"],
+    // One tensor per block: the import counts the blocks.
+    tensorNames: ["token_embd.weight", ...Array.from({ length: 22 }, (_, i) => `blk.${i}.attn_q.weight`), "output_norm.weight", "output.weight"],
   };
 }
 

@@ -1,6 +1,7 @@
 // Getting a device and turning WebGPU's failures into clear errors.
 
 import { afterAll, describe, expect, it } from "vitest";
+import { ResourceError } from "../../src/runtime/errors.js";
 import { NO_ADAPTER_MESSAGE, releaseSharedGpu, requestGpu, sharedGpu, vulkanLoadable, WebGpuError } from "../../src/runtime/webgpu/device.js";
 import { createWebGpuExecutor, WebGpuExecutor } from "../../src/runtime/webgpu/executor.js";
 import { isSoftwareAdapter } from "../../src/runtime/webgpu/tuning.js";
@@ -79,7 +80,7 @@ describe("WebGPU device", () => {
       for (let i = 0; i < 12; i++) x = b.op("linear", [x, b.weight(`layers.${i}.w`, [4096, 4096])], { weights: 1, epilogue: { nodes: [{ kind: "input", index: 0 }], outputs: [0] } });
       const ex = new WebGpuExecutor(b.graph([x]), (_, s) => new Float32Array(s[0]! * (s[1] ?? 1)), g);
       const err = await ex.ready().then(() => null, (e: unknown) => e as Error);
-      expect(err).toBeInstanceOf(WebGpuError);
+      expect(err).toBeInstanceOf(ResourceError);
       expect(err!.message).toMatch(/^out of GPU memory allocating weight 'layers\.\d+\.w' \[4096, 4096\] \(64\.0 MiB; \d+\.\d MiB already allocated for this model\): .*[^.]\. Use a smaller or quantized model/);
       ex.dispose();
     } finally {

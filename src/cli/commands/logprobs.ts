@@ -39,7 +39,7 @@ export async function runLogprobs(args: string[], io: CliIO): Promise<number> {
   if ((values.tokens === undefined) === (values.text === undefined)) throw new UsageError("give either --tokens or --text", logprobsUsage);
   const ids = values.tokens === undefined ? undefined : parseTokenList(values.tokens);
   const top = values.top === undefined ? 5 : Number(values.top);
-  if (!Number.isSafeInteger(top) || top < 0 || values.top?.trim() === "") throw new UsageError(`--top takes an integer ≥ 0, got '${values.top}'`, logprobsUsage);
+  if (!/^\d+$/.test(values.top ?? "5") || !Number.isSafeInteger(top)) throw new UsageError(`--top takes an integer ≥ 0, got '${values.top}'`, logprobsUsage);
 
   let model: Model | undefined;
   try {

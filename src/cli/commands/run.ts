@@ -5,6 +5,7 @@
 import { parseArgs } from "node:util";
 import { ImportError } from "../../compiler/import/write-llm.js";
 import { BACKEND_CHOICES, BackendError, type BackendChoice } from "../../runtime/backend.js";
+import { ResourceError } from "../../runtime/errors.js";
 import { ContextOverflowError } from "../../runtime/executor.js";
 import { InputError } from "../../runtime/generate/errors.js";
 import { DEFAULT_MAX_TOKENS, type GenerateOptions } from "../../runtime/generate/generate.js";
@@ -32,7 +33,8 @@ export const samplingUsage = `sampling options:
   --min-p P              drop tokens less likely than P × the most likely (default ${SAMPLER_DEFAULTS.minP})
   --repeat-penalty R     penalise the last --repeat-last-n tokens; 1 is off (default ${SAMPLER_DEFAULTS.repeatPenalty})
   --repeat-last-n N      (default ${SAMPLER_DEFAULTS.repeatLastN}; -1: the whole context)
-  --seed N               the same seed gives the same text (default: random, printed with --verbose)
+  --seed N               the same seed gives the same text (default: random, printed with --verbose);
+                         any integer of up to 64 bits, of which the sampler uses the low 32
   --stop S               stop when the text contains S, which is not printed (repeatable)`;
 
 export const runUsage = `usage: llmc run MODEL --prompt TEXT [options]
@@ -43,6 +45,8 @@ Prints the generated text; statistics go to standard error.
 options:
   -p, --prompt TEXT      the text to continue
   --chat                 wrap the prompt as a user message in the model's chat template
+  --parse-special        read special tokens written in the prompt (</s>, <|eot_id|>) as those
+                         tokens (default: as plain text)
 
 ${samplingUsage}
 
@@ -113,13 +117,17 @@ export async function loadModelForCli(path: string, flags: ModelFlags, io: CliIO
 
 type SamplingFlags = { [K in keyof typeof samplingOptionSpec]?: (typeof samplingOptionSpec)[K] extends { multiple: true } ? string[] : string };
 
+// Numbers on the command line are decimal: Number() would also take "0x10", "0b1" or "".
+const DECIMAL_INTEGER = /^[+-]?\d+$/;
+const DECIMAL_NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+
 /** The sampling flags as GenerateOptions (a random seed when none is given); bad values are usage errors. */
 export function samplingOptions(flags: SamplingFlags, usage: string): GenerateOptions & { seed: number } {
   const num = (name: keyof SamplingFlags, integer: boolean): number | undefined => {
     const text = flags[name];
     if (text === undefined) return undefined;
     const v = Number(text);
-    if (typeof text !== "string" || text.trim() === "" || !Number.isFinite(v) || (integer && !Number.isSafeInteger(v))) {
+    if (typeof text !== "string" || !(integer ? DECIMAL_INTEGER : DECIMAL_NUMBER).test(text) || !Number.isFinite(v) || (integer && !Number.isSafeInteger(v))) {
       throw new UsageError(`--${name} takes ${integer ? "an integer" : "a number"}, got '${String(text)}'`, usage);
     }
     return v;
@@ -132,7 +140,7 @@ export function samplingOptions(flags: SamplingFlags, usage: string): GenerateOp
     minP: num("min-p", false),
     repeatPenalty: num("repeat-penalty", false),
     repeatLastN: num("repeat-last-n", true),
-    seed: num("seed", true) ?? randomSeed(),
+    seed: seedFlag(flags.seed, usage) ?? randomSeed(),
     stop: flags.stop ?? [],
   };
   if (opts.maxTokens !== undefined && opts.maxTokens < 0) throw new UsageError(`--max-tokens must be ≥ 0, got ${opts.maxTokens}`, usage);
@@ -146,6 +154,17 @@ export function samplingOptions(flags: SamplingFlags, usage: string): GenerateOp
 }
 
 /**
+ * --seed: an integer of up to 64 bits (−2^63 … 2^64 − 1), reduced to the low 32 bits that the
+ * sampler's generator takes, as the API reduces `seed`, so that the two give the same text.
+ */
+function seedFlag(text: string | undefined, usage: string): number | undefined {
+  if (text === undefined) return undefined;
+  const seed = DECIMAL_INTEGER.test(text) ? BigInt(text) : undefined;
+  if (seed === undefined || seed < -(2n ** 63n) || seed >= 2n ** 64n) throw new UsageError(`--seed takes an integer from -2^63 to 2^64-1, got '${text}'`, usage);
+  return Number(BigInt.asUintN(32, seed));
+}
+
+/**
  * Reports an error from loading or running a model: bad input (the file, the architecture, a token
  * id, a full context) is printed as a message and gives exit code 1; anything else is a bug and is
  * thrown on, to main's internal-error report.
@@ -156,7 +175,7 @@ export function reportRuntimeError(e: unknown, command: string, io: CliIO): 1 {
     io.err(`llmc ${command}: ${e.message.split("\n")[0]}\n`);
     return 1;
   }
-  if (e instanceof InputError || e instanceof ImportError || e instanceof WeightFileError || e instanceof BackendError || e instanceof ContextOverflowError) {
+  if (e instanceof InputError || e instanceof ImportError || e instanceof WeightFileError || e instanceof BackendError || e instanceof ContextOverflowError || e instanceof ResourceError) {
     io.err(`llmc ${command}: ${e.message}\n`);
     return 1;
   }
@@ -170,6 +189,7 @@ export async function runRun(args: string[], io: CliIO): Promise<number> {
     options: {
       prompt: { type: "string", short: "p" },
       chat: { type: "boolean", default: false },
+      "parse-special": { type: "boolean", default: false },
       ...samplingOptionSpec,
       ...modelOptionSpec,
     },
@@ -182,7 +202,7 @@ export async function runRun(args: string[], io: CliIO): Promise<number> {
   try {
     model = await loadModelForCli(positionals[0]!, values, io, runUsage);
     if (values.verbose) io.err(`llmc: seed ${sampling.seed}\n`);
-    const prompt = model.promptTokens(values.prompt, { chat: values.chat });
+    const prompt = model.promptTokens(values.prompt, { chat: values.chat, parseSpecial: values["parse-special"] });
     const started = performance.now();
     let firstAt = 0;
     let items = 0;

@@ -3,27 +3,36 @@
 // follow llama.cpp's names: `{arch}.embedding_length`, `{arch}.attention.head_count`, …, from the
 // table in gguf-keys.ts that `llmc init-weights` writes with; what the metadata does not say (tied
 // output, attention biases, LLaMA 3.1 RoPE factors) is read off the tensor list, as llama.cpp does
-// when it loads the file.
+// when it loads the file. The sizes are checked against the tensors (tensor-check.ts): the block
+// count against the tensor names, the dims against the shapes where the header gives them.
 
 import { gguf } from "@huggingface/gguf";
 import {
   GENERAL_KEYS, GGUF_ARCHITECTURES, GGUF_TENSOR_NAMES, HPARAM_KEYS as K, TOKENIZER_KEYS, hparamKey, type HParamKey,
 } from "./gguf-keys.js";
+import { checkConfigAgainstTensors, type TensorShapes } from "./tensor-check.js";
 import { ImportError, type ConfigBinding, type ImportedModel } from "./write-llm.js";
 
 /** GGUF architectures llmc imports. llama.cpp writes Mistral 7B as "llama". */
 export const SUPPORTED_GGUF_ARCHITECTURES = Object.keys(GGUF_ARCHITECTURES);
 
-/** What the importer needs from a GGUF file: its metadata and the names of its tensors. */
+/** What the importer needs from a GGUF file: its metadata and the names of its tensors, with their
+ *  shapes (row-major, as the loader reads them) where the reader has them. */
 export interface GgufHeader {
   metadata: Record<string, unknown>;
   tensorNames: string[];
+  tensorShapes?: TensorShapes;
 }
 
 export async function readGgufHeader(path: string): Promise<GgufHeader> {
   try {
     const { metadata, tensorInfos } = await gguf(path, { allowLocalFile: true });
-    return { metadata: metadata as Record<string, unknown>, tensorNames: tensorInfos.map((t) => t.name) };
+    return {
+      metadata: metadata as Record<string, unknown>,
+      tensorNames: tensorInfos.map((t) => t.name),
+      // GGUF lists dims fastest first.
+      tensorShapes: new Map(tensorInfos.map((t) => [t.name, t.shape.map(Number).reverse()])),
+    };
   } catch (e) {
     throw new ImportError(`${path}: cannot read the GGUF header: ${e instanceof Error ? e.message : String(e)}`);
   }
@@ -96,6 +105,17 @@ export function importGgufMetadata(header: GgufHeader, file: string): ImportedMo
     if (tensors.has(GGUF_TENSOR_NAMES.attnOutputBias0)) bool("attn_bias", true);
     else if (tensors.has(GGUF_TENSOR_NAMES.attnQBias0)) bool("qkv_bias", true);
   }
+
+  const allKeys = Object.values(K);
+  checkConfigAgainstTensors(list, header.tensorShapes ?? new Map(header.tensorNames.map((n) => [n, []])), {
+    scheme: "gguf",
+    file,
+    weights: "the file",
+    keyOf: (config) => {
+      const key = allKeys.find((k) => k.config === config);
+      return key ? r.key(key) : config;
+    },
+  });
 
   const name = md[GENERAL_KEYS.name];
   return {

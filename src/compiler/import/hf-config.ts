@@ -1,7 +1,9 @@
 // Hugging Face config.json → config values of a bundled .llm architecture, chosen by `model_type`.
 // A key the file leaves out gets the default of the transformers config class for that model type,
-// written out explicitly, so the .llm file says what the checkpoint was trained with.
+// written out explicitly, so the .llm file says what the checkpoint was trained with. Given the
+// checkpoint's tensor shapes, the sizes are checked against them (tensor-check.ts).
 
+import { checkConfigAgainstTensors, type TensorShapes } from "./tensor-check.js";
 import { ImportError, type Arch, type ConfigBinding, type ImportedModel } from "./write-llm.js";
 
 /** The defaults transformers' config classes use for keys a config.json may leave out. */
@@ -69,12 +71,19 @@ const ARCHS: Record<string, { arch: Arch; defaults: HfDefaults }> = {
 
 export const SUPPORTED_MODEL_TYPES = Object.keys(ARCHS);
 
+/** The config.json key each config value comes from, for messages. */
+const HF_KEYS: Record<string, string> = {
+  vocab_size: "vocab_size", dim: "hidden_size", n_layers: "num_hidden_layers", n_heads: "num_attention_heads",
+  n_kv_heads: "num_key_value_heads", head_dim: "head_dim", ffn_dim: "intermediate_size",
+};
+
 /**
- * Reads the parsed contents of a config.json. `file` names the file in messages.
- * Throws ImportError for an unsupported model type or feature, a missing required key, or a value
- * of the wrong kind.
+ * Reads the parsed contents of a config.json. `file` names the file in messages; `tensors`, the
+ * checkpoint's safetensors shapes by name (and `weights`, where they are), when the caller has them.
+ * Throws ImportError for an unsupported model type or feature, a missing required key, a value of
+ * the wrong kind, or sizes the tensors contradict.
  */
-export function importHfConfig(json: unknown, file: string): ImportedModel {
+export function importHfConfig(json: unknown, file: string, tensors?: { shapes: TensorShapes; weights: string }): ImportedModel {
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
     throw new ImportError(`${file}: expected a JSON object (a Hugging Face config.json)`);
   }
@@ -132,6 +141,8 @@ export function importHfConfig(json: unknown, file: string): ImportedModel {
   if (arch === "qwen2" && r.bool("use_sliding_window", false)) {
     throw new ImportError(`${file}: "use_sliding_window": true is not supported by qwen2.llm`);
   }
+
+  if (tensors) checkConfigAgainstTensors(b.list, tensors.shapes, { scheme: "hf", file, weights: tensors.weights, keyOf: (config) => HF_KEYS[config] ?? config });
 
   return { arch, origin: `Hugging Face config.json, model_type ${JSON.stringify(modelType)}`, fileModelName: null, bindings: b.list };
 }

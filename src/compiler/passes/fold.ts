@@ -27,6 +27,8 @@ export function foldConstants(g: Graph): Graph {
       !LEAF_OPS.has(n.op) &&
       n.op !== "kv_append" &&
       n.ty.shape.every((d) => constValue(d) !== null) &&
+      // Never evaluate what would be too big to keep: an absurd config must not cost minutes here.
+      n.ty.shape.reduce((a, d) => a * constValue(d)!, 1) <= MAX_FOLDED_ELEMENTS &&
       n.inputs.every((i) => values.has(i)) &&
       (CONSTANT_SOURCES.has(n.op) || n.inputs.length > 0);
     if (!foldable) {
@@ -35,9 +37,8 @@ export function foldConstants(g: Graph): Graph {
     }
     const result = reference[n.op]!(n.inputs.map((i) => values.get(i)!), concreteAttrs(n.op, n.attrs, new Map()));
     values.set(n.id, result);
-    const size = result.shape.reduce((a, b) => a * b, 1);
     // Sources stay as they are (a const is already minimal); ops become literals when small enough.
-    if (n.op === "const" || n.op === "arange" || size > MAX_FOLDED_ELEMENTS || (n.ty.dtype !== "f32" && n.ty.dtype !== "i32")) {
+    if (n.op === "const" || n.op === "arange" || (n.ty.dtype !== "f32" && n.ty.dtype !== "i32")) {
       nodes.push(n);
       continue;
     }

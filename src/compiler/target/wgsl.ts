@@ -1,6 +1,8 @@
 // The WGSL target: a graph, the adapter's profile (kernel shapes and limits) and the weights' policy
 // → the program a WebGPU runtime executes: the weights on the device, and per step shape (T) the
-// plan, its kernels (source, bindings, workgroups) in launch order, and what the runtime checks.
+// plan, its kernels (source, bindings, workgroups) in launch order, and what the runtime checks;
+// and how many tokens one step may take on this adapter (`prefillChunk`: a longer prompt runs as
+// steps of that many, since activations such as the logits grow with T and must each fit one binding).
 // `llmc compile --target wgsl` writes exactly this (wgslProgramFiles); the WebGPU executor runs it.
 
 import type { Graph } from "../ir/graph.js";
@@ -88,12 +90,34 @@ export interface WgslProgram {
   readonly weights: readonly DeviceWeight[];
   /** Vocabulary sizes of the gathers indexed by token ids. */
   readonly tokenTables: readonly number[];
+  /** The most tokens one step takes: the largest T up to the cap asked for (default
+   *  DEFAULT_PREFILL_CHUNK) whose buffers each fit the profile's maxStorageBufferBindingSize; at
+   *  least 1 (decided on first use). */
+  readonly prefillChunk: number;
   /** The step of T tokens (compiled on first use, then the same object). */
   step(T: number): WgslStep;
 }
 
+/** Tokens per prefill step where the device allows them. */
+export const DEFAULT_PREFILL_CHUNK = 256;
+
 export interface WgslTargetOptions extends WeightPolicy {
   profile: WgslProfile;
+  /** The most tokens one step takes (default DEFAULT_PREFILL_CHUNK); fewer where buffers would not fit. */
+  prefillChunk?: number;
+}
+
+/** A buffer of a step is larger than the device can bind: the model, its context or the step is too
+ *  large for this adapter (the runtime says what to do). */
+export class BindingSizeError extends TargetError {
+  override name = "BindingSizeError";
+
+  constructor(
+    readonly buffer: PlanBuffer,
+    readonly limit: number,
+  ) {
+    super(`${describeBuffer(buffer)} takes ${buffer.bytes} bytes, more than this adapter's maxStorageBufferBindingSize of ${limit} bytes`);
+  }
 }
 
 export function compileWgsl(graph: Graph, opts: WgslTargetOptions): WgslProgram {
@@ -104,14 +128,15 @@ export function compileWgsl(graph: Graph, opts: WgslTargetOptions): WgslProgram 
   const limit = profile.maxStorageBufferBindingSize ?? Infinity;
   const weightFormats = packedWeights(weights);
   const steps = new Map<number, WgslStep>();
+  const planStep = (T: number) => buildStepPlan(g, { T, maxStorageBuffers: profile.maxStorageBuffers, mergeLinears: profile.tuning.linear.merge, foldGains: true, weightFormats });
   const compileStep = (T: number): WgslStep => {
-    const plan = buildStepPlan(g, { T, maxStorageBuffers: profile.maxStorageBuffers, mergeLinears: profile.tuning.linear.merge, foldGains: true, weightFormats });
+    const plan = planStep(T);
     checkPackedReads(plan);
     for (const i of plan.inputs) {
       if (i.name !== "tokens" && i.name !== "pos") throw new TargetError(`the graph has an input '${i.name}' that the runtime does not provide (it provides tokens and pos)`);
     }
     for (const b of plan.buffers) {
-      if (b.bytes > limit) throw new TargetError(`${describeBuffer(b)} takes ${b.bytes} bytes, more than this adapter's maxStorageBufferBindingSize of ${limit} bytes`);
+      if (b.bytes > limit) throw new BindingSizeError(b, limit);
     }
     const kernels = emitPlan(plan, profile.tuning);
     for (const k of kernels) {
@@ -121,14 +146,30 @@ export function compileWgsl(graph: Graph, opts: WgslTargetOptions): WgslProgram 
     const greedyOnly = greedy === null ? plan.dispatches.map(() => false) : onlyForOutput(plan, greedy);
     return { T, plan, kernels, greedyOnly };
   };
+  const maxSeqLen = maxSeqLenOf(g);
+  const cap = opts.prefillChunk ?? DEFAULT_PREFILL_CHUNK;
+  if (!Number.isInteger(cap) || cap < 1) throw new TargetError(`the prefill chunk must be a positive number of tokens, got ${cap}`);
+  let prefillChunk: number | undefined;
+  /** Activations and inputs grow with T, about linearly: shrink T in proportion until the largest fits. */
+  const largestChunk = (): number => {
+    if (limit === Infinity) return Math.min(cap, maxSeqLen);
+    for (let T = Math.min(cap, maxSeqLen); ; ) {
+      const largest = Math.max(...planStep(T).buffers.filter((b) => b.kind === "activation" || b.kind === "input").map((b) => b.bytes));
+      if (largest <= limit || T === 1) return T;
+      T = Math.max(1, Math.min(T - 1, Math.floor((T * limit) / largest)));
+    }
+  };
   return {
     target: "wgsl",
     graph: g,
     greedy,
-    maxSeqLen: maxSeqLenOf(g),
+    maxSeqLen,
     profile,
     weights,
     tokenTables: tokenTables(g),
+    get prefillChunk() {
+      return (prefillChunk ??= largestChunk());
+    },
     step(T) {
       let s = steps.get(T);
       if (!s) steps.set(T, (s = compileStep(T)));

@@ -1,19 +1,21 @@
 // The CPU reference interpreter: runs a graph node by node with the op table's reference kernels,
 // keeping the KV cache between steps. It is the oracle every backend is compared with — correctness
-// first, not speed.
+// first, not speed. A long step runs as chunks, so its activations (which grow with T, the logits
+// as T × vocab) stay bounded; the KV cache is sized before it is allocated.
 
 import { concreteAttrs } from "../../compiler/ir/concrete.js";
 import { type Graph, type StateSpec } from "../../compiler/ir/graph.js";
 import { evalDim } from "../../compiler/base/symbolic.js";
 import { reference, type HostTensor } from "../../compiler/ops/reference.js";
 import { tokenTables } from "../../compiler/target/program.js";
-import { ExecutorBase, type StepInputs, type WeightSource } from "../executor.js";
+import { allocateHost, shorterContext } from "../errors.js";
+import { chunksOf, ExecutorBase, lastRow, lastRowArgmax, rowPerToken, type StepInputs, type WeightSource } from "../executor.js";
 
-/** argmax over the last axis of the last row of logits [T, vocab], as the op's reference computes it: [1] i32. */
-export function lastRowArgmax(logits: HostTensor): HostTensor {
-  const [T, V] = logits.shape as [number, number];
-  const row: HostTensor = { shape: [1, V], dtype: logits.dtype, data: logits.data.subarray((T - 1) * V, T * V) };
-  return reference["argmax"]!([row], { axis: -1, keepdim: false });
+export interface CpuInterpreterOptions {
+  /** Most tokens one pass over the graph takes; a longer step runs as chunks of this many (default
+   *  256), which is exact for models whose tokens meet only through the KV cache under causal
+   *  attention, as every .llm model's do. */
+  prefillChunk?: number;
 }
 
 /** One state's K and V storage: [layers][max_seq_len, heads, head_dim] each. */
@@ -31,19 +33,53 @@ export class CpuInterpreter extends ExecutorBase {
   private readonly kv = new Map<string, KVStore>();
   private readonly weightCache = new Map<string, HostTensor>();
   private readonly tokenTables: number[];
+  private readonly prefillChunk: number;
 
   constructor(
     readonly graph: Graph,
     private readonly weights: WeightSource,
+    opts: CpuInterpreterOptions = {},
   ) {
     super(graph);
-    for (const s of graph.states.values()) this.kv.set(s.name, new KVStore(s));
+    this.prefillChunk = opts.prefillChunk ?? 256;
+    if (!Number.isInteger(this.prefillChunk) || this.prefillChunk < 1) throw new RangeError(`prefillChunk must be a positive integer, got ${this.prefillChunk}`);
+    const states = [...graph.states.values()];
+    const perPosition = states.reduce((a, s) => a + 2 * s.layers * s.heads * s.headDim * 4, 0);
+    const bytes = states.reduce((a, s) => a + 2 * s.layers * s.maxSeqLen * s.heads * s.headDim * 4, 0);
+    allocateHost(bytes, `the KV cache (max_seq_len ${this.maxSeqLen} × ${perPosition} bytes per position)`, (limit) => shorterContext(perPosition, limit), () => {
+      for (const s of states) this.kv.set(s.name, new KVStore(s));
+    });
     this.tokenTables = tokenTables(graph);
   }
 
-  /** Runs one step (prefill or decode) and returns the graph's first output, e.g. logits [T, vocab]. */
+  /** Runs one step (prefill or decode) and returns what `inputs.read` asks for: by default the
+   *  graph's first output, e.g. logits [T, vocab]. */
   step(inputs: StepInputs): HostTensor {
     const { T, P, pos } = this.checkStep(inputs, this.tokenTables);
+    const read = inputs.read ?? "logits";
+    const chunks = chunksOf(T, this.prefillChunk);
+    const perToken = rowPerToken(this.graph);
+    let rows: HostTensor | null = null; // every chunk's rows, for "logits"
+    let out!: HostTensor;
+    for (const [i, n] of chunks) {
+      out = this.pass(inputs.tokens.subarray(i, i + n), pos.subarray(i, i + n), P + i);
+      if (read !== "logits" || chunks.length === 1 || !perToken) continue;
+      const per = out.data.length / n;
+      rows ??= {
+        shape: [T, ...out.shape.slice(1)],
+        dtype: out.dtype,
+        data: allocateHost(T * per * out.data.BYTES_PER_ELEMENT, `the logits of ${T} tokens`, () => 'read: "last" (the last row only) or fewer tokens per step', () => new (out.data.constructor as Float32ArrayConstructor)(T * per)),
+      };
+      rows.data.set(out.data, i * per);
+    }
+    if (read === "argmax") return lastRowArgmax(out);
+    if (read === "last") return perToken ? lastRow(out) : out;
+    return rows ?? out;
+  }
+
+  /** One pass over the graph for `tokens` at positions `pos`, after P cached ones. */
+  private pass(tokens: Int32Array, pos: Int32Array, P: number): HostTensor {
+    const T = tokens.length;
     const env = new Map([["T", T], ["P", P]]);
     const g = this.graph;
     const lastUse = new Map<number, number>();
@@ -57,7 +93,7 @@ export class CpuInterpreter extends ExecutorBase {
       switch (n.op) {
         case "input": {
           const name = n.attrs["name"] as string;
-          const data = name === "tokens" ? inputs.tokens : name === "pos" ? pos : null;
+          const data = name === "tokens" ? tokens : name === "pos" ? pos : null;
           if (!data) throw new Error(`the graph has an input '${name}' that the runtime does not provide (it provides tokens and pos)`);
           out = { shape, dtype: n.ty.dtype, data };
           break;
@@ -81,8 +117,7 @@ export class CpuInterpreter extends ExecutorBase {
       for (const x of n.inputs) if (lastUse.get(x) === i) values.delete(x);
     });
     this.past = P + T;
-    const logits = values.get(g.outputs[0]!)!;
-    return inputs.read === "argmax" ? lastRowArgmax(logits) : logits;
+    return values.get(g.outputs[0]!)!;
   }
 
   private weight(name: string, shape: number[]): HostTensor {

@@ -5,21 +5,9 @@
 
 import koffi, { type LibraryHandle } from "koffi";
 import { existsSync } from "node:fs";
+import { CudaError, CudaUnavailableError } from "./errors.js";
 
-/** No usable driver: the library is missing, or it reports no device. */
-export class CudaUnavailableError extends Error {
-  override name = "CudaUnavailableError";
-}
-
-export class CudaError extends Error {
-  override name = "CudaError";
-  constructor(
-    message: string,
-    readonly code: number,
-  ) {
-    super(message);
-  }
-}
+export { CudaError, CudaUnavailableError } from "./errors.js";
 
 export const CUDA_ERROR_UNSUPPORTED_PTX_VERSION = 222;
 

@@ -8,7 +8,8 @@
 // the KV cache and the activation buffers of both step shapes. A decode step writes the tokens,
 // positions and P, replays a CUDA graph captured on the first decode step, and reads the logits
 // back. A prompt runs as prefill chunks (the last one padded, or as decode steps where padding is
-// not safe — see emit/cuda/index.ts).
+// not safe — see emit/cuda/index.ts); unless every row is asked for, only the last chunk reads
+// back, and only its last row. A model larger than the free GPU memory is a ResourceError.
 
 import { evalDim } from "../../compiler/base/symbolic.js";
 import type { Graph } from "../../compiler/ir/graph.js";
@@ -16,7 +17,8 @@ import type { HostTensor } from "../../compiler/ops/reference.js";
 import { archName, compileCuda, type ComputeCapability, type CudaModule, type CudaProgram, type CudaStepPlan } from "../../compiler/target/cuda.js";
 import { deviceWeightBytes } from "../../compiler/target/program.js";
 import type { StorageDType } from "../../compiler/target/storage.js";
-import { ExecutorBase, type StepInputs, type WeightSource } from "../executor.js";
+import { formatBytes, ResourceError } from "../errors.js";
+import { ExecutorBase, lastRowArgmax, type StepInputs, type WeightSource } from "../executor.js";
 import { ATTR, CudaDriver, CudaError, CudaUnavailableError, type DevicePtr, type Handle } from "./driver.js";
 import { cachedLibrary, fitPtxVersion, libraryHas, pickArch, readKernelLibrary, type KernelLibrary } from "./ptx.js";
 
@@ -82,6 +84,12 @@ interface PreparedStep {
 
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
+/** CUresult of a failed cuMemAlloc. */
+const CUDA_ERROR_OUT_OF_MEMORY = 2;
+
+/** Which rows of the outputs over a run's tokens come back: all, the last valid one, or none. */
+type RunRead = "all" | "last" | null;
+
 export class CudaExecutor extends ExecutorBase {
   info: CudaDeviceInfo | null = null;
   /** What runs: the target layer's program for this GPU and these weights (after init). */
@@ -142,6 +150,8 @@ export class CudaExecutor extends ExecutorBase {
     const module = program.module;
     const profile = module.profiles[0]!.profile;
     const { decode, prefill } = program.steps(profile);
+    // Before kernels are compiled or loaded: a model that cannot fit fails at once.
+    this.checkMemory(module, [decode, ...(prefill ? [prefill] : [])]);
     const names = [...new Set([decode, ...(prefill ? [prefill] : [])].flatMap((s) => s.launches.map((l) => l.kernel)))];
     const driverVersion = driver.driverVersion();
     const { image, library } = this.moduleImage(module, cc, names, driverVersion);
@@ -152,7 +162,6 @@ export class CudaExecutor extends ExecutorBase {
     this.cuModule = driver.loadModule(image);
     const functions = new Map(names.map((n) => [n, driver.getFunction(this.cuModule, n)]));
     this.stream = driver.createStream();
-    this.checkMemory(module, [decode, ...(prefill ? [prefill] : [])]);
 
     // Shared by both step shapes: weights (uploaded now) and the KV cache.
     const shared = new Map<string, Buffer_>();
@@ -205,13 +214,23 @@ export class CudaExecutor extends ExecutorBase {
     const need = weights + kv + other;
     const { free } = this.driver!.memoryInfo();
     if (need > free) {
-      const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
-      throw new CudaError(`the model needs ${gib(need)} of GPU memory (weights ${gib(weights)}, KV cache ${gib(kv)}, activations ${gib(other)}) but only ${gib(free)} is free; try a smaller max_seq_len, a quantized weight format or a smaller prefill chunk`, 2);
+      throw new ResourceError(
+        `the model needs ${formatBytes(need)} of GPU memory (weights ${formatBytes(weights)}, KV cache ${formatBytes(kv)}, activations ${formatBytes(other)}) but only ${formatBytes(free)} is free; ` +
+          "use a shorter context (--set max_seq_len=N), a quantized model, a smaller prefill chunk or another backend",
+        need,
+        free,
+      );
     }
   }
 
   private alloc(bytes: number): Buffer_ {
-    const ptr = this.driver!.alloc(Math.max(16, bytes));
+    let ptr: DevicePtr;
+    try {
+      ptr = this.driver!.alloc(Math.max(16, bytes));
+    } catch (e) {
+      if (!(e instanceof CudaError && e.code === CUDA_ERROR_OUT_OF_MEMORY)) throw e;
+      throw new ResourceError(`out of GPU memory allocating ${formatBytes(bytes)} (${e.message}); use a shorter context (--set max_seq_len=N), a quantized model or another backend`, bytes, 0, { cause: e });
+    }
     this.allocations.push(ptr);
     return { ptr, bytes };
   }
@@ -276,47 +295,51 @@ export class CudaExecutor extends ExecutorBase {
 
   private run(inputs: StepInputs): HostTensor[] {
     const { T, pos } = this.checkStep(inputs, this.program!.tokenTables);
+    const read = inputs.read ?? "logits";
     const module = this.module!;
-    const runs: HostTensor[][] = [];
-    const stats = { tokens: T, launches: 0, graphs: 0 };
+    const runs: { prog: PreparedStep; tokens: Int32Array; pos: Int32Array; valid: number }[] = [];
     const chunk = this.prefill?.step.T ?? 1;
     let i = 0;
     while (i < T) {
       const left = T - i;
       if (left >= chunk && this.prefill) {
-        runs.push(this.runStep(this.prefill, inputs.tokens.subarray(i, i + chunk), pos.subarray(i, i + chunk), chunk, stats));
+        runs.push({ prog: this.prefill, tokens: inputs.tokens.subarray(i, i + chunk), pos: pos.subarray(i, i + chunk), valid: chunk });
         i += chunk;
       } else if (left > 1 && this.prefill && module.paddingSafe) {
         const tok = new Int32Array(chunk);
         tok.set(inputs.tokens.subarray(i));
         const p = Int32Array.from({ length: chunk }, (_, j) => (j < left ? pos[i + j]! : pos[T - 1]! + 1 + j - left));
-        runs.push(this.runStep(this.prefill, tok, p, left, stats));
+        runs.push({ prog: this.prefill, tokens: tok, pos: p, valid: left });
         i = T;
       } else {
-        runs.push(this.runStep(this.decode!, inputs.tokens.subarray(i, i + 1), pos.subarray(i, i + 1), 1, stats));
+        runs.push({ prog: this.decode!, tokens: inputs.tokens.subarray(i, i + 1), pos: pos.subarray(i, i + 1), valid: 1 });
         i += 1;
       }
     }
+    const stats = { tokens: T, launches: 0, graphs: 0 };
+    const outs = runs.map((r, k) => this.runStep(r.prog, r.tokens, r.pos, r.valid, stats, read === "logits" ? "all" : k === runs.length - 1 ? "last" : null));
     this.lastStep = stats;
-    if (runs.length === 1) return runs[0]!;
+    const last = outs[outs.length - 1]!;
+    if (read === "argmax") return [lastRowArgmax(last[0]!), ...last.slice(1)];
+    if (outs.length === 1 || read === "last") return last;
     // Outputs over this step's tokens are the rows of every run; others are those of the last run.
     const perToken = this.decode!.step.outputs.map((o) => o.perToken);
-    return runs[0]!.map((first, k) => {
-      if (!perToken[k]) return runs[runs.length - 1]![k]!;
-      const parts = runs.map((r) => r[k]!);
-      const data = new (first.data.constructor as Float32ArrayConstructor)(parts.reduce((a, p) => a + p.data.length, 0));
+    return last.map((final, k) => {
+      if (!perToken[k]) return final;
+      const parts = outs.map((r) => r[k]!);
+      const data = new (final.data.constructor as Float32ArrayConstructor)(parts.reduce((a, p) => a + p.data.length, 0));
       let at = 0;
       for (const p of parts) {
         data.set(p.data as Float32Array, at);
         at += p.data.length;
       }
-      return { shape: [T, ...first.shape.slice(1)], dtype: first.dtype, data };
+      return { shape: [T, ...final.shape.slice(1)], dtype: final.dtype, data };
     });
   }
 
-  /** One launch of a step plan for `tokens` (the first `valid` real); returns every output (the
-   *  valid rows of those over this step's tokens). */
-  private runStep(prog: PreparedStep, tokens: Int32Array, pos: Int32Array, valid: number, stats: { launches: number; graphs: number }): HostTensor[] {
+  /** One launch of a step plan for `tokens` (the first `valid` real); returns every output, with
+   *  those over this step's tokens cut to the rows `read` asks for (none: nothing is read back). */
+  private runStep(prog: PreparedStep, tokens: Int32Array, pos: Int32Array, valid: number, stats: { launches: number; graphs: number }, read: RunRead): HostTensor[] {
     const d = this.driver!;
     const s = this.stream;
     const P = this.past;
@@ -349,18 +372,22 @@ export class CudaExecutor extends ExecutorBase {
     }
     stats.launches += prog.launches.length;
     d.streamSynchronize(s);
+    this.past = P + valid;
+    if (read === null) return [];
     const env = new Map([["P", P]]);
-    const outs = prog.step.outputs.map((out): HostTensor => {
+    return prog.step.outputs.map((out): HostTensor => {
       const shape = out.shape.map((dim) => evalDim(dim, env));
-      if (out.perToken) shape[0] = valid;
+      let offset = out.offsetBytes;
+      if (out.perToken && read === "last") {
+        offset += (valid - 1) * size(shape.slice(1)) * 4;
+        shape[0] = 1;
+      } else if (out.perToken) shape[0] = valid;
       const count = size(shape);
       const raw = new Uint8Array(count * 4);
-      d.dtoh(raw, prog.buffers[out.buffer]!.ptr + out.offsetBytes);
+      d.dtoh(raw, prog.buffers[out.buffer]!.ptr + offset);
       const data = out.dtype === "i32" ? new Int32Array(raw.buffer) : out.dtype === "bool" ? Uint8Array.from(new Uint32Array(raw.buffer), (v) => (v ? 1 : 0)) : new Float32Array(raw.buffer);
       return { shape, dtype: out.dtype, data };
     });
-    this.past = P + valid;
-    return outs;
   }
 
   /** Releases the GPU memory, the module and the context. */

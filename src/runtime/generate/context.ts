@@ -38,11 +38,11 @@ export class Context {
    * Makes the cache hold `tokens` (running only what follows a cached prefix) and returns the logits
    * after the last one, [vocab].
    */
-  async prefill(tokens: readonly number[]): Promise<Float32Array> {
+  async prefill(tokens: readonly number[], signal?: AbortSignal): Promise<Float32Array> {
     if (tokens.length === 0) throw new InputError("the prompt is empty: there is no token to continue from");
     const reusable = this.cached.length < tokens.length && this.cached.every((t, i) => t === tokens[i]);
     if (!reusable) this.reset();
-    const rows = await this.feed(tokens.slice(this.cached.length), false);
+    const rows = await this.feed(tokens.slice(this.cached.length), false, signal);
     return rows.subarray(rows.length - this.opts.vocabSize);
   }
 
@@ -71,13 +71,17 @@ export class Context {
   }
 
   /** Runs `tokens` on an empty cache and returns the logits after each of them, [T, vocab]. */
-  async score(tokens: readonly number[]): Promise<Float32Array> {
+  async score(tokens: readonly number[], signal?: AbortSignal): Promise<Float32Array> {
+    signal?.throwIfAborted();
     this.reset();
-    return this.feed(tokens, true);
+    return this.feed(tokens, true, signal);
   }
 
-  /** Runs tokens in as few steps as the cache allows; returns the last row, or every row when `allRows`. */
-  private async feed(tokens: readonly number[], allRows: boolean): Promise<Float32Array> {
+  /**
+   * Runs tokens in as few steps as the cache allows; returns the last row, or every row when
+   * `allRows`. An aborted signal stops it between two steps, with the signal's reason.
+   */
+  private async feed(tokens: readonly number[], allRows: boolean, signal?: AbortSignal): Promise<Float32Array> {
     const V = this.opts.vocabSize;
     for (const t of tokens) {
       if (!Number.isInteger(t) || t < 0 || t >= V) {
@@ -88,12 +92,15 @@ export class Context {
     const out = new Float32Array(allRows ? tokens.length * V : V);
     let done = 0;
     while (done < tokens.length) {
+      signal?.throwIfAborted();
       if (this.executor.past >= this.maxSeqLen) await this.shift();
       const chunk = tokens.slice(done, done + this.maxSeqLen - this.executor.past);
-      const logits = (await this.executor.step({ tokens: Int32Array.from(chunk) })).data as Float32Array;
+      // Only the last row is needed unless every position is scored: the executors then read back
+      // (and chunk long prompts around) one row.
+      const logits = (await this.executor.step({ tokens: Int32Array.from(chunk), read: allRows ? "logits" : "last" })).data as Float32Array;
       this.cached.push(...chunk);
       if (allRows) out.set(logits.subarray(0, chunk.length * V), done * V);
-      else out.set(logits.subarray((chunk.length - 1) * V, chunk.length * V));
+      else out.set(logits.subarray(logits.length - V));
       done += chunk.length;
     }
     return out;

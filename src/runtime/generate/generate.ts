@@ -1,6 +1,7 @@
 // The generation loop: prefill the prompt in one step, then sample and decode one token at a time
 // with the KV cache, streaming text through the tokenizer's decoder. It stops at an end-of-turn
-// token, at a stop string (whose text is not emitted, nor any part of it), or after maxTokens.
+// token, at a stop string (whose text is not emitted, nor any part of it), or after maxTokens; an
+// aborted signal ends it between two steps.
 
 import type { Tokenizer } from "../tokenizer/index.js";
 import type { Context } from "./context.js";
@@ -14,6 +15,11 @@ export interface GenerateOptions extends SamplerOptions {
   seed?: number;
   /** Generation ends when the text contains one of these; the stop string itself is not emitted. */
   stop?: readonly string[];
+  /**
+   * Aborting it ends the generation: the iterator throws the signal's reason (by default a
+   * DOMException named "AbortError"). A step already running finishes first; no token comes after it.
+   */
+  signal?: AbortSignal;
 }
 
 /** One generated token and the text it completes. */
@@ -51,8 +57,11 @@ export async function* generateTokens(
   const stops = new StopMatcher(opts.stop ?? []);
   const decoder = tokenizer.createDecoder({ continuation: true, skipSpecial: true });
   const history = [...prompt];
+  const checkpoint = new Checkpoint(opts.signal);
 
-  let logits: Float32Array | null = await context.prefill(prompt);
+  await checkpoint.pass();
+  let logits: Float32Array | null = await context.prefill(prompt, opts.signal);
+  await checkpoint.pass();
   // Greedy decoding needs only the index of the largest logit: the executor finds it on its device
   // and reads back 4 bytes, not the logits. Not when anything else looks at the distribution (a
   // repetition penalty), nor when rows past the tokenizer's vocabulary must be masked.
@@ -75,10 +84,34 @@ export async function* generateTokens(
     const { text, stopped } = last ? stops.end(piece) : stops.push(piece);
     yield { token, text };
     if (stopped || last) return;
+    // The consumer may have aborted (or disposed the model) while it held the token.
+    opts.signal?.throwIfAborted();
     if (greedy) {
       logits = null;
       next = await context.decodeGreedy(token);
     } else logits = await context.decode(token);
+    await checkpoint.pass();
+  }
+}
+
+/**
+ * Where a generation may be aborted. A CPU step never waits for anything, so a generation would run
+ * to its end before a timer, Ctrl-C or a closed pipe could be noticed: every few milliseconds the
+ * event loop is let in first.
+ */
+class Checkpoint {
+  private static readonly EVERY_MS = 10;
+  private last = performance.now();
+
+  constructor(private readonly signal: AbortSignal | undefined) {}
+
+  /** Throws the signal's reason if it is aborted. */
+  async pass(): Promise<void> {
+    if (performance.now() - this.last >= Checkpoint.EVERY_MS) {
+      await new Promise((resolve) => setImmediate(resolve));
+      this.last = performance.now();
+    }
+    this.signal?.throwIfAborted();
   }
 }
 

@@ -10,6 +10,7 @@ import { importHfConfig } from "../../compiler/import/hf-config.js";
 import type { ImportedModel } from "../../compiler/import/write-llm.js";
 import { detectChatTemplate, tokenizerFromGGUF, tokenizerFromJSON, type ChatTemplateKind, type Tokenizer } from "../tokenizer/index.js";
 import { openGGUF } from "../weights/gguf-reader.js";
+import { readTensorShapes } from "../weights/loader.js";
 import { InputError } from "./errors.js";
 
 export interface ModelSource {
@@ -59,7 +60,9 @@ async function readGguf(path: string): Promise<ModelSource> {
   const file = await openGGUF(path);
   try {
     const metadata = file.metadata as Record<string, unknown>;
-    const imported = importGgufMetadata({ metadata, tensorNames: [...file.tensors.keys()] }, path);
+    // The config is checked against the tensor headers before anything is compiled or allocated.
+    const tensorShapes = new Map([...file.tensors].map(([n, t]) => [n, [...t.shape]]));
+    const imported = importGgufMetadata({ metadata, tensorNames: [...file.tensors.keys()], tensorShapes }, path);
     const tokenizer = tokenizerOrError(path, () => tokenizerFromGGUF(metadata));
     const name = imported.fileModelName ?? stem(path);
     return { format: "gguf", weightsPath: path, imported, tokenizer, chatTemplate: detectChatTemplate(metadata), name };
@@ -70,10 +73,12 @@ async function readGguf(path: string): Promise<ModelSource> {
 
 async function readHfFolder(dir: string, given: string = dir): Promise<ModelSource> {
   const config = await readJson(join(dir, "config.json"), `${given}: a Hugging Face model needs config.json beside its weights`);
-  const imported = importHfConfig(config, join(dir, "config.json"));
   const tokenizerJson = await readJson(join(dir, "tokenizer.json"), `${given}: a Hugging Face model needs tokenizer.json beside its weights`);
   const tokenizerConfig = await readJson(join(dir, "tokenizer_config.json"), null);
   const tokenizer = tokenizerOrError(join(dir, "tokenizer.json"), () => tokenizerFromJSON(tokenizerJson, tokenizerConfig ?? undefined));
+  // The config is checked against the checkpoint's tensor headers before anything is compiled or allocated.
+  const { file, shapes } = await readTensorShapes(dir);
+  const imported = importHfConfig(config, join(dir, "config.json"), { shapes, weights: file });
   const template = chatTemplateText(tokenizerConfig);
   const chatTemplate = template === undefined ? undefined : detectChatTemplate({ "tokenizer.chat_template": template });
   return { format: "hf", weightsPath: dir, imported, tokenizer, chatTemplate, name: basename(dir) };

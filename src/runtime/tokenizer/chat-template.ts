@@ -1,6 +1,10 @@
 // Chat prompts for LLaMA 2, LLaMA 3 and Mistral instruct models, written as the official templates
-// do (the Jinja `chat_template` those models ship), special tokens included as text. Encode the
-// result with `{ addBos: false, parseSpecial: true }`: the prompt already starts with BOS.
+// do (the Jinja `chat_template` those models ship), special tokens included as text. A prompt is
+// rendered as parts, the template's own markup and the messages' contents, so that `encodeChat` can
+// recognise special tokens in the markup only: a user who types `</s>` gets those characters, not
+// the end of the turn.
+
+import type { TextPart, Tokenizer } from "./types.js";
 
 export type ChatTemplateKind = "llama2" | "llama3" | "mistral";
 export type ChatRole = "system" | "user" | "assistant";
@@ -18,11 +22,22 @@ export interface ChatTemplateOptions {
   readonly addGenerationPrompt: boolean;
 }
 
-export function applyChatTemplate(
-  kind: ChatTemplateKind,
-  messages: readonly ChatMessage[],
-  opts: ChatTemplateOptions,
-): string {
+export interface EncodeChatOptions extends ChatTemplateOptions {
+  /**
+   * Recognise special tokens written in the messages too, as Hugging Face's `apply_chat_template`
+   * does (it tokenizes the rendered text as a whole). Default false: only the template's markup
+   * holds special tokens.
+   */
+  readonly parseSpecialInContent?: boolean;
+}
+
+/** The prompt as text; encode it with `encodeChat`, or with `{ addBos: false, parseSpecial: true }` to trust its contents. */
+export function applyChatTemplate(kind: ChatTemplateKind, messages: readonly ChatMessage[], opts: ChatTemplateOptions): string {
+  return joined(chatTemplateParts(kind, messages, opts));
+}
+
+/** The prompt as parts: the template's markup (`parseSpecial: true`) and the messages' contents (false). */
+function chatTemplateParts(kind: ChatTemplateKind, messages: readonly ChatMessage[], opts: ChatTemplateOptions): TextPart[] {
   switch (kind) {
     case "llama2":
       return llama2(messages);
@@ -33,25 +48,47 @@ export function applyChatTemplate(
   }
 }
 
+/** The prompt's token ids (the template writes BOS itself, so none is added). */
+export function encodeChat(tokenizer: Tokenizer, kind: ChatTemplateKind, messages: readonly ChatMessage[], opts: EncodeChatOptions): number[] {
+  const parts = chatTemplateParts(kind, messages, opts);
+  return tokenizer.encodeParts(opts.parseSpecialInContent ? [{ text: joined(parts), parseSpecial: true }] : parts, { addBos: false });
+}
+
+const markup = (text: string): TextPart => ({ text, parseSpecial: true });
+const content = (text: string): TextPart => ({ text, parseSpecial: false });
+const joined = (parts: readonly TextPart[]): string => parts.map((p) => p.text).join("");
+
+/** The parts with the whitespace at the start and end of their joined text removed (Jinja's `trim`). */
+function trimmed(parts: readonly TextPart[]): TextPart[] {
+  const texts = parts.map((p) => p.text);
+  for (let i = 0; i < texts.length; i++) {
+    texts[i] = texts[i]!.trimStart();
+    if (texts[i] !== "") break;
+  }
+  for (let i = texts.length - 1; i >= 0; i--) {
+    texts[i] = texts[i]!.trimEnd();
+    if (texts[i] !== "") break;
+  }
+  return parts.map((p, i) => ({ ...p, text: texts[i]! }));
+}
+
 /**
  * Meta's Llama-2-chat template: the system prompt goes inside the first [INST]; contents are trimmed.
  * Encoded with the "▁" our tokenizer adds after <s>, it gives Meta's reference tokens.
  */
-function llama2(messages: readonly ChatMessage[]): string {
+function llama2(messages: readonly ChatMessage[]): TextPart[] {
   const { system, turns } = alternatingTurns(messages, "llama2");
-  return turns
-    .map((m, i) => {
-      const content = i === 0 && system !== undefined ? `<<SYS>>\n${system}\n<</SYS>>\n\n${m.content}` : m.content;
-      return m.role === "user" ? `<s>[INST] ${content.trim()} [/INST]` : ` ${content.trim()} </s>`;
-    })
-    .join("");
+  return turns.flatMap((m, i) => {
+    const body = i === 0 && system !== undefined ? [markup("<<SYS>>\n"), content(system), markup("\n<</SYS>>\n\n"), content(m.content)] : [content(m.content)];
+    return m.role === "user" ? [markup("<s>[INST] "), ...trimmed(body), markup(" [/INST]")] : [markup(" "), ...trimmed(body), markup(" </s>")];
+  });
 }
 
 /** Meta's Llama-3-instruct template. */
-function llama3(messages: readonly ChatMessage[], opts: ChatTemplateOptions): string {
-  const header = (role: string) => `<|start_header_id|>${role}<|end_header_id|>\n\n`;
-  const turns = messages.map((m) => `${header(m.role)}${m.content.trim()}<|eot_id|>`).join("");
-  return `<|begin_of_text|>${turns}${opts.addGenerationPrompt ? header("assistant") : ""}`;
+function llama3(messages: readonly ChatMessage[], opts: ChatTemplateOptions): TextPart[] {
+  const header = (role: string) => markup(`<|start_header_id|>${role}<|end_header_id|>\n\n`);
+  const turns = messages.flatMap((m) => [header(m.role), content(m.content.trim()), markup("<|eot_id|>")]);
+  return [markup("<|begin_of_text|>"), ...turns, ...(opts.addGenerationPrompt ? [header("assistant")] : [])];
 }
 
 /**
@@ -61,15 +98,13 @@ function llama3(messages: readonly ChatMessage[], opts: ChatTemplateOptions): st
  * one before the assistant's reply. There is no system role: as llama.cpp does, a system prompt goes
  * before the first user message, separated by a blank line.
  */
-function mistral(messages: readonly ChatMessage[]): string {
+function mistral(messages: readonly ChatMessage[]): TextPart[] {
   const { system, turns } = alternatingTurns(messages, "mistral");
-  const body = turns
-    .map((m, i) => {
-      const content = i === 0 && system !== undefined ? `${system}\n\n${m.content}` : m.content;
-      return m.role === "user" ? `[INST] ${content} [/INST]` : ` ${content}</s>`;
-    })
-    .join("");
-  return `<s>${body}`;
+  const body = turns.flatMap((m, i) => {
+    const text = i === 0 && system !== undefined ? [content(system), markup("\n\n"), content(m.content)] : [content(m.content)];
+    return m.role === "user" ? [markup("[INST] "), ...text, markup(" [/INST]")] : [markup(" "), ...text, markup("</s>")];
+  });
+  return [markup("<s>"), ...body];
 }
 
 /** An optional leading system message, then user/assistant/user/… as these templates require. */

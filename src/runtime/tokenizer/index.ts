@@ -5,16 +5,19 @@ export { tokenizerFromJSON } from "./json.js";
 export {
   applyChatTemplate,
   detectChatTemplate,
+  encodeChat,
   type ChatMessage,
   type ChatRole,
   type ChatTemplateKind,
   type ChatTemplateOptions,
+  type EncodeChatOptions,
 } from "./chat-template.js";
 export {
   TokenType,
   type DecodeOptions,
   type EncodeOptions,
   type StreamingDecoder,
+  type TextPart,
   type Tokenizer,
   type TokenizerKind,
 } from "./types.js";

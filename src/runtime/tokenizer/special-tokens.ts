@@ -1,7 +1,7 @@
 // Splits text around special tokens before the text itself is tokenized, as llama.cpp does:
 // longer tokens first, each one cut out of every remaining text fragment.
 
-import { TokenType } from "./types.js";
+import { TokenType, type TextPart } from "./types.js";
 
 export type Fragment =
   | { readonly id: number }
@@ -25,6 +25,7 @@ export interface SpecialTokenFlags {
 
 export class SpecialTokenSplitter {
   private readonly specials: SpecialToken[];
+  private readonly byId: Map<number, SpecialToken>;
 
   constructor(tokens: readonly string[], types: readonly TokenType[], flags: SpecialTokenFlags = {}) {
     const specials: SpecialToken[] = [];
@@ -42,26 +43,39 @@ export class SpecialTokenSplitter {
     });
     // Stable sort: equal lengths keep id order, so the result does not depend on the engine.
     this.specials = specials.sort((a, b) => b.text.length - a.text.length);
+    this.byId = new Map(specials.map((s) => [s.id, s]));
   }
 
-  split(text: string, parseSpecial: boolean): Fragment[] {
-    type Piece = { id: number } | { text: string; start: number };
-    let pieces: Piece[] = text === "" ? [] : [{ text, start: 0 }];
+  /**
+   * Cuts special tokens out of the joined text of `parts`. Control and unknown tokens are matched
+   * only inside parts with `parseSpecial`, and never across two parts; text left beside each other
+   * in adjacent parts is one fragment, as if the parts had been one text.
+   */
+  split(parts: readonly TextPart[]): Fragment[] {
+    type TextPiece = { text: string; start: number; parseSpecial: boolean };
+    type Piece = { id: number } | TextPiece;
+    let pieces: Piece[] = [];
+    let offset = 0;
+    for (const part of parts) {
+      if (part.text !== "") pieces.push({ text: part.text, start: offset, parseSpecial: part.parseSpecial });
+      offset += part.text.length;
+    }
     for (const special of this.specials) {
-      if (special.onlyWhenParsingSpecial && !parseSpecial) continue;
-      if (!pieces.some((p) => "text" in p && p.text.includes(special.text))) continue;
+      const applies = (p: Piece) => "text" in p && (p.parseSpecial || !special.onlyWhenParsingSpecial) && p.text.includes(special.text);
+      if (!pieces.some(applies)) continue;
       const next: Piece[] = [];
       for (const piece of pieces) {
-        if (!("text" in piece)) {
+        if (!("text" in piece) || !applies(piece)) {
           next.push(piece);
           continue;
         }
+        const { parseSpecial } = piece;
         let rest = piece.text;
         let start = piece.start;
         for (let at = rest.indexOf(special.text); at >= 0; at = rest.indexOf(special.text)) {
           let left = rest.slice(0, at);
           if (special.lstrip) left = left.trimEnd();
-          if (left !== "") next.push({ text: left, start });
+          if (left !== "") next.push({ text: left, start, parseSpecial });
           next.push({ id: special.id });
           const cut = at + special.text.length;
           rest = rest.slice(cut);
@@ -72,11 +86,32 @@ export class SpecialTokenSplitter {
             rest = trimmed;
           }
         }
-        if (rest !== "") next.push({ text: rest, start });
+        if (rest !== "") next.push({ text: rest, start, parseSpecial });
       }
       pieces = next;
     }
-    return pieces.map((p) => ("text" in p ? { text: p.text, atStart: p.start === 0 } : p));
+
+    const out: ({ id: number } | { text: string; start: number })[] = [];
+    for (const piece of pieces) {
+      const prev = out.at(-1);
+      if (!("text" in piece)) out.push(piece);
+      else if (prev && "text" in prev) prev.text += piece.text;
+      else out.push({ text: piece.text, start: piece.start });
+    }
+    // Whitespace that a token strips may lie in the next (or previous) part.
+    out.forEach((f, i) => {
+      if (!("id" in f)) return;
+      const special = this.byId.get(f.id)!;
+      const before = out[i - 1];
+      const after = out[i + 1];
+      if (special.lstrip && before && "text" in before) before.text = before.text.trimEnd();
+      if (special.rstrip && after && "text" in after) {
+        const trimmed = after.text.trimStart();
+        after.start += after.text.length - trimmed.length;
+        after.text = trimmed;
+      }
+    });
+    return out.flatMap((f): Fragment[] => ("id" in f ? [f] : f.text === "" ? [] : [{ text: f.text, atStart: f.start === 0 }]));
   }
 }
 

@@ -32,6 +32,15 @@ export interface EncodeOptions {
   parseSpecial?: boolean;
 }
 
+/**
+ * A piece of text to encode with others (`Tokenizer.encodeParts`): a chat template's own markup
+ * (`parseSpecial: true`, where `<s>` or `<|eot_id|>` are tokens) or what someone wrote (false).
+ */
+export interface TextPart {
+  readonly text: string;
+  readonly parseSpecial: boolean;
+}
+
 export interface DecodeOptions {
   /** Leave out control and unknown tokens instead of writing their text. Default false. */
   skipSpecial?: boolean;
@@ -65,6 +74,11 @@ export interface Tokenizer {
   readonly addEos: boolean;
 
   encode(text: string, opts?: EncodeOptions): number[];
+  /**
+   * Encodes the joined text of `parts` as `encode` does, except that control tokens are recognised
+   * only inside the parts that say `parseSpecial` and never across two parts.
+   */
+  encodeParts(parts: readonly TextPart[], opts?: Omit<EncodeOptions, "parseSpecial">): number[];
   decode(ids: readonly number[], opts?: DecodeOptions): string;
   createDecoder(opts?: DecodeOptions): StreamingDecoder;
   tokenToId(token: string): number | undefined;

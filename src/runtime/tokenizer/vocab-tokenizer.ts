@@ -10,6 +10,7 @@ import {
   type DecodeOptions,
   type EncodeOptions,
   type StreamingDecoder,
+  type TextPart,
   type Tokenizer,
   type TokenizerKind,
 } from "./types.js";
@@ -78,9 +79,13 @@ export class VocabTokenizer implements Tokenizer {
   }
 
   encode(text: string, opts: EncodeOptions = {}): number[] {
+    return this.encodeParts([{ text, parseSpecial: opts.parseSpecial ?? false }], opts);
+  }
+
+  encodeParts(parts: readonly TextPart[], opts: Omit<EncodeOptions, "parseSpecial"> = {}): number[] {
     const out: number[] = [];
     if ((opts.addBos ?? this.addBos) && this.bosId !== undefined) out.push(this.bosId);
-    for (const fragment of this.splitter.split(text, opts.parseSpecial ?? false)) {
+    for (const fragment of this.splitter.split(parts)) {
       if ("id" in fragment) out.push(fragment.id);
       else this.encodeText(fragment.text, fragment.atStart, out);
     }

@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { create, globals } from "webgpu";
+import { WebGpuError } from "./errors.js";
 
 /**
  * auto      hardware adapter if any, else the software one
@@ -25,9 +26,7 @@ export interface AdapterDescription {
   featureLevel: "core" | "compatibility";
 }
 
-export class WebGpuError extends Error {
-  override name = "WebGpuError";
-}
+export { WebGpuError } from "./errors.js";
 
 export const NO_ADAPTER_MESSAGE =
   "no WebGPU adapter: on Linux without a GPU install libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri and set EGL_PLATFORM=surfaceless";

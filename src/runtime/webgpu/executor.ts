@@ -1,18 +1,24 @@
 // Runs a compiled graph on WebGPU with the CPU interpreter's interface. Weights are uploaded once;
 // each step shape (T) gets a plan, its kernels, pipelines, buffers and bind groups the first time it
 // runs, and every later step of that shape only writes the per-step parameters (P) and inputs,
-// records one command buffer, submits it once and reads back the output.
+// records one command buffer, submits it once and reads back what the step asks for. A step longer
+// than the program's prefill chunk (the most tokens whose activations fit one binding) runs as
+// chunks; only the last one reads back unless every row is asked for. What does not fit the device
+// (a KV cache, a weight or an activation past maxStorageBufferBindingSize, an allocation Dawn
+// refuses) is a ResourceError.
 
 import { evalDim } from "../../compiler/base/symbolic.js";
 import type { Graph } from "../../compiler/ir/graph.js";
 import type { HostTensor } from "../../compiler/ops/reference.js";
 import type { StorageDType } from "../../compiler/target/storage.js";
 import { deviceWeightBytes } from "../../compiler/target/program.js";
+import type { PlanBuffer } from "../../compiler/plan/plan.js";
 import {
-  ARGMAX_OUTPUT, compileWgsl, describeBuffer, PARAMS_BYTES, wgslProfile,
+  ARGMAX_OUTPUT, BindingSizeError, compileWgsl, describeBuffer, PARAMS_BYTES, wgslProfile,
   type KernelBinding, type WgslKernel, type WgslProgram, type WgslStep, type WgslTuning,
 } from "../../compiler/target/wgsl.js";
-import { ExecutorBase, type StepInputs, type WeightSource } from "../executor.js";
+import { ResourceError, shorterContext } from "../errors.js";
+import { chunksOf, ExecutorBase, rowPerToken, type StepInputs, type WeightSource } from "../executor.js";
 import { WebGpuError, type GpuContext } from "./device.js";
 import { isSoftwareAdapter } from "./tuning.js";
 
@@ -30,17 +36,26 @@ export interface WebGpuExecutorOptions {
   weightDType?: StorageDType;
   /** Bytes of weights uploaded so far, of `total`. */
   onUpload?: (done: number, total: number) => void;
+  /** The most tokens one step runs (default 256, fewer where the activations would not fit one
+   *  binding); a longer step runs as consecutive steps of this many, which is exact for models whose
+   *  tokens meet only through the KV cache under causal attention, as every .llm model's do. */
+  prefillChunk?: number;
 }
 
 export interface StepStats {
   tokens: number;
   dispatches: number;
+  /** One per chunk of the step. */
   submits: number;
-  /** Milliseconds of JavaScript work from entry to queue.submit returning (no GPU wait, no readback). */
+  /** Milliseconds of JavaScript work from entry to queue.submit returning, summed over the chunks
+   *  (no GPU wait, no readback, no building of a new step shape). */
   hostMs: number;
-  /** Bytes copied back to the host: the logits, or 4 for `read: "argmax"`. */
+  /** Bytes copied back to the host: the logits, one row of them for `read: "last"`, or 4 for `read: "argmax"`. */
   readbackBytes: number;
 }
+
+/** What one chunk of a step reads back: every row of the output, its last row, the greedy token, or nothing. */
+type ChunkRead = "rows" | "last" | "argmax" | null;
 
 /** The device objects of one step shape of the program, made once. */
 interface StepProgram {
@@ -97,12 +112,17 @@ export class WebGpuExecutor extends ExecutorBase {
       ...(opts.maxStorageBuffers !== undefined ? { maxStorageBuffers: opts.maxStorageBuffers } : {}),
     });
     try {
-      this.program = compileWgsl(graph, { profile, stored: (name) => weights.raw?.(name)?.dtype, ...(opts.weightDType ? { requested: opts.weightDType } : {}) });
+      this.program = compileWgsl(graph, {
+        profile,
+        stored: (name) => weights.raw?.(name)?.dtype,
+        ...(opts.weightDType ? { requested: opts.weightDType } : {}),
+        ...(opts.prefillChunk !== undefined ? { prefillChunk: opts.prefillChunk } : {}),
+      });
     } catch (e) {
       throw new WebGpuError((e as Error).message);
     }
     this.params = this.device.createBuffer({ label: "llmc params", size: PARAMS_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-    this.uploaded = gpu.scoped("uploading the weights", () => this.uploadWeights(weights, opts.onUpload));
+    this.uploaded = this.upload(weights, opts.onUpload);
     this.uploaded.catch(() => undefined); // reported by the first step
   }
 
@@ -139,31 +159,52 @@ export class WebGpuExecutor extends ExecutorBase {
 
   private async run(inputs: StepInputs): Promise<HostTensor> {
     await this.uploaded;
-    let t0 = performance.now();
     this.gpu.check();
     const { T, P, pos } = this.checkStep(inputs, this.program.tokenTables);
+    const read = inputs.read ?? "logits";
+    if (read === "argmax" && this.program.greedy === null) throw new Error('read: "argmax" needs a graph whose one output is logits [T, vocab]');
+    const chunks = chunksOf(T, T === 1 ? 1 : this.program.prefillChunk);
+    const perToken = rowPerToken(this.program.graph);
+    const stats: StepStats = { tokens: T, dispatches: 0, submits: 0, hostMs: 0, readbackBytes: 0 };
+    let rows: HostTensor | null = null; // every chunk's rows, for "logits"
+    let out: HostTensor | null = null;
+    for (const [k, [i, n]] of chunks.entries()) {
+      const lastChunk = k === chunks.length - 1;
+      const chunkRead: ChunkRead = read === "logits" ? "rows" : !lastChunk ? null : read === "argmax" ? "argmax" : perToken ? "last" : "rows";
+      out = await this.runChunk(inputs.tokens.subarray(i, i + n), pos.subarray(i, i + n), P + i, chunkRead, stats);
+      if (read !== "logits" || chunks.length === 1 || !perToken) continue;
+      const per = out!.data.length / n;
+      rows ??= { shape: [T, ...out!.shape.slice(1)], dtype: out!.dtype, data: new (out!.data.constructor as Float32ArrayConstructor)(T * per) };
+      rows.data.set(out!.data, i * per);
+    }
+    this.lastStep = stats;
+    return rows ?? out!;
+  }
+
+  /** Runs `tokens` as one step of the program at past length P, reading back `read` (null: nothing,
+   *  the step's work stays queued). */
+  private async runChunk(tokens: Int32Array, pos: Int32Array, P: number, read: ChunkRead, stats: StepStats): Promise<HostTensor | null> {
+    const T = tokens.length;
+    let t0 = performance.now();
     if (!this.programs.has(T)) {
       await this.prepared(T); // building a new shape is setup, not per-step host time
       t0 = performance.now();
     }
     const prog = await this.prepared(T);
-    const greedy = inputs.read === "argmax";
-    if (greedy && this.program.greedy === null) throw new Error('read: "argmax" needs a graph whose one output is logits [T, vocab]');
-
+    const greedy = read === "argmax";
     const q = this.device.queue;
     q.writeBuffer(this.params, 0, Uint32Array.of(P, 0, 0, 0));
     for (const [name, buf] of prog.inputBuffers) {
-      const data = name === "tokens" ? inputs.tokens : pos;
+      const data = name === "tokens" ? tokens : pos;
       q.writeBuffer(buf, 0, data.buffer, data.byteOffset, data.byteLength);
     }
     const encoder = this.device.createCommandEncoder({ label: `llmc step T=${T}` });
     const pass = encoder.beginComputePass();
     let pipeline: GPUComputePipeline | null = null;
     let group: GPUBindGroup | null = null;
-    let dispatches = 0;
     prog.step.kernels.forEach((k, i) => {
       if (!greedy && prog.step.greedyOnly[i]) return;
-      dispatches++;
+      stats.dispatches++;
       // Layers of one architecture compile to one pipeline; consecutive dispatches may share it.
       if (prog.pipelines[i] !== pipeline) pass.setPipeline((pipeline = prog.pipelines[i]!));
       if (prog.bindGroups[i] !== group) pass.setBindGroup(0, (group = prog.bindGroups[i]!));
@@ -174,18 +215,27 @@ export class WebGpuExecutor extends ExecutorBase {
     const plan = prog.step.plan;
     const outNode = plan.graph.nodes.find((n) => n.id === plan.outputs[which])!;
     const output = prog.outputs[which]!;
-    const env = new Map([["P", P]]);
-    const shape = outNode.ty.shape.map((d) => evalDim(d, env));
+    const shape = outNode.ty.shape.map((d) => evalDim(d, new Map([["P", P]])));
+    let offset = output.offset;
+    if (read === "last") {
+      offset += (shape[0]! - 1) * size(shape.slice(1));
+      shape[0] = 1;
+    }
     const bytes = size(shape) * 4;
-    encoder.copyBufferToBuffer(output.buffer, output.offset * 4, prog.readback, 0, Math.max(4, bytes));
+    if (read !== null) encoder.copyBufferToBuffer(output.buffer, offset * 4, prog.readback, 0, Math.max(4, bytes));
     q.submit([encoder.finish()]);
-    const hostMs = performance.now() - t0;
+    stats.hostMs += performance.now() - t0;
+    stats.submits++;
+    if (read === null) {
+      this.past = P + T;
+      return null;
+    }
     await prog.readback.mapAsync(GPUMapMode.READ, 0, Math.max(4, bytes));
     const raw = prog.readback.getMappedRange(0, Math.max(4, bytes)).slice(0, bytes);
     prog.readback.unmap();
     this.gpu.check();
     this.past = P + T;
-    this.lastStep = { tokens: T, dispatches, submits: 1, hostMs, readbackBytes: Math.max(4, bytes) };
+    stats.readbackBytes += Math.max(4, bytes);
     const dtype = outNode.ty.dtype;
     const data = dtype === "f32" ? new Float32Array(raw) : dtype === "i32" ? new Int32Array(raw) : Uint8Array.from(new Uint32Array(raw));
     return { shape, dtype, data };
@@ -207,14 +257,43 @@ export class WebGpuExecutor extends ExecutorBase {
 
   // ------------------------------------------------------------------------------------------ setup
 
-  private uploadWeights(source: WeightSource, onUpload: WebGpuExecutorOptions["onUpload"]): void {
+  /** Refuses, before anything is allocated, a weight or a layer's KV cache larger than one binding. */
+  private checkSizes(): void {
     const limit = this.device.limits.maxStorageBufferBindingSize;
+    for (const w of this.program.weights) {
+      if (w.layout.bytes > limit) {
+        const what = `weight '${w.name}' [${w.shape.join(", ")}]${w.dtype !== "f32" ? ` (${w.dtype})` : ""}`;
+        throw new ResourceError(
+          `${what} takes ${w.layout.bytes} bytes, more than this adapter's maxStorageBufferBindingSize of ${limit} bytes (splitting large tensors is not supported yet); ` +
+            `use ${w.dtype === "f32" ? "a quantized model (q8_0 or q4_0 weights stay packed on the device) or " : ""}another backend (--backend cpu)`,
+          w.layout.bytes,
+          limit,
+        );
+      }
+    }
+    for (const s of this.graph.states.values()) {
+      const perPosition = s.heads * s.headDim * 4;
+      const bytes = s.maxSeqLen * perPosition;
+      if (bytes > limit) {
+        throw new ResourceError(
+          `the KV cache '${s.name}' (max_seq_len ${s.maxSeqLen} × ${s.heads} kv heads × head_dim ${s.headDim} × 4 bytes, per layer) takes ${bytes} bytes, ` +
+            `more than this adapter's maxStorageBufferBindingSize of ${limit} bytes; use ${shorterContext(perPosition, limit)} or another backend (--backend cpu)`,
+          bytes,
+          limit,
+        );
+      }
+    }
+  }
+
+  private async upload(source: WeightSource, onUpload: WebGpuExecutorOptions["onUpload"]): Promise<void> {
+    this.checkSizes();
     const total = this.program.weights.reduce((a, w) => a + w.layout.bytes, 0);
+    await this.gpu.scoped("uploading the weights", () => this.allocating("the weights", total, () => this.uploadWeights(source, total, onUpload)));
+  }
+
+  private uploadWeights(source: WeightSource, total: number, onUpload: WebGpuExecutorOptions["onUpload"]): void {
     for (const w of this.program.weights) {
       const what = `weight '${w.name}' [${w.shape.join(", ")}]${w.dtype !== "f32" ? ` (${w.dtype})` : ""}`;
-      if (w.layout.bytes > limit) {
-        throw new WebGpuError(`${what} takes ${w.layout.bytes} bytes, more than this adapter's maxStorageBufferBindingSize of ${limit} bytes (splitting large tensors is not supported yet)`);
-      }
       const bytes = deviceWeightBytes(w, this.program.weights, source);
       const buf = this.createBuffer(what, { label: `weight ${this.weights.size}`, size: w.layout.bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
       new Uint8Array(buf.getMappedRange(), 0, bytes.length).set(bytes);
@@ -230,8 +309,25 @@ export class WebGpuExecutor extends ExecutorBase {
     try {
       return this.device.createBuffer(desc);
     } catch (e) {
-      throw new WebGpuError(outOfMemoryMessage(what, desc.size, this.allocated(), (e as Error).message));
+      throw new ResourceError(outOfMemoryMessage(what, desc.size, this.allocated(), (e as Error).message), desc.size, 0, { cause: e });
     }
+  }
+
+  /** Runs `f`, which allocates `bytes` for `what`; an out-of-memory error the device reports for it
+   *  (asynchronously, unlike a refusal createBuffer throws) becomes a ResourceError. */
+  private async allocating<T>(what: string, bytes: number, f: () => T): Promise<T> {
+    this.device.pushErrorScope("out-of-memory");
+    let result: T | undefined;
+    let failure: unknown = null;
+    try {
+      result = f();
+    } catch (e) {
+      failure = e;
+    }
+    const oom = await this.device.popErrorScope();
+    if (oom) throw new ResourceError(outOfMemoryMessage(what, bytes, this.allocated(), oom.message), bytes, 0);
+    if (failure !== null) throw failure;
+    return result as T;
   }
 
   /** Bytes of the buffers this executor holds so far (weights, KV cache). */
@@ -273,6 +369,7 @@ export class WebGpuExecutor extends ExecutorBase {
     try {
       step = this.program.step(T);
     } catch (e) {
+      if (e instanceof BindingSizeError) throw tooLargeToBind(e.buffer, e.limit);
       throw e instanceof Error && e.name === "TargetError" ? new WebGpuError(e.message) : e;
     }
     const { plan, kernels } = step;
@@ -282,7 +379,8 @@ export class WebGpuExecutor extends ExecutorBase {
     const outBytes = size(outNode.ty.shape.map((d) => evalDim(d, new Map([["P", plan.maxSeqLen - T]])))) * 4;
 
     const stepBytes = plan.buffers.filter((b) => b.kind !== "weight").reduce((a, b) => a + b.bytes, 0);
-    const buffers = await this.gpu.scoped(`creating the buffers of a ${T}-token step (${(stepBytes / 2 ** 20).toFixed(1)} MiB of KV cache, activations and constants besides ${(this.weightBytes / 2 ** 20).toFixed(1)} MiB of weights; a shorter context, --set max_seq_len=N, needs less)`, () =>
+    const what = `the buffers of a ${T}-token step (KV cache, activations and constants)`;
+    const buffers = await this.gpu.scoped(`creating ${what}`, () => this.allocating(what, stepBytes, () =>
       plan.buffers.map((b) => {
         switch (b.kind) {
           case "weight": {
@@ -319,7 +417,7 @@ export class WebGpuExecutor extends ExecutorBase {
           }
         }
       }),
-    );
+    ));
     const readback = this.device.createBuffer({ label: "llmc readback", size: Math.max(16, Math.ceil(outBytes / 16) * 16), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
 
     const pipelines: GPUComputePipeline[] = [];
@@ -379,6 +477,12 @@ export class WebGpuExecutor extends ExecutorBase {
     this.pipelineCache.set(key, p);
     return p;
   }
+}
+
+/** A buffer of a step larger than one binding: weights and KV caches are refused before (checkSizes)
+ *  and the prefill chunk keeps activations within it, so this is an activation of even one token. */
+function tooLargeToBind(b: PlanBuffer, limit: number): ResourceError {
+  return new ResourceError(`${describeBuffer(b)} takes ${b.bytes} bytes, more than this adapter's maxStorageBufferBindingSize of ${limit} bytes; use a smaller model or another backend (--backend cpu)`, b.bytes, limit);
 }
 
 /** What to say when the device cannot allocate a buffer. */

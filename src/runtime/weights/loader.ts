@@ -185,6 +185,20 @@ async function sniff(path: string): Promise<WeightFormat> {
   });
 }
 
+/**
+ * The shapes of a weight file's tensors (a GGUF file, a .safetensors file, an index or a Hugging
+ * Face folder) from its header alone, no tensor data: what an import checks its config against
+ * before the model is compiled. `file` names where they are, for messages.
+ */
+export async function readTensorShapes(path: string): Promise<{ file: string; shapes: Map<string, number[]> }> {
+  const source = await openSource(path, undefined);
+  try {
+    return { file: source.path, shapes: new Map(source.names().map((n) => [n, [...source.get(n)!.shape]])) };
+  } finally {
+    await source.close();
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Loading
 
