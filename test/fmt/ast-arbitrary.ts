@@ -12,7 +12,7 @@ const S: A.Span = { file: "gen.llm", start: zero, end: zero };
 const identNames = [
   "a", "b", "x", "h", "w", "T", "P", "D", "dim", "n_heads", "layers", "embed", "kv", "_t", "x1",
   "index", "ins", "integer", "f32x", "bf16_", "ifx", "elsewhere", "format", "configs", "weights_",
-  "stated", "hf2", "gguf_name", "optional_", "whenever", "truth", "falsey", "returns", "fnord", "models",
+  "stated", "hf2", "gguf_name", "optional_", "whenever", "truth", "falsey", "returns", "fnord", "models", "dropped",
 ];
 
 export const identName = fc.constantFrom(...identNames);
@@ -80,7 +80,7 @@ const dims = fc.array(expr(2), { maxLength: 3 });
 export function typeExpr(depth: number): fc.Arbitrary<A.TypeExpr> {
   const alts: fc.Arbitrary<A.TypeExpr>[] = [
     fc
-      .record({ dims, dtype: fc.option(fc.constantFrom<A.DTypeName>("f32", "f16", "bf16", "i32", "bool")) })
+      .record({ ellipsis: fc.boolean(), dims, dtype: fc.option(fc.constantFrom<A.DTypeName>("f32", "f16", "bf16", "i32", "bool")) })
       .map((r): A.TypeExpr => ({ kind: "TensorType", ...r, span: S })),
     fc.constantFrom<A.ScalarTypeName>("int", "f32", "bool", "str").map((name): A.TypeExpr => ({ kind: "ScalarType", name, span: S })),
     fc.array(stringValue, { minLength: 1, maxLength: 3 }).map((values): A.TypeExpr => ({ kind: "EnumType", values, span: S })),
@@ -164,11 +164,13 @@ function weightItems(depth: number): fc.Arbitrary<A.WeightItem[]> {
       ),
     })
     .map((r): A.WeightItem => ({ kind: "Weight", ...r, span: S }));
-  if (depth <= 0) return fc.array(decl, { maxLength: 4 });
+  const drop = ident.map((name): A.WeightItem => ({ kind: "WeightDrop", name, span: S }));
+  const item = fc.oneof({ arbitrary: decl, weight: 3 }, drop);
+  if (depth <= 0) return fc.array(item, { maxLength: 4 });
   const group = fc
     .record({ name: ident, count: expr(2), items: weightItems(depth - 1) })
     .map((r): A.WeightItem => ({ kind: "WeightGroup", ...r, span: S }));
-  return fc.array(fc.oneof({ arbitrary: decl, weight: 3 }, group), { maxLength: 4 });
+  return fc.array(fc.oneof({ arbitrary: item, weight: 4 }, group), { maxLength: 4 });
 }
 
 const member: fc.Arbitrary<A.ModelMember> = fc.oneof(
@@ -176,6 +178,7 @@ const member: fc.Arbitrary<A.ModelMember> = fc.oneof(
   weightItems(1).map((items): A.ModelMember => ({ kind: "Weights", items, span: S })),
   fc.record({ name: ident, type: typeExpr(1) }).map((r): A.ModelMember => ({ kind: "State", ...r, span: S })),
   fnDecl,
+  ident.map((name): A.ModelMember => ({ kind: "FnDrop", name, span: S })),
 );
 
 const modelDecl: fc.Arbitrary<A.ModelDecl> = fc

@@ -260,6 +260,43 @@ const cases: { name: string; input: string; expected: string }[] = [
       }
     `,
   },
+  {
+    name: "leading dims `...`; `drop` of weights and of functions, one per line",
+    input: `
+      fn norm(x: [ ... ,D ], w: [D]) -> [...,D] { return x * w }
+      fn any(x: [...]i32) -> [...] i32 { return x }
+      model m extends base {
+        drop fn norm   drop fn ffn
+        weights { drop rope_factors; layers[n] { drop bq   // no bias
+        wq: [d, d] gguf "q" } }
+        drop fn logits
+      }
+    `,
+    expected: `
+      fn norm(x: [..., D], w: [D]) -> [..., D] {
+        return x * w
+      }
+
+      fn any(x: [...] i32) -> [...] i32 {
+        return x
+      }
+
+      model m extends base {
+        drop fn norm
+        drop fn ffn
+
+        weights {
+          drop rope_factors
+          layers[n] {
+            drop bq  // no bias
+            wq: [d, d]  gguf "q"
+          }
+        }
+
+        drop fn logits
+      }
+    `,
+  },
 ];
 
 describe("fmt golden examples", () => {

@@ -6,9 +6,9 @@ import { describe, expect, it } from "vitest";
 import { parseModule } from "../../src/compiler/parse/index.js";
 import { expectWellFormed, runs } from "./helpers.js";
 
-const keywords = "import fn model extends config weights state require else return for in true false gguf hf optional when if".split(" ");
+const keywords = "import fn model extends config weights state require else return for in true false gguf hf optional when if drop".split(" ");
 const typeNames = "int f32 f16 bf16 i32 bool str".split(" ");
-const punctuation = "-> |> .. ** == != <= >= && || < > = + - * / % @ ! ? : ; , . | ( ) [ ] { }".split(" ");
+const punctuation = "-> |> ... .. ** == != <= >= && || < > = + - * / % @ ! ? : ; , . | ( ) [ ] { }".split(" ");
 
 const token = fc.oneof(
   { arbitrary: fc.constantFrom(...keywords, ...typeNames), weight: 4 },

@@ -116,7 +116,9 @@ function mergeWeights(base: WeightItem[], derived: WeightItem[]): WeightItem[] {
   const out = [...base];
   for (const item of derived) {
     const i = out.findIndex((w) => w.name.name === item.name.name);
-    if (i < 0) out.push(item);
+    if (item.kind === "WeightDrop") {
+      if (i >= 0) out.splice(i, 1);
+    } else if (i < 0) out.push(item);
     else if (item.kind === "WeightGroup" && out[i]!.kind === "WeightGroup") {
       out[i] = { ...item, items: mergeWeights((out[i] as typeof item).items, item.items) };
     } else out[i] = item;
@@ -136,6 +138,7 @@ function countParams(items: WeightItem[], lookup: (name: string) => Value): numb
       total += int(item.count) * countParams(item.items, lookup);
       continue;
     }
+    if (item.kind === "WeightDrop") continue;
     if (item.when && !evaluate(item.when, lookup)) continue;
     if (item.tie && (item.tie.cond === null || evaluate(item.tie.cond, lookup))) continue; // counted once, as its target
     total += item.shape.map(int).reduce((a, b) => a * b, 1);

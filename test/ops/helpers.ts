@@ -115,6 +115,8 @@ const CASES: Record<string, () => CaseArb> = {
       attrs: { dtype, value: dtype === "i32" ? i : dtype === "bool" ? i & 1 : x },
     })),
   arange: () => fc.integer({ min: 0, max: 40 }).map((n) => ({ inputs: [], attrs: { n } })),
+  dim_value: () =>
+    fc.tuple(fc.constantFrom<DType>("f32", "i32"), fc.integer({ min: 0, max: 1 << 20 })).map(([dtype, value]) => ({ inputs: [], attrs: { dtype, value } })),
   not: () => unaryCase(["bool"]),
   neg: () => unaryCase(["f32", "f16", "bf16", "i32"]),
   abs: () => unaryCase(["f32", "f16", "bf16", "i32"]),

@@ -33,12 +33,13 @@ const BIN_OPS: Partial<Record<A.BinaryOp, string>> = {
   "<": "lt", "<=": "le", ">": "gt", ">=": "ge", "==": "eq", "!=": "ne", "&&": "and", "||": "or",
 };
 
-/** Signals that a statement sequence has returned. */
 interface Frame<TV> {
   scope: Map<string, Value<TV>>;
   fn: A.FnDecl;
   model: ResolvedModel | null; // set for functions of the model
   callSite: A.Span | null;
+  /** The dims `...` stands for in this call's signature, once an argument (or the result) binds them. */
+  leading: Dim[] | null;
 }
 
 export class Elaborator<TV> {
@@ -72,15 +73,18 @@ export class Elaborator<TV> {
     const fwd = this.model.fns.get("forward");
     if (!fwd) return { inputs: [], output: null };
     const decl = fwd.decl;
-    const frame: Frame<TV> = { scope: new Map(), fn: decl, model: this.model, callSite: null };
+    const frame: Frame<TV> = { scope: new Map(), fn: decl, model: this.model, callSite: null, leading: null };
     const inputs: ElaborateResult<TV>["inputs"] = [];
-    // T, the tokens of this step, is a dimension forward's body can use (`reshape(x, [T, 1])`).
+    // T, the tokens of this step, and P, the positions cached before it, are dimensions forward's
+    // body can use (`reshape(x, [T, 1])`, `arange(T) + P`).
     frame.scope.set("T", { k: "dim", d: symDim("T") });
+    frame.scope.set("P", { k: "dim", d: symDim("P") });
     for (const prm of decl.params) {
       if (prm.type.kind !== "TensorType") {
         this.report("E0302", `forward's parameters are tensors (e.g. tokens: [T] i32), '${prm.name.name}' is not`, prm.type.span);
         continue;
       }
+      if (prm.type.ellipsis) this.report("E0301", `forward's inputs have a fixed rank; '...' is for the parameters of other functions`, prm.type.span);
       const shape: Dim[] = [];
       for (const d of prm.type.dims) {
         if (d.kind === "Name" && d.name === "T") shape.push(symDim("T"));
@@ -246,7 +250,10 @@ export class Elaborator<TV> {
       const st = m.state.get(name);
       if (st) return { k: "state", info: st };
       const absent = m.absentWeights.get(name);
-      if (absent) return this.report("E0206", `weight '${name}' does not exist for this config (its 'when' condition is false)`, span);
+      if (absent) {
+        const why = "droppedBy" in absent ? `model '${absent.droppedBy}' drops it` : "its 'when' condition is false";
+        return this.report("E0206", `weight '${name}' does not exist for this config (${why})`, span);
+      }
     }
     const visible = [...frame.scope.keys(), ...(m ? [...m.config.keys(), ...m.weights.keys(), ...m.state.keys()] : [])];
     const where = m ? "" : " (top-level functions see only their parameters; pass the value in)";
@@ -280,8 +287,11 @@ export class Elaborator<TV> {
     const b = this.eval(frame, e.right);
     if (a.k === "poison" || b.k === "poison") return { k: "poison" };
     if (a.k === "scalar" && b.k === "scalar") return this.foldScalar(() => scalarBinary(e.op, a.s, b.s), e.span);
-    if ((a.k === "dim" || a.k === "scalar") && (b.k === "dim" || b.k === "scalar")) return this.dimArith(e, a, b);
-    if (a.k === "tensor" || b.k === "tensor") {
+    // Dimensions stay dimensions with integers; with an f32 they are tensor values (`P * 0.5`).
+    const f32 = (v: Value<TV>) => v.k === "scalar" && v.s.type === "f32";
+    const dimLike = (v: Value<TV>) => v.k === "dim" || (v.k === "scalar" && !f32(v));
+    if (dimLike(a) && dimLike(b)) return this.dimArith(e, a, b);
+    if (a.k === "tensor" || b.k === "tensor" || (a.k === "dim" && f32(b)) || (f32(a) && b.k === "dim")) {
       if (e.op === "@") {
         if (a.k !== "tensor" || b.k !== "tensor") return this.report("E0302", "'@' needs two tensors", e.span);
         return this.emit("matmul", [a, b], {}, e.span);
@@ -335,8 +345,10 @@ export class Elaborator<TV> {
     if (t.k === "layer") {
       const f = t.info.fields.get(name);
       if (f) return this.weightValue(`${t.info.name}.${t.index}.${name}`, f);
-      if (frame.model?.absentWeights.has(`${t.info.name}.${name}`)) {
-        return this.report("E0206", `weight '${t.info.name}.${name}' does not exist for this config (its 'when' condition is false); guard its use with the same condition`, e.name.span);
+      const absent = frame.model?.absentWeights.get(`${t.info.name}.${name}`);
+      if (absent) {
+        const why = "droppedBy" in absent ? `model '${absent.droppedBy}' drops it` : "its 'when' condition is false; guard its use with the same condition";
+        return this.report("E0206", `weight '${t.info.name}.${name}' does not exist for this config (${why})`, e.name.span);
       }
       return this.report("E0201", `weight group '${t.info.name}' has no weight '${name}'${suggest(name, t.info.fields.keys())}`, e.name.span);
     }
@@ -478,7 +490,7 @@ export class Elaborator<TV> {
     if (this.stack.length >= MAX_CALL_DEPTH) {
       return this.report("E0211", `calls nest more than ${MAX_CALL_DEPTH} deep at '${decl.name.name}': recursion is not supported`, span);
     }
-    const frame: Frame<TV> = { scope: new Map(), fn: decl, model, callSite: span };
+    const frame: Frame<TV> = { scope: new Map(), fn: decl, model, callSite: span, leading: null };
     if (pos.length > decl.params.length) return this.report("E0303", `${decl.name.name} takes ${decl.params.length} argument(s), got ${pos.length}`, span);
     for (const [n, a] of named) {
       const i = decl.params.findIndex((q) => q.name.name === n);
@@ -495,12 +507,18 @@ export class Elaborator<TV> {
       if (!a) return this.report("E0303", `${decl.name.name} is missing argument '${prm.name.name}'`, span);
       bound.push({ prm, a });
     }
+    // `...` binds to the leading dims of the first argument that has them; the named dims align
+    // with the trailing ones.
     const shapeVars = new Map<string, Dim>();
     for (const { prm, a } of bound) {
       if (prm.type.kind !== "TensorType" || a.v.k !== "tensor") continue;
+      const shape = a.v.ty.shape;
+      const lead = prm.type.ellipsis ? shape.length - prm.type.dims.length : 0;
+      if (lead < 0) continue;
+      if (prm.type.ellipsis) frame.leading ??= shape.slice(0, lead);
       prm.type.dims.forEach((d, i) => {
         if (d.kind !== "Name" || shapeVars.has(d.name) || this.isModelName(model, d.name)) return;
-        const actual = (a.v as Tensor<TV>).ty.shape[i];
+        const actual = shape[lead + i];
         if (actual) shapeVars.set(d.name, actual);
       });
     }
@@ -524,9 +542,9 @@ export class Elaborator<TV> {
   /** A value of the declared result type, so the caller's checking continues past a faulty call. */
   private placeholderFor(frame: Frame<TV>, decl: A.FnDecl): Value<TV> | null {
     const t = decl.ret;
-    if (t?.kind !== "TensorType") return null;
+    if (t?.kind !== "TensorType" || (t.ellipsis && !frame.leading)) return null;
     const mark = this.diagnostics.length;
-    const shape: Dim[] = [];
+    const shape: Dim[] = t.ellipsis ? [...frame.leading!] : [];
     for (const d of t.dims) {
       const v = d.kind === "Name" && !frame.scope.has(d.name) && !this.isModelName(frame.model, d.name) ? null : this.eval(frame, d);
       const dim = v && (v.k === "dim" ? v.d : v.k === "scalar" && v.s.type === "int" ? constDim(v.s.value as number) : null);
@@ -587,25 +605,36 @@ export class Elaborator<TV> {
   private matchTensorType(frame: Frame<TV>, t: A.TensorType, ty: TensorTy): { code: string; message: string } | null {
     const want = t.dtype ?? "f32";
     if (ty.dtype !== want) return { code: "E0302", message: `expected element type ${want}, got ${ty.dtype}` };
-    if (t.dims.length !== ty.shape.length) {
-      return { code: "E0301", message: `expected a tensor of rank ${t.dims.length} ${this.typeText(frame, t)}, got ${formatShape(ty.shape)}` };
+    if (t.ellipsis ? ty.shape.length < t.dims.length : t.dims.length !== ty.shape.length) {
+      const rank = t.ellipsis ? `rank ≥ ${t.dims.length}` : `rank ${t.dims.length}`;
+      return { code: "E0301", message: `expected a tensor of ${rank} ${this.typeText(frame, t)}, got ${formatShape(ty.shape)}` };
+    }
+    const lead = ty.shape.length - t.dims.length;
+    if (t.ellipsis) {
+      const leading = ty.shape.slice(0, lead);
+      // Bound here when only the result type has `...`.
+      frame.leading ??= leading;
+      if (frame.leading.length !== lead || !frame.leading.every((d, i) => dimEquals(d, leading[i]!))) {
+        return { code: "E0301", message: `expected shape ${this.typeText(frame, t)}, got ${formatShape(ty.shape)} ('...' is ${formatShape(frame.leading)} in this call of ${frame.fn.name.name}, here ${formatShape(leading)})` };
+      }
     }
     for (let i = 0; i < t.dims.length; i++) {
       const de = t.dims[i]!;
+      const actual = ty.shape[lead + i]!;
       let expected: Dim | null;
       if (de.kind === "Name" && !frame.scope.has(de.name) && !this.isModelName(frame.model, de.name)) {
         // A variable that appears only in the result type: bind it now.
-        frame.scope.set(de.name, { k: "dim", d: ty.shape[i]! });
+        frame.scope.set(de.name, { k: "dim", d: actual });
         continue;
       }
       const mark = this.diagnostics.length;
       expected = this.asDim(this.eval(frame, de), de.span);
       if (!expected) {
         this.diagnostics.length = mark;
-        return { code: "E0301", message: `dim ${i} of ${this.typeText(frame, t)} cannot be evaluated` };
+        return { code: "E0301", message: `dim ${lead + i} of ${this.typeText(frame, t)} cannot be evaluated` };
       }
-      if (!dimEquals(expected, ty.shape[i]!)) {
-        return { code: "E0301", message: `expected shape ${this.typeText(frame, t)}, got ${formatShape(ty.shape)} (dim ${i}: ${formatDim(expected)} ≠ ${formatDim(ty.shape[i]!)})` };
+      if (!dimEquals(expected, actual)) {
+        return { code: "E0301", message: `expected shape ${this.typeText(frame, t)}, got ${formatShape(ty.shape)} (dim ${lead + i}: ${formatDim(expected)} ≠ ${formatDim(actual)})` };
       }
     }
     return null;
@@ -653,6 +682,7 @@ export class Elaborator<TV> {
       }
       return d.kind === "Name" ? d.name : d.kind === "Number" ? d.raw : "…";
     });
+    if (t.ellipsis) dims.unshift("...");
     return `[${dims.join(", ")}]${t.dtype && t.dtype !== "f32" ? " " + t.dtype : ""}`;
   }
 
@@ -705,8 +735,9 @@ export class Elaborator<TV> {
       if (a.v.k === "dim") {
         const c = constValue(a.v.d);
         if (c !== null) return this.constant({ type: "int", value: c }, like ?? "f32", a.span);
-        this.report("E0302", `the symbolic dimension ${formatDim(a.v.d)} cannot be used as a tensor value`, a.span);
-        return null;
+        // A polynomial of T and P: a rank-0 tensor each step computes.
+        const v = this.emit("dim_value", [], { value: a.v.d, dtype: like === "i32" ? "i32" : "f32" }, a.span);
+        return v.k === "tensor" ? v : null;
       }
       this.report("E0302", `expected a tensor, got ${describe(a.v)}`, a.span);
       return null;

@@ -59,6 +59,8 @@ export interface StateInfo {
   decl: A.StateDecl;
 }
 
+export type AbsentWeight = { when: A.Expr } | { droppedBy: string };
+
 export interface ModelFn {
   decl: A.FnDecl;
   model: string;
@@ -72,8 +74,9 @@ export interface ResolvedModel {
   config: Map<string, ConfigEntry>;
   /** Top-level weights and groups, in declaration order. Only those that exist for this config. */
   weights: Map<string, WeightField | WeightGroupInfo>;
-  /** Weights whose `when` is false for this config, with the condition (to explain their absence). */
-  absentWeights: Map<string, A.Expr>;
+  /** Weights whose `when` is false for this config or that a model of the chain drops, by path
+   *  (`embed`, `layers.bq`), with why (to explain their absence). */
+  absentWeights: Map<string, AbsentWeight>;
   state: Map<string, StateInfo>;
   fns: Map<string, ModelFn>;
   /** Config parameters that have no value: shapes cannot be checked until they are set. */
@@ -136,6 +139,14 @@ export function resolveModel(
   resolveState(model, diags);
   for (const m of chain) {
     const own = new Set<string>();
+    // Drops remove what the models it extends define, wherever they stand among the model's members.
+    for (const mem of m.members) {
+      if (mem.kind !== "FnDrop") continue;
+      if (!model.fns.delete(mem.name.name)) {
+        const hint = suggest(mem.name.name, [...model.fns.keys()]);
+        diags.push(error("E0201", `model '${m.name.name}' drops function '${mem.name.name}', which no model it extends defines${hint}`, mem.name.span));
+      }
+    }
     for (const mem of m.members) {
       if (mem.kind !== "Fn") continue;
       if (own.has(mem.name.name)) diags.push(error("E0202", `function '${mem.name.name}' is defined twice in model '${m.name.name}'`, mem.name.span));
@@ -412,39 +423,64 @@ export function evalDimExpr(model: ResolvedModel, e: A.Expr, what: string, diags
   return v.value as number;
 }
 
+/** A weight group after merging along the extends chain: its items with every `drop` applied. */
+interface MergedGroup extends A.WeightGroup {
+  items: (A.WeightDecl | A.WeightGroup)[];
+}
+
 function resolveWeights(model: ResolvedModel, diags: Diagnostic[]): void {
-  // Merge items by name across the chain: a derived model's item replaces the base's (groups merge).
-  const merged = new Map<string, A.WeightItem>();
-  const mergeInto = (target: Map<string, A.WeightItem>, items: A.WeightItem[], seenHere: Set<string>) => {
-    for (const it of items) {
-      const nm = it.name.name;
-      if (seenHere.has(nm)) {
-        diags.push(error("E0202", `weight '${nm}' is declared twice`, it.name.span));
-        continue;
-      }
-      seenHere.add(nm);
-      const prev = target.get(nm);
-      if (prev && prev.kind === "WeightGroup" && it.kind === "WeightGroup") {
-        target.set(nm, { ...it, items: mergeGroupItems(prev.items, it.items) });
-      } else {
-        target.set(nm, it);
-      }
+  // Merge items by name across the chain: a derived model's item replaces the base's (groups merge),
+  // and `drop name` removes what the chain so far declares.
+  const merged = new Map<string, A.WeightDecl | MergedGroup>();
+  const dropped = new Map<string, string>(); // path → the model that dropped it
+  const drop = <T>(target: Map<string, T>, d: A.WeightDrop, path: string, by: string) => {
+    if (!target.delete(d.name.name)) {
+      const hint = suggest(d.name.name, [...target.keys()]);
+      diags.push(error("E0201", `model '${by}' drops weight '${path}', which no model it extends declares${hint}`, d.name.span));
+      return;
     }
+    for (const p of dropped.keys()) if (p.startsWith(`${path}.`)) dropped.delete(p);
+    dropped.set(path, by);
   };
-  const mergeGroupItems = (base: A.WeightItem[], derived: A.WeightItem[]): A.WeightItem[] => {
-    const m = new Map<string, A.WeightItem>(base.map((b) => [b.name.name, b]));
+  const mergeGroupItems = (group: string, base: (A.WeightDecl | A.WeightGroup)[], derived: A.WeightItem[], by: string) => {
+    const m = new Map(base.map((b) => [b.name.name, b]));
     const seen = new Set<string>();
     for (const d of derived) {
       if (seen.has(d.name.name)) diags.push(error("E0202", `weight '${d.name.name}' is declared twice`, d.name.span));
       seen.add(d.name.name);
-      m.set(d.name.name, d);
+      const path = `${group}.${d.name.name}`;
+      if (d.kind === "WeightDrop") drop(m, d, path, by);
+      else {
+        m.set(d.name.name, d);
+        dropped.delete(path);
+      }
     }
     return [...m.values()];
   };
   for (const m of model.chain) {
     const seenHere = new Set<string>();
-    for (const mem of m.members) if (mem.kind === "Weights") mergeInto(merged, mem.items, seenHere);
+    for (const mem of m.members) {
+      if (mem.kind !== "Weights") continue;
+      for (const it of mem.items) {
+        const nm = it.name.name;
+        if (seenHere.has(nm)) {
+          diags.push(error("E0202", `weight '${nm}' is declared twice`, it.name.span));
+          continue;
+        }
+        seenHere.add(nm);
+        if (it.kind === "WeightDrop") {
+          drop(merged, it, nm, m.name.name);
+          continue;
+        }
+        dropped.delete(nm);
+        const prev = merged.get(nm);
+        if (it.kind === "WeightGroup") {
+          merged.set(nm, { ...it, items: mergeGroupItems(nm, prev?.kind === "WeightGroup" ? prev.items : [], it.items, m.name.name) });
+        } else merged.set(nm, it);
+      }
+    }
   }
+  for (const [path, by] of dropped) model.absentWeights.set(path, { droppedBy: by });
   if (model.unbound.length > 0) return; // shapes need values
 
   const lookup = configLookup(model, diags);
@@ -505,7 +541,7 @@ function resolveWeights(model: ResolvedModel, diags: Diagnostic[]): void {
   for (const it of merged.values()) {
     if (it.kind === "Weight") {
       if (!exists(it)) {
-        model.absentWeights.set(it.name.name, it.when!);
+        model.absentWeights.set(it.name.name, { when: it.when! });
         continue;
       }
       const f = field(it, false);
@@ -520,7 +556,7 @@ function resolveWeights(model: ResolvedModel, diags: Diagnostic[]): void {
         continue;
       }
       if (!exists(sub)) {
-        model.absentWeights.set(`${it.name.name}.${sub.name.name}`, sub.when!);
+        model.absentWeights.set(`${it.name.name}.${sub.name.name}`, { when: sub.when! });
         continue;
       }
       if (sub.tie) diags.push(error("E0206", `ties inside a layer group are not supported ('${sub.name.name}')`, sub.tie.span));

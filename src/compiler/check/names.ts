@@ -16,18 +16,27 @@ export interface ModelNames {
 
 export function modelNames(chain: A.ModelDecl[]): ModelNames {
   const names: ModelNames = { values: new Set(), groups: new Set(), fns: new Set() };
+  const weights = new Set<string>();
   for (const m of chain) {
+    for (const mem of m.members) if (mem.kind === "FnDrop") names.fns.delete(mem.name.name);
     for (const mem of m.members) {
       if (mem.kind === "Config") for (const it of mem.items) it.kind === "ConfigParam" && names.values.add(it.name.name);
       else if (mem.kind === "Weights") {
         for (const it of mem.items) {
-          names.values.add(it.name.name);
+          if (it.kind === "WeightDrop") {
+            weights.delete(it.name.name);
+            names.groups.delete(it.name.name);
+            continue;
+          }
+          weights.add(it.name.name);
           if (it.kind === "WeightGroup") names.groups.add(it.name.name);
+          else names.groups.delete(it.name.name);
         }
       } else if (mem.kind === "State") names.values.add(mem.name.name);
-      else names.fns.add(mem.name.name);
+      else if (mem.kind === "Fn") names.fns.add(mem.name.name);
     }
   }
+  for (const w of weights) names.values.add(w);
   return names;
 }
 
@@ -113,6 +122,8 @@ export function checkNames(fn: A.FnDecl, topFns: ReadonlySet<string>, model: Mod
     if (seenParams.has(p.name.name)) diags.push(error("E0202", `parameter '${p.name.name}' is declared twice`, p.name.span));
     seenParams.add(p.name.name);
   }
+  // forward's body sees P, the positions cached before this step (elaborate.ts binds it).
+  if (model && fn.name.name === "forward") scope.add("P");
   for (const p of fn.params) bindDims(p.type);
   for (const p of fn.params) typeNames(p.type);
   for (const p of fn.params) {

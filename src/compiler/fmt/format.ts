@@ -133,7 +133,7 @@ export function quote(s: string): string {
 export function formatType(t: A.TypeExpr): string {
   switch (t.kind) {
     case "TensorType":
-      return `[${t.dims.map(formatExpr).join(", ")}]${t.dtype ? ` ${t.dtype}` : ""}`;
+      return `[${[...(t.ellipsis ? ["..."] : []), ...t.dims.map(formatExpr)].join(", ")}]${t.dtype ? ` ${t.dtype}` : ""}`;
     case "ScalarType":
       return t.name;
     case "EnumType":
@@ -333,7 +333,8 @@ class Formatter {
         const header = `model ${n.name.name}${n.extends ? ` extends ${n.extends.name}` : ""}`;
         return {
           lines: this.container(n, [header], n.members, depth, {
-            blank: () => "always",
+            // Consecutive `drop fn` lines stay together, as written.
+            blank: (i) => (n.members[i]!.kind === "FnDrop" && n.members[i - 1]?.kind === "FnDrop" ? "preserve" : "always"),
             leadLimit: (m) => this.braceOffset(m),
             render: (m) => this.item(m, depth + 1),
           }),
@@ -351,6 +352,8 @@ class Formatter {
         return { lines: this.container(n, ["weights"], n.items, depth, this.weightSpec(depth + 1)) };
       case "State":
         return { lines: [`state ${n.name.name}: ${formatType(n.type)}`] };
+      case "FnDrop":
+        return { lines: [`drop fn ${n.name.name}`] };
     }
   }
 
@@ -395,6 +398,7 @@ class Formatter {
         if (w.kind === "WeightGroup") {
           return { lines: this.container(w, [`${w.name.name}[${formatExpr(w.count)}]`], w.items, depth, this.weightSpec(depth + 1)) };
         }
+        if (w.kind === "WeightDrop") return { lines: [`drop ${w.name.name}`] };
         return { lines: [], weight: weightCells(w) };
       },
     };

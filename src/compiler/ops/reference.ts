@@ -740,6 +740,12 @@ export const referenceKernels: Readonly<Record<string, Kernel>> = {
     if (n < 0) fail(`arange: n must be ≥ 0, got ${n}`);
     return fill([n], "f32", (i) => i);
   },
+  // The interpreter evaluates the `value` polynomial with this step's T and P (ir/concrete.ts).
+  dim_value: (_, attrs) => {
+    const dtype = attrDType(attrs, "dim_value");
+    const value = attrInt(attrs, "value", "dim_value");
+    return fill([], dtype, () => value);
+  },
 
   neg: unaryNumeric("neg", (x) => -x, (x) => -x | 0),
   abs: unaryNumeric("abs", Math.abs, (x) => Math.abs(x) | 0),

@@ -124,6 +124,15 @@ const defs: OpDef[] = [
       return { shape: [attrs["n"] as Dim], dtype: "f32" };
     },
   },
+  {
+    name: "dim_value", kind: "source", arity: 0, attrs: { value: "dim", dtype: "dtype" },
+    doc: "A symbolic dimension's value (a polynomial of T and P, e.g. `P` or `P + T`) as a rank-0 tensor, computed at each step: `arange(T) + P` in .llm. attrs: value, dtype (f32 or i32).",
+    infer: (_, attrs) => {
+      const dtype = checkDType(attrs["dtype"]);
+      if (dtype !== "f32" && dtype !== "i32") fail(`a dimension's value is an f32 or i32 tensor, not ${dtype}`);
+      return { shape: [], dtype };
+    },
+  },
   // Elementwise
   unary("neg", "-x", false),
   unary("exp", "e^x"),

@@ -61,7 +61,13 @@ export interface ModelDecl extends NodeBase {
   members: ModelMember[]; // in source order (fmt keeps the order)
 }
 
-export type ModelMember = ConfigBlock | WeightsBlock | StateDecl | FnDecl;
+export type ModelMember = ConfigBlock | WeightsBlock | StateDecl | FnDecl | FnDrop;
+
+/** `drop fn name`: the model does not inherit this function from the model it extends. */
+export interface FnDrop extends NodeBase {
+  kind: "FnDrop";
+  name: Ident;
+}
 
 // ---------------------------------------------------------------------------------------------
 // config { … }
@@ -96,7 +102,7 @@ export interface WeightsBlock extends NodeBase {
   items: WeightItem[];
 }
 
-export type WeightItem = WeightDecl | WeightGroup;
+export type WeightItem = WeightDecl | WeightGroup | WeightDrop;
 
 export interface WeightDecl extends NodeBase {
   kind: "Weight";
@@ -131,6 +137,12 @@ export interface WeightGroup extends NodeBase {
   items: WeightItem[];
 }
 
+/** `drop name`: the model does not inherit this weight (or group, or item of a group). */
+export interface WeightDrop extends NodeBase {
+  kind: "WeightDrop";
+  name: Ident;
+}
+
 // ---------------------------------------------------------------------------------------------
 // state name: Type
 
@@ -148,9 +160,14 @@ export type ScalarTypeName = "int" | "f32" | "bool" | "str";
 
 export type TypeExpr = TensorType | ScalarType | EnumType | TupleType | NamedType;
 
-/** `[T, dim] i32` — dims are expressions over config values and shape variables; dtype defaults to f32. */
+/**
+ * `[T, dim] i32` — dims are expressions over config values and shape variables; dtype defaults to f32.
+ * `[..., D]` (ellipsis) has any number of leading dims before `dims`, the same ones wherever a
+ * function's signature writes `...`.
+ */
 export interface TensorType extends NodeBase {
   kind: "TensorType";
+  ellipsis: boolean;
   dims: Expr[];
   dtype: DTypeName | null;
 }

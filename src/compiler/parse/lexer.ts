@@ -39,6 +39,7 @@ export const Hf = keyword("hf", "Hf");
 export const Optional = keyword("optional", "Optional");
 export const When = keyword("when", "When");
 export const If = keyword("if", "If");
+export const Drop = keyword("drop", "Drop");
 // Scalar and element types.
 export const TypeName = createToken({ name: "TypeName", pattern: Lexer.NA, label: "a type name" });
 const typeNameTokens: TokenType[] = [];
@@ -68,6 +69,7 @@ function punct(name: string, pattern: string): TokenType {
 }
 export const Arrow = punct("Arrow", "->");
 export const PipeGt = punct("PipeGt", "|>");
+export const Ellipsis = punct("Ellipsis", "...");
 export const DotDot = punct("DotDot", "..");
 export const StarStar = punct("StarStar", "**");
 export const EqEq = punct("EqEq", "==");
@@ -99,8 +101,8 @@ export const RSquare = punct("RSquare", "]");
 export const LCurly = punct("LCurly", "{");
 export const RCurly = punct("RCurly", "}");
 
-// Order matters: comments before Slash, longer operators before their prefixes, keywords before
-// Identifier, and type names before keywords that prefix them (`int` before `in`).
+// Order matters: comments before Slash, longer operators before their prefixes (`...` before `..`),
+// keywords before Identifier, and type names before keywords that prefix them (`int` before `in`).
 export const allTokens: TokenType[] = [
   WhiteSpace,
   LineComment,
@@ -115,6 +117,7 @@ export const allTokens: TokenType[] = [
   UnterminatedString,
   Arrow,
   PipeGt,
+  Ellipsis,
   DotDot,
   StarStar,
   EqEq,

@@ -109,9 +109,16 @@ class LlmParser extends CstParser {
         { ALT: () => this.SUBRULE(this.weightsBlock) },
         { ALT: () => this.SUBRULE(this.stateDecl) },
         { ALT: () => this.SUBRULE(this.fnDecl) },
+        { ALT: () => this.SUBRULE(this.fnDrop) },
       ]),
     );
     this.CONSUME(T.RCurly);
+  });
+
+  fnDrop = this.RULE("fnDrop", () => {
+    this.CONSUME(T.Drop);
+    this.CONSUME(T.Fn);
+    this.CONSUME(T.Identifier);
   });
 
   configBlock = this.RULE("configBlock", () => {
@@ -159,6 +166,7 @@ class LlmParser extends CstParser {
     this.OR([
       { ALT: () => this.SUBRULE(this.weightGroup) },
       { ALT: () => this.SUBRULE(this.weightDecl) },
+      { ALT: () => this.SUBRULE(this.weightDrop) },
     ]);
     this.OPTION(() => this.CONSUME(T.Semicolon));
   });
@@ -186,6 +194,11 @@ class LlmParser extends CstParser {
         { ALT: () => this.SUBRULE(this.tieClause) },
       ]),
     );
+  });
+
+  weightDrop = this.RULE("weightDrop", () => {
+    this.CONSUME(T.Drop);
+    this.CONSUME(T.Identifier);
   });
 
   ggufClause = this.RULE("ggufClause", () => {
@@ -238,9 +251,17 @@ class LlmParser extends CstParser {
     ]);
   });
 
+  // `...` is accepted at any place in the list so that a misplaced one gets a located message (to-ast.ts).
   tensorType = this.RULE("tensorType", () => {
     this.CONSUME(T.LSquare);
-    this.MANY_SEP({ SEP: T.Comma, DEF: () => this.SUBRULE(this.expr) });
+    this.MANY_SEP({
+      SEP: T.Comma,
+      DEF: () =>
+        this.OR([
+          { ALT: () => this.CONSUME(T.Ellipsis) },
+          { ALT: () => this.SUBRULE(this.expr) },
+        ]),
+    });
     this.CONSUME(T.RSquare);
     this.OPTION(() => this.CONSUME(T.TypeName));
   });

@@ -156,11 +156,13 @@ export class AstBuilder {
       ...this.nodes(n, "weightsBlock"),
       ...this.nodes(n, "stateDecl"),
       ...this.nodes(n, "fnDecl"),
+      ...this.nodes(n, "fnDrop"),
     ].sort((a, b) => (a.location?.startOffset ?? 0) - (b.location?.startOffset ?? 0));
     for (const m of all) {
       if (m.name === "configBlock") members.push(this.configBlock(m));
       else if (m.name === "weightsBlock") members.push(this.weightsBlock(m));
       else if (m.name === "stateDecl") members.push(this.stateDecl(m));
+      else if (m.name === "fnDrop") members.push({ kind: "FnDrop", name: this.ident(this.token(m, "Identifier")), span: this.nodeSpan(m) });
       else members.push(this.fnDecl(m));
     }
     const hasExtends = this.tokens(n, "Extends").length > 0;
@@ -220,6 +222,8 @@ export class AstBuilder {
           },
         ];
       }
+      const drop = this.node(w, "weightDrop");
+      if (drop) return [{ kind: "WeightDrop", name: this.ident(this.token(drop, "Identifier")), span: this.nodeSpan(drop) }];
       const d = this.node(w, "weightDecl");
       return d ? [this.weightDecl(d)] : [];
     });
@@ -229,6 +233,9 @@ export class AstBuilder {
     const span = this.nodeSpan(n);
     const shapeNode = this.node(n, "tensorType");
     const shape = this.nodes(shapeNode, "expr").map((e) => this.expr(e));
+    for (const t of this.tokens(shapeNode, "Ellipsis")) {
+      this.diagnostics.push(error("E0106", "a weight's shape is fixed; '...' (any leading dims) is for the tensor types of functions", this.tokenSpan(t)));
+    }
     if (this.token(shapeNode, "TypeName")) {
       this.diagnostics.push(
         error("E0104", "a weight's element type comes from the weight file; remove the type after the shape", this.tokenSpan(this.token(shapeNode, "TypeName"))),
@@ -297,6 +304,7 @@ export class AstBuilder {
       const dt = this.token(tensor, "TypeName");
       return {
         kind: "TensorType",
+        ellipsis: this.ellipsis(tensor),
         dims: this.nodes(tensor, "expr").map((e) => this.expr(e)),
         dtype: dt ? this.dtype(dt) : null,
         span: this.nodeSpan(tensor),
@@ -325,6 +333,19 @@ export class AstBuilder {
     const tup = this.node(n, "tupleType");
     if (tup) return { kind: "TupleType", elems: this.nodes(tup, "typeExpr").map((t) => this.typeExpr(t)), span: this.nodeSpan(tup) };
     return { kind: "ScalarType", name: "f32", span }; // recovered: error already reported
+  }
+
+  /** Whether a tensor type starts with `...`; a second `...`, or one after a dim, is reported. */
+  private ellipsis(tensor: CstNode): boolean {
+    const marks = this.tokens(tensor, "Ellipsis");
+    const firstDim = this.node(tensor, "expr")?.location?.startOffset ?? Infinity;
+    marks.forEach((t, i) => {
+      if (i > 0) this.diagnostics.push(error("E0106", "a tensor type has at most one '...'", this.tokenSpan(t)));
+      else if (t.startOffset > firstDim) {
+        this.diagnostics.push(error("E0106", "'...' stands for the leading dims, so it comes first: [..., D]", this.tokenSpan(t)));
+      }
+    });
+    return marks.length > 0;
   }
 
   private dtype(t: IToken): A.DTypeName {
