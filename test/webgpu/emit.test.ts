@@ -2,11 +2,13 @@
 // and that nothing from a model's names can reach generated code.
 
 import { afterAll, describe, expect, it } from "vitest";
-import { symDim } from "../../src/compiler/base/symbolic.js";
+import { addDim, constDim, symDim, type Dim } from "../../src/compiler/base/symbolic.js";
 import { renderExpr } from "../../src/compiler/emit/shared/expr.js";
 import { CPU_TUNING, emitPlan, GPU_TUNING } from "../../src/compiler/emit/wgsl/index.js";
-import { checkGenerated, offsetExpr } from "../../src/compiler/emit/wgsl/kernel.js";
-import { f32Literal, wgsl } from "../../src/compiler/emit/wgsl/lang.js";
+import { dimExprWith } from "../../src/compiler/emit/shared/context.js";
+import { offsetExpr as sharedOffsetExpr } from "../../src/compiler/emit/shared/indexing.js";
+import { checkGenerated } from "../../src/compiler/emit/wgsl/kernel.js";
+import { f32Literal, u32Literal, wgsl } from "../../src/compiler/emit/wgsl/lang.js";
 import { parseGraph } from "../../src/compiler/ir/text.js";
 import type { ExprProgram } from "../../src/compiler/ops/expr.js";
 import { buildStepPlan } from "../../src/compiler/plan/build.js";
@@ -14,7 +16,7 @@ import { planToJson } from "../../src/compiler/plan/json.js";
 import { releaseSharedGpu } from "../../src/runtime/webgpu/device.js";
 import { isSoftwareAdapter } from "../../src/runtime/webgpu/tuning.js";
 import { wgslProfile } from "../../src/compiler/target/wgsl.js";
-import { compareRuns, GraphBuilder } from "./helpers.js";
+import { compareRuns, dims, GraphBuilder } from "./helpers.js";
 
 afterAll(releaseSharedGpu);
 
@@ -77,6 +79,9 @@ describe("the shared expression renderer", () => {
     expect(f32Literal(1e39)).toBe("llmc_inf()"); // past the f32 range
   });
 
+  const u = (d: Dim) => dimExprWith(d, () => "P", u32Literal);
+  const offsetExpr = (i: string, shape: (number | Dim)[], strides: (number | Dim)[], base = 0) => sharedOffsetExpr(i, dims(shape), dims(strides), u, constDim(base));
+
   it("simplifies index arithmetic for contiguous, broadcast and strided reads", () => {
     expect(offsetExpr("i", [4, 8], [8, 1])).toBe("i");
     expect(offsetExpr("i", [4, 8], [0, 1])).toBe("(i % 8u)");
@@ -84,6 +89,16 @@ describe("the shared expression renderer", () => {
     expect(offsetExpr("i", [4, 8], [0, 0], 12)).toBe("12u");
     expect(offsetExpr("i", [2, 3, 4], [1, 8, 2])).toBe("(i / 12u) + (i % 12u) * 2u"); // dims 1, 2 merge
     expect(offsetExpr("i", [2, 3, 4], [1, 9, 2])).toBe("(i / 12u) + ((i / 4u) % 3u) * 9u + (i % 4u) * 2u");
+  });
+
+  it("writes sizes and strides that depend on P as expressions of P, merging contiguous dims alike", () => {
+    const S = addDim(symDim("P"), constDim(2));
+    expect(u(S)).toBe("(P + 2u)");
+    expect(u(new Map([["P*P", 1], ["P", 3], ["", -1]]))).toBe("(P * P + P * 3u - 1u)");
+    expect(offsetExpr("i", [S, 8], [8, 1])).toBe("i");
+    expect(offsetExpr("i", [4, S], [S, 1])).toBe("i");
+    expect(offsetExpr("i", [4, S], [0, 1])).toBe("(i % (P + 2u))");
+    expect(offsetExpr("i", [S, 4], [1, S])).toBe("(i / 4u) + (i % 4u) * (P + 2u)"); // a transpose of [4, P + 2]
   });
 });
 

@@ -65,13 +65,14 @@ function isTrivialTranspose(n: Node, input: Node): boolean {
   return kept.every((p, i) => i === 0 || p > kept[i - 1]!);
 }
 
-/** The weight W of `x @ transpose(W)` with W [N, K]: the linear kernel reads W directly. */
+/** The weight W of `x @ transpose(W)` with W [N, K]: the linear kernel reads W directly (its rows
+ *  are tiled, so N must not depend on P; x's rows may). */
 function linearWeight(m: Node, nodes: ReadonlyMap<number, Node>): number | null {
   const b = nodes.get(m.inputs[1]!)!;
   if (b.op !== "transpose" || m.inputs[0] === b.id) return null;
   const perm = b.attrs["perm"] as number[];
   const w = nodes.get(b.inputs[0]!)!;
-  if (w.ty.shape.length !== 2 || perm.length !== 2 || perm[0] !== 1 || perm[1] !== 0) return null;
+  if (w.ty.shape.length !== 2 || perm.length !== 2 || perm[0] !== 1 || perm[1] !== 0 || dependsOnP(w.ty.shape)) return null;
   if (nodes.get(m.inputs[0]!)!.ty.shape.length < 2) return null;
   return w.id;
 }
@@ -163,14 +164,8 @@ export function buildStepPlan(graph: Graph, opts: PlanOptions): StepPlan {
     placement.set(n.id, { buffer: id, offset: 0 });
     storage.set(n.id, "literal");
   };
+  // Kernels over P-dependent shapes are sized for the largest P and read P at each step (emit/).
   const dispatch = (d: Omit<Dispatch, "index">) => {
-    const kind = d.kernel;
-    const pDependent = [d.node, ...d.inputs].filter((id) => dependsOnP(nodes.get(id)!.ty.shape));
-    const allowed = kind === "attention" ? pDependent.every((id) => id !== d.node) : kind === "kv_append" ? pDependent.every((id) => id === d.node) : pDependent.length === 0;
-    if (!allowed) {
-      const n = nodes.get(pDependent[0]!)!;
-      throw new PlanError(`%${d.node} (${nodes.get(d.node)!.op}): a ${kind} kernel over %${n.id} ${formatShape(n.ty.shape)}, whose shape depends on the past length P, is not supported yet`);
-    }
     const made: Dispatch = { index: dispatches.length, ...d };
     dispatches.push(made);
     for (const o of dispatchOutputs(made)) writer.set(o, made);
@@ -216,11 +211,10 @@ export function buildStepPlan(graph: Graph, opts: PlanOptions): StepPlan {
         if (!needsBuffer(n)) storage.set(n.id, "inlined");
         else literalBuffer(n, [scalarOf(n.id)!.value]);
         break;
-      case "arange": {
-        const count = product(concreteDims(n.ty.shape, `%${n.id} (arange)`));
-        literalBuffer(n, Array.from({ length: count }, (_, i) => i));
+      case "arange":
+        // 0, 1, … up to the largest P: every step reads the first n.
+        literalBuffer(n, Array.from({ length: elementsAtMax(n) }, (_, i) => i));
         break;
-      }
       case "reshape":
         views.set(n.id, { source: src!, offset: 0 });
         break;
@@ -241,6 +235,7 @@ export function buildStepPlan(graph: Graph, opts: PlanOptions): StepPlan {
         else dispatch({ kernel: "transpose", node: n.id, inputs: [src!] });
         break;
       case "kv_append": {
+        if (dependsOnP(nodes.get(src!)!.ty.shape)) throw new PlanError(`%${n.id} appends ${formatShape(nodes.get(src!)!.ty.shape)} rows to the KV cache; a step appends its own T rows`);
         const state = String(n.attrs["state"]);
         const layer = n.attrs["layer"] as number;
         const which = n.attrs["which"] === "v" ? "v" : "k";

@@ -19,7 +19,10 @@ const SHARED_LIMIT = 48 * 1024;
 const KEYS_PER_SPLIT = 16;
 
 interface AttentionParts {
+  /** Queries: at most T (at the largest P), `tExpr` in the step (queries over the cache depend on P). */
   T: number;
+  tExpr: string;
+  tFixed: boolean;
   HQ: number;
   HKV: number;
   D: number;
@@ -32,19 +35,21 @@ interface AttentionParts {
 function parts(ctx: DispatchContext): AttentionParts {
   const n = ctx.outputNode;
   const [q, k, v] = ctx.dispatch.inputs as [number, number, number];
-  const [T, HQ, D] = ctx.shape(q) as [number, number, number];
+  const [tDim, ...rest] = ctx.dims(q);
+  const [HQ, D] = rest.map((d) => ctx.constant(d)) as [number, number];
+  const T = ctx.atMax(tDim!);
   const kTy = ctx.node(k).ty.shape;
   const HKV = constOf(kTy[1]!)!;
   if (constOf(ctx.node(v).ty.shape[2]!) !== D) throw new Error(`${ctx.label()}: attention with a value head_dim different from the key head_dim is not supported by the CUDA backend`);
   if (D > 512) throw new Error(`${ctx.label()}: head_dim ${D} is larger than the CUDA attention kernels take (512)`);
   const scale = typeof n.attrs["scale"] === "number" ? (n.attrs["scale"] as number) : 1 / Math.sqrt(D);
   const window = (n.attrs["window"] as number | undefined) ?? 0;
-  return { T, HQ, HKV, D, sExpr: dimExpr(kTy[0]!), causal: n.attrs["causal"] === true, window: window > 0 ? window : 0, scale: f32Literal(scale) };
+  return { T, tExpr: dimExpr(tDim!), tFixed: constOf(tDim!) !== null, HQ, HKV, D, sExpr: dimExpr(kTy[0]!), causal: n.attrs["causal"] === true, window: window > 0 ? window : 0, scale: f32Literal(scale) };
 }
 
 export function emitAttention(ctx: DispatchContext): Emitted {
   const a = parts(ctx);
-  return a.T <= ctx.tuning.attention.decodeMaxQueries ? decode(ctx, a) : prefill(ctx, a);
+  return a.tFixed && a.T <= ctx.tuning.attention.decodeMaxQueries ? decode(ctx, a) : prefill(ctx, a);
 }
 
 function decode(ctx: DispatchContext, a: AttentionParts): Emitted {
@@ -155,12 +160,12 @@ function prefill(ctx: DispatchContext, a: AttentionParts): Emitted {
   }
   const block = warps * 32;
   const kernel = makeKernel("attention", "attention_prefill", params, [], {
-    t: T, hq: HQ, hkv: HKV, group: HQ / HKV, dim: D, perLane, warps, qpw, bq, bk, block,
+    t: a.tExpr, hq: HQ, hkv: HKV, group: HQ / HKV, dim: D, perLane, warps, qpw, bq, bk, block,
     sExpr: a.sExpr, causal: a.causal, window: a.window, scale: a.scale,
     q: qb, k: kb, v: vb, accumulate, store,
   });
   return {
     kernels: [kernel],
-    launches: [{ kernel: kernel.name, grid: [Math.ceil(T / bq), HQ, 1], block: [block, 1, 1], args: params.args, dispatch: ctx.dispatch.index }],
+    launches: [{ kernel: kernel.name, grid: [Math.max(1, Math.ceil(T / bq)), HQ, 1], block: [block, 1, 1], args: params.args, dispatch: ctx.dispatch.index }],
   };
 }

@@ -4,11 +4,14 @@
 // reductions run on a group of threads per row: each strides over the row, then warp shuffles (and
 // shared memory past one warp) combine the partial results (cudaLang's rowGroup).
 
+import { constOf } from "../shared/context.js";
 import { elementwiseBody } from "../shared/elementwise.js";
+import { dimProduct } from "../shared/indexing.js";
 import { renderRows, rowSpec } from "../shared/rows.js";
+import type { Extent } from "../shared/params.js";
 import type { DispatchContext } from "./context.js";
 import { checkIndexRange, makeKernel, ParamSet, strideGrid, type CudaKernel, type CudaLaunch } from "./kernel.js";
-import { cudaLang, intLiteral } from "./lang.js";
+import { cudaLang } from "./lang.js";
 
 export interface Emitted {
   kernels: CudaKernel[];
@@ -23,17 +26,22 @@ export function single(ctx: DispatchContext, kernel: CudaKernel, params: ParamSe
 export function emitElementwise(ctx: DispatchContext): Emitted {
   const d = ctx.dispatch;
   if (d.program!.nodes.some((n) => n.kind === "reduce")) return emitRows(ctx);
-  const params = new ParamSet(ctx);
-  const e = elementwiseBody(params);
-  const t = ctx.tuning.elementwise;
-  checkIndexRange(e.count + t.block * t.maxBlocks, ctx.label());
-  const kernel = makeKernel(d.kernel, "elementwise", params, e.helpers, {
-    what: d.kernel === "fused" ? "fused elementwise program" : `elementwise ${ctx.outputNode.op}`,
-    count: intLiteral(e.count),
-    block: t.block,
-    body: e.body,
+  return perElement(ctx, (params) => {
+    const e = elementwiseBody(params);
+    return { what: d.kernel === "fused" ? "fused elementwise program" : `elementwise ${ctx.outputNode.op}`, ...e };
   });
-  return single(ctx, kernel, params, strideGrid(e.count, t.block, t.maxBlocks), t.block);
+}
+
+/** A kernel running a shared body for each element `i` below its count, one per thread of a
+ *  grid-stride loop sized for the count at the largest P (codegen-templates/cuda/element.hbs). */
+export function perElement(ctx: DispatchContext, of: (params: ParamSet) => { what: string; count: Extent; body: string[]; helpers?: string[] }): Emitted {
+  const params = new ParamSet(ctx);
+  const { what, count, body, helpers } = of(params);
+  const t = ctx.tuning.elementwise;
+  checkIndexRange(count.max + t.block * t.maxBlocks, ctx.label());
+  for (const id of ctx.dispatch.inputs) checkIndexRange(ctx.atMax(dimProduct(ctx.dims(id))), `${ctx.label()}'s input %${id}`);
+  const kernel = makeKernel(ctx.dispatch.kernel, "element", params, helpers ?? [], { what, count: count.code, block: t.block, body });
+  return single(ctx, kernel, params, strideGrid(count.max, t.block, t.maxBlocks), t.block);
 }
 
 const nextPow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
@@ -48,26 +56,29 @@ function emitRows(ctx: DispatchContext): Emitted {
   const params = new ParamSet(ctx);
   const spec = rowSpec(params);
   const t = ctx.tuning.row;
-  const group = rowGroup(spec.length, t.block, t.elementsPerThread);
+  const group = rowGroup(spec.length.max, t.block, t.elementsPerThread);
   const rowsPerBlock = Math.max(1, Math.floor(t.block / group));
   const block = group * rowsPerBlock;
-  checkIndexRange(spec.rows * spec.length + block, ctx.label());
-  const r = renderRows(spec, cudaLang(group));
+  checkIndexRange(spec.rows.max * spec.length.max + block, ctx.label());
+  const lang = cudaLang(group);
+  const r = renderRows(spec, lang);
   const kernel = makeKernel(ctx.dispatch.kernel, "row", params, r.helpers, {
-    rows: intLiteral(spec.rows),
-    length: intLiteral(spec.length),
+    rows: spec.rows.code,
+    length: spec.length.code,
     group,
     rowsPerBlock,
     block,
     warps: block / 32,
     blockReduce: group > 32,
-    rowSetup: spec.rowSetup,
+    // Where the rows depend on P, rows that do not exist compute no row base: its divisors may be 0
+    // when there are none.
+    rowSetup: spec.rowBases.map((v) => lang.letIndex(v.name, constOf(spec.rows.dim) === null ? `live ? ${v.value} : 0` : v.value)),
     pre: r.pre,
     perRow: spec.perRow,
     body: r.body,
     store: r.store,
   });
-  return single(ctx, kernel, params, [Math.ceil(spec.rows / rowsPerBlock), 1, 1], block);
+  return single(ctx, kernel, params, [Math.max(1, Math.ceil(spec.rows.max / rowsPerBlock)), 1, 1], block);
 }
 
 /** sum / mean / amax over one axis: rows are (outer, inner) pairs, the row runs along the axis. */

@@ -5,7 +5,7 @@
 
 import { dimSymbols, type Dim } from "../../base/symbolic.js";
 import { nodeMap, type Graph } from "../../ir/graph.js";
-import type { KernelKind, PlanBuffer, StepPlan } from "../../plan/plan.js";
+import { dispatchOutputs, type KernelKind, type PlanBuffer, type StepPlan } from "../../plan/plan.js";
 import type { DType } from "../../ops/table.js";
 import { kernelFamilies } from "../shared/families.js";
 import { checkGenerated, renderTemplate, type BufferArg, type CudaKernel, type CudaLaunch } from "./kernel.js";
@@ -14,8 +14,8 @@ import type { DeviceWeight } from "../../target/program.js";
 import type { StorageDType } from "../../target/storage.js";
 import { DispatchContext, ELEMENT_BYTES, type EmitEnv } from "./context.js";
 import { emitElementwise, emitReduce, type Emitted } from "./elementwise.js";
-import { emitCopy, emitGather, emitKvAppend, emitRotary } from "./layout.js";
-import { emitLinear, emitMatmul } from "./linear.js";
+import { emitCopy, emitGather, emitKvAppend, emitMatmul, emitRotary } from "./layout.js";
+import { emitLinear } from "./linear.js";
 import { archName, tuningFor, type ComputeCapability, type CudaTuning } from "./tuning.js";
 
 export type { CudaKernel, CudaLaunch, BufferArg } from "./kernel.js";
@@ -112,10 +112,15 @@ function isPaddingSafe(graph: Graph, plan: StepPlan): boolean {
     if (n.ty.shape.slice(1).some((d) => dimSymbols(d).includes("T"))) return false;
     if (n.op === "attention" && n.attrs["causal"] !== true) return false;
   }
+  const specialised = nodeMap(plan.graph);
+  const overPast = (id: number) => specialised.get(id)!.ty.shape.some((dim) => dimSymbols(dim).includes("P"));
   for (const d of plan.dispatches) {
     const g = generic.get(d.node);
     const tDependent = g ? g.ty.shape.some((dim) => dimSymbols(dim).length > 0) : true;
     if (!TOKEN_LOCAL.has(d.kernel) && tDependent) return false;
+    // Beyond the cache's own kernels, a kernel over the positions so far would read the padded
+    // tokens' rows, and its buffers are sized for P + chunk ≤ max_seq_len, which padding passes.
+    if (d.kernel !== "attention" && d.kernel !== "kv_append" && [...d.inputs, ...dispatchOutputs(d)].some(overPast)) return false;
   }
   return true;
 }
@@ -165,8 +170,9 @@ function emitStep(graph: Graph, plan: StepPlan, tuning: CudaTuning, weights: Rea
     launches.push(...e.launches);
   }
   const generic = nodeMap(graph);
+  const specialised = nodeMap(plan.graph);
   const outputs = plan.outputs.map((id): CudaOutput => {
-    const n = plan.graph.nodes.find((m) => m.id === id)!;
+    const n = specialised.get(id)!;
     const p = plan.placement.get(id)!;
     const lead = generic.get(id)?.ty.shape[0];
     return { node: id, buffer: p.buffer, offsetBytes: p.offset * ELEMENT_BYTES, shape: n.ty.shape, dtype: n.ty.dtype, perToken: lead !== undefined && dimSymbols(lead).includes("T") };

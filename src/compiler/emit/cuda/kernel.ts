@@ -1,5 +1,6 @@
-// What every CUDA kernel family shares: the kernel and launch records, parameters, index arithmetic
-// and the Handlebars templates (codegen-templates/cuda/<family>.hbs).
+// What every CUDA kernel family shares: the kernel and launch records, parameters, launch grids and
+// the Handlebars templates (codegen-templates/cuda/<family>.hbs; index arithmetic is shared with
+// WGSL: emit/shared/indexing.ts).
 //
 // Buffers reach a kernel as pointer parameters (p0, p1, …) with the tensor's offset already added by
 // the launch, so one kernel serves every layer: the module has one copy of each distinct kernel,
@@ -8,13 +9,10 @@
 // names could have brought in (quotes, backslashes, non-ASCII).
 
 import { createHash } from "node:crypto";
-import { offsetExpr as sharedOffsetExpr } from "../shared/indexing.js";
 import { KernelParams } from "../shared/params.js";
 import { checkGenerated as checkText, Templates } from "../shared/templates.js";
 import { PAST, type DispatchContext } from "./context.js";
-import { cudaLang, intLiteral, pointerType } from "./lang.js";
-
-export { product } from "../shared/indexing.js";
+import { cudaLang, pointerType } from "./lang.js";
 
 export interface CudaKernel {
   family: string;
@@ -69,12 +67,6 @@ export class ParamSet extends KernelParams {
   types(): string[] {
     return this.list.map(pointerType);
   }
-}
-
-/** The int offset of element `i` (row-major over `shape`) of a tensor read through `strides` (one
- *  per dim of `shape`; 0 where it is broadcast): `i`, `i % 32`, `0` in the common cases. */
-export function offsetExpr(i: string, shape: readonly number[], strides: readonly number[]): string {
-  return sharedOffsetExpr(i, shape, strides, intLiteral);
 }
 
 /** Blocks for a grid-stride loop over `count` items. */

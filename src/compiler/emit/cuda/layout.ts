@@ -1,12 +1,16 @@
 // Data movement: gather (embedding lookup, dequantising the table's storage format), rotary
 // embedding, appending to the KV cache, and the layout ops the plan could not turn into views —
-// transposes, slices that are not contiguous, concatenation — as strided copies.
+// transposes, slices that are not contiguous, concatenation — as strided copies; and the batched
+// matmul, which like the copies and rotary runs a shared body per output element.
 
+import { constDim, mulDim } from "../../base/symbolic.js";
+import { rotaryBody } from "../shared/elementwise.js";
+import { matmulOf } from "../shared/geometry.js";
+import { dimProduct } from "../shared/indexing.js";
 import { copyOf } from "../shared/layout.js";
 import type { DispatchContext } from "./context.js";
-import type { Emitted } from "./elementwise.js";
-import { single } from "./elementwise.js";
-import { checkIndexRange, makeKernel, ParamSet, product, strideGrid } from "./kernel.js";
+import { perElement, single, type Emitted } from "./elementwise.js";
+import { checkIndexRange, makeKernel, ParamSet, strideGrid } from "./kernel.js";
 import { intLiteral, storageType } from "./lang.js";
 import { deviceLayout } from "../../target/storage.js";
 
@@ -20,11 +24,11 @@ export function emitGather(ctx: DispatchContext): Emitted {
   const d = ctx.dispatch;
   const [table, ids] = d.inputs as [number, number];
   const [V, D] = ctx.shape(table) as [number, number];
-  const nIds = product(ctx.shape(ids));
-  const count = nIds * D;
   checkIndexRange(V * D, `${ctx.label()}'s table`);
   const format = ctx.format(table);
   const params = new ParamSet(ctx);
+  const nIds = dimProduct(ctx.dims(ids));
+  const count = params.extent(mulDim(nIds, constDim(D)));
   const ta = ctx.arg(table);
   const ia = ctx.arg(ids);
   const idBuf = params.buffer(ia.buffer, ia.offsetBytes, "int", "read");
@@ -63,39 +67,24 @@ export function emitGather(ctx: DispatchContext): Emitted {
   }
   const t = ctx.tuning.elementwise;
   const kernel = makeKernel("gather", "gather", params, [], {
-    rows: V, width: D, format, ids: nIds, count: intLiteral(count), maxId: V - 1, idBuf, load, block: t.block,
+    rows: V, width: D, format, ids: params.dim(nIds), count: count.code, maxId: V - 1, idBuf, load, block: t.block,
   });
-  return single(ctx, kernel, params, grid(ctx, count), t.block);
+  return single(ctx, kernel, params, grid(ctx, count.max), t.block);
 }
 
 /** transpose, slice and concat: a copy (emit/shared/layout.ts), one element per thread of a grid-stride loop. */
 export function emitCopy(ctx: DispatchContext): Emitted {
-  const params = new ParamSet(ctx);
-  const { what, count, body } = copyOf(params);
-  const t = ctx.tuning.elementwise;
-  const kernel = makeKernel(ctx.dispatch.kernel, "copy", params, [], { what, count: intLiteral(count), body, block: t.block });
-  return single(ctx, kernel, params, grid(ctx, count), t.block);
+  return perElement(ctx, copyOf);
 }
 
+/** The batched matmul (emit/shared/geometry.ts), one output element per thread. */
+export function emitMatmul(ctx: DispatchContext): Emitted {
+  return perElement(ctx, matmulOf);
+}
 
+/** Rotary embedding (emit/shared/elementwise.ts), one pair per thread. */
 export function emitRotary(ctx: DispatchContext): Emitted {
-  const d = ctx.dispatch;
-  const [x, cos, sin] = d.inputs as [number, number, number];
-  const [T, H, D] = ctx.shape(x) as [number, number, number];
-  const half = D / 2;
-  const params = new ParamSet(ctx);
-  const ptr = (id: number, access: "read" | "write") => {
-    const a = ctx.arg(id);
-    return params.buffer(a.buffer, a.offsetBytes, "float", access);
-  };
-  const xb = ptr(x, "read");
-  const cb = ptr(cos, "read");
-  const sb = ptr(sin, "read");
-  const out = ptr(d.node, "write");
-  const pairs = T * H * half;
-  const t = ctx.tuning.elementwise;
-  const kernel = makeKernel("rotary", "rotary", params, [], { t: T, heads: H, dim: D, half, pairs: intLiteral(pairs), x: xb, cos: cb, sin: sb, out, block: t.block });
-  return single(ctx, kernel, params, grid(ctx, pairs), t.block);
+  return perElement(ctx, rotaryBody);
 }
 
 export function emitKvAppend(ctx: DispatchContext): Emitted {

@@ -23,16 +23,20 @@
 // A prefill segment is one launch of its kernel (rows scaled by a prologue pre-pass in the same
 // kernel), then, when it rotates, a launch of the rotation in place.
 //
-// `matmul` is the general batched product for everything else.
+// x may have rows that depend on P (a linear over the KV cache): such a linear runs as tiles over
+// its rows at the largest P that stop at the step's rows. (`matmul`, the general batched product, is
+// a per-element kernel: emit/cuda/layout.ts.)
 
+import { constDim, mulDim, type Dim } from "../../base/symbolic.js";
 import type { LinearKernel, LinearSegment } from "../../plan/plan.js";
+import { constOf } from "../shared/context.js";
+import { offsetExpr } from "../shared/indexing.js";
 import { linearOf, linearX, prologueElement, prologueSources, reductionStart, rotateStored, rowScale, segmentOutput, type LinearX, type SegmentOutput } from "../shared/linear.js";
-import { matmulGeometry } from "../shared/geometry.js";
 import type { DispatchContext } from "./context.js";
 import type { StorageDType } from "../../target/storage.js";
 import type { Emitted } from "./elementwise.js";
 import { single } from "./elementwise.js";
-import { checkIndexRange, makeKernel, offsetExpr, ParamSet, product, strideGrid, type CudaKernel, type CudaLaunch } from "./kernel.js";
+import { checkIndexRange, makeKernel, ParamSet, strideGrid, type CudaKernel, type CudaLaunch } from "./kernel.js";
 import { cudaLang, intLiteral, loadAs, storageType } from "./lang.js";
 import { deviceLayout } from "../../target/storage.js";
 
@@ -42,13 +46,19 @@ const indent = (lines: string[], n = 2) => lines.map((l) => " ".repeat(n) + l);
 
 // ------------------------------------------------------------------------------------------ x
 
-/** Element offset of row `m` (a number) of a tensor read through `rowStrides` over `rowShape`. */
-function rowOffset(m: number, rowShape: readonly number[], rowStrides: readonly number[]): number {
+/** Element offset of row `m` (a number) of a tensor read through `rowStrides` over `rowShape`, all
+ *  constant (the matvec's few rows never depend on P). */
+function rowOffset(m: number, rowShape: readonly Dim[], rowStrides: readonly Dim[]): number {
+  const value = (d: Dim) => {
+    const c = constOf(d);
+    if (c === null) throw new Error("internal: a matvec over rows that depend on P");
+    return c;
+  };
   let off = 0;
   let rest = m;
   for (let d = rowShape.length - 1; d >= 0; d--) {
-    off += (rest % rowShape[d]!) * rowStrides[d]!;
-    rest = Math.floor(rest / rowShape[d]!);
+    off += (rest % value(rowShape[d]!)) * value(rowStrides[d]!);
+    rest = Math.floor(rest / value(rowShape[d]!));
   }
   return off;
 }
@@ -103,7 +113,7 @@ function segmentRefs(ctx: DispatchContext, params: ParamSet, seg: LinearSegment,
 export function emitLinear(ctx: DispatchContext): Emitted {
   const k = linearOf(ctx.dispatch);
   const x = linearX(ctx, k);
-  if (x.M <= ctx.tuning.matvec.maxRows) return matvec(ctx, k, x);
+  if (constOf(x.rows) !== null && x.M <= ctx.tuning.matvec.maxRows) return matvec(ctx, k, x);
   const kernels: CudaKernel[] = [];
   const launches: CudaLaunch[] = [];
   k.segments.forEach((seg) => {
@@ -294,7 +304,8 @@ function gemm(ctx: DispatchContext, seg: LinearSegment, x: LinearX): Emitted {
   const ref = segmentRefs(ctx, params, seg, x);
   const f = ref.format;
   const half = f === "f32" ? (ctx.env.f32TensorCores ? "__half" : null) : f === "bf16" ? (ctx.tuning.minArch.major >= 8 ? "__nv_bfloat16" : null) : "__half";
-  const sourceBases = x.sources.map((s, i) => `const int sb${i} = ${offsetExpr("gm", x.rowShape, s.rowStrides)};`);
+  const sourceBases = x.sources.map((s, i) => `const int sb${i} = ${offsetExpr("gm", x.rowShape, s.rowStrides, params.dim)};`);
+  const rows = params.dim(x.rows);
   const xLoad = [...sourceBases, ...xElement(x, srcPtr, (i) => `sb${i}`, "gk", "xv", null, helpers)];
   // The prologue's row scales: one warp per row of the tile, reductions over the whole row.
   const scalePass = (bm: number, warps: number): string[] => {
@@ -306,7 +317,7 @@ function gemm(ctx: DispatchContext, seg: LinearSegment, x: LinearX): Emitted {
       `for (int mm = threadIdx.x >> 5; mm < ${bm}; mm += ${warps}) {`,
       "  const int gm = m0 + mm;",
       ...reds.map((rd, j) => `  float red${j} = ${reductionStart(lang, rd.op)};`),
-      `  if (gm < ${x.M}) {`,
+      `  if (gm < ${rows}) {`,
       ...indent(sourceBases, 4),
       `    for (int k = (threadIdx.x & 31); k < ${x.K}; k += 32) {`,
       ...indent(loop, 6),
@@ -327,7 +338,7 @@ function gemm(ctx: DispatchContext, seg: LinearSegment, x: LinearX): Emitted {
   let kernel: CudaKernel;
   let grid: [number, number, number];
   let block: number;
-  const common = { m: M, n: N, k: K, weights: W, format: f, xLoad };
+  const common = { m: rows, n: N, k: K, weights: W, format: f, xLoad };
   const wmmaShape = half ? wmmaTile(ctx, W) : null;
   if (half && wmmaShape) {
     const s = wmmaShape;
@@ -346,7 +357,7 @@ function gemm(ctx: DispatchContext, seg: LinearSegment, x: LinearX): Emitted {
       xsBytes: s.xsBytes, smemBytes: s.smemBytes, block, scalePass: scalePass(s.bm, block / 32),
       wLoads, epilogue: epilogue((w) => acc(`cs[(${w * s.bm} + mm) * ${s.ldc} + nn]`, "mm")),
     });
-    grid = [Math.ceil(N / s.bn), Math.ceil(M / s.bm), 1];
+    grid = [Math.ceil(N / s.bn), Math.max(1, Math.ceil(M / s.bm)), 1];
   } else {
     const t = ctx.tuning.simt;
     const bm = t.threadsM * t.tm;
@@ -357,7 +368,7 @@ function gemm(ctx: DispatchContext, seg: LinearSegment, x: LinearX): Emitted {
       ...common, threadsM: t.threadsM, threadsN: t.threadsN, tm: t.tm, tn: t.tn, bm, bn, bk: t.bk, block, scalePass: scalePass(bm, block / 32),
       wLoads, epilogue: epilogue((w) => acc(`acc[${w}][i][j]`, `ty + i * ${t.threadsM}`)),
     });
-    grid = [Math.ceil(N / bn), Math.ceil(M / bm), 1];
+    grid = [Math.ceil(N / bn), Math.max(1, Math.ceil(M / bm)), 1];
   }
   if (grid[1] > 65535) throw new Error(`${ctx.label()}: ${M} rows are more than the tiled kernel's grid takes`);
   const kernels = [kernel];
@@ -388,36 +399,14 @@ function wmmaTile(ctx: DispatchContext, W: number) {
 function rotateInPlace(ctx: DispatchContext, seg: LinearSegment, x: LinearX, N: number): Emitted {
   const params = new ParamSet(ctx);
   const helpers = new Set<string>();
-  const pairs = x.M * (N / 2);
+  const pairs = params.extent(mulDim(x.rows, constDim(N / 2)));
   const t = ctx.tuning.elementwise;
-  checkIndexRange(pairs * 2 + t.block * t.maxBlocks, ctx.label());
+  checkIndexRange(pairs.max * 2 + t.block * t.maxBlocks, ctx.label());
   const body = [
     `const int m = i / ${N / 2};`,
     `const int c = 2 * (i % ${N / 2});`,
     ...rotateStored(params, seg, x.rowShape, "m", "c", helpers),
   ];
-  const kernel = makeKernel(ctx.dispatch.kernel, "rotate", params, [...helpers], { pairs: intLiteral(pairs), n: N, headDim: seg.rotation!.headDim, body, block: t.block });
-  return { kernels: [kernel], launches: [{ kernel: kernel.name, grid: strideGrid(pairs, t.block, t.maxBlocks), block: [t.block, 1, 1], args: params.args, dispatch: ctx.dispatch.index }] };
-}
-
-// ------------------------------------------------------------------------------------------ matmul
-
-/** a [.., M, K] @ b [.., K, N] with broadcast batch dims. */
-export function emitMatmul(ctx: DispatchContext): Emitted {
-  const d = ctx.dispatch;
-  const { a, b: bm, as, bs, M, K, N, batch, aStrides, bStrides, count } = matmulGeometry(ctx);
-  const t = ctx.tuning.elementwise;
-  checkIndexRange(Math.max(count, product(as), product(bs)) + t.block * t.maxBlocks, ctx.label());
-  const params = new ParamSet(ctx);
-  const aa = ctx.arg(a);
-  const ba = ctx.arg(bm);
-  const an = params.buffer(aa.buffer, aa.offsetBytes, "float", "read");
-  const bn = params.buffer(ba.buffer, ba.offsetBytes, "float", "read");
-  const oa = ctx.arg(d.node);
-  const out = params.buffer(oa.buffer, oa.offsetBytes, "float", "write");
-  const kernel = makeKernel("matmul", "matmul", params, [], {
-    m: M, n: N, k: K, mn: intLiteral(M * N), count: intLiteral(count), a: an, b: bn, out,
-    aBase: offsetExpr("batch", batch, aStrides), bBase: offsetExpr("batch", batch, bStrides), block: t.block,
-  });
-  return single(ctx, kernel, params, strideGrid(count, t.block, t.maxBlocks), t.block);
+  const kernel = makeKernel(ctx.dispatch.kernel, "rotate", params, [...helpers], { pairs: pairs.code, n: N, headDim: seg.rotation!.headDim, body, block: t.block });
+  return { kernels: [kernel], launches: [{ kernel: kernel.name, grid: strideGrid(pairs.max, t.block, t.maxBlocks), block: [t.block, 1, 1], args: params.args, dispatch: ctx.dispatch.index }] };
 }

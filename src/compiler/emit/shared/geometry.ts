@@ -1,8 +1,11 @@
 // Target-independent geometry of the layout and matmul kernels: what the WGSL and CUDA emitters
-// compute the same way before each writes its own bindings and syntax.
+// compute the same way before each writes its own bindings and syntax. Sizes are dims (constants or
+// polynomials of P).
 
+import { mulDim, type Dim } from "../../base/symbolic.js";
 import type { PlanContext } from "./context.js";
-import { broadcastStrides, product } from "./indexing.js";
+import { broadcastStrides, dimProduct, offsetExpr } from "./indexing.js";
+import type { Extent, KernelParams } from "./params.js";
 
 /** A possibly negative axis attribute as an index into a shape of `rank` dims. */
 export const axisOf = (attr: unknown, rank: number) => ((attr as number) < 0 ? (attr as number) + rank : (attr as number));
@@ -11,28 +14,50 @@ export const axisOf = (attr: unknown, rank: number) => ((attr as number) < 0 ? (
 export function matmulGeometry(ctx: PlanContext) {
   const d = ctx.dispatch;
   const [a, b] = d.inputs as [number, number];
-  const as = ctx.shape(a);
-  const bs = ctx.shape(b);
-  const outShape = ctx.shape(d.node);
+  const as = ctx.dims(a);
+  const bs = ctx.dims(b);
+  const outShape = ctx.dims(d.node);
   const M = as[as.length - 2]!;
   const K = as[as.length - 1]!;
   const N = bs[bs.length - 1]!;
   const batch = outShape.slice(0, -2);
   return {
     a, b, as, bs, outShape, M, K, N, batch,
-    aStrides: broadcastStrides(as.slice(0, -2), batch).map((s) => s * M * K),
-    bStrides: broadcastStrides(bs.slice(0, -2), batch).map((s) => s * K * N),
-    count: product(outShape),
+    aStrides: broadcastStrides(as.slice(0, -2), batch).map((s) => mulDim(s, mulDim(M, K))),
+    bStrides: broadcastStrides(bs.slice(0, -2), batch).map((s) => mulDim(s, mulDim(K, N))),
+    count: dimProduct(outShape),
   };
+}
+
+/** The batched product as a body run for each output element `i` below `count` (a [.., M, K] row
+ *  times b [.., K, N] column, f32 accumulation in k order). */
+export function matmulOf(params: KernelParams): { what: string; count: Extent; body: string[] } {
+  const { ctx, lang } = params;
+  const { a, b, M, K, N, batch, aStrides, bStrides, count } = matmulGeometry(ctx);
+  const u = params.dim;
+  const [ra, rb] = [params.read(a), params.read(b)];
+  const body = [
+    lang.letIndex("col", `i % ${u(N)}`),
+    lang.letIndex("row", `(i / ${u(N)}) % ${u(M)}`),
+    lang.letIndex("batch", `i / ${u(mulDim(M, N))}`),
+    lang.letIndex("ab", `${offsetExpr("batch", batch, aStrides, u)} + row * ${u(K)}`),
+    lang.letIndex("bb", `${offsetExpr("batch", batch, bStrides, u)} + col`),
+    lang.var("acc", "f32", lang.literal(0, "f32")),
+    lang.loopOpen("kk", u(K)),
+    `  ${lang.assign("acc", `acc + ${ra("ab + kk")} * ${rb(`bb + kk * ${u(N)}`)}`)}`,
+    "}",
+    params.output(ctx.dispatch.node).store("i", "acc"),
+  ];
+  return { what: `batched a [.., ${u(M)}, ${u(K)}] @ b [.., ${u(K)}, ${u(N)}]`, count: params.extent(count), body };
 }
 
 /** concat(a, c) along an axis: element i of the output is at (outer o, index along axis, inner j). */
 export function concatGeometry(ctx: PlanContext) {
   const [a, c] = ctx.dispatch.inputs as [number, number];
-  const as = ctx.shape(a);
-  const cs = ctx.shape(c);
+  const as = ctx.dims(a);
+  const cs = ctx.dims(c);
   const axis = axisOf(ctx.outputNode.attrs["axis"], as.length);
-  const na = as[axis]!;
-  const nc = cs[axis]!;
-  return { a, c, axis, inner: product(as.slice(axis + 1)), na, nc, len: na + nc };
+  const na: Dim = as[axis]!;
+  const nc: Dim = cs[axis]!;
+  return { a, c, axis, inner: dimProduct(as.slice(axis + 1)), na, nc };
 }

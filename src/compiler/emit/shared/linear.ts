@@ -3,12 +3,13 @@
 // the prologue and finish its row scale; and, per segment, the epilogue, the rotation and the stores.
 // Each target writes the loops around them (tiles, k steps, threads) and calls these inside.
 
+import { constDim, type Dim } from "../../base/symbolic.js";
 import { factorRowScale, isIdentityProgram, programInputs, type ExprProgram, type RowScaleFactoring } from "../../ops/expr.js";
-import type { DType } from "../../ops/table.js";
+import { broadcastShapes, type DType } from "../../ops/table.js";
 import type { Dispatch, LinearKernel, LinearSegment } from "../../plan/plan.js";
-import type { PlanContext } from "./context.js";
+import { constOf, type PlanContext } from "./context.js";
 import { renderExpr, type ExprLang } from "./expr.js";
-import { broadcastStrides, offsetExpr, product } from "./indexing.js";
+import { broadcastStrides, dimProduct, offsetExpr } from "./indexing.js";
 import type { KernelLang } from "./lang.js";
 import type { KernelParams, TensorOutput } from "./params.js";
 
@@ -23,14 +24,18 @@ export interface LinearSource {
   type: DType;
   /** Element stride along K (1, or 0 when broadcast). */
   along: number;
-  rowStrides: number[];
+  rowStrides: Dim[];
 }
 
-/** x [.., M, K] of a linear: its sources broadcast together, then the prologue. */
+/** x [.., M, K] of a linear: its sources broadcast together, then the prologue. Its rows may
+ *  depend on P (K never does: it is the weights'). */
 export interface LinearX {
+  /** Rows at the largest P: what tiles and launches are sized for. */
   M: number;
+  /** Rows in the step: M itself, or a polynomial of P the kernel bounds its rows by. */
+  rows: Dim;
   K: number;
-  rowShape: number[];
+  rowShape: Dim[];
   /** x is its one source as it is. */
   identity: boolean;
   /** Otherwise the prologue as s(row) × e(sources). */
@@ -39,21 +44,20 @@ export interface LinearX {
 }
 
 export function linearX(ctx: PlanContext, k: LinearKernel): LinearX {
-  const shapes = k.sources.map((id) => ctx.shape(id));
-  const xShape = shapes.reduce((acc, sh) => {
-    const n = Math.max(acc.length, sh.length);
-    return Array.from({ length: n }, (_, i) => Math.max(acc[acc.length - n + i] ?? 1, sh[sh.length - n + i] ?? 1));
-  }, [] as number[]);
-  const K = xShape[xShape.length - 1]!;
+  const shapes = k.sources.map((id) => ctx.dims(id));
+  const xShape = shapes.reduce((acc, sh) => broadcastShapes(acc, sh));
+  const K = constOf(xShape[xShape.length - 1]!);
+  if (K === null) throw new Error(`internal: ${ctx.label()}: the inner dimension of a linear depends on P`);
   const rowShape = xShape.slice(0, -1);
   const identity = k.sources.length === 1 && isIdentityProgram(k.prologue);
   const factoring = identity ? null : factorRowScale(k.prologue);
   if (!identity && !factoring) throw new Error(`internal: ${ctx.label()}: a linear prologue must factor as a row scale times an elementwise function`);
   const sources = k.sources.map((id, i): LinearSource => {
     const strides = broadcastStrides(shapes[i]!, xShape);
-    return { id, type: ctx.node(id).ty.dtype, along: strides[strides.length - 1]!, rowStrides: strides.slice(0, -1) };
+    return { id, type: ctx.node(id).ty.dtype, along: constOf(strides[strides.length - 1]!)!, rowStrides: strides.slice(0, -1) };
   });
-  return { M: product(rowShape), K, rowShape, identity, factoring, sources };
+  const rows = dimProduct(rowShape);
+  return { M: ctx.atMax(rows), rows, K, rowShape, identity, factoring, sources };
 }
 
 /** Statements evaluating an elementwise `program`, then `use(outputs)`. */
@@ -125,16 +129,16 @@ export interface SegmentOutput {
   storePair(row: string, col: string, acc0: (w: number) => string, acc1: (w: number) => string, helpers: Set<string>): string[];
 }
 
-export function segmentOutput(params: KernelParams, seg: LinearSegment, rowShape: readonly number[]): SegmentOutput {
+export function segmentOutput(params: KernelParams, seg: LinearSegment, rowShape: readonly Dim[]): SegmentOutput {
   const { ctx, lang } = params;
   const lit = lang.indexLiteral;
   const N = ctx.shape(seg.weights[0]!)[0]!;
   const W = seg.weights.length;
-  const outShape = [...rowShape, N];
+  const outShape = [...rowShape, constDim(N)];
   const extras = seg.extras.map((id) => {
     const read = params.read(id);
-    const strides = broadcastStrides(ctx.shape(id), outShape);
-    return (o: string) => read(offsetExpr(o, outShape, strides, lit));
+    const strides = broadcastStrides(ctx.dims(id), outShape);
+    return (o: string) => read(offsetExpr(o, outShape, strides, params.dim));
   });
   const types = [...seg.weights.map(() => "f32" as const), ...seg.extras.map((id) => ctx.node(id).ty.dtype)];
   const out = params.output(seg.node);
@@ -157,15 +161,15 @@ export function segmentOutput(params: KernelParams, seg: LinearSegment, rowShape
 
 /** The pair (y0, y1) at outputs o, o1 = (row, col), (row, col + 1) rotated by the (cos, sin) of the
  *  segment's rotation program, and stored. */
-function rotation(params: KernelParams, seg: LinearSegment, rowShape: readonly number[], out: TensorOutput) {
+function rotation(params: KernelParams, seg: LinearSegment, rowShape: readonly Dim[], out: TensorOutput) {
   const { ctx, lang } = params;
   const lit = lang.indexLiteral;
   const rot = seg.rotation!;
   const half = rot.headDim / 2;
-  const angleShape = [...rowShape, half];
+  const angleShape = [...rowShape, constDim(half)];
   const angles = rot.inputs.map((id) => {
     const read = params.read(id);
-    return read(offsetExpr("ri", angleShape, broadcastStrides(ctx.shape(id), angleShape), lit));
+    return read(offsetExpr("ri", angleShape, broadcastStrides(ctx.dims(id), angleShape), params.dim));
   });
   const types = rot.inputs.map((id) => ctx.node(id).ty.dtype);
   return (row: string, col: string, helpers: Set<string>): string[] => [
@@ -180,7 +184,7 @@ function rotation(params: KernelParams, seg: LinearSegment, rowShape: readonly n
 
 /** A segment's stored output rotated in place (after a kernel that stored it unrotated): the pair at
  *  (row, col), (row, col + 1), col even. Binds only the output and the rotation's inputs. */
-export function rotateStored(params: KernelParams, seg: LinearSegment, rowShape: readonly number[], row: string, col: string, helpers: Set<string>): string[] {
+export function rotateStored(params: KernelParams, seg: LinearSegment, rowShape: readonly Dim[], row: string, col: string, helpers: Set<string>): string[] {
   const { ctx, lang } = params;
   const lit = lang.indexLiteral;
   const N = ctx.shape(seg.weights[0]!)[0]!;

@@ -3,11 +3,20 @@
 // through them. Where a tensor starts (its offset, plus P · perPast for rows written into the KV
 // cache) is decided here once.
 
-import type { PlanContext } from "./context.js";
+import type { Dim } from "../../base/symbolic.js";
+import { dimExprWith, type PlanContext } from "./context.js";
 import type { KernelLang, KernelParam } from "./lang.js";
 
 /** Bytes of one element in the plan's buffers (f32, i32, and bool as a 32-bit 0/1). */
 export const ELEMENT_BYTES = 4;
+
+/** A size in a kernel: its index expression, and its value at the largest P (what a launch is
+ *  sized for; the kernel bounds itself by the expression). */
+export interface Extent {
+  dim: Dim;
+  code: string;
+  max: number;
+}
 
 /** A tensor a kernel writes: stores of its elements, and loads of what was stored. */
 export interface TensorOutput {
@@ -25,6 +34,13 @@ export abstract class KernelParams {
 
   /** The step's past length P as an index expression; binds the step parameters. */
   abstract past(): string;
+
+  /** A dim as an index expression: a literal, or a polynomial of P (binding the step parameters). */
+  readonly dim = (d: Dim): string => dimExprWith(d, () => this.past(), this.lang.indexLiteral);
+
+  extent(d: Dim): Extent {
+    return { dim: d, code: this.dim(d), max: this.ctx.atMax(d) };
+  }
 
   /** An array of `elem` from `offsetBytes` into `buffer`; asking again gets the same parameter. */
   buffer(buffer: number, offsetBytes: number, elem: string, access: "read" | "write"): string {

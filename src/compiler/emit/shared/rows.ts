@@ -2,20 +2,24 @@
 // output, and `reduce` over one axis of its input (rows are (outer, inner) pairs). Both become one
 // row program (per-row setup, the reductions, the per-element body, the store), written here once;
 // a target's template runs it (WGSL: an invocation per row; CUDA: a group of threads per row).
+// The row count and length may depend on P.
 
+import { constDim, mulDim, type Dim } from "../../base/symbolic.js";
 import type { ExprProgram } from "../../ops/expr.js";
 import type { DType } from "../../ops/table.js";
+import { constOf } from "./context.js";
 import { renderExpr } from "./expr.js";
 import { axisOf } from "./geometry.js";
-import { broadcastStrides, offsetExpr, product } from "./indexing.js";
+import { broadcastStrides, dimProduct, offsetExpr, type DimCode } from "./indexing.js";
 import type { KernelLang } from "./lang.js";
-import type { KernelParams } from "./params.js";
+import type { Extent, KernelParams } from "./params.js";
 
 export interface RowSpec {
-  rows: number;
-  length: number;
-  /** Statements run once per row (index `r`), e.g. each input's row base. */
-  rowSetup: string[];
+  rows: Extent;
+  length: Extent;
+  /** Index values set once per row `r`, e.g. each input's row base: a target declares them where
+   *  the row exists (their divisors may be 0 where no row does). */
+  rowBases: { name: string; value: string }[];
   /** Input i at element `k` of row `r`. */
   access: string[];
   types: DType[];
@@ -32,47 +36,46 @@ export function rowSpec(params: KernelParams): RowSpec {
 
 /** A program with reductions over the last axis of the output: row r of the output, element k. */
 function lastAxisRows(params: KernelParams): RowSpec {
-  const { ctx, lang } = params;
+  const { ctx } = params;
   const d = ctx.dispatch;
-  const lit = lang.indexLiteral;
-  const outShape = ctx.shape(d.node);
-  const length = outShape.length ? outShape[outShape.length - 1]! : 1;
+  const u = params.dim;
+  const outShape = ctx.dims(d.node);
+  const length = outShape.length ? outShape[outShape.length - 1]! : constDim(1);
   const rowShape = outShape.slice(0, -1);
-  const rowSetup: string[] = [];
+  const rowBases: RowSpec["rowBases"] = [];
   const access = d.inputs.map((id, i) => {
-    const strides = broadcastStrides(ctx.shape(id), outShape);
-    const along = outShape.length ? strides[strides.length - 1]! : 0;
-    rowSetup.push(lang.letIndex(`rb${i}`, offsetExpr("r", rowShape, strides.slice(0, -1), lit)));
-    return params.read(id)(`rb${i}${along === 0 ? "" : along === 1 ? " + k" : ` + k * ${lit(along)}`}`);
+    const strides = broadcastStrides(ctx.dims(id), outShape);
+    const along = outShape.length ? constOf(strides[strides.length - 1]!) : 0;
+    rowBases.push({ name: `rb${i}`, value: offsetExpr("r", rowShape, strides.slice(0, -1), u) });
+    return params.read(id)(`rb${i}${along === 0 ? "" : along === 1 ? " + k" : ` + k * ${u(strides[strides.length - 1]!)}`}`);
   });
   const out = params.output(d.node);
   return {
-    rows: product(rowShape),
-    length,
-    rowSetup,
+    rows: params.extent(dimProduct(rowShape)),
+    length: params.extent(length),
+    rowBases,
     access,
     types: d.inputs.map((id) => ctx.node(id).ty.dtype),
     program: d.program!,
     perRow: false,
-    store: (v) => out.store(`r * ${lit(length)} + k`, v),
+    store: (v) => out.store(`r * ${u(length)} + k`, v),
   };
 }
 
 /** A reduction over one axis of the input: row r is the pair (r / inner, r % inner), element k runs along the axis. */
 function reduceRows(params: KernelParams): RowSpec {
-  const { ctx, lang } = params;
+  const { ctx } = params;
   const d = ctx.dispatch;
-  const lit = lang.indexLiteral;
   const n = ctx.outputNode;
   const src = d.inputs[0]!;
-  const { outer, length, inner, rowBase, element } = axisRows(ctx.shape(src), n.attrs["axis"]);
+  const ax = axisRows(ctx.dims(src), n.attrs["axis"], params.dim);
   const read = params.read(src);
   const out = params.output(d.node);
   return {
-    rows: outer * inner,
-    length,
-    rowSetup: [lang.letIndex("rb0", rowBase(lit))],
-    access: [read(`rb0 + ${element(lit)}`)],
+    rows: params.extent(mulDim(ax.outer, ax.inner)),
+    length: params.extent(ax.length),
+    rowBases: [{ name: "rb0", value: ax.rowBase }],
+    access: [read(`rb0 + ${ax.element}`)],
     types: [ctx.node(src).ty.dtype],
     program: { nodes: [{ kind: "input", index: 0 }, { kind: "reduce", op: n.op as "sum" | "mean" | "amax", arg: 0 }], outputs: [1] },
     perRow: true,
@@ -82,7 +85,7 @@ function reduceRows(params: KernelParams): RowSpec {
 
 export interface RenderedRows {
   helpers: string[];
-  /** Once per row, after `rowSetup`: the reduction loops and row-uniform values. */
+  /** Once per row, after the row bases: the reduction loops and row-uniform values. */
   pre: string[];
   /** Per element `k`, then `store` (unless the spec stores per row). */
   body: string[];
@@ -91,31 +94,32 @@ export interface RenderedRows {
 
 /** The row program in `lang`, whose loops a target may spread over threads (CUDA's row groups). */
 export function renderRows(spec: RowSpec, lang: KernelLang): RenderedRows {
-  const r = renderExpr(spec.program, lang, (i) => spec.access[i]!, { index: "k", length: lang.indexLiteral(spec.length) }, spec.types);
+  const r = renderExpr(spec.program, lang, (i) => spec.access[i]!, { index: "k", length: spec.length.code }, spec.types);
   return { helpers: r.helpers, pre: r.pre, body: r.body, store: [spec.store(r.outputs[0]!)] };
 }
 
 /** A reduction over `axis` (negative counts from the end) of `shape`. */
 export interface AxisRows {
-  outer: number;
-  length: number;
-  inner: number;
+  outer: Dim;
+  length: Dim;
+  inner: Dim;
   /** Offset of row `r`'s first element. */
-  rowBase(literal: (v: number) => string): string;
+  rowBase: string;
   /** Offset of element `k` from the row base. */
-  element(literal: (v: number) => string): string;
+  element: string;
 }
 
-export function axisRows(shape: readonly number[], axisAttr: unknown): AxisRows {
+export function axisRows(shape: readonly Dim[], axisAttr: unknown, u: DimCode): AxisRows {
   const axis = axisOf(axisAttr, shape.length);
-  const outer = product(shape.slice(0, axis));
+  const outer = dimProduct(shape.slice(0, axis));
   const length = shape[axis]!;
-  const inner = product(shape.slice(axis + 1));
+  const inner = dimProduct(shape.slice(axis + 1));
+  const flat = constOf(inner) === 1;
   return {
     outer,
     length,
     inner,
-    rowBase: (l) => (inner === 1 ? `r * ${l(length)}` : `(r / ${l(inner)}) * ${l(length * inner)} + r % ${l(inner)}`),
-    element: (l) => (inner === 1 ? "k" : `k * ${l(inner)}`),
+    rowBase: flat ? `r * ${u(length)}` : `(r / ${u(inner)}) * ${u(mulDim(length, inner))} + r % ${u(inner)}`,
+    element: flat ? "k" : `k * ${u(inner)}`,
   };
 }

@@ -1,9 +1,10 @@
-// The model-specific kernels: attention over the KV cache, appending to it, and rotary embedding.
-// The cache length S = P + T is read from the per-step parameters, so one pipeline serves every
-// decode step.
+// The model-specific kernels: attention over the KV cache and appending to it (rotary embedding is
+// a per-element kernel: emit/wgsl/layout.ts). The cache length S = P + T is read from the per-step
+// parameters, so one pipeline serves every decode step.
 
+import { constDim, mulDim, type Dim } from "../../base/symbolic.js";
 import type { DispatchContext } from "./context.js";
-import { constOf, dimExpr, plus } from "./context.js";
+import { constOf, plus } from "./context.js";
 import { BindingSet, grid, headerContext, renderTemplate, type WgslKernel } from "./kernel.js";
 import { f32Literal } from "./lang.js";
 import type { WgslTuning } from "./tuning.js";
@@ -14,7 +15,8 @@ export function emitAttention(ctx: DispatchContext, tuning: WgslTuning): WgslKer
   const d = ctx.dispatch;
   const n = ctx.outputNode;
   const [q, k, v] = d.inputs as [number, number, number];
-  const [T, HQ, D] = ctx.shape(q) as [number, number, number];
+  // The queries may depend on P too (queries over the cache): rows up to the largest P, bounded.
+  const [T, HQ, D] = [ctx.dims(q)[0]!, ...ctx.dims(q).slice(1).map((d) => ctx.constant(d))] as [Dim, number, number];
   const kTy = ctx.node(k).ty.shape;
   const HKV = constOf(kTy[1]!)!;
   const vShape = ctx.node(v).ty.shape;
@@ -28,14 +30,14 @@ export function emitAttention(ctx: DispatchContext, tuning: WgslTuning): WgslKer
   const kb = b.storage(kp, "read", vt);
   const vb = b.storage(vp, "read", vt);
   const out = b.storage(op, "write", vt);
-  const sExpr = dimExpr(kTy[0]!, b);
+  const sExpr = b.dim(kTy[0]!);
   const scale = typeof n.attrs["scale"] === "number" ? (n.attrs["scale"] as number) : 1 / Math.sqrt(D);
   const window = (n.attrs["window"] as number | undefined) ?? 0;
-  const rows = T * HQ;
-  const g = grid(rows, tuning.attention.workgroupSize);
+  const rows = b.extent(mulDim(T, constDim(HQ)));
+  const g = grid(rows.max, tuning.attention.workgroupSize);
   const code = renderTemplate("attention", {
     ...headerContext("attention", b, vec === 4 ? [] : [DOT1]),
-    t: T,
+    t: b.dim(T),
     hq: HQ,
     hkv: HKV,
     group: HQ / HKV,
@@ -48,7 +50,7 @@ export function emitAttention(ctx: DispatchContext, tuning: WgslTuning): WgslKer
     causal: n.attrs["causal"] === true,
     window: window > 0 ? window : 0,
     scale: f32Literal(scale),
-    rowCount: rows,
+    rowCount: rows.code,
     q: qb,
     k: kb,
     v: vb,
@@ -89,40 +91,6 @@ export function emitKvAppend(ctx: DispatchContext, tuning: WgslTuning): WgslKern
     past,
     xOffset: plus(xp.offset / vec),
     cacheOffset: plus(cp.offset / vec),
-    workgroupSize: tuning.workgroupSize,
-    rowStride: g.rowStride,
-  });
-  return { label: ctx.label(), code, bindings: b.bindings(), workgroups: g.workgroups };
-}
-
-export function emitRotary(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
-  const d = ctx.dispatch;
-  const [x, cos, sin] = d.inputs as [number, number, number];
-  const [T, H, D] = ctx.shape(x) as [number, number, number];
-  const half = D / 2;
-  const b = new BindingSet(ctx);
-  const [xp, cp, sp, op] = [ctx.placement(x), ctx.placement(cos), ctx.placement(sin), ctx.placement(d.node)];
-  const xb = b.storage(xp, "read", "f32");
-  const cb = b.storage(cp, "read", "f32");
-  const sb = b.storage(sp, "read", "f32");
-  const out = b.storage(op, "write", "f32");
-  const pairs = T * H * half;
-  const g = grid(pairs, tuning.workgroupSize);
-  const code = renderTemplate("rotary", {
-    ...headerContext("rotary", b),
-    t: T,
-    heads: H,
-    dim: D,
-    half,
-    pairs,
-    x: xb,
-    cos: cb,
-    sin: sb,
-    out,
-    xOffset: plus(xp.offset),
-    cosOffset: plus(cp.offset),
-    sinOffset: plus(sp.offset),
-    outOffset: plus(op.offset),
     workgroupSize: tuning.workgroupSize,
     rowStride: g.rowStride,
   });

@@ -2,11 +2,12 @@
 // `elementwise` (one op, constants inlined), `fused` (a program; with reductions it is a row
 // program over the output's last axis) and `reduce` (sum / mean / amax over any axis; argmax here).
 
+import { mulDim } from "../../base/symbolic.js";
 import { elementwiseBody } from "../shared/elementwise.js";
 import { axisRows, renderRows, rowSpec } from "../shared/rows.js";
 import type { DispatchContext } from "./context.js";
 import { BindingSet, grid, headerContext, renderTemplate, type WgslKernel } from "./kernel.js";
-import { u32Literal, wgsl } from "./lang.js";
+import { wgsl } from "./lang.js";
 import type { WgslTuning } from "./tuning.js";
 
 /** An elementwise program over the dispatch's inputs, broadcast to the output shape. */
@@ -14,12 +15,12 @@ export function emitElementwise(ctx: DispatchContext, tuning: WgslTuning): WgslK
   if (ctx.dispatch.program!.nodes.some((n) => n.kind === "reduce")) return emitRows(ctx, tuning);
   const b = new BindingSet(ctx);
   const e = elementwiseBody(b);
-  const perInvocation = Math.max(1, Math.min(tuning.elementsPerInvocation, e.count));
-  const invocations = Math.ceil(e.count / perInvocation);
+  const perInvocation = Math.max(1, Math.min(tuning.elementsPerInvocation, e.count.max));
+  const invocations = Math.ceil(e.count.max / perInvocation);
   const g = grid(invocations, tuning.workgroupSize);
   const code = renderTemplate("elementwise", {
     ...headerContext(ctx.dispatch.kernel, b, e.helpers),
-    count: e.count,
+    count: e.count.code,
     perInvocation,
     invocations,
     workgroupSize: tuning.workgroupSize,
@@ -34,14 +35,14 @@ function emitRows(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
   const b = new BindingSet(ctx);
   const spec = rowSpec(b);
   const r = renderRows(spec, wgsl);
-  const g = grid(spec.rows, tuning.reduceWorkgroupSize);
+  const g = grid(spec.rows.max, tuning.reduceWorkgroupSize);
   const code = renderTemplate("reduction", {
     ...headerContext(ctx.dispatch.kernel, b, r.helpers),
-    rows: spec.rows,
-    length: spec.length,
+    rows: spec.rows.code,
+    length: spec.length.code,
     workgroupSize: tuning.reduceWorkgroupSize,
     rowStride: g.rowStride,
-    rowSetup: spec.rowSetup,
+    rowSetup: spec.rowBases.map((v) => wgsl.letIndex(v.name, v.value)),
     pre: r.pre,
     perRow: spec.perRow,
     body: r.body,
@@ -62,21 +63,21 @@ function emitArgmax(ctx: DispatchContext): WgslKernel {
   const d = ctx.dispatch;
   const n = ctx.outputNode;
   const src = d.inputs[0]!;
-  const { outer, length, inner, rowBase, element } = axisRows(ctx.shape(src), n.attrs["axis"]);
-  const rows = outer * inner;
   const b = new BindingSet(ctx);
-  const load = b.read(src)(`rb + ${element(u32Literal)}`);
+  const { outer, length, inner, rowBase, element } = axisRows(ctx.dims(src), n.attrs["axis"], b.dim);
+  const rows = b.extent(mulDim(outer, inner));
+  const load = b.read(src)(`rb + ${element}`);
   const out = b.output(d.node);
   const w = ARGMAX_WORKGROUP_SIZE;
-  const g = grid(rows * w, w);
+  const g = grid(rows.max * w, w);
   const code = renderTemplate("argmax", {
     ...headerContext(d.kernel, b),
-    rows,
-    length,
+    rows: rows.code,
+    length: b.dim(length),
     workgroupSize: w,
     half: w / 2,
     groupsX: g.workgroups[0],
-    rowBase: rowBase(u32Literal),
+    rowBase,
     load,
     store: out.store("r", "i32(bestIndex[0])"),
   });

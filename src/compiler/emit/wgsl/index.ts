@@ -2,12 +2,12 @@
 
 import type { Dispatch, StepPlan } from "../../plan/plan.js";
 import { kernelFamilies } from "../shared/families.js";
-import { emitAttention, emitKvAppend, emitRotary } from "./attention.js";
+import { emitAttention, emitKvAppend } from "./attention.js";
 import { DispatchContext } from "./context.js";
 import { emitElementwise, emitReduce } from "./elementwise.js";
 import type { WgslKernel } from "./kernel.js";
-import { emitCopy, emitGather } from "./layout.js";
-import { emitLinear, emitMatmul } from "./linear.js";
+import { emitCopy, emitGather, emitMatmul, emitRotary } from "./layout.js";
+import { emitLinear } from "./linear.js";
 import type { WgslTuning } from "./tuning.js";
 
 export { PARAMS_BYTES, type KernelBinding, type WgslKernel } from "./kernel.js";

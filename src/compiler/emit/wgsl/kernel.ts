@@ -1,5 +1,6 @@
 // What every WGSL kernel family shares: the kernel record handed to the runtime, binding
-// declarations, the dispatch grid, index arithmetic and the Handlebars templates.
+// declarations, the dispatch grid and the Handlebars templates (index arithmetic is shared with
+// CUDA: emit/shared/indexing.ts).
 //
 // Generated WGSL contains only generated identifiers (b0, v3, acc_0_1), numbers and template text.
 // Names from the model (weights, inputs, states) never reach it: `checkGenerated` enforces that
@@ -7,10 +8,9 @@
 
 import type { Placement } from "../../plan/plan.js";
 import type { DispatchContext } from "./context.js";
-import { offsetExpr as sharedOffsetExpr } from "../shared/indexing.js";
 import { KernelParams } from "../shared/params.js";
 import { checkGenerated as checkText, Templates } from "../shared/templates.js";
-import { u32Literal, wgsl } from "./lang.js";
+import { wgsl } from "./lang.js";
 
 export type Access = "read" | "read_write" | "uniform";
 
@@ -76,13 +76,6 @@ export function grid(invocations: number, workgroupSize: number): { workgroups: 
   const y = Math.ceil(groups / x);
   if (y > MAX_WORKGROUPS_PER_DIM) throw new Error(`a kernel of ${invocations} invocations exceeds the dispatch limit`);
   return { workgroups: [x, y, 1], rowStride: x * workgroupSize };
-}
-
-/** The u32 offset of element `i` (row-major over `shape`) of a tensor read through `strides` (one
- *  per dim of `shape`; 0 where it is broadcast), plus `base`: `i`, `i % 32u` or a constant in the
- *  common cases. */
-export function offsetExpr(i: string, shape: readonly number[], strides: readonly number[], base = 0): string {
-  return sharedOffsetExpr(i, shape, strides, u32Literal, base);
 }
 
 // ------------------------------------------------------------------------------------------ templates

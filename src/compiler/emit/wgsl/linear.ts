@@ -14,15 +14,19 @@
 //   in place  an output may be KV-cache rows at position P (params.past).
 // Weights may be stored packed (f16/bf16 pairs, q8_0/q4_0 blocks; emit/wgsl/packed.ts): their loads
 // dequantize to the same f32 vec4 (or scalar) the loop multiplies by x.
-// `matmul` is the general batched product for everything else.
+// x may have rows that depend on P (a linear over the KV cache): tiles cover its rows at the
+// largest P and stores stop at the step's rows. (`matmul`, the general batched product, is a
+// per-element kernel: emit/wgsl/layout.ts.)
 
+import { constDim, divDimExact, type Dim } from "../../base/symbolic.js";
 import type { LinearSegment } from "../../plan/plan.js";
+import { constOf } from "../shared/context.js";
 import { helpersFor } from "../shared/expr.js";
+import { offsetExpr } from "../shared/indexing.js";
 import { linearOf, linearX, programBlock, prologueElement, reductionStart, rowScale, segmentOutput } from "../shared/linear.js";
-import { matmulGeometry } from "../shared/geometry.js";
 import type { DispatchContext } from "./context.js";
 import { plus } from "./context.js";
-import { BindingSet, grid, headerContext, offsetExpr, renderTemplate, type WgslKernel } from "./kernel.js";
+import { BindingSet, grid, headerContext, renderTemplate, type WgslKernel } from "./kernel.js";
 import { loadAs, storageType, u32Literal, vec4Renderable, wgsl, wgslVec4 } from "./lang.js";
 import { packedReader } from "./packed.js";
 import type { WgslTuning } from "./tuning.js";
@@ -40,7 +44,7 @@ export function emitLinear(ctx: DispatchContext, tuning: WgslTuning): WgslKernel
   const vec =
     K % 4 === 0 &&
     sourceTypes.every((t) => t === "f32") &&
-    sources.every((s) => s.along === 0 || (s.along === 1 && s.p.offset % 4 === 0 && s.rowStrides.every((r) => r % 4 === 0))) &&
+    sources.every((s) => s.along === 0 || (s.along === 1 && s.p.offset % 4 === 0 && s.rowStrides.every((r) => divDimExact(r, 4) !== null))) &&
     allWeights.every((p) => p.offset % 4 === 0)
       ? 4
       : 1;
@@ -58,10 +62,10 @@ export function emitLinear(ctx: DispatchContext, tuning: WgslTuning): WgslKernel
   const loads: string[] = [];
   const after: string[] = [];
   for (let c = 0; c < C; c++) {
-    rowSetup.push(`let mr${c} = min(m0 + ${c}u, ${u(M - 1)});`);
+    rowSetup.push(`let mr${c} = min(m0 + ${c}u, ${u(Math.max(0, M - 1))});`);
     sources.forEach((s, i) => {
       const scale = s.along === 1 ? vec : 1;
-      rowSetup.push(`let sb${i}_${c} = ${offsetExpr(`mr${c}`, rowShape, s.rowStrides.map((r) => r / scale), s.p.offset / scale)};`);
+      rowSetup.push(`let sb${i}_${c} = ${offsetExpr(`mr${c}`, rowShape, s.rowStrides.map((r) => divDimExact(r, scale)!), b.dim, constDim(s.p.offset / scale))};`);
       loads.push(`let s${i}_${c} = ${s.along === 1 ? `${sourceNames[i]}[sb${i}_${c} + k]` : loadAs(sourceTypes[i]!, `${sourceNames[i]}[sb${i}_${c}]`)};`);
     });
     if (identity) {
@@ -95,7 +99,7 @@ export function emitLinear(ctx: DispatchContext, tuning: WgslTuning): WgslKernel
 
   let tileStart = 0;
   const segments = k.segments.map((seg, si) => {
-    const code = emitSegment(ctx, tuning, b, helpers, seg, si, { M, C, vec, elem, kSteps, rowShape, scaled: !identity });
+    const code = emitSegment(ctx, tuning, b, helpers, seg, si, { M, rows: x.rows, C, vec, elem, kSteps, rowShape, scaled: !identity });
     const range = { start: tileStart, end: tileStart + code.nTiles * mTiles };
     tileStart = range.end;
     return { ...code, index: si, start: range.start, end: range.end };
@@ -107,7 +111,7 @@ export function emitLinear(ctx: DispatchContext, tuning: WgslTuning): WgslKernel
   const g = grid(total, tuning.linear.workgroupSize);
   const code = renderTemplate("linear", {
     ...headerContext(ctx.dispatch.kernel, b, [...helpers]),
-    m: M,
+    m: b.dim(x.rows),
     k: K,
     vec,
     cols: C,
@@ -125,11 +129,12 @@ export function emitLinear(ctx: DispatchContext, tuning: WgslTuning): WgslKernel
 
 interface Shared {
   M: number;
+  rows: Dim;
   C: number;
   vec: number;
   elem: string;
   kSteps: number;
-  rowShape: number[];
+  rowShape: Dim[];
   /** Whether the accumulators are multiplied by the prologue's row scale sc<c>. */
   scaled: boolean;
 }
@@ -195,42 +200,14 @@ function emitSegment(ctx: DispatchContext, tuning: WgslTuning, b: BindingSet, he
   const acc = (c: number, r: number) => (i: number) => (sh.scaled ? `(${p}acc${i}_${c}_${r} * sc${c})` : `${p}acc${i}_${c}_${r}`);
   for (let c = 0; c < C; c++) {
     for (let r = 0; r < R; r += rot ? 2 : 1) {
-      // Tiles past the end of M or N (when they do not divide evenly) compute clamped rows: skip their stores.
-      const guard = [M % C ? `m0 + ${c}u < ${u(M)}` : "", N % R ? `n0 + ${r}u < ${u(N)}` : ""].filter(Boolean).join(" && ");
+      // Tiles past the end of M or N (when they do not divide evenly, or past the step's rows of x)
+      // compute clamped rows: skip their stores.
+      const mGuard = constOf(sh.rows) === null || M % C ? `m0 + ${c}u < ${b.dim(sh.rows)}` : "";
+      const guard = [mGuard, N % R ? `n0 + ${r}u < ${u(N)}` : ""].filter(Boolean).join(" && ");
       const [row, col] = [`(m0 + ${c}u)`, `(n0 + ${r}u)`];
       const lines = rot ? out.storePair(row, col, acc(c, r), acc(c, r + 1), helpers) : out.store(row, col, acc(c, r), helpers);
       store.push(guard ? `if (${guard}) {` : "{", ...lines.map((l) => "  " + l), "}");
     }
   }
   return { nTiles, n: N, rows: R, weights: w, head, declare, loop, store, blocked, kBlocks: kSteps / 8, blockStart, blockEnd };
-}
-
-/** a [.., M, K] @ b [.., K, N] with broadcast batch dims. */
-export function emitMatmul(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
-  const d = ctx.dispatch;
-  const { a, b: bm, as, bs, M, K, N, batch, aStrides, bStrides, count } = matmulGeometry(ctx);
-  const b = new BindingSet(ctx);
-  const ap = ctx.placement(a);
-  const bp = ctx.placement(bm);
-  const an = b.storage(ap, "read", "f32");
-  const bn = b.storage(bp, "read", "f32");
-  const out = b.storage(ctx.placement(d.node), "write", "f32");
-  const g = grid(count, tuning.matmul.workgroupSize);
-  const code = renderTemplate("matmul", {
-    ...headerContext("matmul", b),
-    m: M,
-    n: N,
-    k: K,
-    mn: M * N,
-    count,
-    a: an,
-    b: bn,
-    out,
-    aBase: offsetExpr("batch", batch, aStrides, ap.offset),
-    bBase: offsetExpr("batch", batch, bStrides, bp.offset),
-    outOffset: plus(ctx.placement(d.node).offset),
-    workgroupSize: tuning.matmul.workgroupSize,
-    rowStride: g.rowStride,
-  });
-  return { label: ctx.label(), code, bindings: b.bindings(), workgroups: g.workgroups };
 }
