@@ -16,6 +16,7 @@
 // running. An AbortSignal (`signal`) ends a load, a generation or a logprobs call between two steps.
 
 import type { Compiled } from "../compiler/compile.js";
+import type { Graph } from "../compiler/ir/graph.js";
 import type { StorageDType } from "../compiler/target/storage.js";
 import { chooseBackend, type Backend, type BackendChoice, type ChooseBackendOptions, type Executor } from "./backend.js";
 import { compileArchitecture } from "./generate/architecture.js";
@@ -126,10 +127,11 @@ export interface Model {
 export async function loadModel(path: string, opts: LoadModelOptions = {}): Promise<Model> {
   const { signal } = opts;
   signal?.throwIfAborted();
-  const source = await readModelSource(path);
+  const source = await readModelSource(path, { ...(opts.arch !== undefined ? { arch: opts.arch } : {}) });
+  const note = opts.onNote ?? ((m: string) => void process.stderr.write(`llmc: ${m}\n`));
+  for (const w of source.imported.warnings) note(w);
   signal?.throwIfAborted();
   const compiled = compileArchitecture(source.imported, source.name, path, {
-    arch: opts.arch,
     overrides: overrideMap(opts.overrides),
     maxSeqLen: opts.maxSeqLen,
   });
@@ -171,6 +173,15 @@ function overrideMap(o: LoadModelOptions["overrides"]): Map<string, string> {
   if (o === undefined) return new Map();
   if (o instanceof Map) return new Map(o);
   return new Map(Object.entries(o).map(([k, v]) => [k, String(v)]));
+}
+
+/**
+ * The window of the model's attention: the widest `window` of its attention ops, or 0 when one of
+ * them sees every position (then shifting the context would change what it computes).
+ */
+function attentionWindow(graph: Graph): number {
+  const windows = graph.nodes.filter((n) => n.op === "attention").map((n) => Number(n.attrs["window"] ?? 0));
+  return windows.length > 0 && windows.every((w) => w > 0) ? Math.max(...windows) : 0;
 }
 
 function configNumber(compiled: Compiled, name: string): number {
@@ -229,7 +240,7 @@ class LoadedModel implements Model {
     for (const [name, entry] of compiled.model.config) if (entry.value) config[name] = entry.value.value;
     this.config = Object.freeze(config);
     this.vocabSize = configNumber(compiled, "vocab_size");
-    this.context = new Context(executor, { vocabSize: this.vocabSize, slidingWindow: configNumber(compiled, "sliding_window") });
+    this.context = new Context(executor, { vocabSize: this.vocabSize, slidingWindow: attentionWindow(compiled.graph) });
     this.maxSeqLen = executor.maxSeqLen;
   }
 

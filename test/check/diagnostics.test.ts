@@ -100,7 +100,7 @@ describe("checker diagnostics", () => {
   it("names unbound config values when a concrete model is required", () => {
     const res = checkFile("models/llama.llm", { requireConcrete: true });
     const missing = res.diagnostics.filter((d) => d.code === "E0401").map((d) => /config '(\w+)'/.exec(d.message)![1]);
-    expect(missing).toEqual(["vocab_size", "dim", "n_layers", "n_heads", "ffn_dim"]);
+    expect(missing).toEqual(["vocab_size", "dim", "n_layers", "ffn_dim", "n_heads"]);
   });
 });
 

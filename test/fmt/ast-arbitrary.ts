@@ -121,15 +121,6 @@ const fnDecl: fc.Arbitrary<A.FnDecl> = fc
   })
   .map((r): A.FnDecl => ({ kind: "Fn", ...r, span: S }));
 
-const configItem: fc.Arbitrary<A.ConfigItem> = fc.oneof(
-  fc
-    .record({ name: ident, type: fc.option(typeExpr(1)), value: fc.option(expr(3)) })
-    .map((r): A.ConfigItem => ({ kind: "ConfigParam", ...r, span: S })),
-  fc
-    .record({ conds: fc.array(expr(3), { minLength: 1, maxLength: 3 }), message: fc.option(stringValue) })
-    .map((r): A.ConfigItem => ({ kind: "Require", ...r, span: S })),
-);
-
 const call: fc.Arbitrary<A.Call> = fc
   .record({
     callee: ident,
@@ -139,6 +130,33 @@ const call: fc.Arbitrary<A.Call> = fc
     ),
   })
   .map((r): A.Call => ({ kind: "Call", ...r, span: S }));
+
+/** Key names: realistic, or any text. */
+const keyPattern = fc.oneof(fc.constantFrom("{arch}.block_count", "rope_scaling.factor", "output.weight", "tokenizer.ggml.tokens"), stringValue);
+const keySource: fc.Arbitrary<A.KeySource> = fc
+  .record({ tensor: fc.boolean(), pattern: keyPattern, transforms: fc.array(call, { maxLength: 2 }) })
+  .map((r): A.KeySource => ({ kind: "KeySource", ...r, patternSpan: S, span: S }));
+const keyClause = (format: A.KeyFormat): fc.Arbitrary<A.KeyClause> =>
+  fc
+    .record({ sources: fc.array(keySource, { minLength: 1, maxLength: 3 }), required: fc.boolean(), when: fc.option(expr(2)), fallback: fc.option(expr(2)) })
+    // `required` and `else` exclude each other.
+    .map((r): A.KeyClause => ({ kind: "KeyClause", format, ...r, fallback: r.required ? null : r.fallback, span: S }));
+const keyClauses: fc.Arbitrary<A.KeyClause[]> = fc
+  .tuple(fc.option(keyClause("gguf")), fc.option(keyClause("hf")))
+  .map((cs) => cs.filter((c): c is A.KeyClause => c !== null));
+const formatName = fc.constantFrom<A.KeyFormat>("gguf", "hf");
+
+const configItem: fc.Arbitrary<A.ConfigItem> = fc.oneof(
+  fc
+    .record({ name: ident, type: fc.option(typeExpr(1)), value: fc.option(expr(3)), keys: keyClauses })
+    .map((r): A.ConfigItem => ({ kind: "ConfigParam", ...r, span: S })),
+  fc
+    .record({ conds: fc.array(expr(3), { minLength: 1, maxLength: 3 }), message: fc.option(stringValue) })
+    .map((r): A.ConfigItem => ({ kind: "Require", ...r, span: S })),
+  fc
+    .record({ format: formatName, keys: fc.array(keyPattern, { minLength: 1, maxLength: 3 }) })
+    .map((r): A.ConfigItem => ({ kind: "IgnoreKeys", ...r, span: S })),
+);
 
 /** Tensor-name patterns: mostly realistic (so some declarations wrap), sometimes any text. */
 const pattern = fc.oneof(
@@ -181,8 +199,12 @@ const member: fc.Arbitrary<A.ModelMember> = fc.oneof(
   ident.map((name): A.ModelMember => ({ kind: "FnDrop", name, span: S })),
 );
 
+const formatNames: fc.Arbitrary<A.FormatNames[]> = fc
+  .tuple(...(["gguf", "hf"] as const).map((format) => fc.option(fc.array(stringValue, { minLength: 1, maxLength: 2 }).map((names) => ({ format, names })))))
+  .map((fs) => fs.filter((f) => f !== null).map((f): A.FormatNames => ({ kind: "FormatNames", ...f, span: S })));
+
 const modelDecl: fc.Arbitrary<A.ModelDecl> = fc
-  .record({ name: ident, extends: fc.option(ident), members: fc.array(member, { maxLength: 4 }) })
+  .record({ name: ident, extends: fc.option(ident), formatNames, members: fc.array(member, { maxLength: 4 }) })
   .map((r): A.ModelDecl => ({ kind: "Model", ...r, span: S }));
 
 /** A whole module with no comments (comments are inserted into printed text, where they have positions). */

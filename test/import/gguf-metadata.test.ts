@@ -7,7 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseModule } from "../../src/compiler/parse/index.js";
-import { importGgufMetadata, readGgufHeader, SUPPORTED_GGUF_ARCHITECTURES, type GgufHeader } from "../../src/compiler/import/gguf-metadata.js";
+import { supportedNames } from "../../src/compiler/import/architectures.js";
+import { importGgufMetadata, readGgufHeader, type GgufHeader } from "../../src/compiler/import/gguf-metadata.js";
 import { ImportError, writeLlm, type ImportedModel } from "../../src/compiler/import/write-llm.js";
 import { meta, writeGGUF } from "../../src/runtime/weights/gguf-writer.js";
 
@@ -48,16 +49,18 @@ function refused(header: GgufHeader): string {
 }
 
 describe("importGgufMetadata", () => {
-  // A missing key_length is dim / n_heads, as llama.cpp reads it; it is bound explicitly because an
-  // architecture may default head_dim otherwise (Gemma's .llm says 256).
+  // A missing key_length (and value_length) is dim / n_heads, as llama.cpp reads it; llama.llm's
+  // `else` binds it explicitly because an architecture may default head_dim otherwise (Gemma's .llm
+  // says 256).
   it("reads llama.cpp's keys and the vocabulary size from the token list", () => {
     const model = importGgufMetadata(tinyLlama(), "tinyllama.gguf");
     expect(model.arch).toBe("llama");
     expect(model.fileModelName).toBe("TinyLlama 1.1B Chat v1.0");
     expect(bindings(model)).toEqual({
-      vocab_size: 32000, dim: 2048, n_layers: 22, n_heads: 32, n_kv_heads: 4, head_dim: 64, ffn_dim: 5632,
+      vocab_size: 32000, dim: 2048, n_layers: 22, n_heads: 32, n_kv_heads: 4, head_dim: 64, v_head_dim: 64, rope_dim: 64, ffn_dim: 5632,
       norm_eps: 1e-5, rope_theta: 10000, rope_scaling: "none", max_seq_len: 2048, tie_embeddings: false,
     });
+    expect(model.warnings).toEqual([]);
     const { diagnostics } = parseModule("t.llm", writeLlm(model, { source: "tinyllama.gguf", modelName: "tinyllama" }));
     expect(diagnostics).toEqual([]);
   });
@@ -82,9 +85,7 @@ describe("importGgufMetadata", () => {
     h.tensorNames.push("blk.0.attn_q.bias");
     expect(bindings(importGgufMetadata(h, "m.gguf"))).toMatchObject({ qkv_bias: true });
     h.tensorNames.push("blk.0.attn_output.bias");
-    const b = bindings(importGgufMetadata(h, "m.gguf"));
-    expect(b).toMatchObject({ attn_bias: true });
-    expect(b).not.toHaveProperty("qkv_bias");
+    expect(bindings(importGgufMetadata(h, "m.gguf"))).toMatchObject({ attn_bias: true, qkv_bias: true });
   });
 
   it("maps qwen2 and gemma to their architectures, and accepts uniform per-layer arrays and bigints", () => {
@@ -97,7 +98,7 @@ describe("importGgufMetadata", () => {
     expect(model.arch).toBe("qwen2");
     expect(bindings(model)).toMatchObject({ n_kv_heads: 4, max_seq_len: 32768 });
     h.metadata["general.architecture"] = "gemma";
-    expect(() => importGgufMetadata(h, "m.gguf")).toThrow('missing required key "gemma.embedding_length"');
+    expect(() => importGgufMetadata(h, "m.gguf")).toThrow('missing required key "gemma.context_length"');
   });
 
   it("names an unsupported architecture and lists the supported ones", () => {
@@ -105,7 +106,8 @@ describe("importGgufMetadata", () => {
     h.metadata["general.architecture"] = "falcon";
     const msg = refused(h);
     expect(msg).toContain('m.gguf: unsupported general.architecture "falcon"');
-    for (const a of SUPPORTED_GGUF_ARCHITECTURES) expect(msg).toContain(a);
+    expect(supportedNames("gguf")).toEqual(["llama", "gemma", "qwen2"]);
+    for (const a of supportedNames("gguf")) expect(msg).toContain(a);
   });
 
   it("names a missing or malformed key", () => {
@@ -114,10 +116,10 @@ describe("importGgufMetadata", () => {
     expect(refused(h)).toContain('missing required key "llama.block_count"');
     const g = tinyLlama();
     g.metadata["llama.embedding_length"] = "2048";
-    expect(refused(g)).toContain('"llama.embedding_length" must be a positive integer');
+    expect(refused(g)).toContain('"llama.embedding_length" must be an integer');
     const v = tinyLlama();
     delete v.metadata["tokenizer.ggml.tokens"];
-    expect(refused(v)).toContain("cannot tell the vocabulary size");
+    expect(refused(v)).toMatch(/missing required key "llama.vocab_size" \(or "tokenizer.ggml.tokens"\) for config 'vocab_size' \(models\/llama.llm:\d+\)/);
   });
 
   it("refuses what the architecture does not compute", () => {
@@ -166,7 +168,7 @@ describe("readGgufHeader", () => {
     const header = await readGgufHeader(path);
     expect(header.tensorNames).toEqual(["token_embd.weight", "rope_freqs.weight"]);
     expect(bindings(importGgufMetadata(header, path))).toEqual({
-      vocab_size: 4, dim: 8, n_layers: 1, n_heads: 2, n_kv_heads: 1, head_dim: 4, ffn_dim: 16, norm_eps: 1e-6,
+      vocab_size: 4, dim: 8, n_layers: 1, n_heads: 2, n_kv_heads: 1, head_dim: 4, v_head_dim: 4, ffn_dim: 16, norm_eps: 1e-6,
       rope_theta: 500000, rope_scaling: "factors", max_seq_len: 256, tie_embeddings: true,
     });
   });

@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { parseModule, type ModelDecl } from "../../src/compiler/parse/index.js";
-import { importHfConfig, SUPPORTED_MODEL_TYPES } from "../../src/compiler/import/hf-config.js";
+import { supportedNames } from "../../src/compiler/import/architectures.js";
+import { importHfConfig } from "../../src/compiler/import/hf-config.js";
 import { ImportError, sanitizeModelName, writeLlm } from "../../src/compiler/import/write-llm.js";
 
 const configsDir = fileURLToPath(new URL("../fixtures/configs/", import.meta.url));
@@ -16,6 +17,7 @@ const fixture = (name: string): Record<string, unknown> => JSON.parse(readFileSy
 /** Imports a config, writes the .llm text, parses it back and returns what its config block binds. */
 function importAndParse(json: unknown, file = "config.json") {
   const model = importHfConfig(json, file);
+  expect(model.warnings).toEqual([]);
   const text = writeLlm(model, { source: file, modelName: sanitizeModelName("imported", model.arch) });
   const { module, diagnostics } = parseModule("imported.llm", text);
   expect(diagnostics).toEqual([]);
@@ -122,8 +124,8 @@ describe("importHfConfig refuses what the bundled architectures cannot run", () 
     const msg = refused({ ...llama, model_type: "gpt_neox" }, "models/neox/config.json");
     expect(msg).toContain("models/neox/config.json");
     expect(msg).toContain('"gpt_neox"');
-    for (const t of SUPPORTED_MODEL_TYPES) expect(msg).toContain(t);
-    expect(SUPPORTED_MODEL_TYPES).toEqual(["llama", "mistral", "qwen2", "gemma"]);
+    for (const t of supportedNames("hf")) expect(msg).toContain(t);
+    expect([...supportedNames("hf")].sort()).toEqual(["gemma", "llama", "mistral", "qwen2"]);
   });
 
   it("names a missing model_type", () => {
@@ -140,9 +142,10 @@ describe("importHfConfig refuses what the bundled architectures cannot run", () 
   });
 
   it("names a value of the wrong kind", () => {
-    expect(refused({ ...llama, hidden_size: "4096" })).toContain('"hidden_size" must be a positive integer, got "4096"');
-    expect(refused({ ...llama, num_hidden_layers: 0 })).toContain('"num_hidden_layers" must be a positive integer');
-    expect(refused({ ...llama, rms_norm_eps: -1 })).toContain('"rms_norm_eps" must be a positive number');
+    expect(refused({ ...llama, hidden_size: "4096" })).toContain('"hidden_size" must be an integer, got "4096"');
+    // Sizes and constants out of range fail llama.llm's shapes and requires, naming the key the value came from.
+    expect(refused({ ...llama, num_hidden_layers: 0 })).toMatch(/the size of weight group 'layers' must be positive, got 0 \(models\/llama.llm:\d+\); n_layers = 0 was read from the model file's "num_hidden_layers"/);
+    expect(refused({ ...llama, rms_norm_eps: -1 })).toContain("requirement failed: norm_eps and rope_theta must be positive (norm_eps = -1.0)");
     expect(refused({ ...llama, tie_word_embeddings: "no" })).toContain('"tie_word_embeddings" must be true or false');
   });
 
@@ -151,22 +154,23 @@ describe("importHfConfig refuses what the bundled architectures cannot run", () 
   });
 
   it("refuses RoPE scaling it does not implement, and incomplete llama3 scaling", () => {
-    expect(refused({ ...llama, rope_scaling: { type: "yarn", factor: 4 } })).toContain('rope_scaling type "yarn" is not supported');
+    expect(refused({ ...llama, rope_scaling: { type: "yarn", factor: 4 } })).toContain('"rope_scaling.type" = "yarn" is not supported');
     expect(refused({ ...llama, rope_scaling: { rope_type: "llama3", factor: 8 } })).toContain('missing required key "rope_scaling.low_freq_factor"');
   });
 
   it("refuses an activation, bias or window the architecture does not compute", () => {
-    expect(refused({ ...llama, hidden_act: "gelu" })).toContain('activation "gelu" is not supported by llama.llm');
+    expect(refused({ ...llama, hidden_act: "gelu" })).toMatch(/"hidden_act" = "gelu" is not supported: .* \(for config 'hidden_act' \(models\/llama.llm:\d+\)\)/);
     expect(refused({ ...llama, mlp_bias: true })).toContain('"mlp_bias": true is not supported');
     expect(refused({ ...fixture("Qwen2-7B"), use_sliding_window: true })).toContain('"use_sliding_window": true is not supported');
-    expect(refused({ ...fixture("gemma-2b"), hidden_activation: "gelu" })).toContain('activation "gelu" is not supported by gemma.llm');
+    expect(refused({ ...fixture("gemma-2b"), hidden_activation: "gelu" })).toMatch(/"hidden_activation" = "gelu" is not supported: .* \(for config 'hidden_act' \(models\/gemma.llm:\d+\)\)/);
   });
 });
 
 describe("importHfConfig fills in what a config.json leaves out", () => {
   it("uses transformers' per-model defaults", () => {
-    const base = { vocab_size: 100, hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 128 };
-    expect(importAndParse({ ...base, model_type: "llama" }).bound).toMatchObject({ n_kv_heads: 4, norm_eps: 1e-6, rope_theta: 10000, max_seq_len: 2048, tie_embeddings: false });
+    // 32 heads: every default n_kv_heads divides it (llama.llm requires it).
+    const base = { vocab_size: 100, hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 32, intermediate_size: 128 };
+    expect(importAndParse({ ...base, model_type: "llama" }).bound).toMatchObject({ n_kv_heads: 32, norm_eps: 1e-6, rope_theta: 10000, max_seq_len: 2048, tie_embeddings: false });
     expect(importAndParse({ ...base, model_type: "mistral" }).bound).toMatchObject({ n_kv_heads: 8, sliding_window: 4096, max_seq_len: 131072 });
     expect(importAndParse({ ...base, model_type: "qwen2" }).bound).toMatchObject({ n_kv_heads: 32, max_seq_len: 32768 });
     expect(importAndParse({ ...base, model_type: "gemma" }).bound).toMatchObject({ n_kv_heads: 16, head_dim: 256, tie_embeddings: true });

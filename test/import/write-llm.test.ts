@@ -8,7 +8,7 @@ import { formatValue, sanitizeModelName, writeLlm, type ConfigValue, type Import
 
 /** Writes one binding and parses it back to its literal. */
 function roundTrip(value: ConfigValue): number | string | boolean {
-  const model: ImportedModel = { arch: "llama", origin: "test", fileModelName: null, bindings: [{ name: "x", value }] };
+  const model: ImportedModel = { arch: "llama", archImport: "llama.llm", origin: "test", fileModelName: null, bindings: [{ name: "x", value }], warnings: [] };
   const { module, diagnostics } = parseModule("t.llm", writeLlm(model, { source: "t.json", modelName: "t" }));
   expect(diagnostics).toEqual([]);
   const config = (module.items[0] as ModelDecl).members[0];
@@ -52,7 +52,14 @@ describe("writeLlm", () => {
   });
 
   it("names the source, imports the architecture and extends it", () => {
-    const model: ImportedModel = { arch: "qwen2", origin: 'Hugging Face config.json, model_type "qwen2"', fileModelName: null, bindings: [{ name: "dim", value: { type: "int", value: 896 } }] };
+    const model: ImportedModel = {
+      arch: "qwen2",
+      archImport: "qwen2.llm",
+      origin: 'Hugging Face config.json, model_type "qwen2"',
+      fileModelName: null,
+      bindings: [{ name: "dim", value: { type: "int", value: 896 } }],
+      warnings: [],
+    };
     const text = writeLlm(model, { source: "Qwen2-0.5B/config.json", modelName: "qwen2_0_5b" });
     expect(text.split("\n").slice(0, 6)).toEqual([
       "// qwen2_0_5b: imported by `llmc import` from Qwen2-0.5B/config.json",

@@ -1,26 +1,30 @@
-// `llmc import FILE [-o OUT.llm] [--name NAME]`: write a .llm file that binds a concrete model's
-// hyper-parameters on top of a bundled architecture, from a Hugging Face config.json (or the
-// directory holding one) or from a GGUF file's header.
+// `llmc import FILE [-o OUT.llm] [--name NAME] [--arch ARCH.llm]`: write a .llm file that binds a
+// concrete model's hyper-parameters on top of its architecture (the bundled .llm that declares the
+// file's architecture name, or ARCH.llm), from a Hugging Face config.json (or the directory holding
+// one) or from a GGUF file's header.
 
 import { open, readFile, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, extname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { parseModule } from "../../compiler/parse/index.js";
+import { formatDiagnostic } from "../../compiler/base/diagnostics.js";
+import { architectureFile, type Architecture } from "../../compiler/import/architectures.js";
 import { importGgufMetadata, readGgufHeader } from "../../compiler/import/gguf-metadata.js";
 import { importHfConfig } from "../../compiler/import/hf-config.js";
 import { ImportError, modelNameProblem, sanitizeModelName, writeLlm, type ImportedModel } from "../../compiler/import/write-llm.js";
 import type { CliIO } from "../io.js";
 import { UsageError } from "./common.js";
 
-export const importUsage = `usage: llmc import FILE [-o OUT.llm] [--name NAME]
+export const importUsage = `usage: llmc import FILE [-o OUT.llm] [--name NAME] [--arch ARCH.llm]
 
 FILE is a Hugging Face config.json (or a directory holding one) or a .gguf file. Writes a .llm file
-that extends the bundled architecture (llama, mistral, qwen2 or gemma) with the model's config
-values, to OUT.llm or to standard output.
+that extends the model's architecture with its config values, to OUT.llm or to standard output. The
+architecture is the bundled .llm that declares the file's GGUF general.architecture or HF model_type.
 
 options:
   -o, --output OUT.llm   write here instead of standard output
-  --name NAME            the model's name in the .llm file (default: from OUT.llm, the file or its folder)`;
+  --name NAME            the model's name in the .llm file (default: from OUT.llm, the file or its folder)
+  --arch ARCH.llm        read the config values for the last model of this file, and extend it`;
 
 export async function runImport(args: string[], io: CliIO): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -29,6 +33,7 @@ export async function runImport(args: string[], io: CliIO): Promise<number> {
     options: {
       output: { type: "string", short: "o" },
       name: { type: "string" },
+      arch: { type: "string" },
     },
   });
   if (positionals.length !== 1) {
@@ -39,7 +44,12 @@ export async function runImport(args: string[], io: CliIO): Promise<number> {
 
   try {
     const source = await resolveSource(positionals[0]!);
-    const model = source.kind === "gguf" ? importGgufMetadata(await readGgufHeader(source.path), source.path) : importHfConfig(await readJson(source.path), source.path);
+    const arch = values.arch === undefined ? undefined : userArchitecture(values.arch);
+    const model =
+      source.kind === "gguf"
+        ? importGgufMetadata(await readGgufHeader(source.path), source.path, arch)
+        : importHfConfig(await readJson(source.path), source.path, undefined, arch);
+    for (const w of model.warnings) io.err(`llmc import: warning: ${w}\n`);
     const modelName = values.name ?? sanitizeModelName(defaultName(source, model, values.output), model.arch);
     const text = writeLlm(model, { source: source.path, modelName });
 
@@ -64,6 +74,13 @@ export async function runImport(args: string[], io: CliIO): Promise<number> {
     }
     throw e;
   }
+}
+
+function userArchitecture(path: string): Architecture {
+  const res = architectureFile(path);
+  if ("arch" in res) return res.arch;
+  const text = res.errors.length > 0 ? res.errors.map((d) => formatDiagnostic(d, res.sources)).join("\n\n") : `${path} declares no model`;
+  throw new ImportError(`${path}: the architecture file has errors:\n\n${text}`);
 }
 
 interface Source {

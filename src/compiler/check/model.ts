@@ -17,9 +17,20 @@ export interface ConfigEntry {
   type: ConfigType;
   value: Scalar | null; // null: required and unbound, or failed to evaluate
   declaredIn: string; // model name
-  setBy: "default" | "override" | "--set";
+  setBy: "default" | "override" | "file" | "--set";
   decl: A.ConfigParam;
-  expr: A.Expr | null; // the effective value expression (null for --set or unbound)
+  expr: A.Expr | null; // the effective value expression (null for a file value, --set or unbound)
+  /** Where each file format keeps the value: the declaration's clause, or an override's. */
+  keys: Partial<Record<A.KeyFormat, A.KeyClause>>;
+  /** For a value from a model file: the key it was read from (null: the format's default, its keys absent). */
+  source: string | null;
+}
+
+/** A config value from a model file (`llmc import`, loading a model), and the key it was read from
+ *  (null: the format's value when the file has none of the keys, a clause's `else`). */
+export interface FileValue {
+  value: Scalar;
+  key: string | null;
 }
 
 export interface TensorTransform {
@@ -83,6 +94,17 @@ export interface ResolvedModel {
   unbound: string[];
 }
 
+/** What a key clause may do to the value it reads (import/config-keys.ts implements them). */
+export const KEY_TRANSFORMS = {
+  count: { arity: 0, doc: "the length of a list: `\"tokenizer.ggml.tokens\" |> count()`" },
+  as: { arity: 1, doc: "the key (or tensor) being there reads as this value: `tensor \"output.weight\" |> as(false)`" },
+  replace: { arity: 2, doc: "one value reads as another: `replace(\"default\", \"none\")`" },
+  null_as: { arity: 1, doc: "a null reads as this value (otherwise null is a missing key, as transformers reads it)" },
+  one_of: { arity: "any", doc: "the values this key may hold: others are refused when read, and not written" },
+} as const satisfies Record<string, { arity: number | "any"; doc: string }>;
+
+export type KeyTransformName = keyof typeof KEY_TRANSFORMS;
+
 export const KNOWN_TRANSFORMS: Record<string, { params: ScalarType[]; doc: string }> = {
   rope_permute: { params: ["int"], doc: "reorder Q/K rows from rotate-half RoPE (HF) to adjacent pairs: rope_permute(n_heads)" },
   add: { params: ["f32"], doc: "add a constant to every element on load: add(-1.0) (Gemma's GGUF norms have the +1 baked in)" },
@@ -92,11 +114,13 @@ export interface ModelDecls {
   models: Map<string, { decl: A.ModelDecl; file: string }>;
 }
 
+/** `fileValues` are the config values a model file holds (they rank below `--set`, above the .llm). */
 export function resolveModel(
   name: string,
   decls: ModelDecls,
   overrides: ReadonlyMap<string, string>,
   diags: Diagnostic[],
+  fileValues: ReadonlyMap<string, FileValue> = new Map(),
 ): ResolvedModel | null {
   const entry = decls.models.get(name);
   if (!entry) return null;
@@ -134,7 +158,7 @@ export function resolveModel(
     fns: new Map(),
     unbound: [],
   };
-  resolveConfig(model, overrides, diags);
+  resolveConfig(model, overrides, fileValues, diags);
   resolveWeights(model, diags);
   resolveState(model, diags);
   for (const m of chain) {
@@ -176,7 +200,7 @@ function formatType(t: ConfigType): string {
   return typeof t === "object" ? t.enum.map((e) => JSON.stringify(e)).join(" | ") : t;
 }
 
-function resolveConfig(model: ResolvedModel, overrides: ReadonlyMap<string, string>, diags: Diagnostic[]): void {
+function resolveConfig(model: ResolvedModel, overrides: ReadonlyMap<string, string>, fileValues: ReadonlyMap<string, FileValue>, diags: Diagnostic[]): void {
   const entries = model.config;
   const requires: { req: A.Require; model: string }[] = [];
   for (const m of model.chain) {
@@ -187,6 +211,7 @@ function resolveConfig(model: ResolvedModel, overrides: ReadonlyMap<string, stri
           requires.push({ req: item, model: m.name.name });
           continue;
         }
+        if (item.kind === "IgnoreKeys") continue;
         const nm = item.name.name;
         const existing = entries.get(nm);
         if (item.type) {
@@ -200,26 +225,39 @@ function resolveConfig(model: ResolvedModel, overrides: ReadonlyMap<string, stri
           }
           const type = configType(item.type, diags);
           if (!type) continue;
-          entries.set(nm, { name: nm, type, value: null, declaredIn: m.name.name, setBy: "default", decl: item, expr: item.value });
+          const keys = Object.fromEntries(item.keys.map((k) => [k.format, k]));
+          entries.set(nm, { name: nm, type, value: null, declaredIn: m.name.name, setBy: "default", decl: item, expr: item.value, keys, source: null });
         } else {
           if (!existing) {
             const hint = suggest(nm, [...entries.keys()]);
             diags.push(error("E0201", `config '${nm}' is not declared by '${m.name.name}' or a model it extends${hint}; declare it with a type ('${nm}: int = …')`, item.name.span));
             continue;
           }
-          if (!item.value) {
-            diags.push(error("E0101", `config override '${nm}' needs a value: '${nm} = …'`, item.span));
+          if (!item.value && item.keys.length === 0) {
+            diags.push(error("E0101", `config override '${nm}' needs a value ('${nm} = …') or keys ('${nm} gguf "…"')`, item.span));
             continue;
           }
-          existing.expr = item.value;
-          existing.setBy = "override";
+          if (item.value) {
+            existing.expr = item.value;
+            existing.setBy = "override";
+          }
+          for (const k of item.keys) existing.keys[k.format] = k;
         }
       }
     }
   }
+  checkKeyClauses(entries, diags);
 
-  // --set overrides win over everything written in files.
+  // Values read from the model file win over the .llm; --set overrides win over both.
   const setValues = new Map<string, Scalar>();
+  for (const [nm, fv] of fileValues) {
+    const e = entries.get(nm);
+    if (!e) continue; // the reader only reads declared parameters
+    setValues.set(nm, fv.value);
+    e.setBy = "file";
+    e.source = fv.key;
+    e.expr = null;
+  }
   for (const [nm, text] of overrides) {
     const e = entries.get(nm);
     if (!e) {
@@ -303,6 +341,33 @@ function resolveConfig(model: ResolvedModel, overrides: ReadonlyMap<string, stri
   }
 }
 
+/** Key clauses name config values and key transforms that exist, with the right number of arguments. */
+function checkKeyClauses(entries: Map<string, ConfigEntry>, diags: Diagnostic[]): void {
+  const names = (e: A.Expr) => {
+    for (const n of namesIn(e)) {
+      if (!entries.has(n)) diags.push(error("E0201", `unknown config value '${n}'${suggest(n, [...entries.keys()])}`, e.span));
+    }
+  };
+  for (const entry of entries.values()) {
+    for (const clause of Object.values(entry.keys)) {
+      if (clause.when) names(clause.when);
+      if (clause.fallback) names(clause.fallback);
+      for (const t of clause.sources.flatMap((s) => s.transforms)) {
+        const spec = Object.hasOwn(KEY_TRANSFORMS, t.callee.name) ? KEY_TRANSFORMS[t.callee.name as KeyTransformName] : undefined;
+        if (!spec) {
+          diags.push(error("E0201", `unknown key transform '${t.callee.name}'${suggest(t.callee.name, Object.keys(KEY_TRANSFORMS))}; key transforms are ${Object.keys(KEY_TRANSFORMS).join(", ")}`, t.callee.span));
+          continue;
+        }
+        if (spec.arity !== "any" && t.args.length !== spec.arity) {
+          diags.push(error("E0303", `${t.callee.name} takes ${spec.arity} argument${spec.arity === 1 ? "" : "s"}, got ${t.args.length}: ${spec.doc}`, t.span));
+        }
+        if (t.args.some((a) => a.name)) diags.push(error("E0303", `${t.callee.name} takes positional arguments only`, t.span));
+        for (const a of t.args) names(a.value);
+      }
+    }
+  }
+}
+
 /** Notes pointing at where the config values behind an error were set (when not where the error is). */
 function valueNotes(model: ResolvedModel, names: string[], errorFile: string): { message: string; span: A.Span | null }[] | undefined {
   const notes: { message: string; span: A.Span | null }[] = [];
@@ -310,6 +375,10 @@ function valueNotes(model: ResolvedModel, names: string[], errorFile: string): {
     const e = model.config.get(n);
     if (!e?.value || e.setBy === "default") continue;
     if (e.setBy === "--set") notes.push({ message: `${n} = ${formatScalar(e.value)} was given with --set`, span: null });
+    else if (e.setBy === "file") {
+      const from = e.source === null ? "is the model file format's value when the file does not say" : `was read from the model file's "${e.source}"`;
+      notes.push({ message: `${n} = ${formatScalar(e.value)} ${from}`, span: null });
+    }
     else if (e.expr && e.expr.span.file !== errorFile) notes.push({ message: `${n} = ${formatScalar(e.value)} is set here`, span: e.expr.span });
   }
   return notes.length ? notes : undefined;

@@ -245,7 +245,7 @@ class Formatter {
         from = (n.ret ?? n.params[n.params.length - 1] ?? n.name).span.end.offset;
         break;
       case "Model":
-        from = (n.extends ?? n.name).span.end.offset;
+        from = (n.formatNames[n.formatNames.length - 1] ?? n.extends ?? n.name).span.end.offset;
         break;
       case "Config":
         from = n.span.start.offset + "config".length;
@@ -330,7 +330,8 @@ class Formatter {
       case "Fn":
         return { lines: this.fn(n, depth) };
       case "Model": {
-        const header = `model ${n.name.name}${n.extends ? ` extends ${n.extends.name}` : ""}`;
+        const names = n.formatNames.map((f) => ` ${f.format} ${f.names.map(quote).join(" | ")}`).join("");
+        const header = `model ${n.name.name}${n.extends ? ` extends ${n.extends.name}` : ""}${names}`;
         return {
           lines: this.container(n, [header], n.members, depth, {
             // Consecutive `drop fn` lines stay together, as written.
@@ -450,8 +451,41 @@ function configItem(c: A.ConfigItem, depth: number): string[] {
   if (c.kind === "Require") {
     return [`require ${c.conds.map(formatExpr).join(", ")}${c.message !== null ? ` else ${quote(c.message)}` : ""}`];
   }
+  if (c.kind === "IgnoreKeys") return pack([`ignore ${c.format} ${quote(c.keys[0]!)}`, ...c.keys.slice(1).map(quote)], ", ", depth);
   const decl = `${c.name.name}${c.type ? `: ${formatType(c.type)}` : ""}`;
-  return c.value ? wrapExpr(`${decl} = `, c.value, depth) : [decl];
+  const head = c.value ? wrapExpr(`${decl} = `, c.value, depth) : [decl];
+  const clauses = c.keys.map(keyClausePieces);
+  const one = [head[0]!, ...clauses.map((p) => p.join(" "))].join("  ");
+  if (head.length === 1 && depth * INDENT.length + one.length <= MAX_WIDTH) return [one];
+  // One clause per continuation line; a clause too long for one breaks before `|`, `required`/`when` and `else`.
+  return [...head, ...clauses.flatMap((p) => pack(p, " ", depth + 1).map(indent))];
+}
+
+/** A key clause in the pieces it may break between: `gguf "a"`, `| "b"`, `required when c`, `else e`. */
+function keyClausePieces(k: A.KeyClause): string[] {
+  const source = (s: A.KeySource) => [`${s.tensor ? "tensor " : ""}${quote(s.pattern)}`, ...s.transforms.map((t) => `|> ${formatExpr(t)}`)].join(" ");
+  const condition = [...(k.required ? ["required"] : []), ...(k.when ? [`when ${formatExpr(k.when)}`] : [])].join(" ");
+  return [
+    `${k.format} ${source(k.sources[0]!)}`,
+    ...k.sources.slice(1).map((s) => `| ${source(s)}`),
+    ...(condition ? [condition] : []),
+    ...(k.fallback ? [`else ${formatExpr(k.fallback)}`] : []),
+  ];
+}
+
+/** Pieces joined by `sep`, greedily on as few lines as fit in MAX_WIDTH; continuation lines are indented once more. */
+function pack(pieces: string[], sep: string, depth: number): string[] {
+  const lines = [pieces[0]!];
+  for (const p of pieces.slice(1)) {
+    const last = lines[lines.length - 1]!;
+    const joined = `${last}${sep}${p}`;
+    if (depth * INDENT.length + joined.length <= MAX_WIDTH) lines[lines.length - 1] = joined;
+    else {
+      lines[lines.length - 1] = `${last}${sep.trimEnd()}`;
+      lines.push(INDENT + p);
+    }
+  }
+  return lines;
 }
 
 /**

@@ -5,73 +5,83 @@
 // shapes. The tensor headers are bounded by the file's size (the readers check that every tensor's
 // data lies inside the file), so once the config agrees with them its sizes are too.
 //
-// Only the tensors every bundled architecture declares under the same names (models/llama.llm,
-// which the others extend) are looked at; a tensor the file lacks is the loader's to report.
+// Every weight the model declares under a name of the file's format is looked at: a group's size
+// against the indices the file's names count, and a tensor's shape (a group's first copy) against
+// the file's. A tensor the file lacks is the loader's to report.
 
-import { ImportError, type ConfigBinding } from "./write-llm.js";
+import type * as A from "../parse/ast.js";
+import { namesIn, type ResolvedModel, type WeightField } from "../check/model.js";
+import { ImportError } from "./write-llm.js";
 
 /** Tensor shapes by name, row-major as the loader compares them ([vocab_size, dim] for the embedding). */
 export type TensorShapes = ReadonlyMap<string, readonly number[]>;
 
-export type TensorScheme = "gguf" | "hf";
-
-const LAYER_PREFIX: Record<TensorScheme, RegExp> = { gguf: /^blk\.(\d+)\./, hf: /^model\.layers\.(\d+)\./ };
-
-/** Tensors whose shapes are products of config values: [rows, columns] as names of config values. */
-const SHAPED: { name: Record<TensorScheme, string>; rows: string[]; cols: string[] }[] = [
-  { name: { gguf: "token_embd.weight", hf: "model.embed_tokens.weight" }, rows: ["vocab_size"], cols: ["dim"] },
-  { name: { gguf: "blk.0.attn_q.weight", hf: "model.layers.0.self_attn.q_proj.weight" }, rows: ["n_heads", "head_dim"], cols: ["dim"] },
-  { name: { gguf: "blk.0.attn_k.weight", hf: "model.layers.0.self_attn.k_proj.weight" }, rows: ["n_kv_heads", "head_dim"], cols: ["dim"] },
-  { name: { gguf: "blk.0.ffn_gate.weight", hf: "model.layers.0.mlp.gate_proj.weight" }, rows: ["ffn_dim"], cols: ["dim"] },
-];
+export interface CheckOptions {
+  scheme: A.KeyFormat;
+  /** The config's file, for messages. */
+  file: string;
+  /** A config value as the file spells it ("hidden_size", "llama.embedding_length"). */
+  keyOf: (config: string) => string;
+}
 
 /**
- * Throws ImportError when a config value disagrees with the file's tensors: the number of layers
- * the tensor names count, or a size the shape of the embedding, the first layer's q, k or gate
- * projection says. `keyOf` names a config value as the file spells it ("hidden_size",
- * "llama.embedding_length"); `file` is the config's file, `weights` the tensors' file.
+ * Throws ImportError when the model, resolved with the file's config values, disagrees with the
+ * file's tensors: in the number of copies of a weight group, or in a tensor's shape. `tensors.weights`
+ * says where the tensors are.
  */
 export function checkConfigAgainstTensors(
-  bindings: readonly ConfigBinding[],
-  tensors: TensorShapes,
-  opts: { scheme: TensorScheme; file: string; weights: string; keyOf: (config: string) => string },
+  model: ResolvedModel,
+  tensors: { names: ReadonlySet<string>; shapes?: TensorShapes; weights: string },
+  opts: CheckOptions,
 ): void {
-  const values = new Map<string, number>();
-  for (const b of bindings) if (b.value.type === "int") values.set(b.name, b.value.value);
-  const dim = values.get("dim");
-  const heads = values.get("n_heads");
-  if (!values.has("head_dim") && dim !== undefined && heads !== undefined && dim % heads === 0) values.set("head_dim", dim / heads);
-  const say = (config: string) => `${opts.keyOf(config)} = ${values.get(config)}`;
+  const say = (e: A.Expr) => {
+    const names = [...new Set(namesIn(e))].filter((n) => model.config.get(n)?.value);
+    return names.map((n) => `${opts.keyOf(n)} = ${model.config.get(n)!.value!.value}`);
+  };
+  const compare = (f: WeightField, layer: number | null) => {
+    const pattern = f[opts.scheme]?.pattern;
+    if (!pattern) return;
+    const name = layer === null ? pattern : pattern.replaceAll("{i}", String(layer));
+    const found = tensors.shapes?.get(name);
+    if (!found || (found.length === f.shape.length && found.every((d, axis) => d === f.shape[axis]))) return;
+    const axis = found.length === f.shape.length ? f.shape.findIndex((d, k) => d !== found[k]) : -1;
+    const configs = axis >= 0 ? say(f.decl.shape[axis]!) : f.decl.shape.flatMap(say);
+    throw new ImportError(
+      `${opts.file}: ${configs.length > 0 ? `with ${configs.join(" and ")}, ` : ""}tensor "${name}" would be [${f.shape.join(", ")}], ` +
+        `but in ${tensors.weights} it is [${found.join(", ")}]; the config does not describe this file`,
+    );
+  };
 
-  const layers = values.get("n_layers");
-  const indices = new Set<number>();
-  for (const name of tensors.keys()) {
-    const m = LAYER_PREFIX[opts.scheme].exec(name);
-    if (m) indices.add(Number(m[1]));
-  }
-  if (layers !== undefined && indices.size > 0) {
-    const found = Math.max(...indices) + 1;
-    if (found !== layers) {
-      const example = opts.scheme === "gguf" ? `blk.${found - 1}.*` : `model.layers.${found - 1}.*`;
+  for (const w of model.weights.values()) {
+    if (!("count" in w)) {
+      if (!w.tiedTo) compare(w, null);
+      continue;
+    }
+    // The copies the file holds: one past the highest index of any of the group's tensors.
+    let found = 0;
+    let last = "";
+    for (const f of w.fields.values()) {
+      const pattern = f[opts.scheme]?.pattern;
+      const at = pattern?.indexOf("{i}") ?? -1;
+      if (!pattern || at < 0) continue;
+      const re = new RegExp(`^${escape(pattern.slice(0, at))}(\\d+)${escape(pattern.slice(at + 3))}$`);
+      for (const n of tensors.names) {
+        const m = re.exec(n);
+        if (!m || Number(m[1]) + 1 <= found) continue;
+        found = Number(m[1]) + 1;
+        last = `${pattern.slice(0, at)}${m[1]}${pattern[at + 3] === "." ? "." : ""}*`;
+      }
+    }
+    if (found > 0 && found !== w.count) {
       throw new ImportError(
-        `${opts.file}: ${say("n_layers")}, but the tensors of ${opts.weights} are those of ${found} layer${found === 1 ? "" : "s"} (the last is ${example}); the config does not describe this file`,
+        `${opts.file}: ${say(w.decl.count).join(" and ") || `${w.name} has ${w.count}`}, but the tensors of ${tensors.weights} are those of ${found} layer${found === 1 ? "" : "s"} ` +
+          `(the last is ${last}); the config does not describe this file`,
       );
     }
+    for (const f of w.fields.values()) compare(f, 0);
   }
+}
 
-  for (const t of SHAPED) {
-    const name = t.name[opts.scheme];
-    const found = tensors.get(name);
-    if (!found || found.length !== 2) continue;
-    const product = (names: string[]) => names.reduce<number | null>((a, n) => (a === null || !values.has(n) ? null : a * values.get(n)!), 1);
-    const expected = [product(t.rows), product(t.cols)];
-    const wrong = expected.findIndex((e, axis) => e !== null && e !== found[axis]);
-    if (wrong < 0) continue;
-    const configs = wrong === 0 ? t.rows : t.cols;
-    const shown = expected.map((e, axis) => (e === null ? found[axis] : e));
-    throw new ImportError(
-      `${opts.file}: with ${configs.filter((c) => values.has(c)).map(say).join(" and ")}, tensor "${name}" would be [${shown.join(", ")}], ` +
-        `but in ${opts.weights} it is [${found.join(", ")}]; the config does not describe this file`,
-    );
-  }
+function escape(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }

@@ -1,16 +1,16 @@
-// What `llmc import` produces: the config values of one concrete model, bound on top of a bundled
-// architecture, and the .llm text that records them. The readers (hf-config.ts, gguf-metadata.ts)
-// turn a file's hyper-parameters into an ImportedModel; writeLlm prints it.
+// What `llmc import` produces: the config values of one concrete model, bound on top of the
+// architecture that declares the file's architecture name (or the one given with --arch), and the
+// .llm text that records them. The readers (hf-config.ts, gguf-metadata.ts) turn a file's
+// hyper-parameters into an ImportedModel; writeLlm prints it.
 
-/** The bundled architectures an import can extend: `models/<arch>.llm`. */
-export const SUPPORTED_ARCHS = ["llama", "mistral", "qwen2", "gemma"] as const;
-export type Arch = (typeof SUPPORTED_ARCHS)[number];
+import { bundledModelNames } from "./architectures.js";
 
 /** One bound config value, typed as the parameter it binds is declared in the .llm file. */
 export type ConfigValue =
   | { type: "int"; value: number }
   | { type: "f32"; value: number }
   | { type: "bool"; value: boolean }
+  | { type: "str"; value: string }
   | { type: "enum"; value: string };
 
 export interface ConfigBinding {
@@ -19,12 +19,17 @@ export interface ConfigBinding {
 }
 
 export interface ImportedModel {
-  arch: Arch;
+  /** The model the import extends. */
+  arch: string;
+  /** Where that model is, as the import's `import` line says it: "llama.llm" (bundled) or a path. */
+  archImport: string;
   /** Says what the file is and what chose the architecture, for the header comment. */
   origin: string; // e.g. `Hugging Face config.json, model_type "llama"`
   /** A name the file gives the model itself (GGUF `general.name`), if any. */
   fileModelName: string | null;
   bindings: ConfigBinding[];
+  /** What the user should know: keys the architecture does not declare, a name it does not declare. */
+  warnings: string[];
 }
 
 /** A file that cannot be imported; the message says which file and what is wrong with it. */
@@ -35,7 +40,8 @@ export class ImportError extends Error {
 // Keywords and type names of the .llm language: not usable as a model name.
 const RESERVED = new Set([
   "import", "fn", "model", "extends", "config", "weights", "state", "require", "else", "return", "for", "in",
-  "true", "false", "gguf", "hf", "optional", "when", "if", "int", "f32", "f16", "bf16", "i32", "bool", "str",
+  "true", "false", "gguf", "hf", "optional", "when", "if", "drop", "required", "ignore", "int", "f32", "f16", "bf16", "i32", "bool",
+  "str",
 ]);
 
 /**
@@ -43,7 +49,7 @@ const RESERVED = new Set([
  * (`meta_llama_3_8b`). A name that would clash with a keyword or with the architecture it extends
  * gets a suffix.
  */
-export function sanitizeModelName(raw: string, arch: Arch): string {
+export function sanitizeModelName(raw: string, arch: string): string {
   let name = raw
     .toLowerCase()
     .replace(/[^a-z0-9_]+/g, "_")
@@ -51,7 +57,7 @@ export function sanitizeModelName(raw: string, arch: Arch): string {
     .replace(/^_+|_+$/g, "");
   if (name === "") name = `${arch}_model`;
   if (/^[0-9]/.test(name)) name = `m_${name}`;
-  if (modelNameProblem(name)) name = `${name}_model`;
+  if (modelNameProblem(name) || name === arch) name = `${name}_model`;
   return name;
 }
 
@@ -59,7 +65,7 @@ export function sanitizeModelName(raw: string, arch: Arch): string {
 export function modelNameProblem(name: string): string | null {
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) return "it is not an identifier ([A-Za-z_][A-Za-z0-9_]*)";
   if (RESERVED.has(name)) return "it is a keyword of the .llm language";
-  if ((SUPPORTED_ARCHS as readonly string[]).includes(name)) return "it is the name of a bundled architecture";
+  if (bundledModelNames().includes(name)) return "it is the name of a bundled architecture";
   return null;
 }
 
@@ -74,7 +80,7 @@ export function writeLlm(model: ImportedModel, opts: WriteOptions): string {
   const lines = [
     `// ${opts.modelName}: imported by \`llmc import\` from ${opts.source}`,
     `// (${model.origin}).`,
-    `import "${model.arch}.llm"`,
+    `import ${JSON.stringify(model.archImport)}`,
     ``,
     `model ${opts.modelName} extends ${model.arch} {`,
     `  config {`,
@@ -94,6 +100,7 @@ export function formatValue(v: ConfigValue): string {
       return formatFloat(v.value);
     case "bool":
       return v.value ? "true" : "false";
+    case "str":
     case "enum":
       return JSON.stringify(v.value);
   }

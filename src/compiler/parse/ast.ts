@@ -58,7 +58,19 @@ export interface ModelDecl extends NodeBase {
   kind: "Model";
   name: Ident;
   extends: Ident | null;
+  /** `gguf "llama" hf "llama"` after the name: what each file format calls this architecture. */
+  formatNames: FormatNames[];
   members: ModelMember[]; // in source order (fmt keeps the order)
+}
+
+/** The file formats whose config llmc reads: GGUF metadata and Hugging Face config.json. */
+export type KeyFormat = "gguf" | "hf";
+
+/** `gguf "qwen2" | "qwen2moe"`: the names (GGUF general.architecture, HF model_type) a format gives a model. */
+export interface FormatNames extends NodeBase {
+  kind: "FormatNames";
+  format: KeyFormat;
+  names: string[];
 }
 
 export type ModelMember = ConfigBlock | WeightsBlock | StateDecl | FnDecl | FnDrop;
@@ -77,14 +89,50 @@ export interface ConfigBlock extends NodeBase {
   items: ConfigItem[];
 }
 
-export type ConfigItem = ConfigParam | Require;
+export type ConfigItem = ConfigParam | Require | IgnoreKeys;
 
-/** `name: type = default` declares a parameter; `name = value` (no type) overrides an inherited one. */
+/**
+ * `name: type = default` declares a parameter; `name = value` (no type) overrides an inherited one.
+ * Either may name the parameter's keys in each file format (`gguf "…"  hf "…"`); an override's
+ * clause replaces the inherited one of its format.
+ */
 export interface ConfigParam extends NodeBase {
   kind: "ConfigParam";
   name: Ident;
   type: TypeExpr | null;
   value: Expr | null;
+  keys: KeyClause[];
+}
+
+/**
+ * `gguf "{arch}.rope.freq_base" | "…" required when cond else expr`: where a format keeps a config
+ * value. The first source the file has gives it; `when` limits the clause to configs where cond
+ * holds; `required` makes a missing key an error; `else` is the format's value when every source is
+ * missing (otherwise the parameter keeps its .llm value).
+ */
+export interface KeyClause extends NodeBase {
+  kind: "KeyClause";
+  format: KeyFormat;
+  sources: KeySource[];
+  required: boolean;
+  when: Expr | null;
+  fallback: Expr | null;
+}
+
+/** A metadata key (`{arch}` = the file's architecture name), or `tensor "name"`: true when the file holds that tensor. */
+export interface KeySource extends NodeBase {
+  kind: "KeySource";
+  tensor: boolean;
+  pattern: string;
+  patternSpan: Span;
+  transforms: Call[]; // `|> count()`
+}
+
+/** `ignore hf "pretraining_tp", "use_cache"`: keys of the file that do not change the model. */
+export interface IgnoreKeys extends NodeBase {
+  kind: "IgnoreKeys";
+  format: KeyFormat;
+  keys: string[];
 }
 
 /** `require cond, cond … else "message"` */

@@ -27,6 +27,8 @@ export const Extends = keyword("extends", "Extends");
 export const Config = keyword("config", "Config");
 export const Weights = keyword("weights", "Weights");
 export const State = keyword("state", "State");
+// `required` before `require`, which prefixes it.
+export const Required = keyword("required", "Required");
 export const Require = keyword("require", "Require");
 export const Else = keyword("else", "Else");
 export const Return = keyword("return", "Return");
@@ -40,6 +42,7 @@ export const Optional = keyword("optional", "Optional");
 export const When = keyword("when", "When");
 export const If = keyword("if", "If");
 export const Drop = keyword("drop", "Drop");
+export const Ignore = keyword("ignore", "Ignore");
 // Scalar and element types.
 export const TypeName = createToken({ name: "TypeName", pattern: Lexer.NA, label: "a type name" });
 const typeNameTokens: TokenType[] = [];

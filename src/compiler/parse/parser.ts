@@ -102,6 +102,7 @@ class LlmParser extends CstParser {
       this.CONSUME(T.Extends);
       this.CONSUME2(T.Identifier);
     });
+    this.MANY2(() => this.SUBRULE(this.formatNames));
     this.CONSUME(T.LCurly);
     this.MANY(() =>
       this.OR([
@@ -113,6 +114,15 @@ class LlmParser extends CstParser {
       ]),
     );
     this.CONSUME(T.RCurly);
+  });
+
+  formatNames = this.RULE("formatNames", () => {
+    this.SUBRULE(this.keyFormat);
+    this.AT_LEAST_ONE_SEP({ SEP: T.Pipe, DEF: () => this.CONSUME(T.StringLiteral) });
+  });
+
+  keyFormat = this.RULE("keyFormat", () => {
+    this.OR([{ ALT: () => this.CONSUME(T.Gguf) }, { ALT: () => this.CONSUME(T.Hf) }]);
   });
 
   fnDrop = this.RULE("fnDrop", () => {
@@ -127,6 +137,7 @@ class LlmParser extends CstParser {
     this.MANY(() => {
       this.OR([
         { ALT: () => this.SUBRULE(this.requireItem) },
+        { ALT: () => this.SUBRULE(this.ignoreItem) },
         { ALT: () => this.SUBRULE(this.configParam) },
       ]);
       this.OPTION(() => this.CONSUME(T.Semicolon));
@@ -143,6 +154,12 @@ class LlmParser extends CstParser {
     });
   });
 
+  ignoreItem = this.RULE("ignoreItem", () => {
+    this.CONSUME(T.Ignore);
+    this.SUBRULE(this.keyFormat);
+    this.AT_LEAST_ONE_SEP({ SEP: T.Comma, DEF: () => this.CONSUME(T.StringLiteral) });
+  });
+
   configParam = this.RULE("configParam", () => {
     this.CONSUME(T.Identifier);
     this.OPTION(() => {
@@ -152,6 +169,31 @@ class LlmParser extends CstParser {
     this.OPTION2(() => {
       this.CONSUME(T.Equals);
       this.SUBRULE(this.expr);
+    });
+    this.MANY(() => this.SUBRULE(this.keyClause));
+  });
+
+  keyClause = this.RULE("keyClause", () => {
+    this.SUBRULE(this.keyFormat);
+    this.AT_LEAST_ONE_SEP({ SEP: T.Pipe, DEF: () => this.SUBRULE(this.keySource) });
+    this.OPTION(() => this.CONSUME(T.Required));
+    this.OPTION2(() => {
+      this.CONSUME(T.When);
+      this.SUBRULE(this.expr, { LABEL: "when" });
+    });
+    this.OPTION3(() => {
+      this.CONSUME(T.Else);
+      this.SUBRULE2(this.expr, { LABEL: "fallback" });
+    });
+  });
+
+  // `tensor "name"` is the only word allowed before the string; to-ast.ts reports any other.
+  keySource = this.RULE("keySource", () => {
+    this.OPTION(() => this.CONSUME(T.Identifier));
+    this.CONSUME(T.StringLiteral);
+    this.MANY(() => {
+      this.CONSUME(T.PipeGt);
+      this.SUBRULE(this.callExpr);
     });
   });
 

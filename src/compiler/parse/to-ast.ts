@@ -166,18 +166,31 @@ export class AstBuilder {
       else members.push(this.fnDecl(m));
     }
     const hasExtends = this.tokens(n, "Extends").length > 0;
+    const formatNames = this.nodes(n, "formatNames").map(
+      (f): A.FormatNames => ({ kind: "FormatNames", format: this.keyFormat(f), names: this.tokens(f, "StringLiteral").map((t) => this.stringValue(t)), span: this.nodeSpan(f) }),
+    );
+    for (const [i, f] of formatNames.entries()) {
+      if (formatNames.slice(0, i).some((g) => g.format === f.format)) {
+        this.diagnostics.push(error("E0105", `model '${ids[0]?.image}' names its ${f.format} architecture more than once; list the names as ${f.format} "a" | "b"`, f.span));
+      }
+    }
     return {
       kind: "Model",
       name: this.ident(ids[0]),
       extends: hasExtends ? this.ident(ids[1]) : null,
+      formatNames,
       members,
       span,
     };
   }
 
+  private keyFormat(n: CstNode): A.KeyFormat {
+    return this.token(this.node(n, "keyFormat"), "Hf") ? "hf" : "gguf";
+  }
+
   private configBlock(n: CstNode): A.ConfigBlock {
     const items: A.ConfigItem[] = [];
-    const all = [...this.nodes(n, "requireItem"), ...this.nodes(n, "configParam")].sort(
+    const all = [...this.nodes(n, "requireItem"), ...this.nodes(n, "ignoreItem"), ...this.nodes(n, "configParam")].sort(
       (a, b) => (a.location?.startOffset ?? 0) - (b.location?.startOffset ?? 0),
     );
     for (const m of all) {
@@ -189,19 +202,63 @@ export class AstBuilder {
           message: msg ? this.stringValue(msg) : null,
           span: this.nodeSpan(m),
         });
+      } else if (m.name === "ignoreItem") {
+        items.push({ kind: "IgnoreKeys", format: this.keyFormat(m), keys: this.tokens(m, "StringLiteral").map((t) => this.stringValue(t)), span: this.nodeSpan(m) });
       } else {
         const t = this.node(m, "typeExpr");
         const v = this.node(m, "expr");
+        const name = this.ident(this.token(m, "Identifier"));
+        const keys = this.nodes(m, "keyClause").map((c) => this.keyClause(c));
+        for (const [i, k] of keys.entries()) {
+          if (keys.slice(0, i).some((o) => o.format === k.format)) {
+            this.diagnostics.push(error("E0105", `config '${name.name}' has more than one ${k.format} clause; list alternative keys as ${k.format} "a" | "b"`, k.span));
+          }
+        }
         items.push({
           kind: "ConfigParam",
-          name: this.ident(this.token(m, "Identifier")),
+          name,
           type: t ? this.typeExpr(t) : null,
           value: v ? this.expr(v) : null,
+          keys,
           span: this.nodeSpan(m),
         });
       }
     }
     return { kind: "Config", items, span: this.nodeSpan(n) };
+  }
+
+  private keyClause(n: CstNode): A.KeyClause {
+    const when = this.node(n, "when");
+    const fallback = this.node(n, "fallback");
+    const clause: A.KeyClause = {
+      kind: "KeyClause",
+      format: this.keyFormat(n),
+      sources: this.nodes(n, "keySource").map((s) => this.keySource(s)),
+      required: this.tokens(n, "Required").length > 0,
+      when: when ? this.expr(when) : null,
+      fallback: fallback ? this.expr(fallback) : null,
+      span: this.nodeSpan(n),
+    };
+    if (clause.required && clause.fallback) {
+      this.diagnostics.push(error("E0105", "a key that is 'required' has no 'else' value: remove one of them", clause.fallback.span));
+    }
+    return clause;
+  }
+
+  private keySource(n: CstNode): A.KeySource {
+    const word = this.token(n, "Identifier");
+    if (word && word.image !== "tensor") {
+      this.diagnostics.push(error("E0105", `unknown key source '${word.image}': write a metadata key "…", or tensor "name" for whether the file holds a tensor`, this.tokenSpan(word)));
+    }
+    const s = this.token(n, "StringLiteral");
+    return {
+      kind: "KeySource",
+      tensor: word !== undefined,
+      pattern: this.stringValue(s),
+      patternSpan: this.tokenSpan(s),
+      transforms: this.nodes(n, "callExpr").map((c) => this.callExpr(c)),
+      span: this.nodeSpan(n),
+    };
   }
 
   private weightsBlock(n: CstNode): A.WeightsBlock {

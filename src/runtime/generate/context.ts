@@ -11,7 +11,7 @@ import { argmax } from "./sampler.js";
 
 export interface ContextOptions {
   vocabSize: number;
-  /** The model's attention window (config `sliding_window`); 0 when it attends to everything. */
+  /** The model's attention window (its attention ops' `window`); 0 when it attends to everything. */
   slidingWindow: number;
 }
 

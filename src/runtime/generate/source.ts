@@ -1,10 +1,13 @@
 // What a model file says before its weights are read: the architecture and config values (GGUF
-// metadata or Hugging Face config.json, through the importers `llmc import` uses), the tokenizer and
-// the chat template. A GGUF file holds all of it; a Hugging Face folder holds config.json,
-// tokenizer.json (+ tokenizer_config.json) and safetensors files.
+// metadata or Hugging Face config.json, through the importers `llmc import` uses, read by the keys
+// the architecture's .llm declares), the tokenizer and the chat template. A GGUF file holds all of
+// it; a Hugging Face folder holds config.json, tokenizer.json (+ tokenizer_config.json) and
+// safetensors files.
 
 import { open, readFile, stat } from "node:fs/promises";
 import { basename, dirname, extname, join } from "node:path";
+import { formatDiagnostic } from "../../compiler/base/diagnostics.js";
+import { architectureFile, type Architecture } from "../../compiler/import/architectures.js";
 import { importGgufMetadata } from "../../compiler/import/gguf-metadata.js";
 import { importHfConfig } from "../../compiler/import/hf-config.js";
 import type { ImportedModel } from "../../compiler/import/write-llm.js";
@@ -27,20 +30,31 @@ export interface ModelSource {
 
 const GGUF_MAGIC = "GGUF";
 
-/** Reads a .gguf file's header, or a Hugging Face folder's (or its safetensors file's folder's) JSON files. */
-export async function readModelSource(path: string): Promise<ModelSource> {
+/**
+ * Reads a .gguf file's header, or a Hugging Face folder's (or its safetensors file's folder's) JSON
+ * files; `arch` is a .llm file whose model to read the config values for (`--arch`).
+ */
+export async function readModelSource(path: string, opts: { arch?: string } = {}): Promise<ModelSource> {
   let info;
   try {
     info = await stat(path);
   } catch (e) {
     throw new InputError(`${path}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file or directory" : (e as Error).message}`);
   }
-  if (info.isDirectory()) return readHfFolder(path);
-  if (extname(path).toLowerCase() === ".safetensors") return readHfFolder(dirname(path), path);
+  const arch = opts.arch === undefined ? null : userArchitecture(opts.arch);
+  if (info.isDirectory()) return readHfFolder(path, path, arch);
+  if (extname(path).toLowerCase() === ".safetensors") return readHfFolder(dirname(path), path, arch);
   if ((await magic(path)) !== GGUF_MAGIC) {
     throw new InputError(`${path} is not a GGUF file (it does not start with "GGUF"), nor a Hugging Face model folder or .safetensors file`);
   }
-  return readGguf(path);
+  return readGguf(path, arch);
+}
+
+function userArchitecture(path: string): Architecture {
+  const res = architectureFile(path);
+  if ("arch" in res) return res.arch;
+  const text = res.errors.length > 0 ? res.errors.map((d) => formatDiagnostic(d, res.sources)).join("\n\n") : `${path} declares no model`;
+  throw new InputError(`${path}: the architecture file has errors:\n\n${text}`, { list: res.errors, sources: res.sources });
 }
 
 async function magic(path: string): Promise<string> {
@@ -56,13 +70,13 @@ async function magic(path: string): Promise<string> {
   }
 }
 
-async function readGguf(path: string): Promise<ModelSource> {
+async function readGguf(path: string, arch: Architecture | null): Promise<ModelSource> {
   const file = await openGGUF(path);
   try {
     const metadata = file.metadata as Record<string, unknown>;
     // The config is checked against the tensor headers before anything is compiled or allocated.
     const tensorShapes = new Map([...file.tensors].map(([n, t]) => [n, [...t.shape]]));
-    const imported = importGgufMetadata({ metadata, tensorNames: [...file.tensors.keys()], tensorShapes }, path);
+    const imported = importGgufMetadata({ metadata, tensorNames: [...file.tensors.keys()], tensorShapes }, path, arch ?? undefined);
     const tokenizer = tokenizerOrError(path, () => tokenizerFromGGUF(metadata));
     const name = imported.fileModelName ?? stem(path);
     return { format: "gguf", weightsPath: path, imported, tokenizer, chatTemplate: detectChatTemplate(metadata), name };
@@ -71,14 +85,14 @@ async function readGguf(path: string): Promise<ModelSource> {
   }
 }
 
-async function readHfFolder(dir: string, given: string = dir): Promise<ModelSource> {
+async function readHfFolder(dir: string, given: string, arch: Architecture | null): Promise<ModelSource> {
   const config = await readJson(join(dir, "config.json"), `${given}: a Hugging Face model needs config.json beside its weights`);
   const tokenizerJson = await readJson(join(dir, "tokenizer.json"), `${given}: a Hugging Face model needs tokenizer.json beside its weights`);
   const tokenizerConfig = await readJson(join(dir, "tokenizer_config.json"), null);
   const tokenizer = tokenizerOrError(join(dir, "tokenizer.json"), () => tokenizerFromJSON(tokenizerJson, tokenizerConfig ?? undefined));
   // The config is checked against the checkpoint's tensor headers before anything is compiled or allocated.
   const { file, shapes } = await readTensorShapes(dir);
-  const imported = importHfConfig(config, join(dir, "config.json"), { shapes, weights: file });
+  const imported = importHfConfig(config, join(dir, "config.json"), { shapes, weights: file }, arch ?? undefined);
   const template = chatTemplateText(tokenizerConfig);
   const chatTemplate = template === undefined ? undefined : detectChatTemplate({ "tokenizer.chat_template": template });
   return { format: "hf", weightsPath: dir, imported, tokenizer, chatTemplate, name: basename(dir) };

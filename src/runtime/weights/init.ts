@@ -1,14 +1,12 @@
 // Random weights for a .llm model, written as a GGUF file llama.cpp can load (`llmc init-weights`):
 // every tensor under its GGUF name with the inverse of its GGUF transforms applied (so loading it
-// gives back the random values), llama.cpp's hyper-parameter metadata (keys from gguf-keys.ts, the
-// same table `llmc import` reads), and a real SentencePiece vocabulary (vocab.ts).
+// gives back the random values), the hyper-parameters under the GGUF keys the .llm declares (the
+// keys `llmc import` reads), and a real SentencePiece vocabulary (vocab.ts).
 
 import { stat } from "node:fs/promises";
 import type { ResolvedModel } from "../../compiler/check/model.js";
-import {
-  DIRECT_HPARAMS, GENERAL_KEYS, GGML_QUANTIZATION_VERSION, GGUF_FILE_TYPES, GGUF_TENSOR_NAMES,
-  HPARAM_KEYS as K, TOKENIZER_KEYS, hparamKey, type HParamKey,
-} from "../../compiler/import/gguf-keys.js";
+import { ggufKeyValues } from "../../compiler/import/config-keys.js";
+import { GENERAL_KEYS, GGML_QUANTIZATION_VERSION, GGUF_FILE_TYPES, ROPE_FREQS_TENSOR, TOKENIZER_KEYS } from "../../compiler/import/gguf-keys.js";
 import { DTYPES, type StorageDType } from "../../compiler/target/storage.js";
 import { WeightFileError } from "./errors.js";
 import { meta, writeGGUF, type GGUFMetadataEntry, type GGUFTensorInput, type WriteProgress } from "./gguf-writer.js";
@@ -87,7 +85,7 @@ export async function initWeights(model: ResolvedModel, path: string, opts: Init
   const notes: string[] = [];
   const arch = ggufArchitecture(model);
   if (!arch.known) {
-    notes.push(`model '${model.name}' extends none of llama, mistral, qwen2, gemma; general.architecture is "${arch.name}", which llama.cpp does not know`);
+    notes.push(`model '${model.name}' and the models it extends declare no gguf architecture name; general.architecture is "${arch.name}", which llama.cpp may not know`);
   }
   const vocabSize = configNumber(model, "vocab_size");
   if (vocabSize === null) throw new WeightFileError(path, `model '${model.name}' has no config value vocab_size, so no vocabulary can be written`);
@@ -127,7 +125,7 @@ export async function initWeights(model: ResolvedModel, path: string, opts: Init
 
   const metadata = [
     ...generalMetadata(model, arch.name, requested, opts.name),
-    ...hparamMetadata(model, arch.name),
+    ...hparamMetadata(model, arch.name, new Set(tensors.map((t) => t.name))),
     ...vocabMetadata(vocab),
   ];
   await writeGGUF(path, { metadata, tensors, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
@@ -159,31 +157,20 @@ function generalMetadata(model: ResolvedModel, arch: string, requested: StorageD
   return out;
 }
 
-function hparamMetadata(model: ResolvedModel, arch: string): GGUFMetadataEntry[] {
-  const out: GGUFMetadataEntry[] = [];
-  const put = (key: HParamKey, value: number | string) => {
-    const k = hparamKey(arch, key);
-    out.push(key.type === "string" ? meta.string(k, String(value)) : key.type === "float32" ? meta.float32(k, Number(value)) : meta.uint32(k, Number(value)));
-  };
-  for (const key of DIRECT_HPARAMS) {
-    const v = configNumber(model, key.config);
-    if (v !== null) put(key, v);
-  }
-  const dim = configNumber(model, K.embeddingLength.config);
-  const heads = configNumber(model, K.headCount.config);
-  const headDim = configNumber(model, K.keyLength.config) ?? (dim !== null && heads !== null ? Math.trunc(dim / heads) : null);
-  if (headDim !== null) {
-    put(K.ropeDimensionCount, headDim);
-    if (dim === null || heads === null || headDim * heads !== dim) {
-      put(K.keyLength, headDim);
-      put(K.valueLength, headDim);
+/** The config values under the GGUF keys the .llm declares: ints as uint32 (int64 if they do not fit), f32 as float32. */
+function hparamMetadata(model: ResolvedModel, arch: string, tensors: ReadonlySet<string>): GGUFMetadataEntry[] {
+  return ggufKeyValues(model, arch, tensors).map(({ key, value: v }) => {
+    switch (v.type) {
+      case "int":
+        return (v.value as number) >= 0 && (v.value as number) < 2 ** 32 ? meta.uint32(key, v.value as number) : meta.int64(key, v.value as number);
+      case "f32":
+        return meta.float32(key, v.value as number);
+      case "bool":
+        return meta.bool(key, v.value as boolean);
+      case "str":
+        return meta.string(key, v.value as string);
     }
-  }
-  if (configValue(model, K.ropeScalingType.config) === "linear") {
-    put(K.ropeScalingType, "linear");
-    put(K.ropeScalingFactor, configNumber(model, K.ropeScalingFactor.config) ?? 1);
-  }
-  return out;
+  });
 }
 
 function vocabMetadata(v: SentencePieceVocab): GGUFMetadataEntry[] {
@@ -207,7 +194,7 @@ function vocabMetadata(v: SentencePieceVocab): GGUFMetadataEntry[] {
  * rope_freqs.weight, computed as llama.cpp's converter does.
  */
 function extraTensors(model: ResolvedModel, declared: GGUFTensorInput[]): GGUFTensorInput[] {
-  if (configValue(model, "rope_scaling") !== "llama3" || declared.some((t) => t.name === GGUF_TENSOR_NAMES.ropeFreqs)) return [];
+  if (configValue(model, "rope_scaling") !== "llama3" || declared.some((t) => t.name === ROPE_FREQS_TENSOR)) return [];
   const dim = configNumber(model, "dim");
   const heads = configNumber(model, "n_heads");
   const headDim = configNumber(model, "head_dim") ?? (dim !== null && heads !== null ? Math.trunc(dim / heads) : null);
@@ -219,7 +206,7 @@ function extraTensors(model: ResolvedModel, declared: GGUFTensorInput[]): GGUFTe
     highFreqFactor: configNumber(model, "rope_high_freq_factor") ?? 4,
     originalMaxPos: configNumber(model, "rope_original_max_pos") ?? 8192,
   });
-  return [{ name: GGUF_TENSOR_NAMES.ropeFreqs, shape: [factors.length], dtype: "f32", data: factors }];
+  return [{ name: ROPE_FREQS_TENSOR, shape: [factors.length], dtype: "f32", data: factors }];
 }
 
 export interface Llama3RopeScaling {

@@ -3,8 +3,7 @@
 // tests all walk the model's weights through this one list.
 
 import type { ResolvedModel, TensorTransform, WeightField } from "../../compiler/check/model.js";
-import { GGUF_ARCHITECTURE_OF } from "../../compiler/import/gguf-keys.js";
-import type { Arch } from "../../compiler/import/write-llm.js";
+import { declaredNames } from "../../compiler/import/architectures.js";
 
 /** The naming scheme of a weight file: llama.cpp's GGUF names or Hugging Face's safetensors names. */
 export type NameScheme = "gguf" | "hf";
@@ -56,13 +55,11 @@ export function fileTensorName(t: ModelTensor, scheme: NameScheme): FileTensorNa
 }
 
 /**
- * The `general.architecture` llama.cpp knows the model as: that of the nearest bundled architecture
- * in its extends chain (Mistral is "llama"). `known` is false for a model that extends none of them.
+ * The `general.architecture` of the model's GGUF files: the first gguf name of the nearest model in
+ * its extends chain that declares one (Mistral is "llama"). `known` is false when none declares one;
+ * the name is then that of the chain's base model.
  */
 export function ggufArchitecture(model: ResolvedModel): { name: string; known: boolean } {
-  for (let i = model.chain.length - 1; i >= 0; i--) {
-    const n = model.chain[i]!.name.name;
-    if (Object.hasOwn(GGUF_ARCHITECTURE_OF, n)) return { name: GGUF_ARCHITECTURE_OF[n as Arch], known: true };
-  }
-  return { name: model.chain[0]?.name.name ?? model.name, known: false };
+  const names = declaredNames(model, "gguf");
+  return names.length > 0 ? { name: names[0]!, known: true } : { name: model.chain[0]?.name.name ?? model.name, known: false };
 }
