@@ -3,12 +3,15 @@
 // the last axis, broadcast back along the row). Fusion builds them; the CPU reference evaluates them;
 // the WGSL and CUDA emitters render them with one shared renderer.
 
+import { evalDim, formatDim, type Dim } from "../base/symbolic.js";
 import type { DType } from "./table.js";
 import { getOp } from "./table.js";
 
 export type ExprNode =
   | { kind: "input"; index: number }
   | { kind: "const"; value: number; dtype: DType }
+  /** A dimension's value this step (a polynomial of P once T is known), as a value of `dtype`. */
+  | { kind: "dim"; value: Dim; dtype: DType }
   | { kind: "op"; op: string; args: number[]; dtype?: DType /* cast's target */ }
   | { kind: "reduce"; op: "sum" | "mean" | "amax"; arg: number };
 
@@ -23,7 +26,7 @@ export function programTypes(p: ExprProgram, inputTypes: readonly DType[]): DTyp
   for (const n of p.nodes) {
     switch (n.kind) {
       case "input": types.push(inputTypes[n.index]!); break;
-      case "const": types.push(n.dtype); break;
+      case "const": case "dim": types.push(n.dtype); break;
       case "reduce": types.push(types[n.arg]!); break;
       case "op": {
         const ty = getOp(n.op).infer(n.args.map((a) => ({ shape: [], dtype: types[a]! })), n.op === "cast" ? { dtype: n.dtype ?? "f32" } : {});
@@ -35,13 +38,14 @@ export function programTypes(p: ExprProgram, inputTypes: readonly DType[]): DTyp
 }
 
 // ------------------------------------------------------------------------------------------ text form
-// `in0; in1; 1e-05:f32; mul(0, 0); mean(3); add(4, 2); rsqrt(5); mul(0, 6) -> 7`
+// `in0; in1; 1e-05:f32; mul(0, 0); mean(3); add(4, 2); rsqrt(5); mul(0, 6) -> 7`; a dim is `[P + 3]:i32`.
 
 export function formatProgram(p: ExprProgram): string {
   const parts = p.nodes.map((n) => {
     switch (n.kind) {
       case "input": return `in${n.index}`;
       case "const": return `${n.value}:${n.dtype}`;
+      case "dim": return `[${formatDim(n.value)}]:${n.dtype}`;
       case "reduce": return `${n.op}(${n.arg})`;
       case "op": return `${n.op}${n.op === "cast" ? "." + (n.dtype ?? "f32") : ""}(${n.args.join(", ")})`;
     }
@@ -63,6 +67,8 @@ export function parseProgram(text: string): ExprProgram {
       if (m) return { kind: "input", index: Number(m[1]) };
       m = /^(-?[\d.e+-]+|-?Infinity|NaN):([a-z0-9]+)$/.exec(s);
       if (m) return { kind: "const", value: Number(m[1]), dtype: m[2] as DType };
+      m = /^\[(.*)\]:([a-z0-9]+)$/.exec(s);
+      if (m) return { kind: "dim", value: parseDimTerms(m[1]!), dtype: m[2] as DType };
       m = /^([a-z_0-9]+)(?:\.([a-z0-9]+))?\(([\d,\s]*)\)$/.exec(s);
       if (!m) throw new Error(`bad expression node '${s}'`);
       const args = m[3]!.split(",").map((x) => x.trim()).filter(Boolean).map(Number);
@@ -71,6 +77,18 @@ export function parseProgram(text: string): ExprProgram {
     });
   for (const o of outputs) if (!Number.isInteger(o) || o < 0 || o >= nodes.length) throw new Error(`bad program output ${o}`);
   return { nodes, outputs };
+}
+
+/** `2*P - 3`, `P*P + P`: what formatDim writes. */
+function parseDimTerms(text: string): Dim {
+  const d = new Map<string, number>();
+  for (const m of text.replace(/\s+/g, "").matchAll(/([+-]?)([^+-]+)/g)) {
+    const sign = m[1] === "-" ? -1 : 1;
+    const f = /^(\d+)(?:\*(.+))?$/.exec(m[2]!);
+    const [c, key] = f ? [Number(f[1]), f[2] ?? ""] : [1, m[2]!];
+    d.set(key, (d.get(key) ?? 0) + sign * c);
+  }
+  return d;
 }
 
 // ------------------------------------------------------------------------------------------ evaluation
@@ -122,9 +140,9 @@ function erf(x: number): number {
 /**
  * Evaluates a program over rows: `row(i)` gives input i's values for one row of length `width`
  * (already broadcast). Returns each output's row. Reductions see the whole row; results are rounded
- * to f32 where the op's type is f32, as a kernel would.
+ * to f32 where the op's type is f32, as a kernel would. Dims take their values from `env` (P).
  */
-export function evalProgramRow(p: ExprProgram, width: number, row: (input: number) => Float64Array, types: readonly DType[]): Float64Array[] {
+export function evalProgramRow(p: ExprProgram, width: number, row: (input: number) => Float64Array, types: readonly DType[], env: ReadonlyMap<string, number> = new Map()): Float64Array[] {
   const vals: Float64Array[] = [];
   const round = (dtype: DType, v: Float64Array) => {
     if (dtype === "f32") for (let i = 0; i < v.length; i++) v[i] = Math.fround(v[i]!);
@@ -136,6 +154,7 @@ export function evalProgramRow(p: ExprProgram, width: number, row: (input: numbe
     switch (n.kind) {
       case "input": out = row(n.index); break;
       case "const": out = new Float64Array(width).fill(n.value); break;
+      case "dim": out = new Float64Array(width).fill(evalDim(n.value, env)); break;
       case "reduce": {
         const src = vals[n.arg]!;
         let acc = n.op === "amax" ? -Infinity : 0;

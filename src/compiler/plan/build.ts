@@ -1,5 +1,6 @@
 // Building the step plan: specialise the graph for T, decide for every node whether it is a kernel,
-// a view of other bytes, a constant written into its users, or a transpose the matmul reads through;
+// a view of other bytes, a constant (or a dim's value, a polynomial of P) written into its users, or
+// a transpose the matmul reads through;
 // write KV rows in place where a linear computes them (rule `in-place`), merge linears that share
 // x (rule `merge`, plan/merge.ts); then give activations buffers by liveness.
 
@@ -77,20 +78,20 @@ function linearWeight(m: Node, nodes: ReadonlyMap<number, Node>): number | null 
   return w.id;
 }
 
-/** Rewrites program inputs that are scalar constants into constant nodes, renumbering the rest. */
-function inlineConstants(program: ExprProgram, inputs: readonly number[], scalar: (id: number) => { value: number; dtype: DType } | null): { program: ExprProgram; inputs: number[] } {
+/** Rewrites program inputs that are scalar constants or dims' values into program nodes (`inline`
+ *  gives them), renumbering the rest. */
+function inlineConstants(program: ExprProgram, inputs: readonly number[], inline: (id: number) => ExprNode | null): { program: ExprProgram; inputs: number[] } {
   const kept: number[] = [];
   const remap = new Map<number, number>();
   inputs.forEach((id, i) => {
-    if (scalar(id) === null) {
+    if (inline(id) === null) {
       remap.set(i, kept.length);
       kept.push(id);
     }
   });
   const nodes = program.nodes.map((n): ExprNode => {
     if (n.kind !== "input") return n;
-    const c = scalar(inputs[n.index]!);
-    return c ? { kind: "const", value: c.value, dtype: c.dtype } : { kind: "input", index: remap.get(n.index)! };
+    return inline(inputs[n.index]!) ?? { kind: "input", index: remap.get(n.index)! };
   });
   return { program: { nodes, outputs: program.outputs }, inputs: kept };
 }
@@ -121,9 +122,14 @@ export function buildStepPlan(graph: Graph, opts: PlanOptions): StepPlan {
     if (!SUPPORTED_DTYPES.has(n.ty.dtype)) throw new PlanError(`%${n.id} (${n.op}) is ${n.ty.dtype}; the GPU backends support f32, i32 and bool tensors only (convert weights to f32 on load)`);
   }
 
-  /** A scalar that kernels can take as a literal: a const, or a one-element literal. */
+  /** A scalar that kernels can take as a literal: a const, a one-element literal, or a dim's value
+   *  that no longer depends on P (T is known). */
   const scalarOf = (id: number): { value: number; dtype: DType } | null => {
     const n = nodes.get(id)!;
+    if (n.op === "dim_value") {
+      const v = constValue(n.attrs["value"] as Dim);
+      return v === null ? null : { value: v, dtype: n.ty.dtype };
+    }
     if (n.op === "const") {
       const v = n.attrs["value"];
       return { value: typeof v === "boolean" ? (v ? 1 : 0) : (v as number), dtype: n.ty.dtype };
@@ -132,6 +138,13 @@ export function buildStepPlan(graph: Graph, opts: PlanOptions): StepPlan {
       return { value: g.literals.get(n.id)![0]!, dtype: n.ty.dtype };
     }
     return null;
+  };
+  /** A program node for a scalar input: its literal, or the dim's value read from P each step. */
+  const inlineNode = (id: number): ExprNode | null => {
+    const c = scalarOf(id);
+    if (c) return { kind: "const", value: c.value, dtype: c.dtype };
+    const n = nodes.get(id)!;
+    return n.op === "dim_value" ? { kind: "dim", value: n.attrs["value"] as Dim, dtype: n.ty.dtype } : null;
   };
   const takesInline = (c: Node) => isElementwise(c.op) || c.op === "fused";
   const needsBuffer = (n: Node) => isOutput.has(n.id) || (consumers.get(n.id) ?? []).some((c) => !takesInline(c));
@@ -211,6 +224,15 @@ export function buildStepPlan(graph: Graph, opts: PlanOptions): StepPlan {
         if (!needsBuffer(n)) storage.set(n.id, "inlined");
         else literalBuffer(n, [scalarOf(n.id)!.value]);
         break;
+      case "dim_value": {
+        // Read by kernels that do not take it inline (or an output): a one-element buffer, a literal
+        // when T alone decides it, else written each step by a kernel computing it from P.
+        const c = scalarOf(n.id);
+        if (!needsBuffer(n)) storage.set(n.id, "inlined");
+        else if (c) literalBuffer(n, [c.value]);
+        else dispatch({ kernel: "elementwise", node: n.id, inputs: [], program: { nodes: [inlineNode(n.id)!], outputs: [0] } });
+        break;
+      }
       case "arange":
         // 0, 1, … up to the largest P: every step reads the first n.
         literalBuffer(n, Array.from({ length: elementsAtMax(n) }, (_, i) => i));
@@ -294,7 +316,7 @@ export function buildStepPlan(graph: Graph, opts: PlanOptions): StepPlan {
         break;
       }
       case "fused": {
-        const r = inlineConstants(n.attrs["program"] as ExprProgram, n.inputs, scalarOf);
+        const r = inlineConstants(n.attrs["program"] as ExprProgram, n.inputs, inlineNode);
         dispatch({ kernel: "fused", node: n.id, inputs: r.inputs, program: r.program });
         break;
       }
@@ -313,7 +335,7 @@ export function buildStepPlan(graph: Graph, opts: PlanOptions): StepPlan {
             ],
             outputs: [n.inputs.length],
           };
-          const r = inlineConstants(program, n.inputs, scalarOf);
+          const r = inlineConstants(program, n.inputs, inlineNode);
           dispatch({ kernel: "elementwise", node: n.id, inputs: r.inputs, program: r.program });
         } else if (isReduction(n.op)) {
           dispatch({ kernel: "reduce", node: n.id, inputs: [src!] });

@@ -109,7 +109,7 @@ export type NodeStorage =
   | "weight"
   | "literal"
   | "view" // the same bytes as another tensor (reshape, contiguous slice, trivial transpose, KV cache)
-  | "inlined" // a scalar constant written into the kernels that use it
+  | "inlined" // a scalar constant (or a dim's value, from P) written into the kernels that use it
   | "elided"; // a transpose read directly by the linear kernels that use it
 
 export interface StepPlan {

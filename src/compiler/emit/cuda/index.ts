@@ -111,6 +111,8 @@ function isPaddingSafe(graph: Graph, plan: StepPlan): boolean {
     // T (this step's tokens) may only be the leading dim.
     if (n.ty.shape.slice(1).some((d) => dimSymbols(d).includes("T"))) return false;
     if (n.op === "attention" && n.attrs["causal"] !== true) return false;
+    // A padded step's T is the chunk's, not the real token count.
+    if (n.op === "dim_value" && dimSymbols(n.attrs["value"] as Dim).includes("T")) return false;
   }
   const specialised = nodeMap(plan.graph);
   const overPast = (id: number) => specialised.get(id)!.ty.shape.some((dim) => dimSymbols(dim).includes("P"));

@@ -14,7 +14,7 @@ export function elementwiseBody(params: KernelParams): { count: Extent; helpers:
   const outShape = ctx.dims(d.node);
   const access = d.inputs.map((id) => params.read(id)(offsetExpr("i", outShape, broadcastStrides(ctx.dims(id), outShape), params.dim)));
   const types = d.inputs.map((id) => ctx.node(id).ty.dtype);
-  const r = renderExpr(d.program!, params.lang, (i) => access[i]!, undefined, types);
+  const r = renderExpr(d.program!, params.lang, (i) => access[i]!, undefined, types, () => params.past());
   return { count: params.extent(dimProduct(outShape)), helpers: r.helpers, body: [...r.pre, ...r.body, params.output(d.node).store("i", r.outputs[0]!)] };
 }
 

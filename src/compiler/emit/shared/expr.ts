@@ -12,6 +12,7 @@
 
 import { programTypes, type ExprNode, type ExprProgram } from "../../ops/expr.js";
 import type { DType } from "../../ops/table.js";
+import { dimExprWith } from "./context.js";
 
 export type { ExprNode, ExprProgram };
 
@@ -35,7 +36,8 @@ export interface ExprLang {
   assign(name: string, value: string): string;
   /** Opens a loop `index` = 0 … length-1 (a closing "}" ends it). */
   loopOpen(index: string, length: string): string;
-  /** The row length (an unsigned integer expression) as a float of `dtype`, for `mean`. */
+  /** An index expression (the row length, P) as a value of `dtype`: a float for `mean`, f32 or i32
+   *  for a dim. */
   lengthAs(length: string, dtype: DType): string;
   /** Accumulator step of a reduction. */
   reduceStep(op: "sum" | "mean" | "amax", acc: string, x: string, dtype: DType): string;
@@ -73,7 +75,8 @@ const refs = (n: ExprNode): number[] => (n.kind === "op" ? n.args : n.kind === "
 /**
  * Renders `program` in `lang`. `inputName(i)` is the expression that loads kernel input i at the
  * current element (for row programs, at element `row.index` of the row). `inputTypes` are the
- * kernel inputs' element types (default f32). A program with reductions needs `row`.
+ * kernel inputs' element types (default f32). A program with reductions needs `row`; one with dims
+ * needs `past`, the step's P as an index expression (it may bind the step parameters).
  */
 export function renderExpr(
   program: ExprProgram,
@@ -81,6 +84,7 @@ export function renderExpr(
   inputName: (i: number) => string,
   row?: RowOptions,
   inputTypes?: readonly DType[],
+  past?: () => string,
 ): RenderedExpr {
   const { nodes } = program;
   const nInputs = nodes.reduce((m, n) => (n.kind === "input" ? Math.max(m, n.index + 1) : m), 0);
@@ -111,6 +115,12 @@ export function renderExpr(
     switch (n.kind) {
       case "input": return inputName(n.index);
       case "const": return lang.literal(n.value, n.dtype);
+      case "dim": {
+        // Computed in the node's type, so a negative constant term never wraps an unsigned index.
+        if (!past) throw new Error("internal: a program with dims needs the step's P");
+        const dtype = n.dtype;
+        return dimExprWith(n.value, () => lang.lengthAs(past(), dtype), (v) => lang.literal(v, dtype));
+      }
       case "reduce": throw new Error("internal: reductions are not values");
       case "op": {
         const argTypes = n.args.map((a) => types[a]!);

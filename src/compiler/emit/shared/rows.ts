@@ -27,6 +27,8 @@ export interface RowSpec {
   /** Store of the program's output: once per row (after the reductions) or per element. */
   perRow: boolean;
   store: (value: string) => string;
+  /** The step's P, for the program's dims (binds the step parameters). */
+  past: () => string;
 }
 
 /** The rows of a `fused` dispatch with reductions or of a `reduce` (sum / mean / amax). */
@@ -59,6 +61,7 @@ function lastAxisRows(params: KernelParams): RowSpec {
     program: d.program!,
     perRow: false,
     store: (v) => out.store(`r * ${u(length)} + k`, v),
+    past: () => params.past(),
   };
 }
 
@@ -80,6 +83,7 @@ function reduceRows(params: KernelParams): RowSpec {
     program: { nodes: [{ kind: "input", index: 0 }, { kind: "reduce", op: n.op as "sum" | "mean" | "amax", arg: 0 }], outputs: [1] },
     perRow: true,
     store: (v) => out.store("r", v),
+    past: () => params.past(),
   };
 }
 
@@ -94,7 +98,7 @@ export interface RenderedRows {
 
 /** The row program in `lang`, whose loops a target may spread over threads (CUDA's row groups). */
 export function renderRows(spec: RowSpec, lang: KernelLang): RenderedRows {
-  const r = renderExpr(spec.program, lang, (i) => spec.access[i]!, { index: "k", length: spec.length.code }, spec.types);
+  const r = renderExpr(spec.program, lang, (i) => spec.access[i]!, { index: "k", length: spec.length.code }, spec.types, spec.past);
   return { helpers: r.helpers, pre: r.pre, body: r.body, store: [spec.store(r.outputs[0]!)] };
 }
 
