@@ -15,6 +15,7 @@ import { getLlama } from "node-llama-cpp";
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const llmcBin = join(root, "bin", "llmc");
 const { loadModel } = await import(pathToFileURL(join(root, "dist", "src", "index.js")).href);
+const { rng } = await import(pathToFileURL(join(root, "dist", "src", "runtime", "weights", "random.js")).href);
 
 const { values } = parseArgs({
   options: {
@@ -36,17 +37,6 @@ const CASES = [
   { name: "gemma-mqa-hd64", arch: "gemma", set: { dim: 256, n_heads: 4, n_kv_heads: 1, head_dim: 64 }, dtypes: ["f32"], approximate: true },
 ];
 const COMMON = { vocab_size: 512, n_layers: 2, ffn_dim: 512, max_seq_len: 256 };
-
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const work = mkdtempSync(join(tmpdir(), "llmc-agree-"));
 const llama = await getLlama({ gpu: false, logLevel: "error" });

@@ -11,10 +11,12 @@ import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { getLlama } from "node-llama-cpp";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+// The token ids come from llmc's own seeded generator, so the test can tell what was asked.
+const { rng } = await import(pathToFileURL(join(root, "dist", "src", "runtime", "weights", "random.js")).href);
 const llmcBin = join(root, "bin", "llmc");
 const out = join(root, "test", "fixtures", "llama-cpp");
 
@@ -27,21 +29,14 @@ const CASES = [
   { name: "qwen2-bias-f32", arch: "qwen2", set: { n_heads: 4, n_kv_heads: 2 }, dtype: "f32", tol: 1e-3 },
   { name: "mistral-window-f32", arch: "mistral", set: { n_heads: 4, n_kv_heads: 2, sliding_window: 8 }, dtype: "f32", tol: 1e-3 },
   { name: "gemma-mqa-f32", arch: "gemma", set: { n_heads: 4, n_kv_heads: 1, head_dim: 16 }, dtype: "f32", tol: 1e-2 },
+  // head_dim 32 over dim 64 and 4 heads: Qwen3's explicit head size, not dim / n_heads.
+  { name: "qwen3-qknorm-f32", arch: "qwen3", set: { n_heads: 4, n_kv_heads: 2, head_dim: 32, tie_embeddings: true }, dtype: "f32", tol: 1e-3 },
+  // Caps small enough to bend random scores and logits; a window of 8 on the local layer 0.
+  { name: "gemma2-softcap-window-f32", arch: "gemma2", set: { n_heads: 4, n_kv_heads: 2, head_dim: 16, attn_softcap: 2, final_softcap: 5, sliding_window: 8 }, dtype: "f32", tol: 1e-2 },
   { name: "llama-gqa-q8_0", arch: "llama", set: { n_heads: 4, n_kv_heads: 2 }, dtype: "q8_0", tol: 0.1 },
 ];
 const POSITIONS = 20;
 const TOP = 8;
-
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 mkdirSync(out, { recursive: true });
 const work = mkdtempSync(join(tmpdir(), "llmc-fixtures-"));

@@ -1,24 +1,14 @@
 // `drop name` (in a weights block or a weight group) and `drop fn name` (in a model): a derived model
 // does not inherit that weight or function.
 
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { checkFile } from "../../src/compiler/check/index.js";
 import { parameterCount } from "../../src/compiler/check/model.js";
 import { compileFile } from "../../src/compiler/compile.js";
 import { printGraph } from "../../src/compiler/ir/text.js";
+import { llmWriter } from "../helpers/llm-files.js";
 
-const dir = mkdtempSync(join(tmpdir(), "llmc-drop-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-let files = 0;
-function write(text: string): string {
-  const path = join(dir, `m${files++}.llm`);
-  writeFileSync(path, text);
-  return path;
-}
+const write = llmWriter("drop");
 
 const CONFIG = `config {
     vocab_size = 16

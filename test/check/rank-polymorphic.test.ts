@@ -3,10 +3,7 @@
 // head_dim] heads alike: Qwen3's per-head q/k RMSNorm calls std rms_norm and computes what a
 // hand-written per-head norm does.
 
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { checkFile } from "../../src/compiler/check/index.js";
 import { compileFile } from "../../src/compiler/compile.js";
 import { formatDiagnostic } from "../../src/compiler/base/diagnostics.js";
@@ -14,16 +11,9 @@ import { parseModule } from "../../src/compiler/parse/index.js";
 import { printGraph } from "../../src/compiler/ir/text.js";
 import { CpuInterpreter } from "../../src/runtime/cpu/interpreter.js";
 import { testWeights } from "../helpers/graph.js";
+import { llmWriter } from "../helpers/llm-files.js";
 
-const dir = mkdtempSync(join(tmpdir(), "llmc-rank-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-let files = 0;
-function write(text: string): string {
-  const path = join(dir, `m${files++}.llm`);
-  writeFileSync(path, text);
-  return path;
-}
+const write = llmWriter("rank");
 
 /** `line:col code message` of each error in the checked text. */
 function errorsOf(text: string): string[] {

@@ -83,6 +83,14 @@ const EXPECTED: Record<string, { arch: string; bound: Record<string, number | st
     arch: "gemma",
     bound: { vocab_size: 256000, dim: 3072, n_layers: 28, n_heads: 16, n_kv_heads: 16, head_dim: 256, ffn_dim: 24576, tie_embeddings: true },
   },
+  "Qwen3-0.6B": {
+    arch: "qwen3",
+    bound: { dim: 1024, n_layers: 28, n_heads: 16, n_kv_heads: 8, head_dim: 128, ffn_dim: 3072, tie_embeddings: true, max_seq_len: 40960 },
+  },
+  "gemma-2-2b": {
+    arch: "gemma2",
+    bound: { dim: 2304, n_layers: 26, n_kv_heads: 4, head_dim: 256, query_pre_attn_scalar: 256, attn_softcap: 50, final_softcap: 30, sliding_window: 4096 },
+  },
 };
 
 describe("importHfConfig on published configs", () => {
@@ -125,7 +133,7 @@ describe("importHfConfig refuses what the bundled architectures cannot run", () 
     expect(msg).toContain("models/neox/config.json");
     expect(msg).toContain('"gpt_neox"');
     for (const t of supportedNames("hf")) expect(msg).toContain(t);
-    expect([...supportedNames("hf")].sort()).toEqual(["gemma", "llama", "mistral", "qwen2"]);
+    expect([...supportedNames("hf")].sort()).toEqual(["gemma", "gemma2", "llama", "mistral", "qwen2", "qwen3"]);
   });
 
   it("names a missing model_type", () => {
