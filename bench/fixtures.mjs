@@ -33,6 +33,9 @@ const CASES = [
   { name: "qwen3-qknorm-f32", arch: "qwen3", set: { n_heads: 4, n_kv_heads: 2, head_dim: 32, tie_embeddings: true }, dtype: "f32", tol: 1e-3 },
   // Caps small enough to bend random scores and logits; a window of 8 on the local layer 0.
   { name: "gemma2-softcap-window-f32", arch: "gemma2", set: { n_heads: 4, n_kv_heads: 2, head_dim: 16, attn_softcap: 2, final_softcap: 5, sliding_window: 8 }, dtype: "f32", tol: 1e-2 },
+  // Six layers for Gemma 3's default pattern (llama.cpp's too: no key written): layers 0-4 local with a
+  // window of 8 and RoPE base 10000, layer 5 global with base 1e6; per-head q/k norms, MQA.
+  { name: "gemma3-local-global-f32", arch: "gemma3", set: { n_layers: 6, n_heads: 4, n_kv_heads: 1, head_dim: 16, sliding_window: 8 }, dtype: "f32", tol: 1e-2 },
   { name: "llama-gqa-q8_0", arch: "llama", set: { n_heads: 4, n_kv_heads: 2 }, dtype: "q8_0", tol: 0.1 },
 ];
 const POSITIONS = 20;

@@ -71,7 +71,7 @@ describe("architecture names are declared in the .llm files", () => {
     // llama.cpp reads Mistral's files as "llama"; no bundled model is Phi-3.
     expect(findArchitecture("gguf", "mistral")).toBeNull();
     expect(findArchitecture("gguf", "phi3")).toBeNull();
-    expect(supportedNames("gguf")).toEqual(["llama", "gemma", "gemma2", "qwen2", "qwen3"]);
+    expect(supportedNames("gguf")).toEqual(["llama", "gemma", "gemma2", "gemma3", "qwen2", "qwen3"]);
   });
 
   it("a model without a name of its own has its base's (what init-weights writes as general.architecture)", () => {

@@ -106,7 +106,7 @@ describe("importGgufMetadata", () => {
     h.metadata["general.architecture"] = "falcon";
     const msg = refused(h);
     expect(msg).toContain('m.gguf: unsupported general.architecture "falcon"');
-    expect(supportedNames("gguf")).toEqual(["llama", "gemma", "gemma2", "qwen2", "qwen3"]);
+    expect(supportedNames("gguf")).toEqual(["llama", "gemma", "gemma2", "gemma3", "qwen2", "qwen3"]);
     for (const a of supportedNames("gguf")) expect(msg).toContain(a);
   });
 

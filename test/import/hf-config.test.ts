@@ -91,6 +91,13 @@ const EXPECTED: Record<string, { arch: string; bound: Record<string, number | st
     arch: "gemma2",
     bound: { dim: 2304, n_layers: 26, n_kv_heads: 4, head_dim: 256, query_pre_attn_scalar: 256, attn_softcap: 50, final_softcap: 30, sliding_window: 4096 },
   },
+  "gemma-3-1b": {
+    arch: "gemma3",
+    bound: {
+      vocab_size: 262144, dim: 1152, n_layers: 26, n_heads: 4, n_kv_heads: 1, head_dim: 256, ffn_dim: 6912, max_seq_len: 32768, tie_embeddings: true,
+      rope_theta: 1000000, rope_local_theta: 10000, sliding_window: 512, sliding_window_pattern: 6, attn_softcap: 0, final_softcap: 0,
+    },
+  },
 };
 
 describe("importHfConfig on published configs", () => {
@@ -133,7 +140,7 @@ describe("importHfConfig refuses what the bundled architectures cannot run", () 
     expect(msg).toContain("models/neox/config.json");
     expect(msg).toContain('"gpt_neox"');
     for (const t of supportedNames("hf")) expect(msg).toContain(t);
-    expect([...supportedNames("hf")].sort()).toEqual(["gemma", "gemma2", "llama", "mistral", "qwen2", "qwen3"]);
+    expect([...supportedNames("hf")].sort()).toEqual(["gemma", "gemma2", "gemma3_text", "llama", "mistral", "qwen2", "qwen3"]);
   });
 
   it("names a missing model_type", () => {
