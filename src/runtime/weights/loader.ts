@@ -21,7 +21,7 @@ import { fileTensorName, ggufArchitecture, modelTensors, tiedWeights, type Model
 import { isDirectory, openSafetensors, openSafetensorsIndex, SAFETENSORS_INDEX, type SafetensorsReader } from "./safetensors.js";
 import { applyLoadTransforms, type RawTensor } from "./transforms.js";
 
-export type WeightFormat = "gguf" | "safetensors";
+export type WeightFileFormat = "gguf" | "safetensors";
 
 export interface LoadProgress {
   /** Tensors read so far, of `total`. */
@@ -38,13 +38,13 @@ export interface LoadOptions {
   /** Called after each tensor is read. */
   onProgress?: (progress: LoadProgress) => void;
   /** The file's format; by default told from the path (a directory is a Hugging Face checkpoint) and the file's first bytes. */
-  format?: WeightFormat;
+  format?: WeightFileFormat;
 }
 
 export interface ModelWeights {
   /** The file or directory the weights came from. */
   readonly file: string;
-  readonly format: WeightFormat;
+  readonly format: WeightFileFormat;
   /** GGUF metadata (the vocabulary, for tokenizerFromGGUF), or a safetensors file's __metadata__. */
   readonly metadata: Readonly<Record<string, GGUFValue>>;
   /** IR names of every weight read (tied weights are not among them: the IR uses their target's name). */
@@ -77,7 +77,7 @@ interface SourceTensor {
 }
 
 interface Source {
-  readonly format: WeightFormat;
+  readonly format: WeightFileFormat;
   readonly scheme: NameScheme;
   /** The path named in messages about the file as a whole. */
   readonly path: string;
@@ -125,7 +125,7 @@ function safetensorsSource(r: SafetensorsReader): Source {
   };
 }
 
-async function openSource(path: string, format: WeightFormat | undefined): Promise<Source> {
+async function openSource(path: string, format: WeightFileFormat | undefined): Promise<Source> {
   if (await isDirectory(path)) {
     if (format === "gguf") throw new WeightFileError(path, "is a directory, not a GGUF file", { hint: "Give the path of a .gguf file" });
     return safetensorsSource(await openCheckpointDirectory(path));
@@ -158,7 +158,7 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** GGUF by its magic, safetensors by a header length followed by "{". */
-async function sniff(path: string): Promise<WeightFormat> {
+async function sniff(path: string): Promise<WeightFileFormat> {
   let head: Uint8Array;
   try {
     const h = await open(path, "r");
@@ -320,7 +320,7 @@ class LoadedWeights implements ModelWeights {
 
   constructor(
     readonly file: string,
-    readonly format: WeightFormat,
+    readonly format: WeightFileFormat,
     readonly metadata: Readonly<Record<string, GGUFValue>>,
     private readonly raws: Map<string, RawTensor>,
     private readonly ties: ReadonlyMap<string, string>,
