@@ -31,7 +31,7 @@ export class ContextOverflowError extends Error {
 }
 
 /** Whether output `index` of `graph` has a row per token of the step (its leading axis is T). */
-export function rowPerToken(graph: Graph, index = 0): boolean {
+function rowPerToken(graph: Graph, index = 0): boolean {
   const lead = nodeMap(graph).get(graph.outputs[index]!)?.ty.shape[0];
   return lead !== undefined && dimEquals(lead, symDim("T"));
 }
@@ -67,11 +67,14 @@ export abstract class ExecutorBase {
   past = 0;
   /** The KV cache's capacity in positions (P + T of any step). */
   readonly maxSeqLen: number;
+  /** Whether the first output has a row per token (a long step's chunks then concatenate). */
+  protected readonly outputRowPerToken: boolean;
   protected running = false;
   protected disposed = false;
 
   constructor(graph: Graph) {
     this.maxSeqLen = maxSeqLenOf(graph);
+    this.outputRowPerToken = rowPerToken(graph);
   }
 
   /** Forgets the cached positions (the buffers are reused). */

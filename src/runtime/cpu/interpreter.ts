@@ -9,7 +9,7 @@ import { evalDim } from "../../compiler/base/symbolic.js";
 import { reference, type HostTensor } from "../../compiler/ops/reference.js";
 import { tokenTables } from "../../compiler/target/program.js";
 import { allocateHost, shorterContext } from "../errors.js";
-import { chunksOf, ExecutorBase, lastRow, lastRowArgmax, rowPerToken, type StepInputs, type WeightSource } from "../executor.js";
+import { chunksOf, ExecutorBase, lastRow, lastRowArgmax, type StepInputs, type WeightSource } from "../executor.js";
 
 export interface CpuInterpreterOptions {
   /** Most tokens one pass over the graph takes; a longer step runs as chunks of this many (default
@@ -58,7 +58,7 @@ export class CpuInterpreter extends ExecutorBase {
     const { T, P, pos } = this.checkStep(inputs, this.tokenTables);
     const read = inputs.read ?? "logits";
     const chunks = chunksOf(T, this.prefillChunk);
-    const perToken = rowPerToken(this.graph);
+    const perToken = this.outputRowPerToken;
     let rows: HostTensor | null = null; // every chunk's rows, for "logits"
     let out!: HostTensor;
     for (const [i, n] of chunks) {

@@ -11,14 +11,14 @@ import { evalDim } from "../../compiler/base/symbolic.js";
 import type { Graph } from "../../compiler/ir/graph.js";
 import type { HostTensor } from "../../compiler/ops/reference.js";
 import type { StorageDType } from "../../compiler/target/storage.js";
-import { deviceWeightBytes } from "../../compiler/target/program.js";
+import { deviceWeightBytes, packedWeights } from "../../compiler/target/program.js";
 import type { PlanBuffer } from "../../compiler/plan/plan.js";
 import {
   ARGMAX_OUTPUT, BindingSizeError, compileWgsl, describeBuffer, PARAMS_BYTES, wgslProfile,
   type KernelBinding, type WgslKernel, type WgslProgram, type WgslStep, type WgslTuning,
 } from "../../compiler/target/wgsl.js";
 import { ResourceError, shorterContext } from "../errors.js";
-import { chunksOf, ExecutorBase, rowPerToken, type StepInputs, type WeightSource } from "../executor.js";
+import { chunksOf, ExecutorBase, type StepInputs, type WeightSource } from "../executor.js";
 import { WebGpuError, type GpuContext } from "./device.js";
 import { isSoftwareAdapter } from "./tuning.js";
 
@@ -138,7 +138,7 @@ export class WebGpuExecutor extends ExecutorBase {
 
   /** Weights stored packed on the device, by name. */
   get weightFormats(): Map<string, StorageDType> {
-    return new Map(this.program.weights.filter((w) => w.dtype !== "f32").map((w) => [w.name, w.dtype]));
+    return packedWeights(this.program.weights);
   }
 
   /** Waits for the weight upload; throws what went wrong with it. */
@@ -164,7 +164,7 @@ export class WebGpuExecutor extends ExecutorBase {
     const read = inputs.read ?? "logits";
     if (read === "argmax" && this.program.greedy === null) throw new Error('read: "argmax" needs a graph whose one output is logits [T, vocab]');
     const chunks = chunksOf(T, T === 1 ? 1 : this.program.prefillChunk);
-    const perToken = rowPerToken(this.program.graph);
+    const perToken = this.outputRowPerToken;
     const stats: StepStats = { tokens: T, dispatches: 0, submits: 0, hostMs: 0, readbackBytes: 0 };
     let rows: HostTensor | null = null; // every chunk's rows, for "logits"
     let out: HostTensor | null = null;
