@@ -20,4 +20,5 @@ export { WeightFileError } from "./runtime/weights/errors.js";
 export { ImportError } from "./compiler/import/write-llm.js";
 export { WebGpuError } from "./runtime/webgpu/errors.js";
 export { CudaError, CudaUnavailableError } from "./runtime/cuda/errors.js";
-export type { ChatMessage, ChatRole, ChatTemplateKind, TextPart, Tokenizer } from "./runtime/tokenizer/index.js";
+export type { ChatMessage, ChatRole, ChatTemplate, ChatTemplateKind, JinjaChatTemplate, TextPart, Tokenizer } from "./runtime/tokenizer/index.js";
+export { ChatTemplateError } from "./runtime/tokenizer/index.js";

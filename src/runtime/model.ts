@@ -25,7 +25,7 @@ import { GenerationSupersededError, InputError, ModelBusyError, ModelDisposedErr
 import { generateTokens, type GenerateOptions, type GeneratedToken } from "./generate/generate.js";
 import { topK } from "./generate/sampler.js";
 import { readModelSource } from "./generate/source.js";
-import { encodeChat, type ChatTemplateKind, type Tokenizer } from "./tokenizer/index.js";
+import { encodeChat, type ChatTemplate, type Tokenizer } from "./tokenizer/index.js";
 import { loadModelWeights, weightSource, type ModelWeights } from "./weights/loader.js";
 
 type WeightProgress = NonNullable<NonNullable<Parameters<typeof loadModelWeights>[2]>["onProgress"]>;
@@ -40,7 +40,7 @@ export interface LoadModelOptions {
   /** Positions the KV cache holds; default the model's max_seq_len, at most 4096. */
   maxSeqLen?: number;
   /** The chat template for `generate(…, { chat: true })`; default the one the file names. */
-  chatTemplate?: ChatTemplateKind;
+  chatTemplate?: ChatTemplate;
   /** Reports weight loading (reading the file). */
   onProgress?: WeightProgress;
   /** Reports the upload to the device: bytes done of total. */
@@ -89,7 +89,7 @@ export interface Model {
   /** What runs the model, e.g. "cpu (reference interpreter)". */
   readonly backend: string;
   /** The chat template `chat: true` uses, if the file names one llmc knows (or one was given). */
-  readonly chatTemplate: ChatTemplateKind | undefined;
+  readonly chatTemplate: ChatTemplate | undefined;
   /** Positions the KV cache holds. */
   readonly maxSeqLen: number;
 
@@ -231,7 +231,7 @@ class LoadedModel implements Model {
   constructor(
     compiled: Compiled,
     readonly tokenizer: Tokenizer,
-    readonly chatTemplate: ChatTemplateKind | undefined,
+    readonly chatTemplate: ChatTemplate | undefined,
     private readonly backendImpl: Backend,
     private readonly executor: Executor,
     private readonly weights: ModelWeights,
@@ -314,7 +314,7 @@ class LoadedModel implements Model {
     const parseSpecial = opts.parseSpecial ?? false;
     if (!chat) return this.tokenizer.encode(prompt, { parseSpecial });
     if (!this.chatTemplate) {
-      throw new InputError("the model file names no chat template llmc knows (LLaMA 2, LLaMA 3, Mistral); pass chatTemplate to loadModel");
+      throw new InputError("the model file has no chat template; pass chatTemplate to loadModel (\"llama2\", \"llama3\", \"mistral\" or { jinja })");
     }
     return encodeChat(this.tokenizer, this.chatTemplate, [{ role: "user", content: prompt }], { addGenerationPrompt: true, parseSpecialInContent: parseSpecial });
   }

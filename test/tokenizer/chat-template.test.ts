@@ -94,7 +94,8 @@ describe("chat templates", () => {
       expect(detectChatTemplate({ "tokenizer.chat_template": llama2 })).toBe("llama2");
       expect(detectChatTemplate({ "tokenizer.chat_template": mistral })).toBe("mistral");
       const chatml = "{% for m in messages %}{{ '<|im_start|>' + m['role'] }}{% endfor %}";
-      expect(detectChatTemplate({ ...spmMetadata(), "tokenizer.chat_template": chatml })).toBeUndefined();
+      // Any other template is the file's own, rendered as Jinja.
+      expect(detectChatTemplate({ ...spmMetadata(), "tokenizer.chat_template": chatml })).toMatchObject({ jinja: chatml, bosToken: "<s>", eosToken: "</s>" });
     });
 
     it("falls back to the vocabulary and the model's name", () => {

@@ -1,4 +1,4 @@
-// `llmc chat MODEL`: a conversation in the model's chat template (LLaMA 2, LLaMA 3 or Mistral, from
+// `llmc chat MODEL`: a conversation in the model's chat template (its own Jinja template, or LLaMA 2, LLaMA 3 or Mistral built in, from
 // the file or --template). One user message per line — typed at a prompt, or piped in — and each
 // reply streamed to standard output. `/reset` starts over, `/exit` (or the end of input) quits.
 // Ctrl-C stops a reply; at the prompt, or twice within a second, it quits.
@@ -6,7 +6,7 @@
 import { createInterface, type Interface } from "node:readline";
 import { parseArgs } from "node:util";
 import { ContextOverflowError } from "../../runtime/executor.js";
-import { encodeChat, type ChatMessage, type ChatTemplateKind } from "../../runtime/tokenizer/index.js";
+import { encodeChat, type ChatMessage, type ChatTemplate, type ChatTemplateKind } from "../../runtime/tokenizer/index.js";
 import type { Model } from "../../runtime/model.js";
 import type { CliIO } from "../io.js";
 import { UsageError } from "./common.js";
@@ -25,7 +25,8 @@ terminal or piped in; each reply is printed as it is generated. /reset forgets t
 second, it quits (exit code ${INTERRUPTED}).
 
 options:
-  --template T           the chat template (default: the one the model file names)
+  --template T           a built-in chat template (default: the model file's own, rendered as Jinja,
+                         or the built-in one it matches)
   --system TEXT          a system message at the start of the conversation
   --parse-special        read special tokens written in messages (</s>, <|eot_id|>) as those tokens,
                          as Hugging Face's apply_chat_template does (default: as plain text, so a
@@ -36,7 +37,7 @@ ${samplingUsage}
 ${modelOptionsUsage}`;
 
 interface ChatSettings {
-  template: ChatTemplateKind;
+  template: ChatTemplate;
   system: string | undefined;
   parseSpecial: boolean;
   sampling: ReturnType<typeof samplingOptions>;
@@ -63,12 +64,12 @@ export async function runChat(args: string[], io: CliIO, input: NodeJS.ReadableS
   let model: Model | undefined;
   try {
     model = await loadModelForCli(positionals[0]!, values, io, chatUsage);
-    const template = (values.template as ChatTemplateKind | undefined) ?? model.chatTemplate;
+    const template: ChatTemplate | undefined = (values.template as ChatTemplateKind | undefined) ?? model.chatTemplate;
     if (!template) {
-      io.err(`llmc chat: ${positionals[0]} names no chat template llmc knows; pass --template ${TEMPLATES.join("|")}\n`);
+      io.err(`llmc chat: ${positionals[0]} has no chat template; pass --template ${TEMPLATES.join("|")}\n`);
       return 1;
     }
-    if (values.verbose) io.err(`llmc: chat template ${template}, seed ${sampling.seed}\n`);
+    if (values.verbose) io.err(`llmc: chat template ${typeof template === "string" ? template : "from the model file (Jinja)"}, seed ${sampling.seed}\n`);
     return await converse(model, { template, system: values.system, parseSpecial: values["parse-special"], sampling }, io, input);
   } catch (e) {
     return reportRuntimeError(e, "chat", io);

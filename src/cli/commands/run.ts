@@ -12,6 +12,7 @@ import { DEFAULT_MAX_TOKENS, type GenerateOptions } from "../../runtime/generate
 import { randomSeed, resolveSamplerOptions, SAMPLER_DEFAULTS } from "../../runtime/generate/sampler.js";
 import { loadModel, type Model } from "../../runtime/model.js";
 import { WeightFileError } from "../../runtime/weights/errors.js";
+import { ChatTemplateError } from "../../runtime/tokenizer/index.js";
 import type { CliIO } from "../io.js";
 import { isStorageDType, SUPPORTED_DTYPES } from "../../compiler/target/storage.js";
 import { loadingProgress } from "../progress.js";
@@ -175,7 +176,7 @@ export function reportRuntimeError(e: unknown, command: string, io: CliIO): 1 {
     io.err(`llmc ${command}: ${e.message.split("\n")[0]}\n`);
     return 1;
   }
-  if (e instanceof InputError || e instanceof ImportError || e instanceof WeightFileError || e instanceof BackendError || e instanceof ContextOverflowError || e instanceof ResourceError) {
+  if (e instanceof InputError || e instanceof ImportError || e instanceof WeightFileError || e instanceof BackendError || e instanceof ContextOverflowError || e instanceof ResourceError || e instanceof ChatTemplateError) {
     io.err(`llmc ${command}: ${e.message}\n`);
     return 1;
   }

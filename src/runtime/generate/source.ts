@@ -11,7 +11,7 @@ import { architectureFile, type Architecture } from "../../compiler/import/archi
 import { importGgufMetadata } from "../../compiler/import/gguf-metadata.js";
 import { importHfConfig } from "../../compiler/import/hf-config.js";
 import type { ImportedModel } from "../../compiler/import/write-llm.js";
-import { detectChatTemplate, tokenizerFromGGUF, tokenizerFromJSON, type ChatTemplateKind, type Tokenizer } from "../tokenizer/index.js";
+import { detectChatTemplate, tokenizerFromGGUF, tokenizerFromJSON, type ChatTemplate, type Tokenizer } from "../tokenizer/index.js";
 import { openGGUF } from "../weights/gguf-reader.js";
 import { readTensorShapes } from "../weights/loader.js";
 import { InputError } from "./errors.js";
@@ -23,7 +23,7 @@ export interface ModelSource {
   imported: ImportedModel;
   tokenizer: Tokenizer;
   /** The chat template the file names or implies, if it is one llmc knows. */
-  chatTemplate: ChatTemplateKind | undefined;
+  chatTemplate: ChatTemplate | undefined;
   /** A name for the model: the file's own (GGUF general.name), else the file or folder name. */
   name: string;
 }
@@ -94,8 +94,17 @@ async function readHfFolder(dir: string, given: string, arch: Architecture | nul
   const { file, shapes } = await readTensorShapes(dir);
   const imported = importHfConfig(config, join(dir, "config.json"), { shapes, weights: file }, arch ?? undefined);
   const template = chatTemplateText(tokenizerConfig);
-  const chatTemplate = template === undefined ? undefined : detectChatTemplate({ "tokenizer.chat_template": template });
+  const chatTemplate = template === undefined ? undefined : detectChatTemplate({ "tokenizer.chat_template": template }, specialTokenTexts(tokenizerConfig));
   return { format: "hf", weightsPath: dir, imported, tokenizer, chatTemplate, name: basename(dir) };
+}
+
+/** tokenizer_config.json's bos_token and eos_token: strings, or objects with their `content`. */
+function specialTokenTexts(config: unknown): { bosToken?: string; eosToken?: string } {
+  if (typeof config !== "object" || config === null) return {};
+  const text = (v: unknown) => (typeof v === "string" ? v : typeof v === "object" && v !== null && typeof (v as { content?: unknown }).content === "string" ? (v as { content: string }).content : undefined);
+  const bosToken = text((config as Record<string, unknown>)["bos_token"]);
+  const eosToken = text((config as Record<string, unknown>)["eos_token"]);
+  return { ...(bosToken !== undefined ? { bosToken } : {}), ...(eosToken !== undefined ? { eosToken } : {}) };
 }
 
 /** tokenizer_config.json's chat_template: a string, or a list of named templates ("default" first). */

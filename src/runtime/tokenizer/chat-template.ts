@@ -1,12 +1,29 @@
-// Chat prompts for LLaMA 2, LLaMA 3 and Mistral instruct models, written as the official templates
-// do (the Jinja `chat_template` those models ship), special tokens included as text. A prompt is
+// Chat prompts. LLaMA 2, LLaMA 3 and Mistral instruct models have built-in templates, written as the
+// official ones do, special tokens included as text; any other model's Jinja `chat_template` (GGUF
+// tokenizer.chat_template, HF tokenizer_config.json) is rendered by @huggingface/jinja. A prompt is
 // rendered as parts, the template's own markup and the messages' contents, so that `encodeChat` can
 // recognise special tokens in the markup only: a user who types `</s>` gets those characters, not
 // the end of the turn.
 
+import { Template } from "@huggingface/jinja";
 import type { TextPart, Tokenizer } from "./types.js";
 
 export type ChatTemplateKind = "llama2" | "llama3" | "mistral";
+
+/** A model's own Jinja chat template, with the BOS/EOS token texts it may write. */
+export interface JinjaChatTemplate {
+  readonly jinja: string;
+  readonly bosToken?: string;
+  readonly eosToken?: string;
+}
+
+/** A built-in template or the model's own. */
+export type ChatTemplate = ChatTemplateKind | JinjaChatTemplate;
+
+/** A message's text that a Jinja template changed beyond trimming, so llmc cannot tell it from markup. */
+export class ChatTemplateError extends Error {
+  override name = "ChatTemplateError";
+}
 export type ChatRole = "system" | "user" | "assistant";
 
 export interface ChatMessage {
@@ -32,12 +49,13 @@ export interface EncodeChatOptions extends ChatTemplateOptions {
 }
 
 /** The prompt as text; encode it with `encodeChat`, or with `{ addBos: false, parseSpecial: true }` to trust its contents. */
-export function applyChatTemplate(kind: ChatTemplateKind, messages: readonly ChatMessage[], opts: ChatTemplateOptions): string {
+export function applyChatTemplate(kind: ChatTemplate, messages: readonly ChatMessage[], opts: ChatTemplateOptions): string {
   return joined(chatTemplateParts(kind, messages, opts));
 }
 
 /** The prompt as parts: the template's markup (`parseSpecial: true`) and the messages' contents (false). */
-function chatTemplateParts(kind: ChatTemplateKind, messages: readonly ChatMessage[], opts: ChatTemplateOptions): TextPart[] {
+function chatTemplateParts(kind: ChatTemplate, messages: readonly ChatMessage[], opts: EncodeChatOptions): TextPart[] {
+  if (typeof kind !== "string") return jinjaParts(kind, messages, opts);
   switch (kind) {
     case "llama2":
       return llama2(messages);
@@ -49,7 +67,7 @@ function chatTemplateParts(kind: ChatTemplateKind, messages: readonly ChatMessag
 }
 
 /** The prompt's token ids (the template writes BOS itself, so none is added). */
-export function encodeChat(tokenizer: Tokenizer, kind: ChatTemplateKind, messages: readonly ChatMessage[], opts: EncodeChatOptions): number[] {
+export function encodeChat(tokenizer: Tokenizer, kind: ChatTemplate, messages: readonly ChatMessage[], opts: EncodeChatOptions): number[] {
   const parts = chatTemplateParts(kind, messages, opts);
   return tokenizer.encodeParts(opts.parseSpecialInContent ? [{ text: joined(parts), parseSpecial: true }] : parts, { addBos: false });
 }
@@ -107,6 +125,69 @@ function mistral(messages: readonly ChatMessage[]): TextPart[] {
   return [markup("<s>"), ...body];
 }
 
+const compiledTemplates = new Map<string, Template>();
+
+
+/**
+ * A Jinja template rendered as Hugging Face's apply_chat_template renders it (messages, bos_token,
+ * eos_token, add_generation_prompt; raise_exception is Jinja's own), then cut into parts. To know
+ * where the markup ends and a message begins, the template is rendered a second time with each
+ * content replaced by a sentinel of private-use characters; the real rendering must then be that
+ * markup with each content in place, as written or trimmed (as many templates do). A template that
+ * changes a content otherwise cannot be told from markup, so it is an error unless special tokens in
+ * contents are allowed anyway.
+ */
+function jinjaParts(t: JinjaChatTemplate, messages: readonly ChatMessage[], opts: EncodeChatOptions): TextPart[] {
+  const text = renderJinja(t, messages, opts);
+  if (opts.parseSpecialInContent) return [markup(text)];
+  const sentinel = (i: number) => `\uE000${i}\uE001`;
+  const marked = renderJinja(t, messages.map((m, i) => ({ ...m, content: sentinel(i) })), opts);
+  const parts: TextPart[] = [];
+  let rest = marked; // the sentinel rendering still to match
+  let at = 0; // how much of `text` is matched
+  const refuse = (i: number) =>
+    new ChatTemplateError(
+      `the model's chat template changes the text of message ${i} ("${messages[i]!.role}"), so llmc cannot keep special ` +
+        "tokens typed in it from acting as markup; allow them (--parse-special, parseSpecialInContent) or pick a built-in template",
+    );
+  for (;;) {
+    const next = /\uE000(\d+)\uE001/.exec(rest);
+    const before = next ? rest.slice(0, next.index) : rest;
+    if (!text.startsWith(before, at)) throw refuse(next ? Number(next[1]) : messages.length - 1);
+    if (before !== "") parts.push(markup(before));
+    at += before.length;
+    if (!next) break;
+    const i = Number(next[1]);
+    const c = messages[i]!.content;
+    const written = [c, c.trim(), c.trimStart(), c.trimEnd()].find((x) => text.startsWith(x, at) && x !== "");
+    if (written === undefined && c.trim() !== "") throw refuse(i);
+    if (written) parts.push(content(written));
+    at += written?.length ?? 0;
+    rest = rest.slice(next.index + next[0].length);
+  }
+  if (at !== text.length) throw refuse(messages.length - 1);
+  return parts;
+}
+
+function renderJinja(t: JinjaChatTemplate, messages: readonly ChatMessage[], opts: ChatTemplateOptions): string {
+  let template = compiledTemplates.get(t.jinja);
+  if (!template) {
+    template = new Template(t.jinja);
+    compiledTemplates.set(t.jinja, template);
+  }
+  try {
+    return template.render({
+      messages: messages.map((m) => ({ role: m.role, content: m.content })),
+      bos_token: t.bosToken ?? "",
+      eos_token: t.eosToken ?? "",
+      add_generation_prompt: opts.addGenerationPrompt,
+    });
+  } catch (e) {
+    // raise_exception(…) in the template, or a template this Jinja cannot run.
+    throw new ChatTemplateError(`the model's chat template failed on this conversation: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
 /** An optional leading system message, then user/assistant/user/… as these templates require. */
 function alternatingTurns(
   messages: readonly ChatMessage[],
@@ -127,17 +208,26 @@ function alternatingTurns(
 }
 
 /**
- * Picks the template for a GGUF file: from `tokenizer.chat_template` when present (undefined if it is
- * none of ours), otherwise guessed from the vocabulary and the model's name and tokenizer.
+ * Picks the template for a GGUF file: from `tokenizer.chat_template` when present (a built-in one when
+ * it is LLaMA 2's, LLaMA 3's or Mistral's, else the file's own Jinja template), otherwise guessed
+ * from the vocabulary and the model's name and tokenizer. `special` gives the BOS/EOS texts of a
+ * tokenizer_config.json; for a GGUF they are read from its vocabulary.
  */
-export function detectChatTemplate(metadata: Record<string, unknown>): ChatTemplateKind | undefined {
+export function detectChatTemplate(metadata: Record<string, unknown>, special: { bosToken?: string; eosToken?: string } = {}): ChatTemplate | undefined {
   const template = metadata["tokenizer.chat_template"];
+  const tokens = metadata["tokenizer.ggml.tokens"];
   if (typeof template === "string") {
     if (template.includes("<|start_header_id|>") && template.includes("<|end_header_id|>")) return "llama3";
     if (template.includes("[INST]")) return template.includes("<<SYS>>") ? "llama2" : "mistral";
-    return undefined;
+    const tokenText = (key: string) => {
+      const id = metadata[key];
+      const text = Array.isArray(tokens) && typeof id === "number" ? tokens[id] : undefined;
+      return typeof text === "string" ? text : undefined;
+    };
+    const bosToken = special.bosToken ?? tokenText("tokenizer.ggml.bos_token_id");
+    const eosToken = special.eosToken ?? tokenText("tokenizer.ggml.eos_token_id");
+    return { jinja: template, ...(bosToken !== undefined ? { bosToken } : {}), ...(eosToken !== undefined ? { eosToken } : {}) };
   }
-  const tokens = metadata["tokenizer.ggml.tokens"];
   const vocab = new Set(Array.isArray(tokens) ? tokens : []);
   if (vocab.has("<|start_header_id|>") && vocab.has("<|eot_id|>")) return "llama3";
   if (vocab.has("[INST]") && vocab.has("[/INST]")) return "mistral";

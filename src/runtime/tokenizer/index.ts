@@ -7,8 +7,11 @@ export {
   detectChatTemplate,
   encodeChat,
   type ChatMessage,
+  ChatTemplateError,
   type ChatRole,
+  type ChatTemplate,
   type ChatTemplateKind,
+  type JinjaChatTemplate,
   type ChatTemplateOptions,
   type EncodeChatOptions,
 } from "./chat-template.js";
