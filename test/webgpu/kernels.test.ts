@@ -380,6 +380,31 @@ describe("gather, rotary, attention, KV cache", () => {
     );
   });
 
+  it("attention of decode steps (a workgroup per row, lanes splitting the keys) over pasts longer than the lanes", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          t: fc.integer({ min: 1, max: 4 }),
+          s: fc.integer({ min: 1, max: 150 }),
+          hkv: fc.integer({ min: 1, max: 2 }),
+          group: fc.integer({ min: 1, max: 3 }),
+          d: fc.constantFrom(2, 6, 8, 64),
+          causal: fc.boolean(),
+          window: fc.constantFrom(0, 1, 5, 40),
+        }),
+        seedArb,
+        async (c, seed) => {
+          const b = new GraphBuilder();
+          const q = b.weight("q", [c.t, c.hkv * c.group, c.d]);
+          const k = b.weight("k", [c.s, c.hkv, c.d]);
+          const v = b.weight("v", [c.s, c.hkv, c.d]);
+          await compareRuns(b.graph([b.op("attention", [q, k, v], { causal: c.causal, window: c.window })]), { steps: ONE_STEP, seed });
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  });
+
   it("kv_append + attention over the cache across prefill and decode steps (P is a runtime parameter)", async () => {
     await fc.assert(
       fc.asyncProperty(

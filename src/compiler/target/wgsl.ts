@@ -58,7 +58,7 @@ export function wgslProfile(software: boolean, limits: WgslLimits, opts: { maxSt
     reduceWorkgroupSize: cap(base.reduceWorkgroupSize),
     linear: { ...base.linear, workgroupSize: cap(base.linear.workgroupSize) },
     matmul: { workgroupSize: cap(base.matmul.workgroupSize) },
-    attention: { workgroupSize: cap(base.attention.workgroupSize) },
+    attention: { ...base.attention, workgroupSize: cap(base.attention.workgroupSize), decodeLanes: cap(base.attention.decodeLanes) },
   };
   return {
     name: software ? "llvmpipe" : "gpu",

@@ -1,6 +1,11 @@
 // The model-specific kernels: attention over the KV cache and appending to it (rotary embedding is
 // a per-element kernel: emit/wgsl/layout.ts). The cache length S = P + T is read from the per-step
 // parameters, so one pipeline serves every decode step.
+//
+//   prefill  one (query, head) row per invocation, an online softmax over its visible keys.
+//   decode   few queries (T ≤ attention.decodeMaxQueries): a workgroup per row whose lanes split
+//            the keys and combine in workgroup memory, so a long past is read by many lanes at once
+//            instead of one invocation per head walking it alone.
 
 import { constDim, mulDim, type Dim } from "../../base/symbolic.js";
 import type { DispatchContext } from "./context.js";
@@ -10,6 +15,9 @@ import { f32Literal } from "./lang.js";
 import type { WgslTuning } from "./tuning.js";
 
 const DOT1 = "fn dot1(a: f32, b: f32) -> f32 { return a * b; }";
+
+/** Workgroup memory every adapter grants (WebGPU's minimum maxComputeWorkgroupStorageSize). */
+const WORKGROUP_STORAGE_BYTES = 16384;
 
 export function emitAttention(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
   const d = ctx.dispatch;
@@ -34,8 +42,13 @@ export function emitAttention(ctx: DispatchContext, tuning: WgslTuning): WgslKer
   const scale = typeof n.attrs["scale"] === "number" ? (n.attrs["scale"] as number) : 1 / Math.sqrt(D);
   const window = (n.attrs["window"] as number | undefined) ?? 0;
   const rows = b.extent(mulDim(T, constDim(HQ)));
-  const g = grid(rows.max, tuning.attention.workgroupSize);
-  const code = renderTemplate("attention", {
+  const tFixed = constOf(T);
+  // Lanes per row for decode: a power of two whose partial outputs fit in workgroup memory.
+  let lanes = tuning.attention.decodeLanes;
+  while (lanes > 1 && lanes * (D + 2) * 4 > WORKGROUP_STORAGE_BYTES) lanes /= 2;
+  const decode = tFixed !== null && tFixed <= tuning.attention.decodeMaxQueries && lanes > 1;
+  const g = decode ? grid(rows.max * lanes, lanes) : grid(rows.max, tuning.attention.workgroupSize);
+  const code = renderTemplate(decode ? "attention_decode" : "attention", {
     ...headerContext("attention", b, vec === 4 ? [] : [DOT1]),
     t: b.dim(T),
     hq: HQ,
@@ -61,6 +74,8 @@ export function emitAttention(ctx: DispatchContext, tuning: WgslTuning): WgslKer
     outOffset: plus(op.offset / vec),
     workgroupSize: tuning.attention.workgroupSize,
     rowStride: g.rowStride,
+    lanes,
+    accLen: lanes * (D / vec),
   });
   return { label: ctx.label(), code, bindings: b.bindings(), workgroups: g.workgroups };
 }

@@ -22,7 +22,14 @@ export interface WgslTuning {
     merge: boolean;
   };
   matmul: { workgroupSize: number };
-  attention: { workgroupSize: number };
+  attention: {
+    workgroupSize: number;
+    /** Steps of at most this many queries (decode) run a workgroup per (query, head) row… */
+    decodeMaxQueries: number;
+    /** …whose lanes split the keys (fewer where head_dim is large: workgroup memory holds every
+     *  lane's partial output). */
+    decodeLanes: number;
+  };
 }
 
 /** CPU rasterisers (llvmpipe, SwiftShader, lavapipe): barriers are expensive, invocations run as
@@ -39,7 +46,7 @@ export const CPU_TUNING: WgslTuning = {
   reduceWorkgroupSize: 16,
   linear: { workgroupSize: 32, rowsPerInvocation: 8, tileM: 8, merge: true },
   matmul: { workgroupSize: 64 },
-  attention: { workgroupSize: 8 },
+  attention: { workgroupSize: 8, decodeMaxQueries: 4, decodeLanes: 16 },
 };
 
 /** Discrete and integrated GPUs: many lanes, so one output per invocation and large workgroups. */
@@ -50,5 +57,5 @@ export const GPU_TUNING: WgslTuning = {
   reduceWorkgroupSize: 64,
   linear: { workgroupSize: 64, rowsPerInvocation: 1, tileM: 4, merge: true },
   matmul: { workgroupSize: 256 },
-  attention: { workgroupSize: 32 },
+  attention: { workgroupSize: 32, decodeMaxQueries: 4, decodeLanes: 64 },
 };
