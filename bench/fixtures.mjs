@@ -39,6 +39,9 @@ const CASES = [
   { name: "llama-gqa-q8_0", arch: "llama", set: { n_heads: 4, n_kv_heads: 2 }, dtype: "q8_0", tol: 0.1 },
 ];
 const POSITIONS = 20;
+// Noise on every weight: initialisers give zero biases and unit norm gains, which would not show a
+// bias or gain that llmc dropped.
+const PERTURB = 0.05;
 const TOP = 8;
 
 mkdirSync(out, { recursive: true });
@@ -50,7 +53,7 @@ for (const c of CASES.filter((c) => !process.env.ONLY || c.name === process.env.
   const seed = 7;
   const file = join(work, `${c.name}.gguf`);
   const sets = Object.entries(config).map(([k, v]) => `${k}=${v}`).join(",");
-  execFileSync(process.execPath, [llmcBin, "init-weights", join(root, "models", `${c.arch}.llm`), "--set", sets, "--dtype", c.dtype, "--seed", String(seed), "-o", file], { stdio: ["ignore", "ignore", "inherit"] });
+  execFileSync(process.execPath, [llmcBin, "init-weights", join(root, "models", `${c.arch}.llm`), "--set", sets, "--dtype", c.dtype, "--seed", String(seed), "--perturb", String(PERTURB), "-o", file], { stdio: ["ignore", "ignore", "inherit"] });
   const sha256 = createHash("sha256").update(readFileSync(file)).digest("hex");
   const next = rng(1234);
   const tokens = Array.from({ length: POSITIONS }, () => 3 + Math.floor(next() * (COMMON.vocab_size - 3)));
@@ -71,7 +74,7 @@ for (const c of CASES.filter((c) => !process.env.ONLY || c.name === process.env.
     const p = nextToken === undefined ? undefined : o.next.probabilities.get(nextToken);
     return { top, ...(p !== undefined ? { next: Math.log(p) } : {}) };
   });
-  const fixture = { case: c.name, made_by: "node-llama-cpp 3.21.1 (llama.cpp, CPU, f32 KV cache)", arch: c.arch, config, dtype: c.dtype, seed, sha256, tolerance: c.tol, tokens, positions };
+  const fixture = { case: c.name, made_by: "node-llama-cpp 3.21.1 (llama.cpp, CPU, f32 KV cache)", arch: c.arch, config, dtype: c.dtype, seed, perturb: PERTURB, sha256, tolerance: c.tol, tokens, positions };
   writeFileSync(join(out, `${c.name}.json`), JSON.stringify(fixture, null, 1) + "\n");
   console.log(`${c.name}: ${tokens.length} positions`);
 }

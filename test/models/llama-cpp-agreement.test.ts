@@ -20,6 +20,8 @@ interface Fixture {
   config: Record<string, number | boolean>;
   dtype: string;
   seed: number;
+  /** init-weights --perturb: noise on every weight after its initialiser. */
+  perturb?: number;
   sha256: string;
   tolerance: number;
   tokens: number[];
@@ -38,7 +40,7 @@ async function rebuild(f: Fixture): Promise<string> {
   const file = join(work, `${f.case}.gguf`);
   const sets = Object.entries(f.config).flatMap(([k, v]) => ["--set", `${k}=${v}`]);
   const io = bufferIO();
-  expect(await runInitWeights([join("models", `${f.arch}.llm`), ...sets, "--dtype", f.dtype, "--seed", String(f.seed), "-o", file], io), io.stderr()).toBe(0);
+  expect(await runInitWeights([join("models", `${f.arch}.llm`), ...sets, "--dtype", f.dtype, "--seed", String(f.seed), ...(f.perturb ? ["--perturb", String(f.perturb)] : []), "-o", file], io), io.stderr()).toBe(0);
   const sha = createHash("sha256").update(readFileSync(file)).digest("hex");
   if (sha !== f.sha256) throw new Error(`${f.case}: llmc init-weights no longer writes the file llama.cpp read (sha256 ${sha}); regenerate the fixtures: cd bench && npm ci && npm run fixtures`);
   return file;

@@ -9,6 +9,9 @@ import {
   type Scalar, type ScalarType,
 } from "./scalar.js";
 import { suggest } from "./suggest.js";
+import { bindInit, defaultInit, resolveInit, type BoundInit, type WeightInit } from "./init.js";
+
+export type { InitDistribution, WeightInit } from "./init.js";
 
 export type ConfigType = ScalarType | { enum: string[] };
 
@@ -50,6 +53,8 @@ export interface WeightField {
   hf: FileName | null;
   optional: boolean;
   tiedTo: string | null; // a top-level weight name
+  /** How a fresh model draws it (`init` clause or the default), evaluated for this config. */
+  init: WeightInit;
   decl: A.WeightDecl;
 }
 
@@ -384,6 +389,18 @@ function valueNotes(model: ResolvedModel, names: string[], errorFile: string): {
   return notes.length ? notes : undefined;
 }
 
+/** The names a scalar expression refers to, with where each is written. */
+function nameRefs(e: A.Expr): A.Name[] {
+  switch (e.kind) {
+    case "Name": return e.name === "<error>" ? [] : [e];
+    case "Binary": return [...nameRefs(e.left), ...nameRefs(e.right)];
+    case "Unary": return nameRefs(e.operand);
+    case "Conditional": return [...nameRefs(e.cond), ...nameRefs(e.then), ...nameRefs(e.else)];
+    case "Call": return e.args.flatMap((a) => nameRefs(a.value));
+    default: return [];
+  }
+}
+
 export function namesIn(e: A.Expr): string[] {
   switch (e.kind) {
     case "Name": return [e.name];
@@ -550,6 +567,7 @@ function resolveWeights(model: ResolvedModel, diags: Diagnostic[]): void {
     }
   }
   for (const [path, by] of dropped) model.absentWeights.set(path, { droppedBy: by });
+  const inits = bindInits(model, merged, diags);
   if (model.unbound.length > 0) return; // shapes need values
 
   const lookup = configLookup(model, diags);
@@ -596,6 +614,8 @@ function resolveWeights(model: ResolvedModel, diags: Diagnostic[]): void {
       diags.push(error("E0205", `weight '${d.name.name}' has no file name: add gguf "…" and/or hf "…"`, d.name.span));
     }
     if (shape.some((s) => s === null)) return null;
+    // A faulty clause has been reported; the default keeps the weight, so nothing else cascades.
+    const init = resolveInit(d.name.name, shape as number[], inits.get(d), (e) => evalConfigExpr(e, lookup, diags), diags) ?? defaultInit(shape as number[]);
     return {
       name: d.name.name,
       shape: shape as number[],
@@ -603,6 +623,7 @@ function resolveWeights(model: ResolvedModel, diags: Diagnostic[]): void {
       hf: fileName(d.hf, inGroup),
       optional: d.optional,
       tiedTo,
+      init,
       decl: d,
     };
   };
@@ -648,6 +669,32 @@ function resolveWeights(model: ResolvedModel, diags: Diagnostic[]): void {
       diags.push(error("E0301", `weight '${w.name}' [${w.shape.join(", ")}] is tied to '${w.tiedTo}' of a different shape [${target.shape.join(", ")}]`, w.decl.tie!.span));
     }
   }
+}
+
+/**
+ * The `init` clauses of the merged weights, checked as far as they can be without config values
+ * (so `llmc check` of an abstract model reports them too): by declaration, null where faulty.
+ */
+function bindInits(model: ResolvedModel, merged: Map<string, A.WeightDecl | MergedGroup>, diags: Diagnostic[]): Map<A.WeightDecl, BoundInit | null> {
+  const out = new Map<A.WeightDecl, BoundInit | null>();
+  const decls = [...merged.values()].flatMap((it) => (it.kind === "Weight" ? [it] : it.items.filter((s): s is A.WeightDecl => s.kind === "Weight")));
+  for (const d of decls) {
+    if (!d.init) continue;
+    if (d.tie && !d.tie.cond) {
+      diags.push(error("E0206", `weight '${d.name.name}' is always '${d.tie.target.name}', so it is initialised as that weight; remove its init clause`, d.init.span));
+      out.set(d, null);
+      continue;
+    }
+    const bound = bindInit(d.name.name, d.init, diags);
+    out.set(d, bound);
+    if (!bound || model.unbound.length === 0) continue;
+    // Without values the arguments cannot be evaluated; their names can still be checked (where
+    // evaluation would report them).
+    for (const n of [...bound.args.values()].flatMap(nameRefs)) {
+      if (!model.config.has(n.name)) diags.push(error("E0201", `unknown config value '${n.name}'${suggest(n.name, [...model.config.keys()])}`, n.span));
+    }
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------- state

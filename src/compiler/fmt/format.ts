@@ -160,7 +160,7 @@ interface WeightCells {
   head: string; // `name: [shape]`
   gguf: string;
   hf: string;
-  extras: string[]; // `optional`, `when cond`, `= target if cond`
+  extras: string[]; // `optional`, `when cond`, `= target if cond`, `init f(args)`
 }
 
 type Blank = "always" | "preserve";
@@ -520,6 +520,8 @@ function weightCells(w: A.WeightDecl): WeightCells {
   if (w.optional) extras.push("optional");
   if (w.when) extras.push(`when ${formatExpr(w.when)}`);
   if (w.tie) extras.push(`= ${w.tie.target.name}${w.tie.cond ? ` if ${formatExpr(w.tie.cond)}` : ""}`);
+  // Last, so `when c  init zeros` does not read as an initialiser that depends on c.
+  if (w.init) extras.push(`init ${w.init.name.name}${w.init.args.length > 0 ? `(${args(w.init.args)})` : ""}`);
   return {
     head: `${w.name.name}: [${w.shape.map(formatExpr).join(", ")}]`,
     gguf: tensorName("gguf", w.gguf),

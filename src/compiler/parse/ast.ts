@@ -161,6 +161,16 @@ export interface WeightDecl extends NodeBase {
   optional: boolean; // may be absent from the file (then it reads as zeros where used)
   when: Expr | null; // exists only when this config condition holds
   tie: Tie | null; // `= other if cond`: alias another tensor when cond holds
+  /** `init normal(0, 0.02)`: how a fresh model draws it. Absent (not null) when the weight has no clause:
+   *  the language default applies (docs/language.md, Initialisers). */
+  init?: InitClause;
+}
+
+/** `init name` or `init name(args)`: the initialiser of a weight, checked against check/init.ts's table. */
+export interface InitClause extends NodeBase {
+  kind: "InitClause";
+  name: Ident;
+  args: Arg[];
 }
 
 /** A tensor's name in a file format, with `{i}` for the layer index, and the transforms to apply on load. */

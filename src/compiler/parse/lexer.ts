@@ -33,6 +33,8 @@ export const Require = keyword("require", "Require");
 export const Else = keyword("else", "Else");
 export const Return = keyword("return", "Return");
 export const For = keyword("for", "For");
+// `init` (a weight's initialiser) before `in`, which prefixes it.
+export const Init = keyword("init", "Init");
 export const In = keyword("in", "In");
 export const True = keyword("true", "True");
 export const False = keyword("false", "False");

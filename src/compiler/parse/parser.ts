@@ -234,6 +234,7 @@ class LlmParser extends CstParser {
         { ALT: () => this.CONSUME(T.Optional) },
         { ALT: () => this.SUBRULE(this.whenClause) },
         { ALT: () => this.SUBRULE(this.tieClause) },
+        { ALT: () => this.SUBRULE(this.initClause) },
       ]),
     );
   });
@@ -273,6 +274,13 @@ class LlmParser extends CstParser {
       this.CONSUME(T.If);
       this.SUBRULE(this.expr);
     });
+  });
+
+  // `init normal(0, 0.02)`, `init zeros`: the initialiser's name, then its arguments if it takes any.
+  initClause = this.RULE("initClause", () => {
+    this.CONSUME(T.Init);
+    this.CONSUME(T.Identifier);
+    this.OPTION(() => this.SUBRULE(this.argList));
   });
 
   stateDecl = this.RULE("stateDecl", () => {

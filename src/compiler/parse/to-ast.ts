@@ -330,6 +330,11 @@ export class AstBuilder {
       const cond = this.node(c, "expr");
       decl.tie = { kind: "Tie", target: this.ident(this.token(c, "Identifier")), cond: cond ? this.expr(cond) : null, span: this.nodeSpan(c) };
     }
+    for (const c of this.nodes(n, "initClause")) {
+      once("'init'", this.nodeSpan(c), decl.init !== undefined);
+      const argList = this.node(c, "argList");
+      decl.init = { kind: "InitClause", name: this.ident(this.token(c, "Identifier")), args: argList ? this.args(argList) : [], span: this.nodeSpan(c) };
+    }
     return decl;
   }
 

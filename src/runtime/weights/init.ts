@@ -1,19 +1,19 @@
-// Random weights for a .llm model, written as a GGUF file llama.cpp can load (`llmc init-weights`):
-// every tensor under its GGUF name with the inverse of its GGUF transforms applied (so loading it
+// Random weights for a .llm model, each drawn by its initialiser (an `init` clause or the language's
+// default), written as a GGUF file llama.cpp can load (`llmc init-weights`): every tensor under its GGUF name with the inverse of its GGUF transforms applied (so loading it
 // gives back the random values), the hyper-parameters under the GGUF keys the .llm declares (the
 // keys `llmc import` reads), and a real SentencePiece vocabulary (vocab.ts).
 
 import { stat } from "node:fs/promises";
-import type { ResolvedModel } from "../../compiler/check/model.js";
+import type { InitDistribution, ResolvedModel } from "../../compiler/check/model.js";
 import { ggufKeyValues } from "../../compiler/import/config-keys.js";
-import { GENERAL_KEYS, GGML_QUANTIZATION_VERSION, GGUF_FILE_TYPES, ROPE_FREQS_TENSOR, TOKENIZER_KEYS } from "../../compiler/import/gguf-keys.js";
+import { GENERAL_KEYS, GGML_QUANTIZATION_VERSION, GGUF_FILE_TYPES, ROPE_FREQS_TENSOR } from "../../compiler/import/gguf-keys.js";
 import { DTYPES, type StorageDType } from "../../compiler/target/storage.js";
 import { WeightFileError } from "./errors.js";
 import { meta, writeGGUF, type GGUFMetadataEntry, type GGUFTensorInput, type WriteProgress } from "./gguf-writer.js";
 import { fileTensorName, ggufArchitecture, modelTensors, type ModelTensor } from "./model-tensors.js";
-import { randomTensor } from "./random.js";
+import { normal, tensorStream } from "./random.js";
 import { applyStoreTransforms, storableF32 } from "./transforms.js";
-import { trainSentencePieceVocab, type SentencePieceVocab } from "./vocab.js";
+import { ggufVocabMetadata, trainSentencePieceVocab, type GGUFVocab } from "./vocab.js";
 
 export interface InitWeightsOptions {
   /** Storage type of the matrices (1-D tensors stay f32, as llama.cpp keeps them). Default f32. */
@@ -22,6 +22,11 @@ export interface InitWeightsOptions {
   seed?: number;
   /** general.name; default the model's name. */
   name?: string;
+  /** The vocabulary to write (e.g. a trained tokenizer.json's); default one trained on a bundled text. */
+  vocab?: GGUFVocab;
+  /** Adds normal(0, perturb) noise to every weight after its initialiser (default 0). For test
+   *  models: zero biases and unit norm gains would hide a dropped bias or gain. */
+  perturb?: number;
   onProgress?: (progress: WriteProgress) => void;
 }
 
@@ -34,7 +39,7 @@ export interface InitWeightsSummary {
   bytes: number;
   /** How many tensors of each storage type. */
   dtypes: Partial<Record<StorageDType, number>>;
-  vocab: { size: number; learned: number; byteFallback: boolean };
+  vocab: { model: GGUFVocab["model"]; size: number; specials: number; learned: number; byteFallback: boolean };
   /** Things the user should know (fallback types, an architecture llama.cpp does not know). */
   notes: string[];
 }
@@ -42,20 +47,58 @@ export interface InitWeightsSummary {
 const QUANTIZED: ReadonlySet<StorageDType> = new Set(["q8_0", "q4_0"]);
 
 /**
- * The values `llmc init-weights` gives an IR weight: randomTensor(irName, shape, seed) (so they do not
- * depend on the file format or on which other tensors exist), nudged where the GGUF transform is not
- * exact at f32 (add(c)) to the nearest value that round-trips, so a file written at f32 loads back
- * exactly these values.
+ * `count` values drawn from a distribution by the tensor's own stream (random.ts), so they do not
+ * depend on which other tensors exist or the order they are drawn in.
  */
-export function randomModelWeight(tensor: ModelTensor, seed: number): Float32Array {
-  const values = randomTensor(tensor.irName, tensor.shape, { seed });
+export function drawTensor(name: string, count: number, dist: InitDistribution, seed: number): Float32Array {
+  const out = new Float32Array(count);
+  switch (dist.kind) {
+    case "constant":
+      out.fill(dist.value);
+      break;
+    case "normal": {
+      const gauss = normal(tensorStream(name, seed));
+      for (let i = 0; i < count; i++) out[i] = dist.mean + dist.std * gauss();
+      break;
+    }
+    case "uniform": {
+      const rand = tensorStream(name, seed);
+      const width = dist.high - dist.low;
+      for (let i = 0; i < count; i++) out[i] = dist.low + width * rand();
+      break;
+    }
+  }
+  return out;
+}
+
+/**
+ * The values `llmc init-weights` gives an IR weight: drawn by its initialiser (its `init` clause or
+ * the default) from its own stream (irName and seed), nudged where the GGUF transform is not exact at
+ * f32 (add(c)) to the nearest value that round-trips, so a file written at f32 loads back exactly
+ * these values.
+ */
+export function randomModelWeight(tensor: ModelTensor, seed: number, perturb = 0): Float32Array {
+  const count = tensor.shape.reduce((a, b) => a * b, 1);
+  const values = drawTensor(tensor.irName, count, tensor.field.init.distribution, seed);
+  if (perturb > 0) {
+    const noise = drawTensor(`${tensor.irName}#perturb`, count, { kind: "normal", mean: 0, std: perturb }, seed);
+    for (let i = 0; i < count; i++) values[i]! += noise[i]!;
+  }
   const fn = fileTensorName(tensor, "gguf");
   if (!fn) return values;
   return storableF32(values, tensor.shape, fn.transforms, (p) => new Error(`weight '${tensor.irName}': ${p}`));
 }
 
+/**
+ * A fresh model's weights by IR name ("embed", "layers.3.wq"): what initWeights writes for this seed.
+ * Tied weights are not among them; they are their target (model-tensors.ts, tiedWeights).
+ */
+export function initialWeights(model: ResolvedModel, seed: number, perturb = 0): Map<string, Float32Array> {
+  return new Map(modelTensors(model).map((t) => [t.irName, randomModelWeight(t, seed, perturb)]));
+}
+
 /** A CPU-interpreter weight source of the same random weights that initWeights writes. */
-export function randomWeightSource(model: ResolvedModel, seed: number): (name: string, shape: readonly number[]) => Float32Array {
+export function randomWeightSource(model: ResolvedModel, seed: number, perturb = 0): (name: string, shape: readonly number[]) => Float32Array {
   const byName = new Map(modelTensors(model).map((t) => [t.irName, t]));
   const cache = new Map<string, Float32Array>();
   return (name) => {
@@ -63,7 +106,7 @@ export function randomWeightSource(model: ResolvedModel, seed: number): (name: s
     if (!v) {
       const t = byName.get(name);
       if (!t) throw new Error(`model '${model.name}' has no weight '${name}'`);
-      v = randomModelWeight(t, seed);
+      v = randomModelWeight(t, seed, perturb);
       cache.set(name, v);
     }
     return v;
@@ -89,11 +132,17 @@ export async function initWeights(model: ResolvedModel, path: string, opts: Init
   }
   const vocabSize = configNumber(model, "vocab_size");
   if (vocabSize === null) throw new WeightFileError(path, `model '${model.name}' has no config value vocab_size, so no vocabulary can be written`);
-  let vocab: SentencePieceVocab;
+  let vocab: GGUFVocab;
   try {
-    vocab = trainSentencePieceVocab(vocabSize);
+    vocab = opts.vocab ?? trainSentencePieceVocab(vocabSize);
   } catch (cause) {
     throw new WeightFileError(path, `cannot make a vocabulary: ${(cause as Error).message}`, { cause });
+  }
+  if (vocab.tokens.length !== vocabSize) {
+    // The embedding and output matrices have a row per token; llama.cpp refuses any other count.
+    throw new WeightFileError(path, `the tokenizer has ${vocab.tokens.length} tokens but model '${model.name}' has vocab_size ${vocabSize}`, {
+      hint: `Set --set vocab_size=${vocab.tokens.length}, or train the tokenizer with --vocab-size ${vocabSize}`,
+    });
   }
 
   const tensors: GGUFTensorInput[] = [];
@@ -115,7 +164,7 @@ export async function initWeights(model: ResolvedModel, path: string, opts: Init
       name: fn.name,
       shape: t.shape,
       dtype,
-      data: () => applyStoreTransforms(randomModelWeight(t, seed), t.shape, fn.transforms, fail),
+      data: () => applyStoreTransforms(randomModelWeight(t, seed, opts.perturb ?? 0), t.shape, fn.transforms, fail),
     });
   }
   if (fellBack > 0) notes.push(`${fellBack} matrices whose rows are not a multiple of ${DTYPES[requested].blockSize} are stored as f16`);
@@ -126,7 +175,7 @@ export async function initWeights(model: ResolvedModel, path: string, opts: Init
   const metadata = [
     ...generalMetadata(model, arch.name, requested, opts.name),
     ...hparamMetadata(model, arch.name, new Set(tensors.map((t) => t.name))),
-    ...vocabMetadata(vocab),
+    ...ggufVocabMetadata(vocab),
   ];
   await writeGGUF(path, { metadata, tensors, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
   return {
@@ -135,7 +184,7 @@ export async function initWeights(model: ResolvedModel, path: string, opts: Init
     tensors: tensors.length,
     bytes: (await stat(path)).size,
     dtypes,
-    vocab: { size: vocab.tokens.length, learned: vocab.learned, byteFallback: vocab.byteFallback },
+    vocab: { model: vocab.model, size: vocab.tokens.length, specials: vocab.specials, learned: vocab.learned, byteFallback: vocab.bytes > 0 },
     notes,
   };
 }
@@ -171,21 +220,6 @@ function hparamMetadata(model: ResolvedModel, arch: string, tensors: ReadonlySet
         return meta.string(key, v.value as string);
     }
   });
-}
-
-function vocabMetadata(v: SentencePieceVocab): GGUFMetadataEntry[] {
-  return [
-    meta.string(TOKENIZER_KEYS.model, "llama"),
-    meta.array(TOKENIZER_KEYS.tokens, "string", v.tokens),
-    meta.array(TOKENIZER_KEYS.scores, "float32", v.scores),
-    meta.array(TOKENIZER_KEYS.tokenType, "int32", v.types),
-    meta.uint32(TOKENIZER_KEYS.bosId, v.bosId),
-    meta.uint32(TOKENIZER_KEYS.eosId, v.eosId),
-    meta.uint32(TOKENIZER_KEYS.unkId, v.unkId),
-    meta.bool(TOKENIZER_KEYS.addBos, true),
-    meta.bool(TOKENIZER_KEYS.addEos, false),
-    meta.bool(TOKENIZER_KEYS.addSpacePrefix, true),
-  ];
 }
 
 /**

@@ -12,6 +12,11 @@ function hashName(s: string): number {
   return h >>> 0;
 }
 
+/** The uniform [0, 1) stream of one tensor, from the seed and the tensor's name. */
+export function tensorStream(name: string, seed: number): () => number {
+  return rng((hashName(name) ^ Math.imul(seed, 0x9e3779b1)) >>> 0);
+}
+
 /** mulberry32: small, fast, good enough for initialisation. */
 export function rng(seed: number): () => number {
   let a = seed >>> 0;
@@ -54,7 +59,7 @@ export interface RandomInit {
 export function randomTensor(name: string, shape: readonly number[], init: RandomInit): Float32Array {
   const n = shape.reduce((a, b) => a * b, 1);
   const out = new Float32Array(n);
-  const gauss = normal(rng((hashName(name) ^ Math.imul(init.seed, 0x9e3779b1)) >>> 0));
+  const gauss = normal(tensorStream(name, init.seed));
   if (shape.length === 1) {
     const spread = init.vectorSpread ?? 0.1;
     for (let i = 0; i < n; i++) out[i] = 1 + spread * gauss();
