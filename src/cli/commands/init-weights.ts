@@ -8,23 +8,30 @@ import { checkFile } from "../../compiler/check/index.js";
 import type { StorageDType } from "../../compiler/target/storage.js";
 import { WeightFileError } from "../../runtime/weights/errors.js";
 import { initWeights, type InitWeightsSummary } from "../../runtime/weights/init.js";
+import { readTokenizerVocab } from "../../runtime/weights/tokenizer-vocab.js";
+import type { GGUFVocab } from "../../runtime/weights/vocab.js";
 import type { CliIO } from "../io.js";
 import { parseSetFlags, printDiagnostics, UsageError } from "./common.js";
 
 const DTYPE_CHOICES = ["f32", "f16", "q8_0", "q4_0"] as const;
 
 export const initWeightsUsage = `usage: llmc init-weights FILE.llm [--set name=value]… [--model NAME]
-                         [--dtype f32|f16|q8_0|q4_0] [--seed N] [--name NAME] -o OUT.gguf
+                         [--dtype f32|f16|q8_0|q4_0] [--seed N] [--name NAME]
+                         [--tokenizer tokenizer.json] -o OUT.gguf
 
 Writes a GGUF file of random weights for the model, loadable by llmc and by llama.cpp: every tensor
 under its GGUF name, llama.cpp's metadata, and a SentencePiece vocabulary of vocab_size tokens
-trained on a small bundled English text.
+trained on a small bundled English text (or the tokenizer given with --tokenizer).
 
 options:
   -o, --output OUT.gguf  the file to write (required)
   --dtype TYPE           storage type of the matrices (default f32); 1-D tensors stay f32
   --seed N               random seed, 0 to 4294967295 (default 0); the same seed gives the same file
-  --name NAME            general.name (default: the model's name)`;
+  --name NAME            general.name (default: the model's name)
+  --perturb STD          add normal(0, STD) noise to every weight after its initialiser, so that test
+                         models have biases and norm gains that are not all zeros and ones
+  --tokenizer FILE       write this tokenizer.json's vocabulary instead (e.g. from 'llmc tokenizer train';
+                         tokenizer_config.json beside it names BOS/EOS); it must have vocab_size tokens`;
 
 export async function runInitWeights(args: string[], io: CliIO): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -37,6 +44,8 @@ export async function runInitWeights(args: string[], io: CliIO): Promise<number>
       seed: { type: "string", default: "0" },
       name: { type: "string" },
       output: { type: "string", short: "o" },
+      perturb: { type: "string" },
+      tokenizer: { type: "string" },
     },
   });
   if (positionals.length !== 1) throw new UsageError("llmc init-weights takes one .llm file", initWeightsUsage);
@@ -47,6 +56,18 @@ export async function runInitWeights(args: string[], io: CliIO): Promise<number>
   }
   const seedText = values.seed!;
   if (!/^\d+$/.test(seedText) || Number(seedText) > 0xffffffff) throw new UsageError(`--seed takes an integer from 0 to 4294967295, got '${seedText}'`);
+  const perturb = values.perturb === undefined ? 0 : Number(values.perturb);
+  if (!Number.isFinite(perturb) || perturb < 0 || values.perturb?.trim() === "") throw new UsageError(`--perturb takes a standard deviation ≥ 0, got '${values.perturb}'`, initWeightsUsage);
+
+  let vocab: GGUFVocab | undefined;
+  if (values.tokenizer !== undefined) {
+    const loaded = await readTokenizerVocab(values.tokenizer);
+    if (typeof loaded === "string") {
+      io.err(`llmc init-weights: ${loaded}\n`);
+      return 1;
+    }
+    vocab = loaded;
+  }
 
   const res = checkFile(positionals[0]!, { overrides: parseSetFlags(values.set), requireConcrete: true, ...(values.model ? { model: values.model } : {}) });
   if (printDiagnostics(res.diagnostics, res.program.sources, io) > 0 || !res.model) return 1;
@@ -56,7 +77,9 @@ export async function runInitWeights(args: string[], io: CliIO): Promise<number>
     const summary = await initWeights(res.model, values.output, {
       dtype: dtype as StorageDType,
       seed: Number(seedText),
+      ...(perturb > 0 ? { perturb } : {}),
       ...(values.name !== undefined ? { name: values.name } : {}),
+      ...(vocab ? { vocab } : {}),
       ...(bar ? { onProgress: bar.update } : {}),
     });
     bar?.stop();
@@ -101,8 +124,9 @@ function formatSummary(s: InitWeightsSummary, requested: string, seed: number): 
     .sort((a, b) => b[1] - a[1])
     .map(([t, n]) => `${n} ${t}`)
     .join(", ");
-  const specials = s.vocab.byteFallback ? "3 special, 256 byte" : "3 special";
-  const unused = s.vocab.size - s.vocab.learned - (s.vocab.byteFallback ? 259 : 3);
+  const bytes = s.vocab.byteFallback ? 256 : 0;
+  const specials = `${s.vocab.specials} special${bytes > 0 ? ", 256 byte" : ""}`;
+  const unused = s.vocab.size - s.vocab.learned - bytes - s.vocab.specials;
   return [
     `wrote ${s.path}: ${s.tensors} tensors, ${s.bytes.toLocaleString("en-US")} bytes`,
     `  architecture  ${s.architecture}`,
