@@ -8,6 +8,7 @@ import type { HostTensor } from "../compiler/ops/reference.js";
 import { CpuInterpreter } from "./cpu/interpreter.js";
 import type { StorageDType } from "../compiler/target/storage.js";
 import type { StepInputs, WeightSource } from "./executor.js";
+import { cudaBackendOrError, testedCudaBackend } from "./cuda/probe.js";
 
 /** What `--backend` and `loadModel({ backend })` accept. */
 export type BackendChoice = "auto" | "cpu" | "webgpu" | "cuda";
@@ -25,6 +26,8 @@ export interface Executor {
   step(inputs: StepInputs): HostTensor | Promise<HostTensor>;
   /** Empties the KV cache. */
   reset(): void;
+  /** Keeps the first `to` cached positions and forgets the rest. */
+  rewind(to: number): void;
   /** Releases what the executor holds on its device. */
   dispose?(): void;
 }
@@ -114,32 +117,6 @@ async function autoBackend(opts: ChooseBackendOptions, skipped: string[]): Promi
     note(`running on the CPU reference interpreter (slow): ${why(e)}`);
     return cpuBackend();
   }
-}
-
-/** The CUDA driver API through koffi; without a driver, a BackendError naming libcuda.so.1. */
-async function cudaBackendOrError(): Promise<Backend> {
-  try {
-    const { cudaBackend } = await import("./cuda/backend.js");
-    return cudaBackend();
-  } catch (e) {
-    throw new BackendError(`the CUDA backend is unavailable: ${(e as Error).message}`);
-  }
-}
-
-/** The CUDA backend, if its device runs the self-test kernel (from `image`, default the built-in PTX). */
-async function testedCudaBackend(image?: () => Uint8Array): Promise<Backend> {
-  const [{ cudaBackend }, { runCudaSelfTest }, { findNvcc }] = await Promise.all([import("./cuda/backend.js"), import("./cuda/self-test.js"), import("./cuda/ptx.js")]);
-  const backend = cudaBackend();
-  // A model's kernels come from nvcc here or from prebuilt folders; without either, CUDA cannot run it.
-  if (!image && !findNvcc() && !process.env["LLMC_CUDA_KERNELS"]) {
-    throw new Error(`${backend.description} is there, but nvcc is not on the PATH and LLMC_CUDA_KERNELS names no prebuilt kernels (llmc compile --target cuda -o DIR)`);
-  }
-  try {
-    runCudaSelfTest({ image });
-  } catch (e) {
-    throw new Error(`${backend.description} failed the self-test: ${(e as Error).message}`);
-  }
-  return backend;
 }
 
 function cpuBackend(): Backend {

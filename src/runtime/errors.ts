@@ -4,7 +4,7 @@
 // ResourceError whose message names the size, the limit and what to do, so the CLI prints it as is.
 // Apart from the backends so that the package entry can export it without loading Dawn or koffi.
 
-import { totalmem } from "node:os";
+import { hostMemory } from "./memory.js";
 
 export class ResourceError extends Error {
   override name = "ResourceError";
@@ -40,7 +40,7 @@ export function shorterContext(bytesPerPosition: number, limit: number): string 
  * array can hold. `advice`: what to use instead, given the limit in bytes ("a shorter context …").
  */
 export function allocateHost<T>(bytes: number, what: string, advice: (limit: number) => string, make: () => T): T {
-  const limit = totalmem();
+  const limit = hostMemory();
   if (bytes > limit) throw new ResourceError(`${what} needs ${formatBytes(bytes)}, more than this machine's ${formatBytes(limit)} of memory; use ${advice(limit)}`, bytes, limit);
   try {
     return make();

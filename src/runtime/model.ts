@@ -22,9 +22,10 @@ import { chooseBackend, type Backend, type BackendChoice, type ChooseBackendOpti
 import { compileArchitecture } from "./generate/architecture.js";
 import { Context } from "./generate/context.js";
 import { GenerationSupersededError, InputError, ModelBusyError, ModelDisposedError, type ModelCall } from "./generate/errors.js";
+import { beamGenerate, type BeamOptions } from "./generate/beam.js";
 import { generateTokens, type GenerateOptions, type GeneratedToken } from "./generate/generate.js";
 import { topK } from "./generate/sampler.js";
-import { readModelSource } from "./generate/source.js";
+import { readModelSource, type ModelSource } from "./generate/source.js";
 import { encodeChat, type ChatTemplate, type Tokenizer } from "./tokenizer/index.js";
 import { loadModelWeights, weightSource, type ModelWeights } from "./weights/loader.js";
 
@@ -67,7 +68,7 @@ export interface PromptOptions {
   parseSpecial?: boolean;
 }
 
-export interface ModelGenerateOptions extends GenerateOptions, PromptOptions {}
+export interface ModelGenerateOptions extends GenerateOptions, PromptOptions, BeamOptions {}
 
 export interface TokenLogprob {
   id: number;
@@ -76,10 +77,21 @@ export interface TokenLogprob {
 
 export interface Logprobs {
   tokens: number[];
-  /** positions[i]: the distribution over the token after tokens[0..i], its `top` most likely first. */
-  positions: { token: number; top: TokenLogprob[] }[];
+  /**
+   * positions[i]: the distribution over the token after tokens[0..i], its `top` most likely first;
+   * with `tokenLogprobs`, also `logprob`, that of tokens[i] given tokens[0..i-1] (from position 1).
+   */
+  positions: { token: number; top: TokenLogprob[]; logprob?: number }[];
   /** exp of the mean negative log-likelihood of tokens[1..] given what precedes each; null for fewer than two tokens. */
   perplexity: number | null;
+}
+
+export interface LogprobsOptions {
+  /** How many of the most likely next tokens to list at each position (default 5; 0 skips the ranking). */
+  top?: number;
+  /** Give each position after the first the log-probability of its own token (`logprob`), as scoring a text needs. */
+  tokenLogprobs?: boolean;
+  signal?: AbortSignal;
 }
 
 export interface Model {
@@ -106,7 +118,7 @@ export interface Model {
    * The log-probabilities after each prefix of `tokens` (its `top` most likely next tokens, default
    * 5). Holds the model as a generation does, for its one step.
    */
-  logprobs(tokens: readonly number[], opts?: { top?: number; signal?: AbortSignal }): Promise<Logprobs>;
+  logprobs(tokens: readonly number[], opts?: LogprobsOptions): Promise<Logprobs>;
   /**
    * Empties the KV cache. Ends a generation that waits for its consumer (GenerationSupersededError);
    * throws ModelBusyError while a step runs.
@@ -128,12 +140,27 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
   const { signal } = opts;
   signal?.throwIfAborted();
   const source = await readModelSource(path, { ...(opts.arch !== undefined ? { arch: opts.arch } : {}) });
+  return openModel(source, (model, onProgress) => loadModelWeights(model, source.weightsPath, { onProgress }), opts);
+}
+
+/**
+ * The model a source describes, its weights read by `readWeights`: loadModel's work after the file
+ * is found, shared with the browser entry (src/web), which reads from bytes instead of a path.
+ */
+export async function openModel(
+  source: ModelSource,
+  readWeights: (model: Compiled["model"], onProgress: WeightProgress) => Promise<ModelWeights>,
+  opts: Omit<LoadModelOptions, "arch"> = {},
+): Promise<Model> {
+  const { signal } = opts;
+  const path = source.weightsPath;
   const note = opts.onNote ?? ((m: string) => void process.stderr.write(`llmc: ${m}\n`));
   for (const w of source.imported.warnings) note(w);
   signal?.throwIfAborted();
   const compiled = compileArchitecture(source.imported, source.name, path, {
     overrides: overrideMap(opts.overrides),
     maxSeqLen: opts.maxSeqLen,
+    ...(source.files ? { files: source.files } : {}),
   });
   const vocabSize = configNumber(compiled, "vocab_size");
   if (source.tokenizer.vocabSize > vocabSize) {
@@ -145,11 +172,9 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
   try {
     signal?.throwIfAborted();
     // Thrown from the progress callbacks, the signal's reason stops reading (or uploading) between two tensors.
-    weights = await loadModelWeights(compiled.model, source.weightsPath, {
-      onProgress: (p) => {
-        opts.onProgress?.(p);
-        signal?.throwIfAborted();
-      },
+    weights = await readWeights(compiled.model, (p) => {
+      opts.onProgress?.(p);
+      signal?.throwIfAborted();
     });
     signal?.throwIfAborted();
     executor = await backend.createExecutor(compiled.graph, weightSource(weights), {
@@ -251,7 +276,9 @@ class LoadedModel implements Model {
   async *generate(prompt: string | readonly number[], opts: ModelGenerateOptions = {}): AsyncGenerator<GeneratedToken> {
     const job = this.begin("generate", opts.signal);
     try {
-      const tokens = generateTokens(this.context, this.tokenizer, this.promptTokens(prompt, opts), { ...opts, signal: job.signal });
+      // With `beams`, the best sequence by beam search (greedy for one beam); else sampled.
+      const generator = opts.beams === undefined ? generateTokens : beamGenerate;
+      const tokens = generator(this.context, this.tokenizer, this.promptTokens(prompt, opts), { ...opts, signal: job.signal });
       for (;;) {
         job.stepping = true;
         const next = await tokens.next().finally(() => (job.stepping = false));
@@ -263,7 +290,7 @@ class LoadedModel implements Model {
     }
   }
 
-  async logprobs(tokens: readonly number[], opts: { top?: number; signal?: AbortSignal } = {}): Promise<Logprobs> {
+  async logprobs(tokens: readonly number[], opts: LogprobsOptions = {}): Promise<Logprobs> {
     const top = opts.top ?? 5;
     if (!Number.isInteger(top) || top < 0) throw new InputError(`top must be an integer ≥ 0, got ${top}`);
     if (tokens.length === 0) throw new InputError("logprobs needs at least one token");
@@ -280,12 +307,18 @@ class LoadedModel implements Model {
     const V = this.vocabSize;
     const positions: Logprobs["positions"] = [];
     let nll = 0;
+    let own = 0; // the log-probability of tokens[i], from row i - 1
     tokens.forEach((token, i) => {
       const row = rows.subarray(i * V, (i + 1) * V);
       const lse = logSumExp(row);
-      const best = topK(row, Math.min(top, V));
-      positions.push({ token, top: Array.from(best.ids.subarray(0, top), (id, k) => ({ id, logprob: best.logits[k]! - lse })) });
-      if (i + 1 < tokens.length) nll -= row[tokens[i + 1]!]! - lse;
+      // topK(row, 0) would rank the whole vocabulary.
+      const best = top > 0 ? topK(row, Math.min(top, V)) : null;
+      const ranked = best ? Array.from(best.ids.subarray(0, top), (id, k) => ({ id, logprob: best.logits[k]! - lse })) : [];
+      positions.push(opts.tokenLogprobs && i > 0 ? { token, top: ranked, logprob: own } : { token, top: ranked });
+      if (i + 1 < tokens.length) {
+        own = row[tokens[i + 1]!]! - lse;
+        nll -= own;
+      }
     });
     return { tokens: [...tokens], positions, perplexity: tokens.length > 1 ? Math.exp(nll / (tokens.length - 1)) : null };
   }

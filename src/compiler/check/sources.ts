@@ -2,8 +2,7 @@
 // looked up next to the importing file, then in the bundled models/ folder. Missing files and cycles
 // are diagnostics at the import that caused them.
 
-import { readFileSync, existsSync, statSync } from "node:fs";
-import { dirname, resolve, relative, isAbsolute } from "node:path";
+import { dirname, isAbsolute, isFile, readSourceFile, relative, resolve, workingDirectory } from "../base/files.js";
 import { parseModule, type Module } from "../parse/index.js";
 import { error, type Diagnostic } from "../base/diagnostics.js";
 import { bundledModelsDir } from "../../paths.js";
@@ -21,7 +20,7 @@ export interface Program {
 
 /** Paths shown in diagnostics: relative to the working directory when inside it. */
 export function displayPath(abs: string): string {
-  const rel = relative(process.cwd(), abs);
+  const rel = relative(workingDirectory(), abs);
   return rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel : abs;
 }
 
@@ -44,15 +43,7 @@ export function loadProgram(rootPath: string, opts: LoadOptions = {}): Program {
   const readSource = (abs: string): string | Error => {
     const over = opts.overlay?.get(abs);
     if (over !== undefined) return over;
-    try {
-      const st = statSync(abs);
-      if (st.isDirectory()) return new Error("it is a directory");
-      if (st.size > MAX_SOURCE_BYTES) return new Error(`it is ${st.size} bytes; .llm files are limited to ${MAX_SOURCE_BYTES}`);
-      return readFileSync(abs, "utf8");
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      return new Error(code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : String((e as Error).message));
-    }
+    return readSourceFile(abs, MAX_SOURCE_BYTES);
   };
 
   const load = (abs: string, text: string): void => {
@@ -97,6 +88,6 @@ export function loadProgram(rootPath: string, opts: LoadOptions = {}): Program {
 
 function resolveImport(fromAbs: string, path: string, overlay?: ReadonlyMap<string, string>): string | null {
   const candidates = isAbsolute(path) ? [path] : [resolve(dirname(fromAbs), path), resolve(bundledModelsDir(), path)];
-  for (const c of candidates) if (overlay?.has(c) || (existsSync(c) && statSync(c).isFile())) return c;
+  for (const c of candidates) if (overlay?.has(c) || isFile(c)) return c;
   return null;
 }

@@ -4,9 +4,9 @@
 // bundled model (models/*.llm, scanned once) that declares the file's name; `--arch FILE.llm` names
 // the model instead.
 
-import { readdirSync, readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { filesIn, join, readSourceFile, resolve } from "../base/files.js";
 import { checkFile } from "../check/index.js";
+import type { LoadOptions } from "../check/sources.js";
 import type { ModelDecls, ResolvedModel } from "../check/model.js";
 import type { Diagnostic, SourceMap } from "../base/diagnostics.js";
 import { parseModule, type KeyFormat, type ModelDecl } from "../parse/index.js";
@@ -42,8 +42,10 @@ function bundledIndex(): BundledIndex {
   const dir = bundledModelsDir();
   const decls: (Declaration & { format: KeyFormat; name: string })[] = [];
   const models: string[] = [];
-  for (const file of readdirSync(dir).filter((f) => f.endsWith(".llm")).sort()) {
-    const { module } = parseModule(file, readFileSync(join(dir, file), "utf8"));
+  for (const file of filesIn(dir, ".llm")) {
+    const text = readSourceFile(join(dir, file), Infinity);
+    if (text instanceof Error) throw new Error(`cannot read bundled models/${file}: ${text.message}`);
+    const { module } = parseModule(file, text);
     for (const item of module.items) {
       if (item.kind !== "Model") continue;
       models.push(item.name.name);
@@ -90,8 +92,8 @@ export function findArchitecture(format: KeyFormat, name: string): Architecture 
 }
 
 /** A .llm file given by the user (`--arch`): its last model, or the diagnostics that stop it. */
-export function architectureFile(path: string): { arch: Architecture } | { errors: Diagnostic[]; sources: SourceMap } {
-  const res = checkFile(path);
+export function architectureFile(path: string, opts: LoadOptions = {}): { arch: Architecture } | { errors: Diagnostic[]; sources: SourceMap } {
+  const res = checkFile(path, opts);
   const errors = res.diagnostics.filter((d) => d.severity === "error");
   if (errors.length > 0 || !res.model) return { errors, sources: res.program.sources };
   return { arch: { model: res.model, decls: { models: res.models }, importPath: resolve(path) } };

@@ -3,9 +3,9 @@
 // values bound — the same .llm text `llmc import` writes, compiled from memory. The file's values
 // override the model's own, `--set` overrides both.
 
-import { join } from "node:path";
 import { compileFile, type Compiled } from "../../compiler/compile.js";
 import { formatDiagnostic } from "../../compiler/base/diagnostics.js";
+import { join } from "../../compiler/base/files.js";
 import { sanitizeModelName, writeLlm, type ImportedModel } from "../../compiler/import/write-llm.js";
 import { bundledModelsDir } from "../../paths.js";
 import { InputError } from "./errors.js";
@@ -19,6 +19,8 @@ export interface ArchitectureOptions {
   overrides?: ReadonlyMap<string, string>;
   /** The KV cache's length; default the model's max_seq_len, at most DEFAULT_MAX_SEQ_LEN. */
   maxSeqLen?: number;
+  /** .llm sources in memory by absolute path, for the architecture's imports (ModelSource.files). */
+  files?: ReadonlyMap<string, string>;
 }
 
 export function compileArchitecture(imported: ImportedModel, name: string, source: string, opts: ArchitectureOptions = {}): Compiled {
@@ -30,7 +32,7 @@ export function compileArchitecture(imported: ImportedModel, name: string, sourc
   const modelName = sanitizeModelName(name, imported.arch);
   // Among the bundled models, so that the import of a bundled architecture finds it.
   const root = join(bundledModelsDir(), "imported", `${modelName}.llm`);
-  const overlay = new Map([[root, writeLlm(imported, { source, modelName })]]);
+  const overlay = new Map([...(opts.files ?? []), [root, writeLlm(imported, { source, modelName })]]);
   const compile = () => {
     const res = compileFile(root, { overrides, overlay });
     if (!res.compiled) {

@@ -3,7 +3,6 @@
 // Every step is a pure function over Float32Array logits or a candidate list; the random draw comes
 // from a seeded generator, so the same seed gives the same tokens.
 
-import { randomInt } from "node:crypto";
 import { rng } from "../weights/random.js";
 
 /** How to choose among the logits. Defaults are llama.cpp's. */
@@ -48,7 +47,7 @@ export function seededRandom(seed: number): Random {
 
 /** A fresh seed, for when the caller gives none (print it to make the run repeatable). */
 export function randomSeed(): number {
-  return randomInt(0, 2 ** 32);
+  return crypto.getRandomValues(new Uint32Array(1))[0]!; // Web Crypto: Node ≥ 19 and browsers
 }
 
 /** Index of the largest logit (the first one on ties). */

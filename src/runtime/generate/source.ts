@@ -4,15 +4,15 @@
 // it; a Hugging Face folder holds config.json, tokenizer.json (+ tokenizer_config.json) and
 // safetensors files.
 
-import { open, readFile, stat } from "node:fs/promises";
-import { basename, dirname, extname, join } from "node:path";
 import { formatDiagnostic } from "../../compiler/base/diagnostics.js";
+import { basename, dirname, extname, join } from "../../compiler/base/files.js";
 import { architectureFile, type Architecture } from "../../compiler/import/architectures.js";
 import { importGgufMetadata } from "../../compiler/import/gguf-metadata.js";
 import { importHfConfig } from "../../compiler/import/hf-config.js";
 import type { ImportedModel } from "../../compiler/import/write-llm.js";
 import { detectChatTemplate, tokenizerFromGGUF, tokenizerFromJSON, type ChatTemplate, type Tokenizer } from "../tokenizer/index.js";
-import { openGGUF } from "../weights/gguf-reader.js";
+import { fileHead, pathKind, readTextIfExists } from "../weights/file.js";
+import { openGGUF, type GGUFFile } from "../weights/gguf-reader.js";
 import { readTensorShapes } from "../weights/loader.js";
 import { InputError } from "./errors.js";
 
@@ -26,6 +26,11 @@ export interface ModelSource {
   chatTemplate: ChatTemplate | undefined;
   /** A name for the model: the file's own (GGUF general.name), else the file or folder name. */
   name: string;
+  /**
+   * .llm sources by absolute path that are not on disk but that the architecture needs when it is
+   * compiled: the architecture given in memory (a browser's `llm`) and the files it imports.
+   */
+  files?: ReadonlyMap<string, string>;
 }
 
 const GGUF_MAGIC = "GGUF";
@@ -35,14 +40,10 @@ const GGUF_MAGIC = "GGUF";
  * files; `arch` is a .llm file whose model to read the config values for (`--arch`).
  */
 export async function readModelSource(path: string, opts: { arch?: string } = {}): Promise<ModelSource> {
-  let info;
-  try {
-    info = await stat(path);
-  } catch (e) {
-    throw new InputError(`${path}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file or directory" : (e as Error).message}`);
-  }
+  const kind = await pathKind(path);
+  if (typeof kind !== "string") throw new InputError(`${path}: ${kind.error}`);
   const arch = opts.arch === undefined ? null : userArchitecture(opts.arch);
-  if (info.isDirectory()) return readHfFolder(path, path, arch);
+  if (kind === "directory") return readHfFolder(path, path, arch);
   if (extname(path).toLowerCase() === ".safetensors") return readHfFolder(dirname(path), path, arch);
   if ((await magic(path)) !== GGUF_MAGIC) {
     throw new InputError(`${path} is not a GGUF file (it does not start with "GGUF"), nor a Hugging Face model folder or .safetensors file`);
@@ -58,31 +59,34 @@ function userArchitecture(path: string): Architecture {
 }
 
 async function magic(path: string): Promise<string> {
-  const fh = await open(path, "r").catch((e: Error) => {
+  const head = await fileHead(path, 4).catch((e: Error) => {
     throw new InputError(`${path}: cannot open it (${e.message})`);
   });
-  try {
-    const buf = Buffer.alloc(4);
-    const { bytesRead } = await fh.read(buf, 0, 4, 0);
-    return buf.subarray(0, bytesRead).toString("latin1");
-  } finally {
-    await fh.close();
-  }
+  return String.fromCharCode(...head);
 }
 
 async function readGguf(path: string, arch: Architecture | null): Promise<ModelSource> {
   const file = await openGGUF(path);
   try {
-    const metadata = file.metadata as Record<string, unknown>;
-    // The config is checked against the tensor headers before anything is compiled or allocated.
-    const tensorShapes = new Map([...file.tensors].map(([n, t]) => [n, [...t.shape]]));
-    const imported = importGgufMetadata({ metadata, tensorNames: [...file.tensors.keys()], tensorShapes }, path, arch ?? undefined);
-    const tokenizer = tokenizerOrError(path, () => tokenizerFromGGUF(metadata));
-    const name = imported.fileModelName ?? stem(path);
-    return { format: "gguf", weightsPath: path, imported, tokenizer, chatTemplate: detectChatTemplate(metadata), name };
+    return ggufModelSource(file, arch);
   } finally {
     await file.close();
   }
+}
+
+/**
+ * What an open GGUF file says about its model (a browser's download, or a file readGguf opened);
+ * `files`: the in-memory sources `arch` was read from (see ModelSource.files).
+ */
+export function ggufModelSource(file: GGUFFile, arch: Architecture | null, files?: ReadonlyMap<string, string>): ModelSource {
+  const path = file.path;
+  const metadata = file.metadata as Record<string, unknown>;
+  // The config is checked against the tensor headers before anything is compiled or allocated.
+  const tensorShapes = new Map([...file.tensors].map(([n, t]) => [n, [...t.shape]]));
+  const imported = importGgufMetadata({ metadata, tensorNames: [...file.tensors.keys()], tensorShapes }, path, arch ?? undefined);
+  const tokenizer = tokenizerOrError(path, () => tokenizerFromGGUF(metadata));
+  const name = imported.fileModelName ?? stem(path);
+  return { format: "gguf", weightsPath: path, imported, tokenizer, chatTemplate: detectChatTemplate(metadata), name, ...(files ? { files } : {}) };
 }
 
 async function readHfFolder(dir: string, given: string, arch: Architecture | null): Promise<ModelSource> {
@@ -122,15 +126,15 @@ function chatTemplateText(config: unknown): string | undefined {
 
 /** The parsed file; `missing` is the message when it does not exist, or null when it is optional. */
 async function readJson(path: string, missing: string | null): Promise<unknown> {
-  let text: string;
+  let text: string | null;
   try {
-    text = await readFile(path, "utf8");
+    text = await readTextIfExists(path);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") {
-      if (missing === null) return null;
-      throw new InputError(missing);
-    }
     throw new InputError(`${path}: cannot read it (${(e as Error).message})`);
+  }
+  if (text === null) {
+    if (missing === null) return null;
+    throw new InputError(missing);
   }
   try {
     return JSON.parse(text);

@@ -19,7 +19,8 @@ import {
 } from "../../compiler/target/wgsl.js";
 import { ResourceError, shorterContext } from "../errors.js";
 import { chunksOf, ExecutorBase, type StepInputs, type WeightSource } from "../executor.js";
-import { WebGpuError, type GpuContext } from "./device.js";
+import type { GpuContext } from "./context.js";
+import { WebGpuError } from "./errors.js";
 import { isSoftwareAdapter } from "./tuning.js";
 
 export interface WebGpuExecutorOptions {

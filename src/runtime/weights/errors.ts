@@ -2,8 +2,6 @@
 // key when there is one, what is wrong, and what the user can do about it, so the CLI can print it
 // as is, without a stack trace.
 
-import { open, type FileHandle } from "node:fs/promises";
-
 export interface WeightFileErrorDetails {
   tensor?: string;
   key?: string; // a metadata key
@@ -31,26 +29,5 @@ export class WeightFileError extends Error {
     this.key = details.key;
     this.problem = problem;
     this.hint = details.hint;
-  }
-}
-
-/**
- * Opens a weight file and reads its header with `readHeader`; an unopenable file becomes a
- * WeightFileError, and the handle is closed if the header is bad.
- */
-export async function openWeightFile<T>(path: string, readHeader: (path: string, handle: FileHandle) => Promise<T>): Promise<T> {
-  let handle: FileHandle;
-  try {
-    handle = await open(path, "r");
-  } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    const problem = code === "ENOENT" ? "no such file" : `cannot open the file (${(cause as Error).message})`;
-    throw new WeightFileError(path, problem, { hint: "Check the path to the weight file", cause });
-  }
-  try {
-    return await readHeader(path, handle);
-  } catch (err) {
-    await handle.close();
-    throw err;
   }
 }

@@ -1,16 +1,18 @@
 // Reads GGUF v2/v3 weight files. @huggingface/gguf parses the header (metadata and tensor infos);
-// tensor data is read here, one tensor at a time, with positional reads on a FileHandle, so a model
-// never passes through the JS heap as a whole.
+// tensor data is read here, one tensor at a time, with positional reads on a ByteSource (a file in
+// Node; bytes, a Blob or a download in a browser), so a model never passes through the JS heap as a
+// whole unless it was given whole.
 //
 // The library trusts more than a loader should: past the end of a local file it reads zeros instead
 // of failing (it pads its read buffer), so a truncated header can parse "successfully". Hence the
 // checks around it: the fixed-size start of the header and the declared counts are checked here
 // first, the parsed header must end inside the file, and every tensor must lie inside the file.
 
-import type { FileHandle } from "node:fs/promises";
 import { gguf, GGMLQuantizationType } from "@huggingface/gguf";
 import { DTYPES, SUPPORTED_DTYPES, decodeTensor, dtypeFromGgmlType, tensorByteSize, type StorageDType } from "../../compiler/target/storage.js";
-import { WeightFileError, openWeightFile } from "./errors.js";
+import { rangeFetch, type ByteSource } from "./byte-source.js";
+import { WeightFileError } from "./errors.js";
+import { openFileSource } from "./file.js";
 
 // ---------------------------------------------------------------------------------------------
 // The format, shared with gguf-writer.ts
@@ -87,15 +89,13 @@ export interface ReadTensorsOptions {
   onProgress?: (progress: ReadProgress) => void;
 }
 
-const READ_CHUNK = 1 << 30; // fs reads are limited to 2 GiB - 1 per call
-
 export class GGUFFile {
   private closed = false;
 
   /** @internal Use openGGUF. */
   constructor(
     readonly path: string,
-    private readonly handle: FileHandle,
+    private readonly source: ByteSource,
     readonly version: 2 | 3,
     readonly fileSize: number,
     readonly alignment: number,
@@ -118,14 +118,18 @@ export class GGUFFile {
     });
   }
 
-  /** The tensor's bytes as stored (ggml layout), into `into` if given (which must be exactly byteLength long). */
+  /** The tensor's bytes as stored (ggml layout), into `into` if given (which must be exactly byteLength
+   *  long); without `into`, a view of the source's bytes where it holds them in memory. */
   async readTensorBytes(name: string, into?: Uint8Array): Promise<Uint8Array> {
     const info = this.tensor(name);
     const byteLength = this.readableLength(info);
     if (into && into.byteLength !== byteLength) {
       throw new RangeError(`readTensorBytes("${name}"): target has ${into.byteLength} bytes, the tensor ${byteLength}`);
     }
-    return this.readAt(info.byteOffset, byteLength, into ?? new Uint8Array(byteLength), name);
+    const bytes = await this.readAt(info.byteOffset, byteLength, name);
+    if (!into) return bytes;
+    into.set(bytes);
+    return into;
   }
 
   /** The tensor's values as f32, converted or dequantized on the CPU. */
@@ -157,7 +161,7 @@ export class GGUFFile {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.handle.close();
+    await this.source.close();
   }
 
   private readableLength(info: GGUFTensorInfo): number {
@@ -185,25 +189,21 @@ export class GGUFFile {
     );
   }
 
-  private async readAt(position: number, length: number, into: Uint8Array, tensor: string): Promise<Uint8Array> {
+  private async readAt(position: number, length: number, tensor: string): Promise<Uint8Array> {
     if (this.closed) throw new WeightFileError(this.path, "the file has been closed", { tensor, hint: "Read tensors before calling close()" });
-    let done = 0;
-    while (done < length) {
-      let bytesRead: number;
-      try {
-        ({ bytesRead } = await this.handle.read(into, done, Math.min(length - done, READ_CHUNK), position + done));
-      } catch (cause) {
-        throw new WeightFileError(this.path, `reading the tensor data failed (${(cause as Error).message})`, { tensor, cause });
-      }
-      if (bytesRead === 0) {
-        throw new WeightFileError(this.path, `the file ended at byte ${position + done} while reading the tensor data`, {
-          tensor,
-          hint: "The file was truncated after it was opened; open it again once it is complete",
-        });
-      }
-      done += bytesRead;
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.source.read(position, length);
+    } catch (cause) {
+      throw new WeightFileError(this.path, `reading the tensor data failed (${(cause as Error).message})`, { tensor, cause });
     }
-    return into;
+    if (bytes.byteLength < length) {
+      throw new WeightFileError(this.path, `the file ended at byte ${position + bytes.byteLength} while reading the tensor data`, {
+        tensor,
+        hint: "The file was truncated after it was opened; open it again once it is complete",
+      });
+    }
+    return bytes;
   }
 }
 
@@ -221,20 +221,24 @@ const FIXED_HEADER_BYTES = 4 + 4 + 8 + 8; // magic, version, tensor count, kv co
 
 /** Opens a GGUF v2/v3 file: parses and checks its header; tensor data is read on demand. */
 export async function openGGUF(path: string): Promise<GGUFFile> {
-  return openWeightFile(path, readHeader);
+  const source = await openFileSource(path, "a .gguf file");
+  try {
+    return await readGGUF(path, source);
+  } catch (e) {
+    await source.close();
+    throw e;
+  }
 }
 
-async function readHeader(path: string, handle: FileHandle): Promise<GGUFFile> {
-  const stat = await handle.stat();
-  if (!stat.isFile()) throw new WeightFileError(path, "is not a regular file", { hint: "Give the path of a .gguf file" });
-  const fileSize = stat.size;
-  const head = new Uint8Array(Math.min(fileSize, FIXED_HEADER_BYTES));
-  await handle.read(head, 0, head.byteLength, 0);
+/** A GGUF file from any ByteSource; `path` names it in messages. The GGUFFile closes the source. */
+export async function readGGUF(path: string, source: ByteSource): Promise<GGUFFile> {
+  const fileSize = source.size;
+  const head = await source.read(0, Math.min(fileSize, FIXED_HEADER_BYTES));
   const { version } = checkFixedHeader(path, head, fileSize);
 
   let parsed: Awaited<ReturnType<typeof parseWithLibrary>>;
   try {
-    parsed = await parseWithLibrary(path);
+    parsed = await parseWithLibrary(source);
   } catch (cause) {
     throw new WeightFileError(path, `the GGUF header is malformed: ${(cause as Error).message}`, { hint: TRUNCATED_HINT, cause });
   }
@@ -256,7 +260,7 @@ async function readHeader(path: string, handle: FileHandle): Promise<GGUFFile> {
     }
     tensors.set(info.name, info);
   }
-  return new GGUFFile(path, handle, version, fileSize, alignment, tensorDataOffset, metadata, metadataTypes, tensors);
+  return new GGUFFile(path, source, version, fileSize, alignment, tensorDataOffset, metadata, metadataTypes, tensors);
 }
 
 function checkFixedHeader(path: string, head: Uint8Array, fileSize: number): { version: 2 | 3 } {
@@ -306,8 +310,9 @@ function checkFixedHeader(path: string, head: Uint8Array, fileSize: number): { v
   return { version };
 }
 
-async function parseWithLibrary(path: string) {
-  return gguf(path, { allowLocalFile: true, typedMetadata: true });
+async function parseWithLibrary(source: ByteSource) {
+  // Read through rangeFetch, the same in Node and a browser; the URL is never requested.
+  return gguf("https://llmc.invalid/model.gguf", { fetch: rangeFetch(source), typedMetadata: true });
 }
 
 type LibraryTypedMetadata = Awaited<ReturnType<typeof parseWithLibrary>>["typedMetadata"];

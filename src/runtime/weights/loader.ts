@@ -9,13 +9,13 @@
 // one giant buffer. Weights stay in the file's layout (quantized blocks stay quantized) until f32()
 // asks for values.
 
-import { open, readdir } from "node:fs/promises";
-import { basename, join } from "node:path";
 import type { ResolvedModel, TensorTransform } from "../../compiler/check/model.js";
+import { basename, join } from "../../compiler/base/files.js";
 import { editDistance } from "../../compiler/check/suggest.js";
 import { GENERAL_KEYS } from "../../compiler/import/gguf-keys.js";
 import { decodeTensor, SUPPORTED_DTYPES, tensorByteSize, type StorageDType } from "../../compiler/target/storage.js";
 import { WeightFileError } from "./errors.js";
+import { directoryEntries, fileHead } from "./file.js";
 import { GGUF_MAGIC, openGGUF, type GGUFFile, type GGUFValue } from "./gguf-reader.js";
 import { fileTensorName, ggufArchitecture, modelTensors, tiedWeights, type ModelTensor, type NameScheme } from "./model-tensors.js";
 import { isDirectory, openSafetensors, openSafetensorsIndex, SAFETENSORS_INDEX, type SafetensorsReader } from "./safetensors.js";
@@ -140,7 +140,7 @@ async function openCheckpointDirectory(dir: string): Promise<SafetensorsReader> 
   const single = join(dir, "model.safetensors");
   if (await exists(index)) return openSafetensorsIndex(index);
   if (await exists(single)) return openSafetensors(single);
-  const entries = (await readdir(dir).catch(() => [] as string[])).sort();
+  const entries = await directoryEntries(dir);
   const hasBin = entries.some((e) => e.endsWith(".bin") || e.endsWith(".pt"));
   throw new WeightFileError(dir, `has neither model.safetensors nor ${SAFETENSORS_INDEX}${entries.length ? ` (it has ${listSome(entries, 8)})` : " (it is empty)"}`, {
     hint: hasBin ? "PyTorch .bin checkpoints are not read; convert them to safetensors" : "Give a Hugging Face model directory, a .safetensors file or a .gguf file",
@@ -148,27 +148,17 @@ async function openCheckpointDirectory(dir: string): Promise<SafetensorsReader> 
 }
 
 async function exists(path: string): Promise<boolean> {
-  try {
-    const h = await open(path, "r");
-    await h.close();
-    return true;
-  } catch {
-    return false;
-  }
+  return fileHead(path, 0).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** GGUF by its magic, safetensors by a header length followed by "{". */
 async function sniff(path: string): Promise<WeightFileFormat> {
   let head: Uint8Array;
   try {
-    const h = await open(path, "r");
-    try {
-      head = new Uint8Array(9);
-      const { bytesRead } = await h.read(head, 0, 9, 0);
-      head = head.subarray(0, bytesRead);
-    } finally {
-      await h.close();
-    }
+    head = await fileHead(path, 9);
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code;
     throw new WeightFileError(path, code === "ENOENT" ? "no such file" : `cannot open the file (${(cause as Error).message})`, {
@@ -209,8 +199,10 @@ interface Planned {
   source: SourceTensor | null; // null: optional and absent
 }
 
-export async function loadModelWeights(model: ResolvedModel, path: string, opts: LoadOptions = {}): Promise<ModelWeights> {
-  const source = await openSource(path, opts.format);
+/** `file`: a path, or a GGUF file already open (a browser's download); it is closed once read. */
+export async function loadModelWeights(model: ResolvedModel, file: string | GGUFFile, opts: LoadOptions = {}): Promise<ModelWeights> {
+  const path = typeof file === "string" ? file : file.path;
+  const source = typeof file === "string" ? await openSource(path, opts.format) : ggufSource(file);
   try {
     const plan = planTensors(model, source);
     const read = await readTensors(plan, source, opts.onProgress);

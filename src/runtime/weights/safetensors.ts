@@ -14,7 +14,8 @@
 import { open, readFile, rename, rm, stat, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { decodeTensor, encodeTensor, type StorageDType } from "../../compiler/target/storage.js";
-import { WeightFileError, openWeightFile } from "./errors.js";
+import { WeightFileError } from "./errors.js";
+import { openWeightFile } from "./file.js";
 
 /** The reference implementation's limit on the header size. */
 export const SAFETENSORS_MAX_HEADER = 100_000_000;

@@ -4,9 +4,7 @@
 // (Handlebars indents standalone partials), and an empty list leaves no line at all.
 
 import Handlebars from "handlebars";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import { packageRoot } from "../../../paths.js";
+import { templateText } from "./template-files.js";
 
 export class Templates {
   private readonly hb = Handlebars.create();
@@ -21,18 +19,14 @@ export class Templates {
     this.hb.registerPartial("lines", "{{#each this}}\n{{this}}\n{{/each}}");
   }
 
-  path(name: string): string {
-    return join(packageRoot(), "codegen-templates", this.target, `${name}.hbs`);
-  }
-
   render(name: string, context: Record<string, unknown>): string {
     if (!this.partialsLoaded) {
-      for (const [partial, file] of Object.entries(this.partials)) this.hb.registerPartial(partial, readFileSync(this.path(file), "utf8"));
+      for (const [partial, file] of Object.entries(this.partials)) this.hb.registerPartial(partial, templateText(this.target, file));
       this.partialsLoaded = true;
     }
     let t = this.cache.get(name);
     if (!t) {
-      t = this.hb.compile(readFileSync(this.path(name), "utf8"), { noEscape: true, strict: true });
+      t = this.hb.compile(templateText(this.target, name), { noEscape: true, strict: true });
       this.cache.set(name, t);
     }
     return t(context);
