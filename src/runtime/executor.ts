@@ -82,6 +82,13 @@ export abstract class ExecutorBase {
     this.past = 0;
   }
 
+  /** Keeps the first `to` cached positions and forgets the rest: the next step writes from `to` on
+   *  (beam search goes back to the prefix two beams share). */
+  rewind(to: number): void {
+    if (!Number.isInteger(to) || to < 0 || to > this.past) throw new RangeError(`cannot rewind to position ${to}: the KV cache holds ${this.past}`);
+    this.past = to;
+  }
+
   /** Checks a step before it runs; `tokenTables` are the vocabulary sizes the token ids index. */
   protected checkStep(inputs: StepInputs, tokenTables: readonly number[]): CheckedStep {
     if (this.disposed) throw new Error("this executor was disposed");

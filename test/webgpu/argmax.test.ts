@@ -124,6 +124,7 @@ describe("greedy decoding on the device", () => {
       maxSeqLen: ex.maxSeqLen,
       step: (i) => (reads.push(i.read), ex.step(i)),
       reset: () => ex.reset(),
+      rewind: (to) => ex.rewind(to),
     };
     const logitsOnly: Executor = { ...spy, get past() { return ex.past; }, step: (i) => ex.step({ tokens: i.tokens, pos: i.pos }) };
     const run = async (e: Executor, opts: Record<string, number>) => {

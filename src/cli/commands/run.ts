@@ -8,6 +8,7 @@ import { BACKEND_CHOICES, BackendError, type BackendChoice } from "../../runtime
 import { ResourceError } from "../../runtime/errors.js";
 import { ContextOverflowError } from "../../runtime/executor.js";
 import { InputError } from "../../runtime/generate/errors.js";
+import type { BeamOptions } from "../../runtime/generate/beam.js";
 import { DEFAULT_MAX_TOKENS, type GenerateOptions } from "../../runtime/generate/generate.js";
 import { randomSeed, resolveSamplerOptions, SAMPLER_DEFAULTS } from "../../runtime/generate/sampler.js";
 import { loadModel, type Model } from "../../runtime/model.js";
@@ -38,6 +39,32 @@ export const samplingUsage = `sampling options:
                          any integer of up to 64 bits, of which the sampler uses the low 32
   --stop S               stop when the text contains S, which is not printed (repeatable)`;
 
+export const beamUsage = `beam search:
+  --beams N              the most likely sequence by beam search with N beams (deterministic: no
+                         sampling options); 1 is greedy decoding
+  --length-penalty A     rank finished beams by Σ logprob / length^A; 0 ranks by total
+                         log-probability, larger A favours longer outputs (default 1)`;
+
+export const beamOptionSpec = {
+  beams: { type: "string" },
+  "length-penalty": { type: "string" },
+} as const;
+
+/** --beams and --length-penalty as generate options (none without --beams); bad values are usage errors. */
+export function beamOptions(flags: { beams?: string; "length-penalty"?: string } & SamplingFlags, usage: string): BeamOptions {
+  if (flags.beams === undefined) {
+    if (flags["length-penalty"] !== undefined) throw new UsageError("--length-penalty needs --beams", usage);
+    return {};
+  }
+  const beams = Number(flags.beams);
+  if (!DECIMAL_INTEGER.test(flags.beams) || !Number.isSafeInteger(beams) || beams < 1) throw new UsageError(`--beams takes an integer ≥ 1, got '${flags.beams}'`, usage);
+  const alpha = flags["length-penalty"];
+  if (alpha !== undefined && (!DECIMAL_NUMBER.test(alpha) || !Number.isFinite(Number(alpha)))) throw new UsageError(`--length-penalty takes a number, got '${alpha}'`, usage);
+  const sampling = (["temperature", "top-k", "top-p", "min-p", "repeat-penalty", "repeat-last-n"] as const).find((f) => flags[f] !== undefined);
+  if (sampling) throw new UsageError(`--beams searches deterministically: it takes no --${sampling}`, usage);
+  return { beams, ...(alpha !== undefined ? { lengthPenalty: Number(alpha) } : {}) };
+}
+
 export const runUsage = `usage: llmc run MODEL --prompt TEXT [options]
 
 MODEL is a .gguf file or a Hugging Face model folder (config.json, tokenizer.json, safetensors).
@@ -50,6 +77,8 @@ options:
                          tokens (default: as plain text)
 
 ${samplingUsage}
+
+${beamUsage}
 
 ${modelOptionsUsage}`;
 
@@ -192,12 +221,13 @@ export async function runRun(args: string[], io: CliIO): Promise<number> {
       chat: { type: "boolean", default: false },
       "parse-special": { type: "boolean", default: false },
       ...samplingOptionSpec,
+      ...beamOptionSpec,
       ...modelOptionSpec,
     },
   });
   if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? "missing MODEL" : `expected one MODEL, got ${positionals.length}`, runUsage);
   if (values.prompt === undefined) throw new UsageError("missing --prompt", runUsage);
-  const sampling = samplingOptions(values, runUsage);
+  const sampling = { ...samplingOptions(values, runUsage), ...beamOptions(values, runUsage) };
 
   let model: Model | undefined;
   try {
@@ -219,10 +249,11 @@ export async function runRun(args: string[], io: CliIO): Promise<number> {
     }
     const ended = performance.now();
     const rate = (n: number, ms: number) => (n > 0 && ms > 0 ? `${((n * 1000) / ms).toFixed(1)} tokens/s` : "n/a");
-    io.err(
-      `llmc run: prompt ${prompt.length} tokens, prefill ${rate(prompt.length, firstAt - started)}; ` +
-        `${items} tokens generated, decode ${rate(items - 1, ended - firstAt)}; backend ${model.backend}\n`,
-    );
+    // A beam search's tokens all come when it ends: its time is the whole run's.
+    const speed = (sampling.beams ?? 1) > 1
+      ? `${items} tokens by beam search (${sampling.beams} beams) in ${((ended - started) / 1000).toFixed(2)} s`
+      : `prefill ${rate(prompt.length, firstAt - started)}; ${items} tokens generated, decode ${rate(items - 1, ended - firstAt)}`;
+    io.err(`llmc run: prompt ${prompt.length} tokens, ${speed}; backend ${model.backend}\n`);
     return 0;
   } catch (e) {
     return reportRuntimeError(e, "run", io);
