@@ -208,6 +208,91 @@ describe("matmul kernels", () => {
     );
   });
 
+  // The register-tiled kernel (codegen-templates/wgsl/matmul.hbs) on outputs of any size: both
+  // profiles' tiles, and tiles that are not multiples of 4.
+  const TILED = [CPU_TUNING, GPU_TUNING, { ...CPU_TUNING, matmul: { ...CPU_TUNING.matmul, tileM: 3, tileN: 5 } }, { ...GPU_TUNING, matmul: { ...GPU_TUNING.matmul, tileM: 1, tileN: 2 } }].map(
+    (t) => ({ ...t, matmul: { ...t.matmul, minTiledOutputs: 0 } }),
+  );
+  const tiledArb = fc.integer({ min: 0, max: TILED.length - 1 });
+
+  it("register-tiled matmul: shapes that do and do not divide the tiles, vec4 and scalar K and N, broadcast batch dims", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        broadcastable(2, 2),
+        fc.integer({ min: 1, max: 13 }),
+        fc.constantFrom(1, 3, 4, 8, 12, 13),
+        fc.constantFrom(1, 2, 4, 5, 8, 12, 13),
+        tiledArb,
+        seedArb,
+        async ([ba, bb], m, k, n, ti, seed) => {
+          const b = new GraphBuilder();
+          const out = b.op("matmul", [b.weight("a", [...ba!, m, k]), b.weight("b", [...bb!, k, n])]);
+          await compareRuns(b.graph([out]), { steps: ONE_STEP, seed, opts: { tuning: TILED[ti]! } });
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  });
+
+  it("register-tiled matmul: operands at unaligned offsets (slices) and transposed activations (dW = dYT X)", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 9 }),
+        fc.constantFrom(4, 5, 8),
+        fc.constantFrom(3, 4, 8),
+        fc.integer({ min: 0, max: 3 }),
+        fc.integer({ min: 0, max: 3 }),
+        fc.boolean(),
+        tiledArb,
+        seedArb,
+        async (m, k, n, shiftA, shiftB, transposed, ti, seed) => {
+          const b = new GraphBuilder();
+          /** rows × cols of a flat weight, from element `shift` on (a view at that offset). */
+          const shifted = (name: string, shift: number, rows: number, cols: number) => {
+            const flat = b.op("slice", [b.weight(name, [shift + rows * cols])], { axis: 0, start: new Map([["", shift]]), end: new Map([["", shift + rows * cols]]) });
+            return b.op("reshape", [flat], { shape: [rows, cols].map((x) => new Map([["", x]])) });
+          };
+          const a = shifted("a", shiftA, m, k);
+          // b as the transpose of an activation [n, k] (a copy kernel, then the matmul), or a view.
+          const bt = transposed ? b.op("transpose", [b.op("add", [b.weight("p", [n, k]), b.weight("q", [n, k])])], { perm: [1, 0] }) : shifted("b", shiftB, k, n);
+          const out = b.op("matmul", [a, bt]);
+          await compareRuns(b.graph([out]), { steps: ONE_STEP, seed, opts: { tuning: TILED[ti]! } });
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  });
+
+  it("register-tiled matmul over dims of P (KV-cache rows as M, K and N) across prefill and decode steps", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(2, 4, 5, 8),
+        fc.array(fc.integer({ min: 1, max: 5 }), { minLength: 2, maxLength: 5 }),
+        tiledArb,
+        seedArb,
+        async (d, lengths, ti, seed) => {
+          const vocab = 7;
+          const T = symDim("T");
+          const b = new GraphBuilder();
+          b.states.set("kv", { name: "kv", layers: 1, maxSeqLen: 24, heads: 1, headDim: d });
+          const tokens = b.input("tokens", [T]);
+          const rows = (name: string) => b.op("gather", [b.weight(name, [vocab, d]), tokens]);
+          const cache = (which: "k" | "v") => {
+            const all = b.op("kv_append", [b.op("reshape", [rows(which)], { shape: [T, new Map([["", 1]]), new Map([["", d]])] })], { state: "kv", layer: 0, which });
+            return b.op("reshape", [all], { shape: [b.shape(all)[0]!, new Map([["", d]])] });
+          };
+          const [k, v, q] = [cache("k"), cache("v"), rows("q")];
+          const scores = b.op("matmul", [q, b.op("transpose", [k], { perm: [1, 0] })]); // [T, P+T]: N of P
+          const mixed = b.op("matmul", [scores, v]); // [T, d]: K of P
+          const outer = b.op("matmul", [k, b.op("transpose", [q], { perm: [1, 0] })]); // [P+T, T]: M of P
+          const steps = lengths.map((len, i) => Int32Array.from({ length: len }, (_, j) => (i * 3 + j * 5) % vocab));
+          await compareRuns(b.graph([mixed, outer]), { steps, seed, opts: { tuning: TILED[ti]! } });
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  });
+
   it("x @ W.T reads W [N, K] directly (linear: decode matvec and prefill tiles, vec4 and scalar K)", async () => {
     await fc.assert(
       fc.asyncProperty(

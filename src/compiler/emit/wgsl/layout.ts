@@ -1,11 +1,13 @@
 // Data movement: gather (embedding lookup) and the layout ops the plan could not turn into views —
 // transposes, slices that are not contiguous, concatenation — as strided copies; and the batched
-// matmul and rotary embedding, which also run a shared body per output element (or pair).
+// rotary embedding, which runs a shared body per pair; and the batched matmul, by register tiles.
 
-import { constDim, mulDim } from "../../base/symbolic.js";
+import { constDim, divDimExact, mulDim, type Dim } from "../../base/symbolic.js";
+import type { Placement } from "../../plan/plan.js";
+import { constOf } from "../shared/context.js";
 import { rotaryBody } from "../shared/elementwise.js";
-import { matmulOf } from "../shared/geometry.js";
-import { dimProduct } from "../shared/indexing.js";
+import { matmulGeometry, matmulOf } from "../shared/geometry.js";
+import { dimProduct, offsetExpr } from "../shared/indexing.js";
 import { copyOf } from "../shared/layout.js";
 import type { Extent } from "../shared/params.js";
 import type { DispatchContext } from "./context.js";
@@ -69,9 +71,117 @@ export function emitCopy(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
   return perElement(ctx, copyOf, tuning.workgroupSize);
 }
 
-/** The batched matmul (emit/shared/geometry.ts), one output element per invocation. */
+/** The batched matmul (emit/shared/geometry.ts): a register tile of tileM × tileN outputs per
+ *  invocation (codegen-templates/wgsl/matmul.hbs); outputs smaller than `minTiledOutputs` (where
+ *  partial tiles would waste most of the work) one element per invocation. */
 export function emitMatmul(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
-  return perElement(ctx, matmulOf, tuning.matmul.workgroupSize);
+  const t = tuning.matmul;
+  if (t.tileM * t.tileN <= 1 || ctx.atMax(matmulGeometry(ctx).count) < t.minTiledOutputs) return perElement(ctx, matmulOf, t.workgroupSize);
+  return tiledMatmul(ctx, tuning);
+}
+
+const COMPONENTS = ["x", "y", "z", "w"];
+
+/** a [.., M, K] @ b [.., K, N] by register tiles. a is read as vec4 along K and b as vec4 along N
+ *  where their dims and offsets allow (scalar loads otherwise); the k loop then takes 4 steps of K at
+ *  once. Dims may be polynomials of P: tile counts and edges are computed from them in the kernel. */
+function tiledMatmul(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
+  const t = tuning.matmul;
+  const { a, b, M, K, N, batch, aStrides, bStrides, count } = matmulGeometry(ctx);
+  const bs = new BindingSet(ctx);
+  const d = bs.dim;
+  const u = u32Literal;
+  const [pa, pb] = [ctx.placement(a), ctx.placement(b)];
+  const vecOk = (p: Placement, inner: Dim) => divDimExact(inner, 4) !== null && p.offset % 4 === 0 && !p.perPast;
+  const [vecA, vecB] = [vecOk(pa, K), vecOk(pb, N)];
+  const TM = Math.max(1, Math.min(t.tileM, ctx.atMax(M)));
+  let TN = Math.max(1, Math.min(t.tileN, ctx.atMax(N)));
+  if (vecB) TN = Math.ceil(TN / 4) * 4;
+  const quarter = (x: Dim) => divDimExact(x, 4)!;
+
+  // Tile counts: literals where the dims are constants, expressions of P otherwise.
+  const ceilDiv = (x: Dim, n: number) => {
+    const c = constOf(x);
+    return c !== null ? u(Math.ceil(c / n)) : n === 1 ? d(x) : `((${d(x)} + ${u(n - 1)}) / ${u(n)})`;
+  };
+  const nTiles = ceilDiv(N, TN);
+  const mTiles = ceilDiv(M, TM);
+  const batches = dimProduct(batch);
+  const total = constOf(batches) === 1 ? `${mTiles} * ${nTiles}` : `${d(batches)} * ${mTiles} * ${nTiles}`;
+  const maxTotal = ctx.atMax(batches) * Math.ceil(ctx.atMax(M) / TM) * Math.ceil(ctx.atMax(N) / TN);
+
+  // a's rows and b's columns of this tile, clamped to the last one (so every load is in bounds).
+  const aRow = vecA ? quarter(K) : K;
+  const bRow = vecB ? quarter(N) : N;
+  const aBase = offsetExpr("batch", batch, vecA ? aStrides.map(quarter) : aStrides, d, constDim(vecA ? pa.offset / 4 : 0));
+  const bBase = offsetExpr("batch", batch, vecB ? bStrides.map(quarter) : bStrides, d, constDim(vecB ? pb.offset / 4 : 0));
+  const lastRow = constOf(M) !== null ? u(constOf(M)! - 1) : `${d(M)} - 1u`;
+  const lastCol = vecB ? (constOf(N) !== null ? u(constOf(N)! / 4 - 1) : `${d(quarter(N))} - 1u`) : constOf(N) !== null ? u(constOf(N)! - 1) : `${d(N)} - 1u`;
+  const bCols = vecB ? TN / 4 : TN;
+  const setup = [
+    `let nt = tile % ${nTiles};`,
+    `let mt = (tile / ${nTiles}) % ${mTiles};`,
+    `let batch = tile / (${mTiles} * ${nTiles});`,
+    `let m0 = mt * ${u(TM)};`,
+    `let n0 = nt * ${u(TN)};`,
+    `let ab = ${aBase};`,
+    `let bb = ${bBase};`,
+  ];
+  for (let i = 0; i < TM; i++) setup.push(`let ar${i} = ab + min(m0 + ${u(i)}, ${lastRow}) * ${d(aRow)};`);
+  for (let j = 0; j < bCols; j++) setup.push(`let bc${j} = bb + min(${vecB ? "n0 / 4u" : "n0"} + ${u(j)}, ${lastCol});`);
+  for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) setup.push(`var acc${i}_${j}: f32 = 0.0f;`);
+
+  const aVec = vecA ? bs.storage(pa, "read", "vec4<f32>") : "";
+  const bVec = vecB ? bs.storage(pb, "read", "vec4<f32>") : "";
+  const [ra, rb] = [bs.read(a), bs.read(b)];
+  const loop: string[] = [];
+  for (let i = 0; i < TM; i++) loop.push(`let a${i} = ${vecA ? `${aVec}[ar${i} + k]` : ra(`ar${i} + k`)};`);
+  // Steps of K this iteration: 4 (a read as vec4: component c of each a value) or 1.
+  const steps = vecA ? 4 : 1;
+  for (let c = 0; c < steps; c++) {
+    const kr = vecA ? `(k * 4u + ${u(c)})` : "k";
+    loop.push(`let kb${c} = ${kr} * ${d(bRow)};`);
+    for (let j = 0; j < bCols; j++) loop.push(`let b${c}_${j} = ${vecB ? `${bVec}[bc${j} + kb${c}]` : rb(`bc${j} + kb${c}`)};`);
+    for (let i = 0; i < TM; i++) {
+      const av = vecA ? `a${i}.${COMPONENTS[c]}` : `a${i}`;
+      for (let j = 0; j < TN; j++) {
+        const bv = vecB ? `b${c}_${j >> 2}.${COMPONENTS[j & 3]}` : `b${c}_${j}`;
+        loop.push(`acc${i}_${j} = acc${i}_${j} + ${av} * ${bv};`);
+      }
+    }
+  }
+
+  // Stores: rows and columns past M and N (tiles that do not divide them, or dims of P) are skipped.
+  const out = bs.output(ctx.dispatch.node);
+  const store = [`let ob = batch * ${d(mulDim(M, N))};`];
+  const mEdge = constOf(M) === null || constOf(M)! % TM !== 0;
+  const nEdge = constOf(N) === null || constOf(N)! % TN !== 0;
+  for (let i = 0; i < TM; i++) {
+    for (let j = 0; j < TN; j++) {
+      const guard = [mEdge ? `m0 + ${u(i)} < ${d(M)}` : "", nEdge ? `n0 + ${u(j)} < ${d(N)}` : ""].filter(Boolean).join(" && ");
+      const st = out.store(`ob + (m0 + ${u(i)}) * ${d(N)} + n0 + ${u(j)}`, `acc${i}_${j}`);
+      store.push(guard ? `if (${guard}) { ${st} }` : st);
+    }
+  }
+
+  const g = grid(maxTotal, t.workgroupSize);
+  const code = renderTemplate("matmul", {
+    ...headerContext(ctx.dispatch.kernel, bs),
+    what: `batched a [.., ${d(M)}, ${d(K)}] @ b [.., ${d(K)}, ${d(N)}] (${d(count)} outputs)`,
+    tileM: TM,
+    tileN: TN,
+    vecA: vecA ? 4 : 1,
+    vecB: vecB ? 4 : 1,
+    tiles: `${d(batches)} batch(es) x ${mTiles} x ${nTiles}`,
+    total,
+    kSteps: d(aRow),
+    workgroupSize: t.workgroupSize,
+    rowStride: g.rowStride,
+    setup,
+    loop,
+    store,
+  });
+  return { label: ctx.label(), code, bindings: bs.bindings(), workgroups: g.workgroups };
 }
 
 /** Rotary embedding (emit/shared/elementwise.ts), one pair per invocation. */

@@ -21,7 +21,15 @@ export interface WgslTuning {
     /** Rule `merge`: linears sharing x run as one dispatch (plan/merge.ts). */
     merge: boolean;
   };
-  matmul: { workgroupSize: number };
+  matmul: {
+    workgroupSize: number;
+    /** Register tile of the batched matmul: rows of a × columns of b per invocation (each a value
+     *  loaded serves tileN outputs, each b value tileM). */
+    tileM: number;
+    tileN: number;
+    /** Outputs below this many run one per invocation (emit/wgsl/layout.ts). */
+    minTiledOutputs: number;
+  };
   attention: {
     workgroupSize: number;
     /** Steps of at most this many queries (decode) run a workgroup per (query, head) row… */
@@ -45,7 +53,11 @@ export const CPU_TUNING: WgslTuning = {
   elementsPerInvocation: 4,
   reduceWorkgroupSize: 16,
   linear: { workgroupSize: 32, rowsPerInvocation: 8, tileM: 8, merge: true },
-  matmul: { workgroupSize: 64 },
+  // Batched matmul on llvmpipe (test/webgpu/bench-matmul.mjs, 2 cores, noisy), GFLOP/s for one
+  // element per invocation → 4×4 tiles → 8×8 tiles: 256³ 1.1 → 7.1 → 11–12; [2048,128]@[128,256]
+  // 2.2 → 13 → 12–18; [128,256]@[256,688] 2.3 → 12 → 11–17. 8×16 and 16×8 are no better, 16×16 and
+  // 2×8 worse; workgroups of 8–64 alike. Tiles win down to 32×32 outputs.
+  matmul: { workgroupSize: 16, tileM: 8, tileN: 8, minTiledOutputs: 64 },
   attention: { workgroupSize: 8, decodeMaxQueries: 4, decodeLanes: 16 },
 };
 
@@ -56,6 +68,7 @@ export const GPU_TUNING: WgslTuning = {
   elementsPerInvocation: 1,
   reduceWorkgroupSize: 64,
   linear: { workgroupSize: 64, rowsPerInvocation: 1, tileM: 4, merge: true },
-  matmul: { workgroupSize: 256 },
+  // Not measured on a GPU yet: moderate register tiles, outputs below a few waves one per invocation.
+  matmul: { workgroupSize: 64, tileM: 4, tileN: 4, minTiledOutputs: 4096 },
   attention: { workgroupSize: 32, decodeMaxQueries: 4, decodeLanes: 64 },
 };
