@@ -13,6 +13,11 @@ import { runBench, benchUsage } from "./commands/bench.js";
 import { runInitWeights, initWeightsUsage } from "./commands/init-weights.js";
 import { runChat, chatUsage } from "./commands/chat.js";
 import { runLogprobs, logprobsUsage } from "./commands/logprobs.js";
+import { runEval, evalUsage } from "./commands/eval.js";
+import { runTokenizer, tokenizerUsage } from "./commands/tokenizer.js";
+import { runTrain, trainUsage } from "./commands/train.js";
+import { runServe, serveUsage } from "./commands/serve.js";
+import { runLsp, lspUsage } from "./commands/lsp.js";
 
 type Command = (args: string[], io: CliIO) => Promise<number>;
 
@@ -27,6 +32,11 @@ const commands: Record<string, { run: Command; usage: string; summary: string }>
   run: { run: runRun, usage: runUsage, summary: "generate text from a model (.gguf or Hugging Face folder)" },
   chat: { run: runChat, usage: chatUsage, summary: "chat with a model in its chat template" },
   logprobs: { run: runLogprobs, usage: logprobsUsage, summary: "next-token log-probabilities and perplexity of a sequence" },
+  eval: { run: runEval, usage: evalUsage, summary: "perplexity of a text; BLEU and ROUGE of generated or given outputs" },
+  tokenizer: { run: runTokenizer, usage: tokenizerUsage, summary: "train a BPE tokenizer on text (tokenizer train), written as tokenizer.json" },
+  train: { run: runTrain, usage: trainUsage, summary: "train a model on text (CPU): from scratch for a .llm, fine-tuning for a .gguf" },
+  serve: { run: runServe, usage: serveUsage, summary: "the playground page: edit a .llm with live diagnostics, run it in the browser" },
+  lsp: { run: runLsp, usage: lspUsage, summary: "the .llm language server for editors (LSP over stdio)" },
 };
 
 export const VERSION = "0.1.0";

@@ -81,7 +81,7 @@ describe("Jinja chat templates", () => {
   });
 
   it("a GGUF's unknown template is kept as Jinja with its BOS/EOS texts; known ones map to built-ins", () => {
-    const meta = { ...bpeMetadata(), "tokenizer.chat_template": CHATML_JINJA };
+    const meta: Record<string, unknown> = { ...bpeMetadata(), "tokenizer.chat_template": CHATML_JINJA };
     const t = detectChatTemplate(meta);
     expect(typeof t).toBe("object");
     const tokens = meta["tokenizer.ggml.tokens"] as string[];

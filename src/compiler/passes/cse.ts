@@ -25,7 +25,8 @@ export function cse(g: Graph): Graph {
     if (EFFECT_OPS.has(n.op) || n.op === "input") continue;
     const inputs = n.inputs.map((i) => alias.get(i) ?? i);
     const attrs = Object.keys(n.attrs).sort().map((k) => `${k}=${attrKey(n.attrs[k])}`).join(";");
-    const lit = n.op === "literal" ? Array.from(g.literals.get(n.id) ?? []).join(",") : "";
+    // A literal's data does not fix its shape: ones [2, 1] and ones [1, 2] are different values.
+    const lit = n.op === "literal" ? `${Array.from(g.literals.get(n.id) ?? []).join(",")}[${n.ty.shape.map((d) => formatDim(d)).join(",")}]` : "";
     const key = `${n.op}(${inputs.join(",")}){${attrs}}${lit}:${n.ty.dtype}`;
     const prev = seen.get(key);
     if (prev !== undefined) {

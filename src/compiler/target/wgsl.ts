@@ -57,7 +57,7 @@ export function wgslProfile(software: boolean, limits: WgslLimits, opts: { maxSt
     workgroupSize: cap(base.workgroupSize),
     reduceWorkgroupSize: cap(base.reduceWorkgroupSize),
     linear: { ...base.linear, workgroupSize: cap(base.linear.workgroupSize) },
-    matmul: { workgroupSize: cap(base.matmul.workgroupSize) },
+    matmul: { ...base.matmul, workgroupSize: cap(base.matmul.workgroupSize) },
     attention: { ...base.attention, workgroupSize: cap(base.attention.workgroupSize), decodeLanes: cap(base.attention.decodeLanes) },
   };
   return {
@@ -105,7 +105,14 @@ export interface WgslTargetOptions extends WeightPolicy {
   profile: WgslProfile;
   /** The most tokens one step takes (default DEFAULT_PREFILL_CHUNK); fewer where buffers would not fit. */
   prefillChunk?: number;
+  /** The graph inputs the runtime provides (default: tokens and pos; a training step adds targets). */
+  inputs?: readonly string[];
+  /** Upload weights scaled by the norm gains that multiply them (default true). A training graph
+   *  needs each weight as it is: its gradient is of the weight, and the weights change every step. */
+  foldGains?: boolean;
 }
+
+const INFERENCE_INPUTS = ["tokens", "pos"] as const;
 
 /** A buffer of a step is larger than the device can bind: the model, its context or the step is too
  *  large for this adapter (the runtime says what to do). */
@@ -124,16 +131,18 @@ export function compileWgsl(graph: Graph, opts: WgslTargetOptions): WgslProgram 
   const g = withArgmaxOutput(graph);
   const greedy = greedyOutput(g);
   const profile = opts.profile;
-  const weights = deviceWeights(g, opts, { foldGains: true });
+  const foldGains = opts.foldGains ?? true;
+  const inputs = opts.inputs ?? INFERENCE_INPUTS;
+  const weights = deviceWeights(g, opts, { foldGains });
   const limit = profile.maxStorageBufferBindingSize ?? Infinity;
   const weightFormats = packedWeights(weights);
   const steps = new Map<number, WgslStep>();
-  const planStep = (T: number) => buildStepPlan(g, { T, maxStorageBuffers: profile.maxStorageBuffers, mergeLinears: profile.tuning.linear.merge, foldGains: true, weightFormats });
+  const planStep = (T: number) => buildStepPlan(g, { T, maxStorageBuffers: profile.maxStorageBuffers, mergeLinears: profile.tuning.linear.merge, foldGains, weightFormats });
   const compileStep = (T: number): WgslStep => {
     const plan = planStep(T);
     checkPackedReads(plan);
     for (const i of plan.inputs) {
-      if (i.name !== "tokens" && i.name !== "pos") throw new TargetError(`the graph has an input '${i.name}' that the runtime does not provide (it provides tokens and pos)`);
+      if (!inputs.includes(i.name)) throw new TargetError(`the graph has an input '${i.name}' that the runtime does not provide (it provides ${inputs.join(", ")})`);
     }
     for (const b of plan.buffers) {
       if (b.bytes > limit) throw new BindingSizeError(b, limit);

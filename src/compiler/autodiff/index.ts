@@ -1,0 +1,133 @@
+// The training graph: a model's forward graph without its KV cache, a mean cross-entropy loss over
+// next-token targets, and reverse mode (reverse.ts) back to every weight. Its outputs are the loss
+// and one gradient per weight, and it is an ordinary graph: the standard passes run over it.
+
+import { checkFile, type CheckOptions } from "../check/index.js";
+import type { ResolvedModel } from "../check/model.js";
+import { constDim, constValue, type Dim } from "../base/symbolic.js";
+import type { Diagnostic, SourceMap } from "../base/diagnostics.js";
+import { renumber, type Graph } from "../ir/graph.js";
+import { lowerModel } from "../ir/lower.js";
+import { applyAliases } from "../ir/rewrite.js";
+import { verifyGraph } from "../ir/verify.js";
+import { runPasses, UNFUSED_PIPELINE } from "../passes/index.js";
+import { specialize } from "../passes/specialize.js";
+import { zeros } from "../ops/gradients.js";
+import { differentiate, GraphAppender } from "./reverse.js";
+
+export interface TrainingGraph {
+  /** Inputs `tokens`, `pos` and `targets` ([T] i32 each); outputs the loss ([] f32), then one
+   *  gradient per weight. */
+  graph: Graph;
+  /** Output i+1 is the gradient of weightNames[i] (a tied weight's two uses summed under one name). */
+  weightNames: string[];
+  /** Rows of the logits: targets must be below it (or negative, to be ignored). */
+  vocabSize?: number;
+}
+
+export interface TrainingOptions {
+  /** Passes over the training graph (default: the standard pipeline without fusion). */
+  pipeline?: string[];
+}
+
+/** A target below zero is left out of the loss (PyTorch's ignore_index). */
+export const IGNORED_TARGET = -1;
+
+/** The forward graph of one training sequence: no KV cache (each kv_append is this step's k or v
+ *  itself, since the sequence starts at P = 0) and no state. */
+export function withoutKvCache(forward: Graph): Graph {
+  const alias = new Map(forward.nodes.filter((n) => n.op === "kv_append").map((n) => [n.id, n.inputs[0]!]));
+  const g = specialize(applyAliases(forward, alias), { P: 0 });
+  const out = { ...g, states: new Map() };
+  verifyGraph(out, "removing the KV cache");
+  return out;
+}
+
+/**
+ * Appends the mean cross-entropy of `logits` [T, V] against `targets` over the targets ≥ 0. The
+ * log-softmax subtracts each row's maximum first; that maximum is returned as `stop`, a value the
+ * gradient need not flow through (the loss does not depend on it).
+ */
+function crossEntropy(b: GraphAppender, logits: number): { loss: number; stop: number } {
+  const [t, v] = b.ty(logits).shape as [Dim, Dim];
+  const dt = b.ty(logits).dtype;
+  const c = (value: number, dtype = dt) => b.op("const", [], { value, dtype });
+  const targets = b.input("targets", { shape: [t], dtype: "i32" });
+  const max = b.op("amax", [logits], { axis: -1, keepdim: true });
+  const z = b.op("sub", [logits, max]);
+  const logSum = b.op("log", [b.op("sum", [b.op("exp", [z])], { axis: -1, keepdim: true })]);
+  const logProbs = b.op("sub", [z, logSum]);
+  // A negative target matches no column, so its row picks nothing.
+  const column = b.op("cast", [b.op("reshape", [targets], { shape: [t, constDim(1)] })], { dtype: "f32" });
+  const onehot = b.op("cast", [b.op("eq", [column, b.op("arange", [], { n: v })])], { dtype: dt });
+  const picked = b.op("sum", [b.op("sum", [b.op("mul", [logProbs, onehot])], { axis: -1, keepdim: false })], { axis: 0, keepdim: false });
+  const counted = b.op("cast", [b.op("ge", [targets, c(0, "i32")])], { dtype: dt });
+  const count = b.op("max", [b.op("sum", [counted], { axis: 0, keepdim: false }), c(1)]);
+  return { loss: b.op("div", [b.op("neg", [picked]), count]), stop: max };
+}
+
+/** The training graph of a forward graph (lowered, passes before fusion: see compileTrainingFile). */
+export function buildTrainingGraph(forward: Graph, opts: TrainingOptions = {}): TrainingGraph {
+  if (forward.outputs.length !== 1) throw new Error(`a training graph needs a forward graph with one output (the logits), got ${forward.outputs.length}`);
+  const g = withoutKvCache(forward);
+  const b = new GraphAppender(g);
+  const logits = g.outputs[0]!;
+  const lty = b.ty(logits);
+  if (lty.shape.length !== 2) throw new Error(`training needs logits of shape [T, vocab], got rank ${lty.shape.length}`);
+  const { loss, stop } = crossEntropy(b, logits);
+
+  const weights = g.nodes.filter((n) => n.op === "weight");
+  const weightNames = [...new Set(weights.map((n) => n.attrs["name"] as string))];
+  const withLoss = b.graph(g);
+  const d = differentiate(withLoss, loss, weights.map((n) => n.id), { stopGradient: new Set([stop]) });
+
+  // A weight read in several places (a tied embedding and lm_head) sums the gradients of its uses.
+  const back = new GraphAppender(d.graph);
+  const byName = new Map<string, number>();
+  weights.forEach((w, i) => {
+    const gi = d.grads[i];
+    if (gi === null || gi === undefined) return;
+    const name = w.attrs["name"] as string;
+    const prev = byName.get(name);
+    byName.set(name, prev === undefined ? gi : back.op("add", [prev, gi]));
+  });
+  const outputs = [loss, ...weightNames.map((name) => {
+    const gi = byName.get(name);
+    if (gi !== undefined) return gi;
+    // The loss does not depend on this weight: its gradient is zero.
+    const w = weights.find((n) => n.attrs["name"] === name)!;
+    return zeros(back, w.ty.shape, w.ty.dtype);
+  })];
+  const graph = renumber(runPasses({ ...back.graph(d.graph), outputs, name: `${forward.name}_train` }, { pipeline: opts.pipeline ?? UNFUSED_PIPELINE }));
+  const vocab = constValue(lty.shape[1]!);
+  return { graph, weightNames, ...(vocab !== null ? { vocabSize: vocab } : {}) };
+}
+
+export interface TrainingCompileResult {
+  training: TrainingGraph | null;
+  /** The forward graph training differentiates (no KV cache, P = 0): logits [T, vocab]. */
+  forward: Graph | null;
+  model: ResolvedModel | null;
+  diagnostics: Diagnostic[];
+  sources: SourceMap;
+}
+
+/** .llm file → checked model → forward graph (lowered, the passes before fusion) → training graph. */
+export function compileTrainingFile(path: string, opts: CheckOptions & TrainingOptions = {}): TrainingCompileResult {
+  const check = checkFile(path, { ...opts, requireConcrete: true });
+  const sources = check.program.sources;
+  const fail = (diagnostics: Diagnostic[]): TrainingCompileResult => ({ training: null, forward: null, model: check.model, diagnostics, sources });
+  if (check.diagnostics.some((d) => d.severity === "error") || !check.model) return fail(check.diagnostics);
+  const lowered = lowerModel({ fns: check.fns }, check.model);
+  if (!lowered.graph) return fail([...check.diagnostics, ...lowered.diagnostics]);
+  const forward = runPasses(lowered.graph, { pipeline: UNFUSED_PIPELINE });
+  return {
+    training: buildTrainingGraph(forward, opts),
+    forward: renumber(withoutKvCache(forward)),
+    model: check.model,
+    diagnostics: check.diagnostics,
+    sources,
+  };
+}
+
+export { differentiate } from "./reverse.js";

@@ -1,0 +1,126 @@
+// One training step on the CPU: runs a training graph (compiler/autodiff) with the op table's
+// reference kernels and returns the loss and each weight's gradient. Slow and exact, like the
+// interpreter: the oracle a device training step is compared with. Also where a trainer gets a
+// model's weights as plain arrays (random initial ones, or a file's).
+
+import { evalDim } from "../../compiler/base/symbolic.js";
+import type { TrainingGraph } from "../../compiler/autodiff/index.js";
+import type { ResolvedModel } from "../../compiler/check/model.js";
+import { concreteAttrs } from "../../compiler/ir/concrete.js";
+import type { Graph } from "../../compiler/ir/graph.js";
+import { reference, type HostTensor } from "../../compiler/ops/reference.js";
+import { loadModelWeights, type LoadOptions } from "../weights/loader.js";
+import { modelTensors } from "../weights/model-tensors.js";
+
+export interface TrainingStepResult {
+  /** Mean cross-entropy over the targets that are not ignored. */
+  loss: number;
+  /** d loss / d weight, by weight name (every name of the training graph's weightNames). */
+  grads: Map<string, Float32Array>;
+}
+
+/**
+ * Runs every node of `g` once for the step's sizes (`env`: T, and P where the graph has it) and
+ * returns its outputs. Graph inputs come from `inputs` by name, weights from `weight`. Values are
+ * dropped after their last use, so memory follows the graph's live set, not its size.
+ */
+export function evaluateGraph(
+  g: Graph,
+  env: ReadonlyMap<string, number>,
+  inputs: ReadonlyMap<string, HostTensor["data"]>,
+  weight: (name: string, shape: number[]) => Float32Array,
+): HostTensor[] {
+  const lastUse = new Map<number, number>();
+  g.nodes.forEach((n, i) => n.inputs.forEach((x) => lastUse.set(x, i)));
+  for (const o of g.outputs) lastUse.set(o, Infinity);
+  const values = new Map<number, HostTensor>();
+  g.nodes.forEach((n, i) => {
+    const shape = n.ty.shape.map((d) => evalDim(d, env));
+    let out: HostTensor;
+    if (n.op === "input") {
+      const name = n.attrs["name"] as string;
+      const data = inputs.get(name);
+      if (!data) throw new Error(`the graph has an input '${name}' that was not given (given: ${[...inputs.keys()].join(", ")})`);
+      if (data.length !== shape.reduce((a, d) => a * d, 1)) throw new Error(`input '${name}' has ${data.length} values, the graph wants [${shape.join(", ")}]`);
+      out = { shape, dtype: n.ty.dtype, data };
+    } else if (n.op === "weight") {
+      out = { shape, dtype: "f32", data: weight(n.attrs["name"] as string, shape) };
+    } else if (n.op === "literal") {
+      out = { shape, dtype: n.ty.dtype, data: g.literals.get(n.id)! };
+    } else {
+      const op = reference[n.op];
+      if (!op) throw new Error(`no CPU reference for op '${n.op}' (a KV cache has no place in this evaluation)`);
+      out = op(n.inputs.map((x) => values.get(x)!), concreteAttrs(n.op, n.attrs, env));
+    }
+    values.set(n.id, out);
+    for (const x of n.inputs) if (lastUse.get(x) === i) values.delete(x);
+  });
+  return g.outputs.map((o) => values.get(o)!);
+}
+
+/** The loss and gradients of one sequence: `targets[i]` is the token expected after `tokens[i]`
+ *  (negative: ignored); `pos` defaults to 0 … T−1. */
+export function cpuTrainingStep(
+  tg: TrainingGraph,
+  weights: Map<string, Float32Array>,
+  tokens: Int32Array,
+  targets: Int32Array,
+  pos?: Int32Array,
+): TrainingStepResult {
+  const T = tokens.length;
+  if (T < 1) throw new RangeError("a training step needs at least one token");
+  if (targets.length !== T) throw new RangeError(`${T} tokens need ${T} targets, got ${targets.length}`);
+  if (pos && pos.length !== T) throw new RangeError(`${T} tokens need ${T} positions, got ${pos.length}`);
+  if (tg.vocabSize !== undefined) {
+    const bad = targets.findIndex((t) => t >= tg.vocabSize!);
+    if (bad >= 0) throw new RangeError(`target ${targets[bad]} (at ${bad}) is outside the vocabulary of ${tg.vocabSize} (a negative target is ignored)`);
+  }
+  const positions = pos ?? Int32Array.from({ length: T }, (_, i) => i);
+  const inputs = new Map<string, HostTensor["data"]>([["tokens", tokens], ["pos", positions], ["targets", targets]]);
+  const weight = (name: string, shape: number[]) => {
+    const w = weights.get(name);
+    if (!w) throw new Error(`no weight '${name}' was given`);
+    const n = shape.reduce((a, d) => a * d, 1);
+    if (w.length !== n) throw new Error(`weight '${name}' has ${w.length} values, expected ${n} for shape [${shape.join(", ")}]`);
+    return w;
+  };
+  const [loss, ...grads] = evaluateGraph(tg.graph, new Map([["T", T], ["P", 0]]), inputs, weight);
+  const seen = new Set<unknown>();
+  const out = new Map<string, Float32Array>();
+  tg.weightNames.forEach((name, i) => {
+    let data = grads[i]!.data as Float32Array;
+    // Passes may merge equal gradients (zeros) into one value; each name gets its own array.
+    if (seen.has(data)) data = data.slice();
+    seen.add(data);
+    out.set(name, data);
+  });
+  return { loss: loss!.data[0]!, grads: out };
+}
+
+/** Every weight of a training graph with its shape, in weightNames order. */
+export function trainingWeightShapes(tg: TrainingGraph): Map<string, number[]> {
+  const shapes = new Map<string, number[]>();
+  for (const n of tg.graph.nodes) {
+    if (n.op !== "weight") continue;
+    shapes.set(n.attrs["name"] as string, n.ty.shape.map((d) => evalDim(d, new Map())));
+  }
+  return new Map(tg.weightNames.map((name) => [name, shapes.get(name)!]));
+}
+
+/** The weights a model declares (IR names; a tied weight is its target) with their shapes. */
+export function modelWeightShapes(model: ResolvedModel): Map<string, number[]> {
+  return new Map(modelTensors(model).map((t) => [t.irName, [...t.shape]]));
+}
+
+/** The random initial weights `llmc init-weights` writes for a seed, as fresh arrays (init.ts). */
+export { initialWeights } from "../weights/init.js";
+
+/** A GGUF or safetensors file's weights as f32 arrays the caller owns (dequantized, transforms applied). */
+export async function loadWeightsF32(model: ResolvedModel, path: string, opts: LoadOptions = {}): Promise<Map<string, Float32Array>> {
+  const loaded = await loadModelWeights(model, path, opts);
+  try {
+    return new Map(loaded.names().map((name) => [name, loaded.f32(name).slice()]));
+  } finally {
+    await loaded.close();
+  }
+}
