@@ -84,6 +84,8 @@ export async function main(argv: string[], io?: CliIO): Promise<number> {
     io.err(`llmc: unknown command '${name}'\n\n${usage()}\n`);
     return 2;
   }
+  // -v shows what Dawn prints while it opens an adapter too (runtime/webgpu/quiet.ts).
+  if (rest.includes("-v") || rest.includes("--verbose")) process.env["LLMC_DAWN_LOG"] ??= "1";
   try {
     if (rest.includes("--help") || rest.includes("-h")) {
       io.out(`${cmd.usage}\n`);

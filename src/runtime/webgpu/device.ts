@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { create, globals } from "webgpu";
 import { openDevice, type GpuBackend, type GpuContext } from "./context.js";
 import { WebGpuError } from "./errors.js";
+import { withoutNativeStderr } from "./quiet.js";
 
 export { WebGpuError } from "./errors.js";
 export { GpuContext, type AdapterDescription, type GpuBackend } from "./context.js";
@@ -71,9 +72,11 @@ export async function requestGpu(backend: GpuBackend = "auto"): Promise<GpuConte
   // "auto" tries hardware first where a hardware backend can load (on Linux: the Vulkan loader).
   const order: Exclude<GpuBackend, "auto">[] = backend === "auto" ? (vulkanLoadable() ? ["hardware", "software"] : ["software"]) : [backend];
   for (const b of order) {
-    const found = await tryAdapter(b);
-    if (!found) continue;
-    return openDevice(found.gpu, found.adapter, b, found.featureLevel);
+    const opened = await withoutNativeStderr(async () => {
+      const found = await tryAdapter(b);
+      return found ? openDevice(found.gpu, found.adapter, b, found.featureLevel) : null;
+    });
+    if (opened) return opened;
   }
   throw new WebGpuError(backend === "null" ? "this build of Dawn has no null backend" : NO_ADAPTER_MESSAGE);
 }
