@@ -28,6 +28,9 @@ export interface Executor {
   reset(): void;
   /** Keeps the first `to` cached positions and forgets the rest. */
   rewind(to: number): void;
+  /** Builds ahead what steps of a `tokens`-token prompt and then decoding need (kernels, pipelines,
+   *  buffers), so that the first step's time is its own. */
+  prepareSteps?(tokens: number): Promise<void>;
   /** Releases what the executor holds on its device. */
   dispose?(): void;
 }

@@ -120,6 +120,12 @@ export interface Model {
    */
   logprobs(tokens: readonly number[], opts?: LogprobsOptions): Promise<Logprobs>;
   /**
+   * Builds ahead what a prompt of `tokens` tokens and the decoding after it need on the device
+   * (kernels, pipelines, buffers; nothing on the CPU), so that generation's first step measures the
+   * step alone. Generation does it on its own when this was not called.
+   */
+  prepare(tokens: number): Promise<void>;
+  /**
    * Empties the KV cache. Ends a generation that waits for its consumer (GenerationSupersededError);
    * throws ModelBusyError while a step runs.
    */
@@ -321,6 +327,11 @@ class LoadedModel implements Model {
       }
     });
     return { tokens: [...tokens], positions, perplexity: tokens.length > 1 ? Math.exp(nll / (tokens.length - 1)) : null };
+  }
+
+  async prepare(tokens: number): Promise<void> {
+    if (this.disposed) throw new ModelDisposedError();
+    await this.executor.prepareSteps?.(Math.max(1, Math.min(tokens, this.maxSeqLen)));
   }
 
   reset(): void {

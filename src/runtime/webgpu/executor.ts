@@ -148,6 +148,13 @@ export class WebGpuExecutor extends ExecutorBase {
   }
 
   /** The step of T tokens this executor runs (built on first use). */
+  /** Builds the step shapes a prompt of `tokens` tokens and decoding use (see Executor.prepareSteps). */
+  async prepareSteps(tokens: number): Promise<void> {
+    await this.uploaded;
+    const shapes = new Set([1, ...chunksOf(tokens, tokens === 1 ? 1 : this.program.prefillChunk).map(([, n]) => n)]);
+    for (const T of shapes) await this.prepared(T);
+  }
+
   async stepProgram(T: number): Promise<WgslStep> {
     return (await this.prepared(T)).step;
   }
