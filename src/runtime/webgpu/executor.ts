@@ -15,12 +15,13 @@ import { deviceWeightBytes, packedWeights } from "../../compiler/target/program.
 import type { PlanBuffer } from "../../compiler/plan/plan.js";
 import {
   ARGMAX_OUTPUT, BindingSizeError, compileWgsl, describeBuffer, PARAMS_BYTES, wgslProfile,
-  type KernelBinding, type WgslKernel, type WgslProgram, type WgslStep, type WgslTuning,
+  type WgslProgram, type WgslStep, type WgslTuning,
 } from "../../compiler/target/wgsl.js";
 import { ResourceError, shorterContext } from "../errors.js";
 import { chunksOf, ExecutorBase, type StepInputs, type WeightSource } from "../executor.js";
 import type { GpuContext } from "./context.js";
 import { WebGpuError } from "./errors.js";
+import { bindGroupLayout, computePipeline } from "./pipelines.js";
 import { isSoftwareAdapter } from "./tuning.js";
 
 export interface WebGpuExecutorOptions {
@@ -73,10 +74,6 @@ interface StepProgram {
 
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
-/** Pipelines and bind group layouts by kernel source, shared by every executor on a device (the
- *  layers of a model, and models of one architecture, compile to the same kernels). */
-const deviceCaches = new WeakMap<GPUDevice, { pipelines: Map<string, Promise<GPUComputePipeline>>; layouts: Map<string, GPUBindGroupLayout> }>();
-
 export class WebGpuExecutor extends ExecutorBase {
   /** Counts of the last step. */
   lastStep: StepStats | null = null;
@@ -90,8 +87,6 @@ export class WebGpuExecutor extends ExecutorBase {
   private readonly kv = new Map<string, GPUBuffer>();
   private readonly params: GPUBuffer;
   private readonly programs = new Map<number, Promise<StepProgram>>();
-  private readonly pipelineCache: Map<string, Promise<GPUComputePipeline>>;
-  private readonly layoutCache: Map<string, GPUBindGroupLayout>;
   private readonly maxStepShapes: number;
   private readonly uploaded: Promise<void>;
 
@@ -103,10 +98,6 @@ export class WebGpuExecutor extends ExecutorBase {
   ) {
     super(graph);
     this.device = gpu.device;
-    const caches = deviceCaches.get(this.device) ?? { pipelines: new Map(), layouts: new Map() };
-    deviceCaches.set(this.device, caches);
-    this.pipelineCache = caches.pipelines;
-    this.layoutCache = caches.layouts;
     this.maxStepShapes = opts.maxStepShapes ?? 4;
     const profile = wgslProfile(isSoftwareAdapter(gpu.adapter), this.device.limits, {
       ...(opts.tuning ? { tuning: opts.tuning } : {}),
@@ -429,11 +420,11 @@ export class WebGpuExecutor extends ExecutorBase {
     const readback = this.device.createBuffer({ label: "llmc readback", size: Math.max(16, Math.ceil(outBytes / 16) * 16), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
 
     const pipelines: GPUComputePipeline[] = [];
-    for (const k of kernels) pipelines.push(await this.pipeline(k));
+    for (const k of kernels) pipelines.push(await computePipeline(this.gpu, k));
     const bindGroups = await this.gpu.scoped(`creating the bind groups of a ${T}-token step`, () =>
       kernels.map((k, i) =>
         this.device.createBindGroup({
-          layout: this.layout(k.bindings),
+          layout: bindGroupLayout(this.device, k.bindings),
           entries: k.bindings.map((b, j) => ({ binding: j, resource: { buffer: b.buffer === "params" ? this.params : buffers[b.buffer]! } })),
           label: `${k.label} (${i})`,
         }),
@@ -444,46 +435,6 @@ export class WebGpuExecutor extends ExecutorBase {
       return { buffer: buffers[p.buffer]!, offset: p.offset };
     });
     return { step, pipelines, bindGroups, owned, inputBuffers, outputs, readback };
-  }
-
-  private layout(bindings: KernelBinding[]): GPUBindGroupLayout {
-    const key = bindings.map((b) => b.access).join(",");
-    let l = this.layoutCache.get(key);
-    if (!l) {
-      l = this.device.createBindGroupLayout({
-        entries: bindings.map((b, i) => ({
-          binding: i,
-          visibility: GPUShaderStage.COMPUTE,
-          buffer: { type: b.access === "uniform" ? "uniform" : b.access === "read" ? "read-only-storage" : "storage" },
-        })),
-      });
-      this.layoutCache.set(key, l);
-    }
-    return l;
-  }
-
-  /** One pipeline per distinct kernel source; a WGSL error names the kernel and shows its code. */
-  private pipeline(k: WgslKernel): Promise<GPUComputePipeline> {
-    const key = `${k.bindings.map((b) => b.access).join(",")}\n${k.code}`;
-    const cached = this.pipelineCache.get(key);
-    if (cached) return cached;
-    const layout = this.layout(k.bindings);
-    const p = this.gpu
-      .scoped(`the ${k.label} kernel`, () => {
-        const module = this.device.createShaderModule({ code: k.code, label: k.label });
-        return this.device.createComputePipeline({
-          layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
-          compute: { module, entryPoint: "main" },
-          label: k.label,
-        });
-      })
-      .catch((e: unknown) => {
-        this.pipelineCache.delete(key);
-        const numbered = k.code.split("\n").map((l, i) => `${String(i + 1).padStart(4)} | ${l}`).join("\n");
-        throw new WebGpuError(`${(e as Error).message}\n${numbered}`);
-      });
-    this.pipelineCache.set(key, p);
-    return p;
   }
 }
 
