@@ -8,19 +8,11 @@ import { bracketMatching, indentOnInput, indentUnit, syntaxHighlighting } from "
 import { defaultKeymap, history, historyKeymap, indentWithTab } from "@codemirror/commands";
 import { linter, lintGutter, type Diagnostic as LintDiagnostic } from "@codemirror/lint";
 import type { Text } from "@codemirror/state";
+import type { WebDiagnostic } from "../src/web/index.js";
 import { llmHighlight, llmLanguage } from "./llm-language.js";
 
 /** A compiler diagnostic as the web entry reports it: 1-based lines and columns, end exclusive. */
-export interface SourceDiagnostic {
-  severity: "error" | "warning";
-  code?: string;
-  message: string;
-  file: string;
-  line: number;
-  column: number;
-  endLine?: number;
-  endColumn?: number;
-}
+export type SourceDiagnostic = WebDiagnostic;
 
 /** Compiles the text and returns the diagnostics that belong in this editor's file. */
 export type LintCompile = (source: string) => readonly SourceDiagnostic[];

@@ -13,20 +13,12 @@ import type { Graph } from "../../src/compiler/ir/graph.js";
 import { runPasses, UNFUSED_PIPELINE } from "../../src/compiler/passes/index.js";
 import { evaluateGraph } from "../../src/runtime/cpu/train-step.js";
 import { GraphBuilder } from "../helpers/graph.js";
+import { rng } from "../../src/runtime/weights/random.js";
 
 export const EPS = 1e-2;
 
-/** Seeded uniform numbers (mulberry32). */
-export function rand(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded uniform numbers (mulberry32, as weight initialisation draws them). */
+export const rand = rng;
 
 export interface Operand {
   shape: number[];

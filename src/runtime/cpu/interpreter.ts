@@ -3,10 +3,10 @@
 // first, not speed. A long step runs as chunks, so its activations (which grow with T, the logits
 // as T × vocab) stay bounded; the KV cache is sized before it is allocated.
 
-import { concreteAttrs } from "../../compiler/ir/concrete.js";
 import { type Graph, type StateSpec } from "../../compiler/ir/graph.js";
 import { evalDim } from "../../compiler/base/symbolic.js";
-import { reference, type HostTensor } from "../../compiler/ops/reference.js";
+import type { HostTensor } from "../../compiler/ops/reference.js";
+import { evaluateGraph } from "./evaluate.js";
 import { tokenTables } from "../../compiler/target/program.js";
 import { allocateHost, shorterContext } from "../errors.js";
 import { chunksOf, ExecutorBase, lastRow, lastRowArgmax, type StepInputs, type WeightSource } from "../executor.js";
@@ -80,44 +80,15 @@ export class CpuInterpreter extends ExecutorBase {
   /** One pass over the graph for `tokens` at positions `pos`, after P cached ones. */
   private pass(tokens: Int32Array, pos: Int32Array, P: number): HostTensor {
     const T = tokens.length;
-    const env = new Map([["T", T], ["P", P]]);
-    const g = this.graph;
-    const lastUse = new Map<number, number>();
-    g.nodes.forEach((n, i) => n.inputs.forEach((x) => lastUse.set(x, i)));
-    for (const o of g.outputs) lastUse.set(o, Infinity);
-
-    const values = new Map<number, HostTensor>();
-    g.nodes.forEach((n, i) => {
-      const shape = n.ty.shape.map((d) => evalDim(d, env));
-      let out: HostTensor;
-      switch (n.op) {
-        case "input": {
-          const name = n.attrs["name"] as string;
-          const data = name === "tokens" ? tokens : name === "pos" ? pos : null;
-          if (!data) throw new Error(`the graph has an input '${name}' that the runtime does not provide (it provides tokens and pos)`);
-          out = { shape, dtype: n.ty.dtype, data };
-          break;
-        }
-        case "weight":
-          out = this.weight(n.attrs["name"] as string, shape);
-          break;
-        case "literal":
-          out = { shape, dtype: n.ty.dtype, data: g.literals.get(n.id)! };
-          break;
-        case "kv_append":
-          out = this.append(values.get(n.inputs[0]!)!, n.attrs["state"] as string, n.attrs["layer"] as number, n.attrs["which"] as string, P, T);
-          break;
-        default: {
-          const op = reference[n.op];
-          if (!op) throw new Error(`no CPU reference for op '${n.op}'`);
-          out = op(n.inputs.map((x) => values.get(x)!), concreteAttrs(n.op, n.attrs, env));
-        }
-      }
-      values.set(n.id, out);
-      for (const x of n.inputs) if (lastUse.get(x) === i) values.delete(x);
-    });
+    const [out] = evaluateGraph(
+      this.graph,
+      new Map([["T", T], ["P", P]]),
+      new Map([["tokens", tokens], ["pos", pos]]),
+      (name, shape) => this.weight(name, shape).data as Float32Array,
+      (n, [x]) => this.append(x!, n.attrs["state"] as string, n.attrs["layer"] as number, n.attrs["which"] as string, P, T),
+    );
     this.past = P + T;
-    return values.get(g.outputs[0]!)!;
+    return out!;
   }
 
   private weight(name: string, shape: number[]): HostTensor {

@@ -6,56 +6,19 @@
 import { evalDim } from "../../compiler/base/symbolic.js";
 import type { TrainingGraph } from "../../compiler/autodiff/index.js";
 import type { ResolvedModel } from "../../compiler/check/model.js";
-import { concreteAttrs } from "../../compiler/ir/concrete.js";
 import type { Graph } from "../../compiler/ir/graph.js";
-import { reference, type HostTensor } from "../../compiler/ops/reference.js";
+import type { HostTensor } from "../../compiler/ops/reference.js";
+import { evaluateGraph } from "./evaluate.js";
 import { loadModelWeights, type LoadOptions } from "../weights/loader.js";
 import { modelTensors } from "../weights/model-tensors.js";
+
+export { evaluateGraph } from "./evaluate.js";
 
 export interface TrainingStepResult {
   /** Mean cross-entropy over the targets that are not ignored. */
   loss: number;
   /** d loss / d weight, by weight name (every name of the training graph's weightNames). */
   grads: Map<string, Float32Array>;
-}
-
-/**
- * Runs every node of `g` once for the step's sizes (`env`: T, and P where the graph has it) and
- * returns its outputs. Graph inputs come from `inputs` by name, weights from `weight`. Values are
- * dropped after their last use, so memory follows the graph's live set, not its size.
- */
-export function evaluateGraph(
-  g: Graph,
-  env: ReadonlyMap<string, number>,
-  inputs: ReadonlyMap<string, HostTensor["data"]>,
-  weight: (name: string, shape: number[]) => Float32Array,
-): HostTensor[] {
-  const lastUse = new Map<number, number>();
-  g.nodes.forEach((n, i) => n.inputs.forEach((x) => lastUse.set(x, i)));
-  for (const o of g.outputs) lastUse.set(o, Infinity);
-  const values = new Map<number, HostTensor>();
-  g.nodes.forEach((n, i) => {
-    const shape = n.ty.shape.map((d) => evalDim(d, env));
-    let out: HostTensor;
-    if (n.op === "input") {
-      const name = n.attrs["name"] as string;
-      const data = inputs.get(name);
-      if (!data) throw new Error(`the graph has an input '${name}' that was not given (given: ${[...inputs.keys()].join(", ")})`);
-      if (data.length !== shape.reduce((a, d) => a * d, 1)) throw new Error(`input '${name}' has ${data.length} values, the graph wants [${shape.join(", ")}]`);
-      out = { shape, dtype: n.ty.dtype, data };
-    } else if (n.op === "weight") {
-      out = { shape, dtype: "f32", data: weight(n.attrs["name"] as string, shape) };
-    } else if (n.op === "literal") {
-      out = { shape, dtype: n.ty.dtype, data: g.literals.get(n.id)! };
-    } else {
-      const op = reference[n.op];
-      if (!op) throw new Error(`no CPU reference for op '${n.op}' (a KV cache has no place in this evaluation)`);
-      out = op(n.inputs.map((x) => values.get(x)!), concreteAttrs(n.op, n.attrs, env));
-    }
-    values.set(n.id, out);
-    for (const x of n.inputs) if (lastUse.get(x) === i) values.delete(x);
-  });
-  return g.outputs.map((o) => values.get(o)!);
 }
 
 /** The loss and gradients of one sequence: `targets[i]` is the token expected after `tokens[i]`
