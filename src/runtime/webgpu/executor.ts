@@ -144,6 +144,20 @@ export class WebGpuExecutor extends ExecutorBase {
     await this.uploaded;
     const shapes = new Set([1, ...chunksOf(tokens, tokens === 1 ? 1 : this.program.prefillChunk).map(([, n]) => n)]);
     for (const T of shapes) await this.prepared(T);
+    // Drivers may compile a pipeline's shader only when it first runs (Dawn's OpenGL ES backend
+    // does), so each shape runs once, on token 0 at the current position: the rows it writes at
+    // P…P+T−1 are written again by the next real step before anything reads them.
+    await this.exclusive(async () => {
+      const P = this.past;
+      const stats: StepStats = { tokens: 0, dispatches: 0, submits: 0, hostMs: 0, readbackBytes: 0 };
+      for (const T of shapes) {
+        if (P + T > this.maxSeqLen) continue;
+        await this.runChunk(new Int32Array(T), Int32Array.from({ length: T }, (_, i) => P + i), P, null, stats);
+        this.past = P;
+      }
+      await this.device.queue.onSubmittedWorkDone();
+      this.gpu.check();
+    });
   }
 
   async stepProgram(T: number): Promise<WgslStep> {
