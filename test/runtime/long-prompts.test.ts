@@ -75,6 +75,12 @@ describe("a step longer than the prefill chunk", () => {
       ex.reset();
       await ex.step({ tokens: prompt(13, 40), read: "last" });
       expect(ex.lastStep).toMatchObject({ tokens: 13, submits: 4, readbackBytes: 40 * 4 });
+      // The three chunks before the last skip the kernels that only compute the logits.
+      const perChunk = await ex.dispatchesPerStep(4);
+      const chunk = await ex.stepProgram(4);
+      const onlyLogits = chunk.outputsOnly.filter((o, i) => o && !chunk.greedyOnly[i]).length;
+      expect(onlyLogits).toBeGreaterThan(0);
+      expect(ex.lastStep!.dispatches).toBe(3 * (perChunk - onlyLogits) + (await ex.dispatchesPerStep(1)));
       await ex.step({ tokens: prompt(9, 40), read: "logits" });
       expect(ex.lastStep).toMatchObject({ tokens: 9, submits: 3, readbackBytes: 9 * 40 * 4 });
     } finally {

@@ -3,9 +3,9 @@
 // step plan that a runtime checks before it runs (token tables, greedy-only dispatches).
 
 import { evalDim } from "../base/symbolic.js";
-import { nodeMap, weightNodes, type Graph } from "../ir/graph.js";
+import { EFFECT_OPS, nodeMap, weightNodes, type Graph } from "../ir/graph.js";
 import { gainFolds, scaleWeight, type WeightScale } from "../plan/fold.js";
-import type { StepPlan } from "../plan/plan.js";
+import { dispatchOutputs, type StepPlan } from "../plan/plan.js";
 import { deviceBytes, deviceDType, deviceLayout, type DeviceLayout, type StorageDType, type StoredTensor } from "./storage.js";
 
 /**
@@ -145,6 +145,24 @@ export function onlyForOutput(plan: StepPlan, output: number): boolean[] {
   const logits = ancestors(plan.outputs[0]!);
   const only = new Set([...ancestors(plan.outputs[output]!)].filter((id) => !logits.has(id)));
   return plan.dispatches.map((d) => only.has(d.node));
+}
+
+/**
+ * Dispatches that only compute graph outputs (the final norm and LM head of logits, the greedy
+ * token): a step whose outputs nobody reads, such as a prefill chunk before the last, skips them.
+ * The rest feed an effect (the KV cache writes) and always run.
+ */
+export function onlyForOutputs(plan: StepPlan): boolean[] {
+  const byId = nodeMap(plan.graph);
+  const needed = new Set<number>();
+  const stack = plan.graph.nodes.filter((n) => EFFECT_OPS.has(n.op)).map((n) => n.id);
+  while (stack.length) {
+    const id = stack.pop()!;
+    if (needed.has(id)) continue;
+    needed.add(id);
+    stack.push(...(byId.get(id)?.inputs ?? []));
+  }
+  return plan.dispatches.map((d) => dispatchOutputs(d).every((id) => !needed.has(id)));
 }
 
 /** A packed weight is read only as a linear kernel's weight or a gather's table (else a kernel would

@@ -13,7 +13,7 @@ import { buildStepPlan } from "../plan/build.js";
 import { planToJson } from "../plan/json.js";
 import type { PlanBuffer, StepPlan } from "../plan/plan.js";
 import {
-  checkPackedReads, deviceWeights, onlyForOutput, packedWeights, TargetError, tokenTables,
+  checkPackedReads, deviceWeights, onlyForOutput, onlyForOutputs, packedWeights, TargetError, tokenTables,
   type DeviceWeight, type WeightPolicy,
 } from "./program.js";
 
@@ -76,6 +76,9 @@ export interface WgslStep {
   kernels: WgslKernel[];
   /** Kernels only the greedy token needs: launched only when the step reads it. */
   greedyOnly: boolean[];
+  /** Kernels that only compute outputs: a step that reads nothing back (a prefill chunk before the
+   *  last) skips them. */
+  outputsOnly: boolean[];
 }
 
 export interface WgslProgram {
@@ -153,7 +156,7 @@ export function compileWgsl(graph: Graph, opts: WgslTargetOptions): WgslProgram 
       if (n > profile.maxStorageBuffers) throw new TargetError(`the ${k.label} kernel reads and writes ${n} buffers, more than this device's maxStorageBuffersPerShaderStage of ${profile.maxStorageBuffers}`);
     }
     const greedyOnly = greedy === null ? plan.dispatches.map(() => false) : onlyForOutput(plan, greedy);
-    return { T, plan, kernels, greedyOnly };
+    return { T, plan, kernels, greedyOnly, outputsOnly: onlyForOutputs(plan) };
   };
   const maxSeqLen = maxSeqLenOf(g);
   const cap = opts.prefillChunk ?? DEFAULT_PREFILL_CHUNK;

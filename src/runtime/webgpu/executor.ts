@@ -152,7 +152,9 @@ export class WebGpuExecutor extends ExecutorBase {
       const stats: StepStats = { tokens: 0, dispatches: 0, submits: 0, hostMs: 0, readbackBytes: 0 };
       for (const T of shapes) {
         if (P + T > this.maxSeqLen) continue;
-        await this.runChunk(new Int32Array(T), Int32Array.from({ length: T }, (_, i) => P + i), P, null, stats);
+        // Reading something back runs the output kernels (and the greedy token's) too.
+        const read: ChunkRead = this.program.greedy !== null ? "argmax" : this.outputRowPerToken ? "last" : "rows";
+        await this.runChunk(new Int32Array(T), Int32Array.from({ length: T }, (_, i) => P + i), P, read, stats);
         this.past = P;
       }
       await this.device.queue.onSubmittedWorkDone();
@@ -217,6 +219,7 @@ export class WebGpuExecutor extends ExecutorBase {
     let group: GPUBindGroup | null = null;
     prog.step.kernels.forEach((k, i) => {
       if (!greedy && prog.step.greedyOnly[i]) return;
+      if (read === null && prog.step.outputsOnly[i]) return; // nobody reads this chunk's logits
       stats.dispatches++;
       // Layers of one architecture compile to one pipeline; consecutive dispatches may share it.
       if (prog.pipelines[i] !== pipeline) pass.setPipeline((pipeline = prog.pipelines[i]!));
