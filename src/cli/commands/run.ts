@@ -37,7 +37,8 @@ export const samplingUsage = `sampling options:
   --repeat-last-n N      (default ${SAMPLER_DEFAULTS.repeatLastN}; -1: the whole context)
   --seed N               the same seed gives the same text (default: random, printed with --verbose);
                          any integer of up to 64 bits, of which the sampler uses the low 32
-  --stop S               stop when the text contains S, which is not printed (repeatable)`;
+  --stop S               stop when the text contains S, which is not printed (repeatable)
+  --ignore-eos           go on past end-of-turn tokens (benchmarks, tests): only -n or --stop ends`;
 
 export const beamUsage = `beam search:
   --beams N              the most likely sequence by beam search with N beams (deterministic: no
@@ -100,6 +101,7 @@ export const samplingOptionSpec = {
   "repeat-last-n": { type: "string" },
   seed: { type: "string" },
   stop: { type: "string", multiple: true },
+  "ignore-eos": { type: "boolean" },
 } as const;
 
 interface ModelFlags {
@@ -145,7 +147,9 @@ export async function loadModelForCli(path: string, flags: ModelFlags, io: CliIO
   return model;
 }
 
-type SamplingFlags = { [K in keyof typeof samplingOptionSpec]?: (typeof samplingOptionSpec)[K] extends { multiple: true } ? string[] : string };
+type SamplingFlags = {
+  [K in keyof typeof samplingOptionSpec]?: (typeof samplingOptionSpec)[K] extends { multiple: true } ? string[] : (typeof samplingOptionSpec)[K] extends { type: "boolean" } ? boolean : string;
+};
 
 // Numbers on the command line are decimal: Number() would also take "0x10", "0b1" or "".
 const DECIMAL_INTEGER = /^[+-]?\d+$/;
@@ -172,6 +176,7 @@ export function samplingOptions(flags: SamplingFlags, usage: string): GenerateOp
     repeatLastN: num("repeat-last-n", true),
     seed: seedFlag(flags.seed, usage) ?? randomSeed(),
     stop: flags.stop ?? [],
+    ...(flags["ignore-eos"] ? { ignoreEos: true } : {}),
   };
   if (opts.maxTokens !== undefined && opts.maxTokens < 0) throw new UsageError(`--max-tokens must be ≥ 0, got ${opts.maxTokens}`, usage);
   try {

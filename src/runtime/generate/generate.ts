@@ -15,6 +15,10 @@ export interface GenerateOptions extends SamplerOptions {
   seed?: number;
   /** Generation ends when the text contains one of these; the stop string itself is not emitted. */
   stop?: readonly string[];
+  /** Go on past end-of-turn tokens (as llama.cpp's --ignore-eos, for benchmarks and tests): they are
+   *  generated and fed back like any token (a control token has no text), and only maxTokens or a
+   *  stop string ends the output. */
+  ignoreEos?: boolean;
   /**
    * Aborting it ends the generation: the iterator throws the signal's reason (by default a
    * DOMException named "AbortError"). A step already running finishes first; no token comes after it.
@@ -74,7 +78,7 @@ export async function* generateTokens(
       if (tokenizer.vocabSize < logits.length) logits.fill(-Infinity, tokenizer.vocabSize);
       token = sampleToken(logits, sampler, random, history);
     } else token = next;
-    if (tokenizer.eotIds.has(token)) {
+    if (tokenizer.eotIds.has(token) && !opts.ignoreEos) {
       yield { token, text: stops.end(decoder.flush()).text };
       return;
     }
