@@ -198,7 +198,7 @@ describe("a Hugging Face folder", () => {
 
     const hf = await loadModel(dir, { backend: "cpu" });
     try {
-      expect(hf.chatTemplate).toBe("llama2");
+      expect(hf.chatTemplate).toEqual({ jinja: chatTemplate, bosToken: "<s>", eosToken: "</s>" });
       expect(hf.promptTokens("hello world")).toEqual(model.promptTokens("hello world"));
       const a = await collect(hf.generate("hello world", { ...greedy, maxTokens: 12 }));
       const b = await collect(model.generate("hello world", { ...greedy, maxTokens: 12 }));

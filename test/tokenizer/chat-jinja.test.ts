@@ -80,12 +80,13 @@ describe("Jinja chat templates", () => {
     expect(() => applyChatTemplate(strict, [{ role: "assistant", content: "hi" }], { addGenerationPrompt: false })).toThrow(/first message must be the user/);
   });
 
-  it("a GGUF's unknown template is kept as Jinja with its BOS/EOS texts; known ones map to built-ins", () => {
+  it("a GGUF's own template is kept as Jinja with its BOS/EOS texts; a file without one gets a built-in", () => {
     const meta: Record<string, unknown> = { ...bpeMetadata(), "tokenizer.chat_template": CHATML_JINJA };
     const t = detectChatTemplate(meta);
     expect(typeof t).toBe("object");
     const tokens = meta["tokenizer.ggml.tokens"] as string[];
     expect(t).toMatchObject({ jinja: CHATML_JINJA, bosToken: tokens[meta["tokenizer.ggml.bos_token_id"] as number] });
-    expect(detectChatTemplate({ ...bpeMetadata(), "tokenizer.chat_template": LLAMA3_JINJA })).toBe("llama3");
+    // Without a template of its own, a file gets the built-in format its vocabulary suggests.
+    expect(detectChatTemplate({ ...bpeMetadata() })).toBe("llama3");
   });
 });

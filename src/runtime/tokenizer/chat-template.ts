@@ -1,6 +1,6 @@
-// Chat prompts. LLaMA 2, LLaMA 3 and Mistral instruct models have built-in templates, written as the
-// official ones do, special tokens included as text; any other model's Jinja `chat_template` (GGUF
-// tokenizer.chat_template, HF tokenizer_config.json) is rendered by @huggingface/jinja. A prompt is
+// Chat prompts. A model's own Jinja `chat_template` (GGUF tokenizer.chat_template, HF
+// tokenizer_config.json) is rendered by @huggingface/jinja; LLaMA 2, LLaMA 3 and Mistral instruct
+// formats are built in, written as the official templates do, for files that carry none. A prompt is
 // rendered as parts, the template's own markup and the messages' contents, so that `encodeChat` can
 // recognise special tokens in the markup only: a user who types `</s>` gets those characters, not
 // the end of the turn.
@@ -208,17 +208,16 @@ function alternatingTurns(
 }
 
 /**
- * Picks the template for a GGUF file: from `tokenizer.chat_template` when present (a built-in one when
- * it is LLaMA 2's, LLaMA 3's or Mistral's, else the file's own Jinja template), otherwise guessed
- * from the vocabulary and the model's name and tokenizer. `special` gives the BOS/EOS texts of a
+ * Picks the template for a model file: its own `tokenizer.chat_template` (GGUF) or tokenizer_config.json
+ * template, rendered as Jinja, whenever it has one (the built-in formats differ from revisions of
+ * the official templates, e.g. Llama 3.1's system turn); otherwise a built-in one guessed from the
+ * vocabulary and the model's name and tokenizer. `special` gives the BOS/EOS texts of a
  * tokenizer_config.json; for a GGUF they are read from its vocabulary.
  */
 export function detectChatTemplate(metadata: Record<string, unknown>, special: { bosToken?: string; eosToken?: string } = {}): ChatTemplate | undefined {
   const template = metadata["tokenizer.chat_template"];
   const tokens = metadata["tokenizer.ggml.tokens"];
   if (typeof template === "string") {
-    if (template.includes("<|start_header_id|>") && template.includes("<|end_header_id|>")) return "llama3";
-    if (template.includes("[INST]")) return template.includes("<<SYS>>") ? "llama2" : "mistral";
     const tokenText = (key: string) => {
       const id = metadata[key];
       const text = Array.isArray(tokens) && typeof id === "number" ? tokens[id] : undefined;
