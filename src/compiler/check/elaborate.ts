@@ -15,6 +15,9 @@ import type { ResolvedModel, WeightField } from "./model.js";
 import { describe, type Domain, type Value } from "./values.js";
 import { suggest } from "./suggest.js";
 
+/** The most iterations a loop may unroll to (range loops and weight-group loops alike). */
+const MAX_UNROLLED = 100_000;
+
 /** Calls nested deeper than this are reported as (probably) unbounded recursion. */
 const MAX_CALL_DEPTH = 64;
 
@@ -157,7 +160,7 @@ export class Elaborator<TV> {
           const a = this.intOf(this.eval(frame, it.start), it.start.span);
           const b = this.intOf(this.eval(frame, it.end), it.end.span);
           if (a === null || b === null) return null;
-          if (b - a > 100_000) {
+          if (b - a > MAX_UNROLLED) {
             this.report("E0404", `a loop of ${b - a} iterations is unrolled at compile time; that is too many`, it.span);
             return null;
           }
@@ -171,6 +174,10 @@ export class Elaborator<TV> {
             return null;
           }
           group = g;
+          if (g.info.count > MAX_UNROLLED) {
+            this.report("E0404", `a loop over ${g.info.count} layers is unrolled at compile time; that is too many (at most ${MAX_UNROLLED})`, it.span);
+            return null;
+          }
           indices = Array.from({ length: g.info.count }, (_, i) => i);
         }
         try {

@@ -25,7 +25,13 @@ const runtime = lib as unknown as {
 };
 
 export function createHFTokenizer(tokenizerJson: object, tokenizerConfig: object): HFTokenizer {
-  return new runtime.Tokenizer(tokenizerJson, tokenizerConfig);
+  try {
+    return new runtime.Tokenizer(tokenizerJson, tokenizerConfig);
+  } catch (e) {
+    // The library reads nested components without checking them (a TypeError for a number where a
+    // list belongs): that is a malformed file, not a fault of llmc's.
+    throw new Error(`tokenizer.json has a component the tokenizer cannot build: ${(e as Error).message}`);
+  }
 }
 
 export function isBPEModel(model: unknown): model is HFBPEModel {
