@@ -415,6 +415,16 @@ describe("fused linear kernels (prologue, rotation, merged segments)", () => {
 
 // ------------------------------------------------------------------------------------------ model ops
 
+/** One attention op over weights as q, k, v, on WebGPU and the CPU. */
+async function attentionCase(c: { t: number; s: number; hkv: number; group: number; d: number; causal: boolean; window: number; scale?: number | undefined }, seed: number): Promise<void> {
+  const b = new GraphBuilder();
+  const q = b.weight("q", [c.t, c.hkv * c.group, c.d]);
+  const k = b.weight("k", [c.s, c.hkv, c.d]);
+  const v = b.weight("v", [c.s, c.hkv, c.d]);
+  const attrs = { causal: c.causal, window: c.window, ...(c.scale !== undefined ? { scale: c.scale } : {}) };
+  await compareRuns(b.graph([b.op("attention", [q, k, v], attrs)]), { steps: ONE_STEP, seed });
+}
+
 describe("gather, rotary, attention, KV cache", () => {
   it("gather rows by token ids (vec4 and scalar rows)", async () => {
     await fc.assert(
@@ -452,14 +462,7 @@ describe("gather, rotary, attention, KV cache", () => {
           scale: fc.option(fc.constantFrom(0.5, 0.125), { nil: undefined }),
         }),
         seedArb,
-        async (c, seed) => {
-          const b = new GraphBuilder();
-          const q = b.weight("q", [c.t, c.hkv * c.group, c.d]);
-          const k = b.weight("k", [c.s, c.hkv, c.d]);
-          const v = b.weight("v", [c.s, c.hkv, c.d]);
-          const attrs = { causal: c.causal, window: c.window, ...(c.scale !== undefined ? { scale: c.scale } : {}) };
-          await compareRuns(b.graph([b.op("attention", [q, k, v], attrs)]), { steps: ONE_STEP, seed });
-        },
+        attentionCase,
       ),
       { numRuns: RUNS },
     );
@@ -478,13 +481,7 @@ describe("gather, rotary, attention, KV cache", () => {
           window: fc.constantFrom(0, 1, 5, 40),
         }),
         seedArb,
-        async (c, seed) => {
-          const b = new GraphBuilder();
-          const q = b.weight("q", [c.t, c.hkv * c.group, c.d]);
-          const k = b.weight("k", [c.s, c.hkv, c.d]);
-          const v = b.weight("v", [c.s, c.hkv, c.d]);
-          await compareRuns(b.graph([b.op("attention", [q, k, v], { causal: c.causal, window: c.window })]), { steps: ONE_STEP, seed });
-        },
+        attentionCase,
       ),
       { numRuns: RUNS },
     );
