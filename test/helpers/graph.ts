@@ -6,6 +6,7 @@ import type { Graph, Node } from "../../src/compiler/ir/graph.js";
 import type { HostTensor } from "../../src/compiler/ops/reference.js";
 import { getOp, type Attrs, type DType } from "../../src/compiler/ops/table.js";
 import type { WeightSource } from "../../src/runtime/executor.js";
+import { rng } from "../../src/runtime/weights/random.js";
 
 export const CI = !!process.env["CI"];
 
@@ -63,14 +64,7 @@ function hash(s: string): number {
  */
 export function testWeights(seed: number): WeightSource {
   return (name, shape) => {
-    let a = (hash(name) ^ Math.imul(seed, 0x9e3779b1)) >>> 0;
-    const next = () => {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
+    const next = rng((hash(name) ^ Math.imul(seed, 0x9e3779b1)) >>> 0);
     const n = shape.reduce((x, y) => x * y, 1);
     const out = new Float32Array(n);
     for (let i = 0; i < n; i++) {
