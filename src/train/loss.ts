@@ -1,12 +1,13 @@
 // The loss of a model on a batch and its gradients: the compiler's training graph (the forward graph
 // with a cross-entropy head, differentiated) run one sequence at a time on the CPU interpreter or on
-// WebGPU (the same graph through the target layer), the batch's loss and gradients the mean over its
+// WebGPU or CUDA (the same graph through the target layer), the batch's loss and gradients the mean over its
 // sequences (each sequence's loss is already the mean over its tokens, and every sequence has the
 // same number of them). The optimiser runs on the host, so both backends take identical steps.
 
 import { cpuTrainingStep, type TrainingStepResult } from "../runtime/cpu/train-step.js";
 import type { GpuContext } from "../runtime/webgpu/context.js";
 import { WebGpuTrainingStep } from "../runtime/webgpu/train-step.js";
+import { CudaTrainingStep, type CudaTrainingOptions } from "../runtime/cuda/train-step.js";
 import type { Batch } from "./data.js";
 import type { TrainingModel } from "./model.js";
 import type { Tensors } from "./optimizer.js";
@@ -25,8 +26,17 @@ export function modelLossAndGrad(model: TrainingModel): LossAndGrad {
 /** The same on WebGPU: the weights are written to the device before each batch (the optimiser
  *  changed them), then each sequence's loss and gradients are read back. */
 export function webGpuLossAndGrad(model: TrainingModel, gpu: GpuContext): LossAndGrad & { dispose(): void } {
+  return deviceLossAndGrad(model, new WebGpuTrainingStep(model.training, gpu));
+}
+
+/** The same on CUDA (the training graph's CUDA program; `opts` as CudaTrainingStep's). */
+export function cudaLossAndGrad(model: TrainingModel, opts: CudaTrainingOptions = {}): LossAndGrad & { dispose(): void } {
+  return deviceLossAndGrad(model, new CudaTrainingStep(model.training, opts));
+}
+
+/** A device training step (WebGPU, CUDA) as a LossAndGrad: weights written before each batch. */
+function deviceLossAndGrad(model: TrainingModel, step: DeviceTrainingStep): LossAndGrad & { dispose(): void } {
   const weights = new Map([...model.frozen, ...model.params]);
-  const step = new WebGpuTrainingStep(model.training, gpu);
   const run = async (batch: Batch) => {
     step.setWeights(weights);
     const mean = new BatchMean(model.params, batch.batch);
@@ -36,6 +46,12 @@ export function webGpuLossAndGrad(model: TrainingModel, gpu: GpuContext): LossAn
     return mean.result();
   };
   return Object.assign(run, { dispose: () => step.dispose() });
+}
+
+interface DeviceTrainingStep {
+  setWeights(weights: ReadonlyMap<string, Float32Array>): void;
+  run(tokens: Int32Array, targets: Int32Array): Promise<TrainingStepResult>;
+  dispose(): void;
 }
 
 function forEachSequence(batch: Batch, f: (tokens: Int32Array, targets: Int32Array) => void): void {

@@ -48,14 +48,21 @@ describe("llmc train: the command line", () => {
     await usage(base("x.gguf", "--val-fraction", "1"), /--val-fraction takes a number in \[0, 1\)/);
     await usage(base("x.gguf", "--min-lr", "0.5"), /minimum learning rate must lie in \[0, lr\]/);
     await usage(base("x.gguf", "--nesterov"), /--nesterov is an SGD option/);
-    await usage(base("x.gguf", "--backend", "tpu"), /--backend must be auto, webgpu or cpu/);
+    await usage(base("x.gguf", "--backend", "tpu"), /--backend must be auto, webgpu, cpu or cuda/);
     await usage(base("x.gguf", "--context", "65"), /--context 65 is longer than the model's max_seq_len 64/);
   });
 
-  it("says cuda cannot train yet (exit 2)", async () => {
+  it("--backend cuda without an NVIDIA driver says so and what to use instead (exit 1)", async () => {
     const io = bufferIO();
-    expect(await main(["train", ...base(join(dir, "x.gguf"), "--backend", "cuda")], io)).toBe(2);
-    expect(io.stderr()).toMatch(/training on cuda is not supported yet; train with --backend webgpu or cpu/);
+    const saved = process.env["LLMC_LIBCUDA"];
+    process.env["LLMC_LIBCUDA"] = join(dir, "no-such-libcuda.so.1");
+    try {
+      expect(await main(["train", ...base(join(dir, "x.gguf"), "--backend", "cuda")], io)).toBe(1);
+    } finally {
+      if (saved === undefined) delete process.env["LLMC_LIBCUDA"];
+      else process.env["LLMC_LIBCUDA"] = saved;
+    }
+    expect(io.stderr()).toMatch(/llmc train: --backend cuda: .*; train with --backend webgpu or cpu/);
   });
 
   it("reports missing or unusable data with the file and exit 1", async () => {

@@ -12,7 +12,8 @@ import { tokenizerFromJSON, type Tokenizer } from "../../runtime/tokenizer/index
 import { WeightFileError } from "../../runtime/weights/errors.js";
 import { CheckpointError, plotPath, readCheckpointState, statePath, writeCheckpoint } from "../../train/checkpoint.js";
 import { dataFiles, DataError, splitValidation, tokenizeData, windowCount } from "../../train/data.js";
-import { modelLossAndGrad, webGpuLossAndGrad } from "../../train/loss.js";
+import { cudaLossAndGrad, modelLossAndGrad, webGpuLossAndGrad } from "../../train/loss.js";
+import { CudaError, CudaUnavailableError } from "../../runtime/cuda/errors.js";
 import { sharedGpu } from "../../runtime/webgpu/device.js";
 import { readTokenizerVocab } from "../../runtime/weights/tokenizer-vocab.js";
 import type { LossAndGrad } from "../../train/train.js";
@@ -65,8 +66,8 @@ output:
   --json                 one JSON object per step on stdout: {"step", "loss", "val_loss"?, "lr", "tokens_per_s", "grad_norm"}
 
 model:
-  --backend B            auto (default: webgpu when there is an adapter, else cpu), webgpu or cpu;
-                         cuda cannot train yet
+  --backend B            auto (default: webgpu when there is an adapter, else cpu), webgpu, cpu,
+                         or cuda (an NVIDIA driver, and nvcc for the kernels)
   --arch FILE.llm        the architecture of a GGUF file, instead of the one it names
   --set name=value       set a config value (repeatable)`;
 
@@ -143,7 +144,7 @@ function parseFlags(args: string[]) {
   };
 
   const backend = values.backend!;
-  if (!["auto", "cpu", "webgpu", "cuda"].includes(backend)) throw new UsageError(`--backend must be auto, webgpu or cpu (cuda cannot train yet), got '${backend}'`, trainUsage);
+  if (!["auto", "cpu", "webgpu", "cuda"].includes(backend)) throw new UsageError(`--backend must be auto, webgpu, cpu or cuda, got '${backend}'`, trainUsage);
   const seed = int("seed", 0);
   if (seed > 0xffffffff) throw new UsageError(`--seed takes an integer from 0 to 4294967295, got '${seed}'`, trainUsage);
   const optimizer = choice("optimizer", OPTIMIZERS);
@@ -196,10 +197,6 @@ function parseFlags(args: string[]) {
 /** `signal` stands in for Ctrl-C (tests); without it, SIGINT stops the run after the running step. */
 export async function runTrain(args: string[], io: CliIO, signal?: AbortSignal): Promise<number> {
   const flags = parseFlags(args);
-  if (flags.backend === "cuda") {
-    io.err("llmc train: training on cuda is not supported yet; train with --backend webgpu or cpu\n");
-    return 2;
-  }
   const interrupt = new AbortController();
   const onSigint = () => {
     io.err("\nllmc train: stopping after this step and writing a checkpoint (Ctrl-C again to quit at once)\n");
@@ -216,7 +213,7 @@ export async function runTrain(args: string[], io: CliIO, signal?: AbortSignal):
       io.err(`llmc train: ${e.message.split("\n")[0]}\n`);
       return 1;
     }
-    if (e instanceof InputError || e instanceof WeightFileError || e instanceof DataError || e instanceof CheckpointError) {
+    if (e instanceof InputError || e instanceof WeightFileError || e instanceof DataError || e instanceof CheckpointError || e instanceof CudaError || e instanceof CudaUnavailableError) {
       io.err(`llmc train: ${e.message}\n`);
       return 1;
     }
@@ -324,6 +321,16 @@ async function trainFromFlags(flags: Flags, io: CliIO, signal: AbortSignal): Pro
  *  reference. The optimiser runs on the host either way. */
 async function trainingBackend(choice: string, model: TrainingModel, io: CliIO): Promise<LossAndGrad & { dispose?(): void }> {
   if (choice === "cpu") return modelLossAndGrad(model);
+  if (choice === "cuda") {
+    try {
+      const step = cudaLossAndGrad(model);
+      io.err("llmc train: training on cuda\n");
+      return step;
+    } catch (e) {
+      if (e instanceof CudaUnavailableError || e instanceof CudaError) throw new InputError(`--backend cuda: ${e.message}; train with --backend webgpu or cpu`);
+      throw e;
+    }
+  }
   let gpu;
   try {
     gpu = await sharedGpu();

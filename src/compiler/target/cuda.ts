@@ -31,7 +31,12 @@ export interface CudaTargetOptions extends WeightPolicy {
   prefillChunk?: number;
   /** Run f32-weight prefill on tensor cores (f16-rounded operands) instead of exact f32. */
   f32TensorCores?: boolean;
+  /** The graph inputs the runtime provides (default: tokens and pos; a training step adds targets).
+   *  Norm gains are never folded into CUDA weights, so a training graph needs no other option. */
+  inputs?: readonly string[];
 }
+
+const INFERENCE_INPUTS = ["tokens", "pos"] as const;
 
 export interface CudaProgram {
   readonly target: "cuda";
@@ -51,7 +56,13 @@ export function compileCuda(graph: Graph, opts: CudaTargetOptions): CudaProgram 
   const weights = deviceWeights(graph, opts, { foldGains: false });
   const weightFormats = packedWeights(weights);
   const plans = [1, ...(chunk > 1 ? [chunk] : [])].map((T) => buildStepPlan(graph, { T, maxStorageBuffers: MAX_KERNEL_BUFFERS, weightFormats }));
-  for (const p of plans) checkPackedReads(p);
+  const inputs = opts.inputs ?? INFERENCE_INPUTS;
+  for (const p of plans) {
+    checkPackedReads(p);
+    for (const i of p.inputs) {
+      if (!inputs.includes(i.name)) throw new CudaEmitError(`the graph has an input '${i.name}' that the runtime does not provide (it provides ${inputs.join(", ")})`);
+    }
+  }
   const module = emitCudaModule(graph, { archs: opts.archs, plans, weights, maxSeqLen, kvRows: maxSeqLen + chunk - 1, f32TensorCores: opts.f32TensorCores ?? false });
   return { target: "cuda", graph, maxSeqLen, module, tokenTables: tokenTables(graph), steps: (profile) => stepsFor(module, profile) };
 }
