@@ -34,7 +34,7 @@ const commands: Record<string, { run: Command; usage: string; summary: string }>
   logprobs: { run: runLogprobs, usage: logprobsUsage, summary: "next-token log-probabilities and perplexity of a sequence" },
   eval: { run: runEval, usage: evalUsage, summary: "perplexity of a text; BLEU and ROUGE of generated or given outputs" },
   tokenizer: { run: runTokenizer, usage: tokenizerUsage, summary: "train a BPE tokenizer on text (tokenizer train), written as tokenizer.json" },
-  train: { run: runTrain, usage: trainUsage, summary: "train a model on text (CPU): from scratch for a .llm, fine-tuning for a .gguf" },
+  train: { run: runTrain, usage: trainUsage, summary: "train a model on text (WebGPU, CUDA or the CPU): from scratch for a .llm, fine-tuning for a .gguf" },
   serve: { run: runServe, usage: serveUsage, summary: "the playground page: edit a .llm with live diagnostics, run it in the browser" },
   lsp: { run: runLsp, usage: lspUsage, summary: "the .llm language server for editors (LSP over stdio)" },
 };
