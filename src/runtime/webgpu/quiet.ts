@@ -34,24 +34,40 @@ function loadLibc(): Libc | null {
 
 const O_WRONLY = 1;
 
-/** Runs `f` with standard error silenced at the file-descriptor level (native writes included). */
+/** How many calls are inside withoutNativeStderr, and the real stderr they share while any is. */
+let depth = 0;
+let saved = -1;
+
+/**
+ * Runs `f` with standard error silenced at the file-descriptor level (native writes included).
+ * Overlapping calls (two adapters opened at once) share one redirection: the first saves fd 2, the
+ * last puts it back, so the real stderr is never lost to an inner call's restore.
+ */
 export async function withoutNativeStderr<T>(f: () => Promise<T>): Promise<T> {
   const c = process.env["LLMC_DAWN_LOG"] ? null : loadLibc();
   if (!c) return f();
-  // Node makes its stderr stream on first use, from what fd 2 is then: make it while fd 2 is itself.
-  void process.stderr.fd;
-  const saved = c.dup(2);
-  const devNull = saved < 0 ? -1 : c.open("/dev/null", O_WRONLY);
-  if (devNull < 0) {
-    if (saved >= 0) c.close(saved);
-    return f();
+  if (depth === 0) {
+    // Node makes its stderr stream on first use, from what fd 2 is then: make it while fd 2 is itself.
+    void process.stderr.fd;
+    saved = c.dup(2);
+    const devNull = saved < 0 ? -1 : c.open("/dev/null", O_WRONLY);
+    if (devNull < 0) {
+      if (saved >= 0) c.close(saved);
+      saved = -1;
+      return f();
+    }
+    c.dup2(devNull, 2);
+    c.close(devNull);
   }
-  c.dup2(devNull, 2);
-  c.close(devNull);
+  depth++;
   try {
     return await f();
   } finally {
-    c.dup2(saved, 2);
-    c.close(saved);
+    depth--;
+    if (depth === 0) {
+      c.dup2(saved, 2);
+      c.close(saved);
+      saved = -1;
+    }
   }
 }
