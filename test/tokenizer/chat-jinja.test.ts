@@ -75,6 +75,11 @@ describe("Jinja chat templates", () => {
     expect(encodeChat(bpe, shouting, messages, { addGenerationPrompt: false, parseSpecialInContent: true }).length).toBeGreaterThan(2);
   });
 
+  it("tools and documents are none, as apply_chat_template passes them when none are given", () => {
+    const t: JinjaChatTemplate = { jinja: "{% if tools is not none %}TOOLS {% endif %}{% if documents is not none %}DOCS {% endif %}{{ messages[0].content }}" };
+    expect(applyChatTemplate(t, [{ role: "user", content: "hi" }], { addGenerationPrompt: false })).toBe("hi");
+  });
+
   it("raise_exception in a template becomes a ChatTemplateError", () => {
     const strict: JinjaChatTemplate = { jinja: "{% if messages[0].role != 'user' %}{{ raise_exception('first message must be the user') }}{% endif %}ok" };
     expect(() => applyChatTemplate(strict, [{ role: "assistant", content: "hi" }], { addGenerationPrompt: false })).toThrow(/first message must be the user/);

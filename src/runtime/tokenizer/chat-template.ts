@@ -181,6 +181,10 @@ function renderJinja(t: JinjaChatTemplate, messages: readonly ChatMessage[], opt
       bos_token: t.bosToken ?? "",
       eos_token: t.eosToken ?? "",
       add_generation_prompt: opts.addGenerationPrompt,
+      // apply_chat_template passes these as None when the caller gives none; templates test them
+      // with `is not none`, which an undefined name would pass.
+      tools: null,
+      documents: null,
     });
   } catch (e) {
     // raise_exception(…) in the template, or a template this Jinja cannot run.
