@@ -21,7 +21,7 @@ import { ResourceError, shorterContext } from "../errors.js";
 import { chunksOf, ExecutorBase, type StepInputs, type WeightSource } from "../executor.js";
 import type { GpuContext } from "./context.js";
 import { WebGpuError } from "./errors.js";
-import { bindGroupLayout, computePipeline } from "./pipelines.js";
+import { bindKernels, stepBuffers, type SharedBuffers } from "./pipelines.js";
 import { isSoftwareAdapter } from "./tuning.js";
 
 export interface WebGpuExecutorOptions {
@@ -389,64 +389,31 @@ export class WebGpuExecutor extends ExecutorBase {
       throw e instanceof Error && e.name === "TargetError" ? new WebGpuError(e.message) : e;
     }
     const { plan, kernels } = step;
-    const owned: GPUBuffer[] = [];
-    const inputBuffers = new Map<string, GPUBuffer>();
     const outNode = plan.graph.nodes.find((n) => n.id === plan.outputs[0]!)!;
     const outBytes = size(outNode.ty.shape.map((d) => evalDim(d, new Map([["P", plan.maxSeqLen - T]])))) * 4;
 
     const stepBytes = plan.buffers.filter((b) => b.kind !== "weight").reduce((a, b) => a + b.bytes, 0);
     const what = `the buffers of a ${T}-token step (KV cache, activations and constants)`;
-    const buffers = await this.gpu.scoped(`creating ${what}`, () => this.allocating(what, stepBytes, () =>
-      plan.buffers.map((b) => {
-        switch (b.kind) {
-          case "weight": {
-            const w = this.weights.get(b.holds);
-            if (!w) throw new Error(`internal: weight '${b.holds}' was not uploaded`);
-            return w;
-          }
-          case "kv": {
-            let buf = this.kv.get(b.holds);
-            if (!buf) {
-              buf = this.createBuffer(describeBuffer(b), { label: `kv ${this.kv.size}`, size: b.bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
-              this.kv.set(b.holds, buf);
-            }
-            return buf;
-          }
-          case "literal": {
-            const buf = this.createBuffer(describeBuffer(b), { label: `literal ${b.id}`, size: b.bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
-            const data = b.data!;
-            new (data.constructor as Float32ArrayConstructor)(buf.getMappedRange(), 0, data.length).set(data as Float32Array);
-            buf.unmap();
-            owned.push(buf);
-            return buf;
-          }
-          case "input": {
-            const buf = this.createBuffer(describeBuffer(b), { label: `input ${b.id}`, size: b.bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
-            inputBuffers.set(b.holds, buf);
-            owned.push(buf);
-            return buf;
-          }
-          case "activation": {
-            const buf = this.createBuffer(describeBuffer(b), { label: `activation ${b.id}`, size: b.bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
-            owned.push(buf);
-            return buf;
-          }
+    const shared: SharedBuffers = {
+      weight: (name) => {
+        const w = this.weights.get(name);
+        if (!w) throw new Error(`internal: weight '${name}' was not uploaded`);
+        return w;
+      },
+      kv: (b) => {
+        let buf = this.kv.get(b.holds);
+        if (!buf) {
+          buf = this.createBuffer(describeBuffer(b), { label: `kv ${this.kv.size}`, size: b.bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+          this.kv.set(b.holds, buf);
         }
-      }),
-    ));
-    const readback = this.device.createBuffer({ label: "llmc readback", size: Math.max(16, Math.ceil(outBytes / 16) * 16), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-
-    const pipelines: GPUComputePipeline[] = [];
-    for (const k of kernels) pipelines.push(await computePipeline(this.gpu, k));
-    const bindGroups = await this.gpu.scoped(`creating the bind groups of a ${T}-token step`, () =>
-      kernels.map((k, i) =>
-        this.device.createBindGroup({
-          layout: bindGroupLayout(this.device, k.bindings),
-          entries: k.bindings.map((b, j) => ({ binding: j, resource: { buffer: b.buffer === "params" ? this.params : buffers[b.buffer]! } })),
-          label: `${k.label} (${i})`,
-        }),
-      ),
+        return buf;
+      },
+    };
+    const { buffers, owned, inputs: inputBuffers } = await this.gpu.scoped(`creating ${what}`, () =>
+      this.allocating(what, stepBytes, () => stepBuffers(plan, shared, (b, desc) => this.createBuffer(describeBuffer(b), desc))),
     );
+    const readback = this.device.createBuffer({ label: "llmc readback", size: Math.max(16, Math.ceil(outBytes / 16) * 16), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const { pipelines, bindGroups } = await bindKernels(this.gpu, kernels, buffers, this.params, `a ${T}-token step`);
     const outputs = plan.outputs.map((id) => {
       const p = plan.placement.get(id)!;
       return { buffer: buffers[p.buffer]!, offset: p.offset };

@@ -1,7 +1,8 @@
-// Compute pipelines and bind group layouts by kernel source, shared by everything that runs kernels
-// on a device (inference executors, training steps): the layers of a model, and models of one
-// architecture, compile to the same kernels, so each is built once per device.
+// What every WebGPU step needs, inference or training: compute pipelines and bind group layouts by
+// kernel source, cached per device (the layers of a model, and models of one architecture, compile to
+// the same kernels, so each is built once), a step plan's buffers, and its kernels bound to them.
 
+import type { PlanBuffer, StepPlan } from "../../compiler/plan/plan.js";
 import type { KernelBinding, WgslKernel } from "../../compiler/target/wgsl.js";
 import type { GpuContext } from "./context.js";
 import { WebGpuError } from "./errors.js";
@@ -61,4 +62,75 @@ export function computePipeline(gpu: GpuContext, k: WgslKernel): Promise<GPUComp
     });
   pipelines.set(key, p);
   return p;
+}
+
+/** Where the buffers a step shares with other step shapes come from: uploaded weights, KV caches. */
+export interface SharedBuffers {
+  weight(name: string): GPUBuffer;
+  kv(buffer: PlanBuffer): GPUBuffer;
+}
+
+/**
+ * The device buffers of a step plan, by plan buffer: weights and KV caches from `shared`, the rest
+ * made with `create` and owned by the step (literals filled, inputs writable from the host).
+ */
+export function stepBuffers(
+  plan: StepPlan,
+  shared: SharedBuffers,
+  create: (buffer: PlanBuffer, desc: GPUBufferDescriptor) => GPUBuffer,
+): { buffers: GPUBuffer[]; owned: GPUBuffer[]; inputs: Map<string, GPUBuffer> } {
+  const owned: GPUBuffer[] = [];
+  const inputs = new Map<string, GPUBuffer>();
+  const own = (b: PlanBuffer, desc: GPUBufferDescriptor) => {
+    const buf = create(b, desc);
+    owned.push(buf);
+    return buf;
+  };
+  const buffers = plan.buffers.map((b) => {
+    switch (b.kind) {
+      case "weight":
+        return shared.weight(b.holds);
+      case "kv":
+        return shared.kv(b);
+      case "literal": {
+        const buf = own(b, { label: `literal ${b.id}`, size: b.bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
+        const data = b.data!;
+        new (data.constructor as Float32ArrayConstructor)(buf.getMappedRange(), 0, data.length).set(data as Float32Array);
+        buf.unmap();
+        return buf;
+      }
+      case "input": {
+        const buf = own(b, { label: `input ${b.id}`, size: b.bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
+        inputs.set(b.holds, buf);
+        return buf;
+      }
+      case "activation":
+        return own(b, { label: `activation ${b.id}`, size: b.bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+    }
+  });
+  return { buffers, owned, inputs };
+}
+
+/** The pipelines of a step's kernels and their bind groups over the step's buffers (`params`: the
+ *  per-step uniform block). */
+export async function bindKernels(
+  gpu: GpuContext,
+  kernels: readonly WgslKernel[],
+  buffers: readonly GPUBuffer[],
+  params: GPUBuffer,
+  what: string,
+): Promise<{ pipelines: GPUComputePipeline[]; bindGroups: GPUBindGroup[] }> {
+  const pipelines: GPUComputePipeline[] = [];
+  for (const k of kernels) pipelines.push(await computePipeline(gpu, k));
+  const device = gpu.device;
+  const bindGroups = await gpu.scoped(`creating the bind groups of ${what}`, () =>
+    kernels.map((k, i) =>
+      device.createBindGroup({
+        layout: bindGroupLayout(device, k.bindings),
+        entries: k.bindings.map((b, j) => ({ binding: j, resource: { buffer: b.buffer === "params" ? params : buffers[b.buffer]! } })),
+        label: `${k.label} (${i})`,
+      }),
+    ),
+  );
+  return { pipelines, bindGroups };
 }

@@ -11,7 +11,7 @@ import type { TrainingStepResult } from "../cpu/train-step.js";
 import { ResourceError } from "../errors.js";
 import type { GpuContext } from "./context.js";
 import { WebGpuError } from "./errors.js";
-import { bindGroupLayout, computePipeline } from "./pipelines.js";
+import { bindKernels, stepBuffers, type SharedBuffers } from "./pipelines.js";
 import { isSoftwareAdapter } from "./tuning.js";
 
 export interface WebGpuTrainingOptions {
@@ -157,32 +157,14 @@ export class WebGpuTrainingStep {
       throw e instanceof Error && e.name === "TargetError" ? new WebGpuError(e.message) : e;
     }
     const { plan, kernels } = step;
-    const owned: GPUBuffer[] = [];
-    const inputs = new Map<string, GPUBuffer>();
-    const buffers = await this.gpu.scoped(`creating the buffers of a ${T}-token training step`, () =>
-      plan.buffers.map((b) => {
-        switch (b.kind) {
-          case "weight":
-            return this.weights.get(b.holds)!;
-          case "kv":
-            throw new WebGpuError("internal: a training graph has no KV cache");
-          case "literal": {
-            const buf = this.device.createBuffer({ label: `literal ${b.id}`, size: b.bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
-            const data = b.data!;
-            new (data.constructor as Float32ArrayConstructor)(buf.getMappedRange(), 0, data.length).set(data as Float32Array);
-            buf.unmap();
-            owned.push(buf);
-            return buf;
-          }
-          case "input":
-          case "activation": {
-            const buf = this.device.createBuffer({ label: `${b.kind} ${b.id}`, size: b.bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
-            if (b.kind === "input") inputs.set(b.holds, buf);
-            owned.push(buf);
-            return buf;
-          }
-        }
-      }),
+    const shared: SharedBuffers = {
+      weight: (name) => this.weights.get(name)!,
+      kv: () => {
+        throw new WebGpuError("internal: a training graph has no KV cache");
+      },
+    };
+    const { buffers, owned, inputs } = await this.gpu.scoped(`creating the buffers of a ${T}-token training step`, () =>
+      stepBuffers(plan, shared, (_, desc) => this.device.createBuffer(desc)),
     );
     const env = new Map([["T", T], ["P", 0]]);
     const outputs = plan.outputs.map((id) => {
@@ -193,17 +175,7 @@ export class WebGpuTrainingStep {
     });
     const readbackBytes = Math.max(4, outputs.reduce((a, o) => a + o.count * 4, 0));
     const readback = this.device.createBuffer({ label: "llmc training readback", size: Math.ceil(readbackBytes / 16) * 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    const pipelines: GPUComputePipeline[] = [];
-    for (const k of kernels) pipelines.push(await computePipeline(this.gpu, k));
-    const bindGroups = await this.gpu.scoped(`creating the bind groups of a ${T}-token training step`, () =>
-      kernels.map((k, i) =>
-        this.device.createBindGroup({
-          layout: bindGroupLayout(this.device, k.bindings),
-          entries: k.bindings.map((b, j) => ({ binding: j, resource: { buffer: b.buffer === "params" ? this.params : buffers[b.buffer]! } })),
-          label: `${k.label} (${i})`,
-        }),
-      ),
-    );
+    const { pipelines, bindGroups } = await bindKernels(this.gpu, kernels, buffers, this.params, `a ${T}-token training step`);
     return { step, pipelines, bindGroups, owned, inputs, outputs, readback, readbackBytes };
   }
 }
