@@ -21,6 +21,7 @@ import { formatBytes, ResourceError } from "../errors.js";
 import { ExecutorBase, lastRowArgmax, type StepInputs, type WeightSource } from "../executor.js";
 import { ATTR, CudaDriver, CudaError, CudaUnavailableError, type DevicePtr, type Handle } from "./driver.js";
 import { cachedLibrary, fitPtxVersion, libraryHas, pickArch, readKernelLibrary, type KernelLibrary } from "./ptx.js";
+import { stepBuffers, stepLaunches, type PreparedLaunch, type SharedBuffers } from "./step.js";
 
 export { CudaUnavailableError, CudaError } from "./driver.js";
 
@@ -63,14 +64,6 @@ export interface CudaDeviceInfo {
 interface Buffer_ {
   ptr: DevicePtr;
   bytes: number;
-}
-
-interface PreparedLaunch {
-  fn: Handle;
-  name: string;
-  grid: [number, number, number];
-  block: [number, number, number];
-  args: BigUint64Array[];
 }
 
 interface PreparedStep {
@@ -237,45 +230,22 @@ export class CudaExecutor extends ExecutorBase {
 
   private prepare(step: CudaStepPlan, shared: Map<string, Buffer_>, functions: Map<string, Handle>): PreparedStep {
     const d = this.driver!;
-    const inputs = new Map<string, Buffer_>();
-    const buffers = step.buffers.map((b): Buffer_ => {
-      switch (b.kind) {
-        case "weight":
-          return shared.get(`weight:${b.holds}`)!;
-        case "kv": {
-          const key = `kv:${b.holds}`;
-          let buf = shared.get(key);
-          if (!buf) {
-            buf = this.alloc(b.bytes);
-            d.memset(buf.ptr, 0, b.bytes);
-            shared.set(key, buf);
-          }
-          return buf;
+    const sharedBuffers: SharedBuffers<Buffer_> = {
+      weight: (name) => shared.get(`weight:${name}`)!,
+      kv: (b) => {
+        const key = `kv:${b.holds}`;
+        let buf = shared.get(key);
+        if (!buf) {
+          buf = this.alloc(b.bytes);
+          d.memset(buf.ptr, 0, b.bytes);
+          shared.set(key, buf);
         }
-        case "literal": {
-          const buf = this.alloc(b.bytes);
-          d.htod(buf.ptr, b.data!);
-          return buf;
-        }
-        case "input": {
-          const buf = this.alloc(b.bytes);
-          inputs.set(b.holds, buf);
-          return buf;
-        }
-        default:
-          return this.alloc(b.bytes);
-      }
-    });
-    for (const name of inputs.keys()) {
-      if (name !== "tokens" && name !== "pos") throw new Error(`the graph has an input '${name}' that the runtime does not provide (it provides tokens and pos)`);
-    }
-    const launches = step.launches.map((l): PreparedLaunch => ({
-      fn: functions.get(l.kernel)!,
-      name: l.kernel,
-      grid: l.grid,
-      block: l.block,
-      args: l.args.map((a) => BigUint64Array.of(BigInt(buffers[a.buffer]!.ptr) + BigInt(a.offsetBytes))),
-    }));
+        return buf;
+      },
+    };
+    // compileCuda has checked that the graph's inputs are tokens and pos.
+    const { buffers, inputs } = stepBuffers(step, d, sharedBuffers, (bytes) => this.alloc(bytes), (b) => b.ptr);
+    const launches = stepLaunches(step, (kernel) => functions.get(kernel)!, (i) => buffers[i]!.ptr);
     return { step, buffers, launches, inputs, params: buffers[step.paramsBuffer]!, graph: null };
   }
 

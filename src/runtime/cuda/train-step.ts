@@ -12,6 +12,7 @@ import { trainingWeightShapes, type TrainingStepResult } from "../cpu/train-step
 import { formatBytes, ResourceError } from "../errors.js";
 import { ATTR, CudaDriver, CudaError, CudaUnavailableError, type DevicePtr, type Handle } from "./driver.js";
 import { cachedLibrary, fitPtxVersion, pickArch } from "./ptx.js";
+import { stepBuffers, stepLaunches, type PreparedLaunch, type SharedBuffers } from "./step.js";
 
 export interface CudaTrainingOptions {
   /** Device ordinal (default 0). */
@@ -32,7 +33,7 @@ const CUDA_ERROR_OUT_OF_MEMORY = 2;
 /** The loaded module and device buffers of one sequence length. */
 interface StepProgram {
   cuModule: Handle;
-  launches: { fn: Handle; name: string; grid: [number, number, number]; block: [number, number, number]; args: BigUint64Array[] }[];
+  launches: PreparedLaunch[];
   inputs: Map<string, DevicePtr>;
   params: DevicePtr;
   /** Where each graph output is and how many f32 it has. */
@@ -166,39 +167,19 @@ export class CudaTrainingStep {
     const { decode, prefill } = program.steps(module.profiles[0]!.profile);
     const step = T === 1 ? decode : prefill!;
     const cuModule = d.loadModule(this.moduleImage(module));
-    const inputs = new Map<string, DevicePtr>();
-    const buffers = step.buffers.map((b): DevicePtr => {
-      switch (b.kind) {
-        case "weight":
-          return this.weights.get(b.holds)!;
-        case "kv":
-          throw new Error("internal: a training graph has no KV cache");
-        case "literal": {
-          const ptr = this.alloc(b.bytes);
-          d.htod(ptr, b.data!);
-          return ptr;
-        }
-        case "input": {
-          const ptr = this.alloc(b.bytes);
-          inputs.set(b.holds, ptr);
-          return ptr;
-        }
-        default:
-          return this.alloc(b.bytes);
-      }
-    });
+    const shared: SharedBuffers<DevicePtr> = {
+      weight: (name) => this.weights.get(name)!,
+      kv: () => {
+        throw new Error("internal: a training graph has no KV cache");
+      },
+    };
+    const { buffers, inputs } = stepBuffers(step, d, shared, (bytes) => this.alloc(bytes), (ptr) => ptr);
     const functions = new Map<string, Handle>();
     const fn = (name: string) => {
       if (!functions.has(name)) functions.set(name, d.getFunction(cuModule, name));
-      return functions.get(name);
+      return functions.get(name)!;
     };
-    const launches = step.launches.map((l) => ({
-      fn: fn(l.kernel),
-      name: l.kernel,
-      grid: l.grid,
-      block: l.block,
-      args: l.args.map((a) => BigUint64Array.of(BigInt(buffers[a.buffer]!) + BigInt(a.offsetBytes))),
-    }));
+    const launches = stepLaunches(step, fn, (i) => buffers[i]!);
     const env = new Map([["T", T], ["P", 0]]);
     const outputs = step.outputs.map((o) => {
       if (o.dtype !== "f32") throw new Error(`internal: training output ${o.node} is ${o.dtype}, not f32`);
