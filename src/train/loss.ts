@@ -13,50 +13,49 @@ import type { TrainingModel } from "./model.js";
 import type { Tensors } from "./optimizer.js";
 import type { LossAndGrad } from "./train.js";
 
-export function modelLossAndGrad(model: TrainingModel): LossAndGrad {
-  // The graph reads trained and frozen weights; the arrays are shared, so updates show at once.
-  const weights = new Map([...model.frozen, ...model.params]);
-  return (batch: Batch) => {
-    const mean = new BatchMean(model.params, batch.batch);
-    forEachSequence(batch, (tokens, targets) => mean.add(cpuTrainingStep(model.training, weights, tokens, targets)));
-    return mean.result();
-  };
+/** The CPU reference's: the graph reads the trained and frozen weights in place, so the optimiser's
+ *  updates show at once. */
+export function modelLossAndGrad(model: TrainingModel): LossAndGrad & { dispose(): void } {
+  let weights: ReadonlyMap<string, Float32Array> = new Map();
+  return stepLossAndGrad(model, {
+    setWeights: (w) => (weights = w),
+    run: async (tokens, targets) => cpuTrainingStep(model.training, weights, tokens, targets),
+    dispose: () => undefined,
+  });
 }
 
 /** The same on WebGPU: the weights are written to the device before each batch (the optimiser
  *  changed them), then each sequence's loss and gradients are read back. */
 export function webGpuLossAndGrad(model: TrainingModel, gpu: GpuContext): LossAndGrad & { dispose(): void } {
-  return deviceLossAndGrad(model, new WebGpuTrainingStep(model.training, gpu));
+  return stepLossAndGrad(model, new WebGpuTrainingStep(model.training, gpu));
 }
 
 /** The same on CUDA (the training graph's CUDA program; `opts` as CudaTrainingStep's). */
 export function cudaLossAndGrad(model: TrainingModel, opts: CudaTrainingOptions = {}): LossAndGrad & { dispose(): void } {
-  return deviceLossAndGrad(model, new CudaTrainingStep(model.training, opts));
+  return stepLossAndGrad(model, new CudaTrainingStep(model.training, opts));
 }
 
-/** A device training step (WebGPU, CUDA) as a LossAndGrad: weights written before each batch. */
-function deviceLossAndGrad(model: TrainingModel, step: DeviceTrainingStep): LossAndGrad & { dispose(): void } {
-  const weights = new Map([...model.frozen, ...model.params]);
-  const run = async (batch: Batch) => {
-    step.setWeights(weights);
-    const mean = new BatchMean(model.params, batch.batch);
-    const sequences: [Int32Array, Int32Array][] = [];
-    forEachSequence(batch, (tokens, targets) => sequences.push([tokens, targets]));
-    for (const [tokens, targets] of sequences) mean.add(await step.run(tokens, targets));
-    return mean.result();
-  };
-  return Object.assign(run, { dispose: () => step.dispose() });
-}
-
-interface DeviceTrainingStep {
+/** A training step of one sequence on some backend. */
+interface TrainingStep {
   setWeights(weights: ReadonlyMap<string, Float32Array>): void;
   run(tokens: Int32Array, targets: Int32Array): Promise<TrainingStepResult>;
   dispose(): void;
 }
 
-function forEachSequence(batch: Batch, f: (tokens: Int32Array, targets: Int32Array) => void): void {
-  const T = batch.context;
-  for (let s = 0; s < batch.batch; s++) f(batch.tokens.subarray(s * T, (s + 1) * T), batch.targets.subarray(s * T, (s + 1) * T));
+/** A backend's training step as a LossAndGrad: the weights set before each batch, then each
+ *  sequence's loss and gradients, averaged. */
+function stepLossAndGrad(model: TrainingModel, step: TrainingStep): LossAndGrad & { dispose(): void } {
+  const weights = new Map([...model.frozen, ...model.params]);
+  const run = async (batch: Batch) => {
+    step.setWeights(weights);
+    const mean = new BatchMean(model.params, batch.batch);
+    const T = batch.context;
+    for (let s = 0; s < batch.batch; s++) {
+      mean.add(await step.run(batch.tokens.subarray(s * T, (s + 1) * T), batch.targets.subarray(s * T, (s + 1) * T)));
+    }
+    return mean.result();
+  };
+  return Object.assign(run, { dispose: () => step.dispose() });
 }
 
 /** The mean loss and gradients of a batch's sequences, summed in f64. */

@@ -25,7 +25,7 @@ export interface TrainingStepResult {
  *  (negative: ignored); `pos` defaults to 0 … T−1. */
 export function cpuTrainingStep(
   tg: TrainingGraph,
-  weights: Map<string, Float32Array>,
+  weights: ReadonlyMap<string, Float32Array>,
   tokens: Int32Array,
   targets: Int32Array,
   pos?: Int32Array,
