@@ -21,6 +21,26 @@ export interface TrainingStepResult {
   grads: Map<string, Float32Array>;
 }
 
+/**
+ * Checks one training sequence as every backend's step does: at least one token, a target and a
+ * position per token, token ids in the vocabulary, targets below it (negative: ignored). Returns the
+ * positions (default 0 … T−1).
+ */
+export function checkTrainingStep(tg: TrainingGraph, tokens: Int32Array, targets: Int32Array, pos?: Int32Array): Int32Array {
+  const T = tokens.length;
+  if (T < 1) throw new RangeError("a training step needs at least one token");
+  if (targets.length !== T) throw new RangeError(`${T} tokens need ${T} targets, got ${targets.length}`);
+  if (pos && pos.length !== T) throw new RangeError(`${T} tokens need ${T} positions, got ${pos.length}`);
+  const vocab = tg.vocabSize;
+  if (vocab !== undefined) {
+    const badToken = tokens.findIndex((t) => t < 0 || t >= vocab);
+    if (badToken >= 0) throw new RangeError(`token ${tokens[badToken]} (at ${badToken}) is outside the vocabulary of ${vocab}`);
+    const badTarget = targets.findIndex((t) => t >= vocab);
+    if (badTarget >= 0) throw new RangeError(`target ${targets[badTarget]} (at ${badTarget}) is outside the vocabulary of ${vocab} (a negative target is ignored)`);
+  }
+  return pos ?? Int32Array.from({ length: T }, (_, i) => i);
+}
+
 /** The loss and gradients of one sequence: `targets[i]` is the token expected after `tokens[i]`
  *  (negative: ignored); `pos` defaults to 0 … T−1. */
 export function cpuTrainingStep(
@@ -31,14 +51,7 @@ export function cpuTrainingStep(
   pos?: Int32Array,
 ): TrainingStepResult {
   const T = tokens.length;
-  if (T < 1) throw new RangeError("a training step needs at least one token");
-  if (targets.length !== T) throw new RangeError(`${T} tokens need ${T} targets, got ${targets.length}`);
-  if (pos && pos.length !== T) throw new RangeError(`${T} tokens need ${T} positions, got ${pos.length}`);
-  if (tg.vocabSize !== undefined) {
-    const bad = targets.findIndex((t) => t >= tg.vocabSize!);
-    if (bad >= 0) throw new RangeError(`target ${targets[bad]} (at ${bad}) is outside the vocabulary of ${tg.vocabSize} (a negative target is ignored)`);
-  }
-  const positions = pos ?? Int32Array.from({ length: T }, (_, i) => i);
+  const positions = checkTrainingStep(tg, tokens, targets, pos);
   const inputs = new Map<string, HostTensor["data"]>([["tokens", tokens], ["pos", positions], ["targets", targets]]);
   const weight = (name: string, shape: number[]) => {
     const w = weights.get(name);

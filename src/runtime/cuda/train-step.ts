@@ -8,7 +8,7 @@
 import { evalDim } from "../../compiler/base/symbolic.js";
 import type { TrainingGraph } from "../../compiler/autodiff/index.js";
 import { compileCuda, type ComputeCapability, type CudaModule } from "../../compiler/target/cuda.js";
-import { trainingWeightShapes, type TrainingStepResult } from "../cpu/train-step.js";
+import { checkTrainingStep, trainingWeightShapes, type TrainingStepResult } from "../cpu/train-step.js";
 import { formatBytes, ResourceError } from "../errors.js";
 import { ATTR, CudaDriver, CudaError, CudaUnavailableError, type DevicePtr, type Handle } from "./driver.js";
 import { cachedLibrary, fitPtxVersion, pickArch } from "./ptx.js";
@@ -87,20 +87,10 @@ export class CudaTrainingStep {
    *  expected after `tokens[i]` (negative: ignored); `pos` defaults to 0 … T−1. */
   async run(tokens: Int32Array, targets: Int32Array, pos?: Int32Array): Promise<TrainingStepResult> {
     this.live();
-    const T = tokens.length;
-    if (T < 1) throw new RangeError("a training step needs at least one token");
-    if (targets.length !== T) throw new RangeError(`${T} tokens need ${T} targets, got ${targets.length}`);
-    if (pos && pos.length !== T) throw new RangeError(`${T} tokens need ${T} positions, got ${pos.length}`);
-    const vocab = this.training.vocabSize;
-    for (const [what, ids] of [["token", tokens], ["target", targets]] as const) {
-      if (vocab === undefined) continue;
-      const bad = ids.findIndex((t) => t >= vocab || (what === "token" && t < 0));
-      if (bad >= 0) throw new RangeError(`${what} ${ids[bad]} (at ${bad}) is outside the vocabulary of ${vocab}`);
-    }
-    const prog = this.prepared(T);
+    const positions = checkTrainingStep(this.training, tokens, targets, pos);
+    const prog = this.prepared(tokens.length);
     const d = this.driver;
     const s = this.stream;
-    const positions = pos ?? Int32Array.from({ length: T }, (_, i) => i);
     for (const [name, ptr] of prog.inputs) d.htodAsync(ptr, name === "tokens" ? tokens : name === "targets" ? targets : positions, s);
     d.htodAsync(prog.params, Int32Array.of(0, 0, 0, 0), s);
     for (const l of prog.launches) d.launch(l.fn, l.grid, l.block, s, l.args, l.name);

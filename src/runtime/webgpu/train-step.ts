@@ -7,7 +7,7 @@
 import { evalDim } from "../../compiler/base/symbolic.js";
 import type { TrainingGraph } from "../../compiler/autodiff/index.js";
 import { BindingSizeError, compileWgsl, describeBuffer, PARAMS_BYTES, wgslProfile, type WgslProgram, type WgslStep, type WgslTuning } from "../../compiler/target/wgsl.js";
-import type { TrainingStepResult } from "../cpu/train-step.js";
+import { checkTrainingStep, type TrainingStepResult } from "../cpu/train-step.js";
 import { ResourceError } from "../errors.js";
 import type { GpuContext } from "./context.js";
 import { WebGpuError } from "./errors.js";
@@ -79,19 +79,11 @@ export class WebGpuTrainingStep {
   async run(tokens: Int32Array, targets: Int32Array, pos?: Int32Array): Promise<TrainingStepResult> {
     if (this.disposed) throw new WebGpuError("this training step was disposed");
     const T = tokens.length;
-    if (T < 1) throw new RangeError("a training step needs at least one token");
-    if (targets.length !== T) throw new RangeError(`${T} tokens need ${T} targets, got ${targets.length}`);
-    const vocab = this.training.vocabSize;
-    for (const [what, ids, limit] of [["token", tokens, vocab], ["target", targets, vocab]] as const) {
-      if (limit === undefined) continue;
-      const bad = ids.findIndex((t) => t >= limit || (what === "token" && t < 0));
-      if (bad >= 0) throw new RangeError(`${what} ${ids[bad]} (at ${bad}) is outside the vocabulary of ${limit}`);
-    }
+    const positions = checkTrainingStep(this.training, tokens, targets, pos);
     const prog = await this.prepared(T);
     this.gpu.check();
     const q = this.device.queue;
     q.writeBuffer(this.params, 0, Uint32Array.of(0, 0, 0, 0));
-    const positions = pos ?? Int32Array.from({ length: T }, (_, i) => i);
     for (const [name, buf] of prog.inputs) {
       const data = name === "tokens" ? tokens : name === "targets" ? targets : positions;
       q.writeBuffer(buf, 0, data.buffer, data.byteOffset, data.byteLength);
