@@ -3,24 +3,15 @@
 // grouped-query attention, untied and tied embeddings, and ignored targets. The device step goes
 // through the ordinary target layer (compileCuda: plan, kernels.cu, launches).
 
-import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import { compileTrainingFile } from "../../src/compiler/autodiff/index.js";
 import { compileCuda } from "../../src/compiler/target/cuda.js";
 import { cpuTrainingStep, initialWeights } from "../../src/runtime/cpu/train-step.js";
 import { CudaTrainingStep } from "../../src/runtime/cuda/train-step.js";
 import { compare, emulated } from "./helpers.js";
-
-const MICRO = fileURLToPath(new URL("../autodiff/fixtures/micro-llama.llm", import.meta.url));
+import { expectStepEqualsCpu, microTraining } from "../helpers/training.js";
 
 const steps: CudaTrainingStep[] = [];
 afterAll(() => steps.forEach((s) => s.dispose()));
-
-function micro(tied?: boolean) {
-  const r = compileTrainingFile(MICRO, tied === undefined ? {} : { overrides: new Map([["tie_embeddings", String(tied)]]) });
-  if (!r.training || !r.model) throw new Error(r.diagnostics.map((d) => d.message).join("\n"));
-  return { training: r.training, model: r.model };
-}
 
 function newStep(training: Parameters<typeof cpuTrainingStep>[0]): CudaTrainingStep {
   const step = new CudaTrainingStep(training, emulated());
@@ -31,29 +22,16 @@ function newStep(training: Parameters<typeof cpuTrainingStep>[0]): CudaTrainingS
 describe("a training step on CUDA (emulated)", () => {
   for (const tied of [false, true]) {
     it(`equals the CPU reference: loss and every gradient (${tied ? "tied" : "untied"} embeddings)`, async () => {
-      const { training, model } = micro(tied);
+      const { training, model } = microTraining(tied);
       const weights = initialWeights(model, 3);
       const step = newStep(training);
       step.setWeights(weights);
-      for (const T of [7, 12]) {
-        const tokens = Int32Array.from({ length: T }, (_, i) => (i * 17 + 5) % 64);
-        // Two ignored targets: they must drop out of the loss on both backends.
-        const targets = Int32Array.from({ length: T }, (_, i) => (i === 2 || i === T - 1 ? -1 : (i * 29 + 3) % 64));
-        const want = cpuTrainingStep(training, weights, tokens, targets);
-        const got = await step.run(tokens, targets);
-        expect(Math.abs(got.loss - want.loss)).toBeLessThan(1e-4 * Math.max(1, Math.abs(want.loss)));
-        expect([...got.grads.keys()]).toEqual([...want.grads.keys()]);
-        for (const [name, g] of want.grads) {
-          const { maxDiff, scale } = compare(got.grads.get(name)!, g);
-          expect(scale, `${name} (T=${T}) is not all zero`).toBeGreaterThan(0);
-          expect(maxDiff, `${name} (T=${T})`).toBeLessThanOrEqual(2e-4 * Math.max(scale, 1e-6));
-        }
-      }
+      await expectStepEqualsCpu(step, training, weights);
     });
   }
 
   it("sees new weights after setWeights, and positions other than 0 … T−1", async () => {
-    const { training, model } = micro();
+    const { training, model } = microTraining();
     const weights = initialWeights(model, 1);
     const step = newStep(training);
     const tokens = Int32Array.of(1, 2, 3, 4, 5, 6, 7);
@@ -80,7 +58,7 @@ describe("a training step on CUDA (emulated)", () => {
   });
 
   it("rejects bad inputs, and a graph whose inputs the runtime does not name", async () => {
-    const { training, model } = micro();
+    const { training, model } = microTraining();
     const step = newStep(training);
     step.setWeights(initialWeights(model, 1));
     await expect(step.run(Int32Array.of(1, 64), Int32Array.of(2, 3))).rejects.toThrow(/token 64 \(at 1\) is outside the vocabulary of 64/);
