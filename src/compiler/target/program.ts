@@ -130,21 +130,23 @@ export function tokenTables(graph: Graph): number[] {
 
 /** For each dispatch: whether only `output` needs it, not the plan's first output (the logits). */
 export function onlyForOutput(plan: StepPlan, output: number): boolean[] {
-  const byId = nodeMap(plan.graph);
-  const ancestors = (root: number) => {
-    const seen = new Set<number>();
-    const stack = [root];
-    while (stack.length) {
-      const id = stack.pop()!;
-      if (seen.has(id)) continue;
-      seen.add(id);
-      stack.push(...(byId.get(id)?.inputs ?? []));
-    }
-    return seen;
-  };
-  const logits = ancestors(plan.outputs[0]!);
-  const only = new Set([...ancestors(plan.outputs[output]!)].filter((id) => !logits.has(id)));
+  const logits = ancestors(plan.graph, [plan.outputs[0]!]);
+  const only = new Set([...ancestors(plan.graph, [plan.outputs[output]!])].filter((id) => !logits.has(id)));
   return plan.dispatches.map((d) => only.has(d.node));
+}
+
+/** The nodes `roots` are computed from, themselves included. */
+function ancestors(graph: Graph, roots: number[]): Set<number> {
+  const byId = nodeMap(graph);
+  const seen = new Set<number>();
+  const stack = [...roots];
+  while (stack.length) {
+    const id = stack.pop()!;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    stack.push(...(byId.get(id)?.inputs ?? []));
+  }
+  return seen;
 }
 
 /**
@@ -153,15 +155,7 @@ export function onlyForOutput(plan: StepPlan, output: number): boolean[] {
  * The rest feed an effect (the KV cache writes) and always run.
  */
 export function onlyForOutputs(plan: StepPlan): boolean[] {
-  const byId = nodeMap(plan.graph);
-  const needed = new Set<number>();
-  const stack = plan.graph.nodes.filter((n) => EFFECT_OPS.has(n.op)).map((n) => n.id);
-  while (stack.length) {
-    const id = stack.pop()!;
-    if (needed.has(id)) continue;
-    needed.add(id);
-    stack.push(...(byId.get(id)?.inputs ?? []));
-  }
+  const needed = ancestors(plan.graph, plan.graph.nodes.filter((n) => EFFECT_OPS.has(n.op)).map((n) => n.id));
   return plan.dispatches.map((d) => dispatchOutputs(d).every((id) => !needed.has(id)));
 }
 
