@@ -21,7 +21,6 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const dist = (p) => import(join(root, "dist", "src", p));
 const { openTrainingModel } = await dist("train/model.js");
 const { createOptimizer, clipGradNorm } = await dist("train/optimizer.js");
-const { cpuTrainingStep } = await dist("runtime/cpu/train-step.js");
 const { CORPUS } = await dist("runtime/weights/corpus.js");
 
 const { values: args } = parseArgs({
@@ -77,29 +76,17 @@ const torch = (mode) => {
   return JSON.parse(readFileSync(join(work, "result.json"), "utf8"));
 };
 
-// The step of each backend: the batch's mean loss and mean gradients.
-const weights = new Map([...model.frozen, ...model.params]);
-let gpuStep = null;
+// The step of each backend (src/train/loss.ts, as llmc train runs it): the batch's mean loss and
+// mean gradients, reading the model's parameters as the optimiser leaves them.
+const { modelLossAndGrad, webGpuLossAndGrad } = await dist("train/loss.js");
+const backends = new Map();
 async function lossAndGrad(backend, seqs) {
-  let loss = 0;
-  const sums = new Map(names.map((n) => [n, new Float64Array(model.params.get(n).length)]));
-  if (backend === "webgpu" && !gpuStep) {
-    const { WebGpuTrainingStep } = await dist("runtime/webgpu/train-step.js");
+  if (!backends.has(backend)) {
     const { sharedGpu } = await dist("runtime/webgpu/device.js");
-    gpuStep = new WebGpuTrainingStep(model.training, await sharedGpu());
+    backends.set(backend, backend === "webgpu" ? webGpuLossAndGrad(model, await sharedGpu()) : modelLossAndGrad(model));
   }
-  if (gpuStep && backend === "webgpu") gpuStep.setWeights(weights);
-  for (const s of seqs) {
-    const tokens = Int32Array.from(s.tokens);
-    const targets = Int32Array.from(s.targets);
-    const r = backend === "webgpu" ? await gpuStep.run(tokens, targets) : cpuTrainingStep(model.training, weights, tokens, targets);
-    loss += r.loss;
-    for (const [n, sum] of sums) {
-      const g = r.grads.get(n);
-      for (let i = 0; i < sum.length; i++) sum[i] += g[i];
-    }
-  }
-  return { loss: loss / seqs.length, grads: new Map([...sums].map(([n, s]) => [n, Float32Array.from(s, (x) => x / seqs.length)])) };
+  const batch = { batch: seqs.length, context: T, tokens: Int32Array.from(seqs.flatMap((s) => s.tokens)), targets: Int32Array.from(seqs.flatMap((s) => s.targets)) };
+  return backends.get(backend)(batch);
 }
 
 // 1. Gradients of batch 0.
@@ -139,7 +126,7 @@ for (let step = 0; step < steps; step++) {
   if ((step + 1) % 25 === 0) log(`llmc step ${step + 1}: loss ${loss.toFixed(4)}`);
 }
 const llmcTokensPerS = (steps * B * T) / ((performance.now() - started) / 1000);
-gpuStep?.dispose();
+for (const b of backends.values()) b.dispose();
 const theirs = torch("train");
 let curve = 0;
 losses.forEach((l, i) => (curve = Math.max(curve, Math.abs(l - theirs.losses[i]) / Math.abs(theirs.losses[i]))));
