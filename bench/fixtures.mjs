@@ -36,6 +36,10 @@ const CASES = [
   // Six layers for Gemma 3's default pattern (llama.cpp's too: no key written): layers 0-4 local with a
   // window of 8 and RoPE base 10000, layer 5 global with base 1e6; per-head q/k norms, MQA.
   { name: "gemma3-local-global-f32", arch: "gemma3", set: { n_layers: 6, n_heads: 4, n_kv_heads: 1, head_dim: 16, sliding_window: 8 }, dtype: "f32", tol: 1e-2 },
+  // Fused qkv and gate_up tensors split on load; GQA, so the key and value parts are smaller than the query's.
+  // llama.cpp looks up Phi-3's own special tokens when general.name contains "phi3", which a random
+  // vocabulary lacks, so the file is named otherwise.
+  { name: "phi3-fused-gqa-f32", arch: "phi3", set: { n_heads: 4, n_kv_heads: 2 }, dtype: "f32", tol: 1e-3, generalName: "random fused-qkv model" },
   { name: "llama-gqa-q8_0", arch: "llama", set: { n_heads: 4, n_kv_heads: 2 }, dtype: "q8_0", tol: 0.1 },
 ];
 const POSITIONS = 20;
@@ -53,7 +57,7 @@ for (const c of CASES.filter((c) => !process.env.ONLY || c.name === process.env.
   const seed = 7;
   const file = join(work, `${c.name}.gguf`);
   const sets = Object.entries(config).map(([k, v]) => `${k}=${v}`).join(",");
-  execFileSync(process.execPath, [llmcBin, "init-weights", join(root, "models", `${c.arch}.llm`), "--set", sets, "--dtype", c.dtype, "--seed", String(seed), "--perturb", String(PERTURB), "-o", file], { stdio: ["ignore", "ignore", "inherit"] });
+  execFileSync(process.execPath, [llmcBin, "init-weights", join(root, "models", `${c.arch}.llm`), "--set", sets, "--dtype", c.dtype, "--seed", String(seed), "--perturb", String(PERTURB), ...(c.generalName ? ["--name", c.generalName] : []), "-o", file], { stdio: ["ignore", "ignore", "inherit"] });
   const sha256 = createHash("sha256").update(readFileSync(file)).digest("hex");
   const next = rng(1234);
   const tokens = Array.from({ length: POSITIONS }, () => 3 + Math.floor(next() * (COMMON.vocab_size - 3)));
@@ -74,7 +78,7 @@ for (const c of CASES.filter((c) => !process.env.ONLY || c.name === process.env.
     const p = nextToken === undefined ? undefined : o.next.probabilities.get(nextToken);
     return { top, ...(p !== undefined ? { next: Math.log(p) } : {}) };
   });
-  const fixture = { case: c.name, made_by: "node-llama-cpp 3.21.1 (llama.cpp, CPU, f32 KV cache)", arch: c.arch, config, dtype: c.dtype, seed, perturb: PERTURB, sha256, tolerance: c.tol, tokens, positions };
+  const fixture = { case: c.name, made_by: "node-llama-cpp 3.21.1 (llama.cpp, CPU, f32 KV cache)", arch: c.arch, config, dtype: c.dtype, seed, perturb: PERTURB, ...(c.generalName ? { general_name: c.generalName } : {}), sha256, tolerance: c.tol, tokens, positions };
   writeFileSync(join(out, `${c.name}.json`), JSON.stringify(fixture, null, 1) + "\n");
   console.log(`${c.name}: ${tokens.length} positions`);
 }

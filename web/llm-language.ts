@@ -6,15 +6,15 @@ import { HighlightStyle, StreamLanguage, type StreamParser } from "@codemirror/l
 import { tags as t } from "@lezer/highlight";
 
 const KEYWORDS = new Set(
-  "import fn model extends config weights state require required ignore else return for in true false gguf hf optional when if drop tensor".split(" "),
+  "import fn model extends config weights state require required ignore within else return for in true false gguf hf optional when if drop tensor".split(" "),
 );
 const TYPES = new Set(["int", "f32", "f16", "bf16", "i32", "bool", "str", "KVCache"]);
 // Built-in operations and the standard library's common ones (docs/language.md, models/std/nn.llm).
 const BUILTINS = new Set(
   (
-    "exp log sqrt rsqrt sin cos tanh sigmoid silu gelu erf abs recip neg max min where to_f32 to_i32 transpose reshape heads merge " +
+    "exp log sqrt rsqrt sin cos tanh sigmoid silu gelu erf abs recip dropout neg max min where to_f32 to_i32 transpose reshape heads merge " +
     "sum mean amax concat arange rotary attention append rms_norm rms_norm_offset layer_norm layer_norm_no_bias softmax swiglu geglu rope " +
-    "rope_pairs rope_halves rope_inv_freq rope_permute add count as replace null_as one_of floor ceil"
+    "rope_pairs rope_halves rope_inv_freq rope_permute rows add count as replace null_as one_of floor ceil"
   ).split(" "),
 );
 

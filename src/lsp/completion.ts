@@ -18,7 +18,7 @@ import { docComment, signature } from "./hover.js";
 const STD_IMPORT = "std/nn.llm";
 
 const KEYWORDS = [
-  "import", "fn", "model", "extends", "config", "weights", "state", "require", "required", "ignore", "else",
+  "import", "fn", "model", "extends", "config", "weights", "state", "require", "required", "ignore", "within", "else",
   "return", "for", "in", "true", "false", "gguf", "hf", "optional", "when", "if", "drop", "init", "tensor",
 ];
 const TYPE_NAMES = ["int", "f32", "f16", "bf16", "i32", "bool", "str", "KVCache"];

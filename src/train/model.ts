@@ -26,8 +26,7 @@ import { meta, writeGGUF, type GGUFMetadataEntry, type GGUFTensorInput } from ".
 import { initWeights } from "../runtime/weights/init.js";
 import type { GGUFVocab } from "../runtime/weights/vocab.js";
 import { loadModelWeights } from "../runtime/weights/loader.js";
-import { fileTensorName, modelTensors, type ModelTensor } from "../runtime/weights/model-tensors.js";
-import { applyStoreTransforms } from "../runtime/weights/transforms.js";
+import { fileTensorName, fileTensors, modelTensors, storedValues, type ModelTensor } from "../runtime/weights/model-tensors.js";
 import type { Tensors } from "./optimizer.js";
 
 export interface TrainingModel {
@@ -134,7 +133,7 @@ async function fromWeightFile(compiled: { model: ResolvedModel; training: Traini
   const params: Tensors = new Map();
   const shapes = new Map<string, readonly number[]>();
   const frozen: Tensors = new Map();
-  const written: { tensor: ModelTensor; name: string; transforms: NonNullable<ReturnType<typeof fileTensorName>>["transforms"] }[] = [];
+  const written: ModelTensor[] = [];
   const inexact: string[] = [];
   try {
     for (const t of modelTensors(compiled.model)) {
@@ -147,8 +146,8 @@ async function fromWeightFile(compiled: { model: ResolvedModel; training: Traini
       }
       params.set(t.irName, values);
       shapes.set(t.irName, t.shape);
-      written.push({ tensor: t, name: fn.name, transforms: fn.transforms });
-      if (fn.transforms.some((tr) => tr.name !== "rope_permute")) inexact.push(t.irName);
+      written.push(t);
+      if (fn.transforms.some((tr) => tr.name === "add")) inexact.push(t.irName);
     }
   } finally {
     await weights.close();
@@ -159,12 +158,12 @@ async function fromWeightFile(compiled: { model: ResolvedModel; training: Traini
     const metadata = fileMetadata
       .filter((e) => !extraKeys.has(e.key) && e.key !== GENERAL_KEYS.quantizationVersion)
       .map((e) => (e.key === GENERAL_KEYS.fileType ? meta.uint32(e.key, GGUF_FILE_TYPES.f32) : e));
-    const tensors: GGUFTensorInput[] = written.map(({ tensor, name, transforms }) => ({
-      name,
-      shape: tensor.shape,
+    // A fused file tensor (`|> rows`) is written once, its parts stacked.
+    const tensors: GGUFTensorInput[] = fileTensors(written, "gguf", (p) => new Error(p)).map((ft) => ({
+      name: ft.name,
+      shape: ft.shape,
       dtype: "f32",
-      data: () =>
-        applyStoreTransforms(values.get(tensor.irName)!, tensor.shape, transforms, (p) => new Error(`weight '${tensor.irName}': ${p}`)),
+      data: () => storedValues(ft, (t) => values.get(t.irName)!, (p, t) => new Error(`weight '${t.irName}': ${p}`)),
     }));
     await writeGGUF(out, { metadata: [...metadata, ...extra], tensors: [...tensors, ...undeclared] });
   };

@@ -68,10 +68,13 @@ describe("architecture names are declared in the .llm files", () => {
     expect(findArchitecture("hf", "gemma")?.model.name).toBe("gemma");
     expect(findArchitecture("gguf", "gemma2")?.model.name).toBe("gemma2");
     expect(findArchitecture("hf", "qwen3")?.model.name).toBe("qwen3");
-    // llama.cpp reads Mistral's files as "llama"; no bundled model is Phi-3.
+    expect(findArchitecture("gguf", "phi3")?.model.name).toBe("phi3");
+    // A multimodal Gemma 3 config.json names the model "gemma3", its text model "gemma3_text".
+    expect(findArchitecture("hf", "gemma3")?.model.name).toBe("gemma3");
+    // llama.cpp reads Mistral's files as "llama"; no bundled model is Phi-2.
     expect(findArchitecture("gguf", "mistral")).toBeNull();
-    expect(findArchitecture("gguf", "phi3")).toBeNull();
-    expect(supportedNames("gguf")).toEqual(["llama", "gemma", "gemma2", "gemma3", "qwen2", "qwen3"]);
+    expect(findArchitecture("gguf", "phi2")).toBeNull();
+    expect(supportedNames("gguf")).toEqual(["llama", "gemma", "gemma2", "gemma3", "phi3", "qwen2", "qwen3"]);
   });
 
   it("a model without a name of its own has its base's (what init-weights writes as general.architecture)", () => {

@@ -106,7 +106,7 @@ describe("importGgufMetadata", () => {
     h.metadata["general.architecture"] = "falcon";
     const msg = refused(h);
     expect(msg).toContain('m.gguf: unsupported general.architecture "falcon"');
-    expect(supportedNames("gguf")).toEqual(["llama", "gemma", "gemma2", "gemma3", "qwen2", "qwen3"]);
+    expect(supportedNames("gguf")).toEqual(["llama", "gemma", "gemma2", "gemma3", "phi3", "qwen2", "qwen3"]);
     for (const a of supportedNames("gguf")) expect(msg).toContain(a);
   });
 
@@ -132,6 +132,54 @@ describe("importGgufMetadata", () => {
     const l = tinyLlama();
     l.metadata["llama.attention.head_count_kv"] = [4, 8];
     expect(refused(l)).toContain("differs between layers");
+  });
+});
+
+/** Phi-3-mini-4k-instruct's header as llama.cpp's converter writes it: fused qkv and gate_up tensors. */
+function phi3Mini(extra: Record<string, unknown> = {}, tensors: string[] = []): GgufHeader {
+  const shapes = new Map<string, number[]>([["token_embd.weight", [32064, 3072]], ["output.weight", [32064, 3072]]]);
+  for (let i = 0; i < 32; i++) {
+    shapes.set(`blk.${i}.attn_qkv.weight`, [9216, 3072]);
+    shapes.set(`blk.${i}.ffn_up.weight`, [16384, 3072]);
+  }
+  return {
+    metadata: {
+      "general.architecture": "phi3",
+      "general.name": "Phi3",
+      "phi3.context_length": 4096,
+      "phi3.rope.scaling.original_context_length": 4096,
+      "phi3.embedding_length": 3072,
+      "phi3.feed_forward_length": 8192,
+      "phi3.block_count": 32,
+      "phi3.attention.head_count": 32,
+      "phi3.attention.head_count_kv": 32,
+      "phi3.attention.layer_norm_rms_epsilon": Math.fround(1e-5),
+      "phi3.rope.dimension_count": 96,
+      "phi3.rope.freq_base": 10000,
+      "phi3.attention.sliding_window": 2047,
+      "tokenizer.ggml.tokens": Array.from({ length: 32064 }, (_, i) => `t${i}`),
+      ...extra,
+    },
+    tensorNames: [...shapes.keys(), ...tensors],
+    tensorShapes: shapes,
+  };
+}
+
+describe("importGgufMetadata of a Phi-3 file (models/phi3.llm)", () => {
+  it("reads llama.cpp's phi3.* keys without warnings, checking the fused tensors' shapes", () => {
+    const model = importGgufMetadata(phi3Mini(), "phi3.gguf");
+    expect(model.arch).toBe("phi3");
+    expect(model.warnings).toEqual([]);
+    expect(bindings(model)).toMatchObject({ vocab_size: 32064, dim: 3072, n_layers: 32, n_heads: 32, n_kv_heads: 32, ffn_dim: 8192, sliding_window: 2047, max_seq_len: 4096 });
+  });
+
+  it("refuses a fused tensor the config does not split, and LongRoPE by name", () => {
+    expect(refused(phi3Mini({ "phi3.feed_forward_length": 8000 }))).toBe(
+      'm.gguf: with phi3.feed_forward_length = 8000, the weights w_gate (rows 0..8000), w_up (rows 8000..16000) would split tensor "blk.0.ffn_up.weight", but in the file it has 16384 rows; the config does not describe this file',
+    );
+    // A part past the end is a shape the file contradicts.
+    expect(refused(phi3Mini({ "phi3.feed_forward_length": 9000 }))).toContain('tensor "blk.0.ffn_up.weight" would be [9000, 3072], but in the file it is [16384, 3072]');
+    expect(refused(phi3Mini({}, ["rope_factors_long.weight", "rope_factors_short.weight"]))).toContain("LongRoPE scaling (Phi-3 128k and Phi-3.5 models");
   });
 });
 

@@ -10,8 +10,11 @@ import { parseModule, type ModelDecl } from "../../src/compiler/parse/index.js";
 import { supportedNames } from "../../src/compiler/import/architectures.js";
 import { importHfConfig } from "../../src/compiler/import/hf-config.js";
 import { ImportError, sanitizeModelName, writeLlm } from "../../src/compiler/import/write-llm.js";
+import { checkFile } from "../../src/compiler/check/index.js";
+import { llmWriter } from "../helpers/llm-files.js";
 
 const configsDir = fileURLToPath(new URL("../fixtures/configs/", import.meta.url));
+const write = llmWriter("hf-config");
 const fixture = (name: string): Record<string, unknown> => JSON.parse(readFileSync(join(configsDir, `${name}.json`), "utf8"));
 
 /** Imports a config, writes the .llm text, parses it back and returns what its config block binds. */
@@ -98,6 +101,19 @@ const EXPECTED: Record<string, { arch: string; bound: Record<string, number | st
       rope_theta: 1000000, rope_local_theta: 10000, sliding_window: 512, sliding_window_pattern: 6, attn_softcap: 0, final_softcap: 0,
     },
   },
+  // Multimodal: the text model's keys in text_config, the rest Gemma3TextConfig's defaults.
+  "gemma-3-4b-it": {
+    arch: "gemma3",
+    bound: {
+      vocab_size: 262208, dim: 2560, n_layers: 34, n_heads: 8, n_kv_heads: 4, head_dim: 256, ffn_dim: 10240, max_seq_len: 131072, tie_embeddings: true,
+      rope_scaling: "linear", rope_factor: 8, rope_theta: 1000000, rope_local_theta: 10000, sliding_window: 1024, sliding_window_pattern: 6,
+      query_pre_attn_scalar: 256, attn_softcap: 0, final_softcap: 0, norm_eps: 1e-6,
+    },
+  },
+  "Phi-3-mini-4k-instruct": {
+    arch: "phi3",
+    bound: { vocab_size: 32064, dim: 3072, n_layers: 32, n_heads: 32, n_kv_heads: 32, ffn_dim: 8192, max_seq_len: 4096, sliding_window: 2047, norm_eps: 1e-5, tie_embeddings: false },
+  },
 };
 
 describe("importHfConfig on published configs", () => {
@@ -140,7 +156,7 @@ describe("importHfConfig refuses what the bundled architectures cannot run", () 
     expect(msg).toContain("models/neox/config.json");
     expect(msg).toContain('"gpt_neox"');
     for (const t of supportedNames("hf")) expect(msg).toContain(t);
-    expect([...supportedNames("hf")].sort()).toEqual(["gemma", "gemma2", "gemma3_text", "llama", "mistral", "qwen2", "qwen3"]);
+    expect([...supportedNames("hf")].sort()).toEqual(["gemma", "gemma2", "gemma3", "gemma3_text", "llama", "mistral", "phi3", "qwen2", "qwen3"]);
   });
 
   it("names a missing model_type", () => {
@@ -189,6 +205,7 @@ describe("importHfConfig fills in what a config.json leaves out", () => {
     expect(importAndParse({ ...base, model_type: "mistral" }).bound).toMatchObject({ n_kv_heads: 8, sliding_window: 4096, max_seq_len: 131072 });
     expect(importAndParse({ ...base, model_type: "qwen2" }).bound).toMatchObject({ n_kv_heads: 32, max_seq_len: 32768 });
     expect(importAndParse({ ...base, model_type: "gemma" }).bound).toMatchObject({ n_kv_heads: 16, head_dim: 256, tie_embeddings: true });
+    expect(importAndParse({ ...base, model_type: "phi3" }).bound).toMatchObject({ n_kv_heads: 32, norm_eps: 1e-5, max_seq_len: 4096, sliding_window: 0, tie_embeddings: false });
   });
 
   it("treats a null value as absent", () => {
@@ -207,5 +224,40 @@ describe("importHfConfig fills in what a config.json leaves out", () => {
   it("reads transformers 5 `rope_parameters`", () => {
     const json = { ...fixture("Meta-Llama-3.1-8B"), rope_theta: undefined, rope_scaling: undefined, rope_parameters: { rope_type: "llama3", rope_theta: 500000.0, factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 8192 } };
     expect(importAndParse(json).bound).toMatchObject({ rope_theta: 500000, rope_scaling: "llama3", rope_factor: 8 });
+  });
+});
+
+describe("a multimodal config.json keeps the text model's keys in text_config (gemma3.llm: within hf \"text_config\")", () => {
+  const multimodal = fixture("gemma-3-4b-it");
+  const text = multimodal["text_config"] as Record<string, unknown>;
+
+  it("reads them there, and not the vision tower's keys beside them", () => {
+    // vision_config.num_hidden_layers is 27, the text model's 34.
+    expect(importAndParse(multimodal).bound).toMatchObject({ n_layers: 34, dim: 2560 });
+  });
+
+  it("warns about an undeclared key inside text_config, and says where it is", () => {
+    const model = importHfConfig({ ...multimodal, text_config: { ...text, novel_setting: 1 } }, "config.json");
+    expect(model.warnings).toHaveLength(1);
+    expect(model.warnings[0]).toMatch(/^config\.json \(text_config\): key "novel_setting" is not declared by model 'gemma3'/);
+  });
+
+  it("names a bad value inside text_config", () => {
+    expect(refused({ ...multimodal, text_config: { ...text, num_hidden_layers: "many" } })).toMatch(/^config\.json \(text_config\): "num_hidden_layers" must be an integer/);
+  });
+
+  it("is a config.json notion: `within gguf` is an error at its line", () => {
+    const path = write('import "llama.llm"\nmodel m extends llama {\n  config {\n    within gguf "text"\n  }\n}\n');
+    const errors = checkFile(path).diagnostics.filter((d) => d.severity === "error");
+    expect(errors.map((d) => [d.code, d.span?.start.line, d.message])).toEqual([
+      ["E0205", 4, "'within' names objects of a config.json (within hf \"…\"); GGUF metadata keys are not nested"],
+    ]);
+  });
+
+  it("reads the top level when the file has no text_config (gemma-3-1b), with the same model", () => {
+    const flat = { ...text, model_type: "gemma3_text" };
+    expect(importAndParse(flat).bound).toMatchObject({ n_layers: 34, dim: 2560, vocab_size: 262208 });
+    // A text-only config whose model_type is "gemma3" also reads the top level.
+    expect(importAndParse({ ...text, model_type: "gemma3" }).bound).toMatchObject({ n_layers: 34 });
   });
 });

@@ -1,8 +1,9 @@
-// Qwen3, Gemma 2 and Gemma 3 (models/qwen3.llm, models/gemma2.llm, models/gemma3.llm): their published configs import without
+// Qwen3, Gemma 2, Gemma 3 and Phi-3 (models/qwen3.llm, gemma2.llm, gemma3.llm, phi3.llm): their published configs import without
 // warnings to the published parameter counts, `llmc init-weights` writes the keys and tensor names
 // llama.cpp reads, and a Hugging Face checkpoint computes the same logits as the GGUF. Agreement
 // with llama.cpp itself, on the CPU and WebGPU, is in llama-cpp-agreement.test.ts (fixtures qwen3-qknorm-f32,
-// gemma2-softcap-window-f32 and gemma3-local-global-f32); here the emulated CUDA backend is held to the CPU interpreter.
+// gemma2-softcap-window-f32, gemma3-local-global-f32 and phi3-fused-gqa-f32); here the emulated CUDA backend is held
+// to the CPU interpreter.
 
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -14,6 +15,7 @@ import { CpuInterpreter } from "../../src/runtime/cpu/interpreter.js";
 import { CudaExecutor } from "../../src/runtime/cuda/executor.js";
 import { loadModel } from "../../src/runtime/model.js";
 import { initWeights, randomWeightSource } from "../../src/runtime/weights/init.js";
+import { openGGUF } from "../../src/runtime/weights/gguf-reader.js";
 import { loadModelWeights, weightSource } from "../../src/runtime/weights/loader.js";
 import { modelTensors } from "../../src/runtime/weights/model-tensors.js";
 import { emulated, expectClose } from "../cuda/helpers.js";
@@ -22,7 +24,7 @@ import { compileModel, writeHfCheckpoint, type Config } from "../weights/model-h
 const dir = mkdtempSync(join(tmpdir(), "llmc-new-archs-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const SMALL: Record<"qwen3" | "gemma2" | "gemma3", Config> = {
+const SMALL: Record<"qwen3" | "gemma2" | "gemma3" | "phi3", Config> = {
   // head_dim 32 ≠ dim / n_heads = 16: Qwen3 gives its head size explicitly; tied as Qwen3-0.6B to 4B.
   qwen3: { vocab_size: 300, dim: 64, n_layers: 2, n_heads: 4, n_kv_heads: 2, head_dim: 32, ffn_dim: 96, max_seq_len: 32, tie_embeddings: true },
   gemma2: {
@@ -34,6 +36,8 @@ const SMALL: Record<"qwen3" | "gemma2" | "gemma3", Config> = {
     vocab_size: 300, dim: 64, n_layers: 2, n_heads: 4, n_kv_heads: 1, head_dim: 16, ffn_dim: 96, max_seq_len: 32,
     sliding_window: 4, sliding_window_pattern: 2,
   },
+  // GQA, so the fused qkv tensor's key and value parts are smaller than its query part; a window of 4.
+  phi3: { vocab_size: 300, dim: 64, n_layers: 2, n_heads: 4, n_kv_heads: 2, ffn_dim: 96, max_seq_len: 32, sliding_window: 4 },
 };
 
 function importConfig(fixture: string): Config {
@@ -54,10 +58,20 @@ describe("published configs", () => {
   // gemma-3-1b: embed 262144·1152 = 301,989,888 (tied); per layer q, o 2·1024·1152 + k, v
   // 2·256·1152 = 2,949,120, gate/up/down 3·6912·1152 = 23,887,872, four norms 4·1152 + q_norm,
   // k_norm 2·256 = 5,120: 26,842,112 × 26 = 697,894,912; final norm 1,152. Total 999,885,952.
+  // Phi-3-mini-4k-instruct: embed and lm_head 2·32064·3072 = 197,001,216 (untied); per layer qkv
+  // 3·3072·3072 + o 3072·3072 = 37,748,736, gate_up 2·8192·3072 + down 8192·3072 = 75,497,472, norms
+  // 2·3072 = 6,144: 113,252,352 × 32 = 3,624,075,264; final norm 3,072. Total 3,821,079,552.
+  // gemma-3-4b-it's language model (keys in text_config, the rest Gemma3TextConfig defaults): embed
+  // 262208·2560 = 671,252,480 (tied); per layer q, o 2·2048·2560 + k, v 2·1024·2560 = 15,728,640,
+  // gate/up/down 3·10240·2560 = 78,643,200, four norms 4·2560 + q_norm, k_norm 2·256 = 10,752:
+  // 94,382,592 × 34 = 3,209,008,128 (the Gemma 3 report's 3,209M non-embedding); final norm 2,560.
+  // Total 3,880,263,168.
   it.each([
     ["Qwen3-0.6B", "qwen3", 596_049_920],
     ["gemma-2-2b", "gemma2", 2_614_341_888],
     ["gemma-3-1b", "gemma3", 999_885_952],
+    ["Phi-3-mini-4k-instruct", "phi3", 3_821_079_552],
+    ["gemma-3-4b-it", "gemma3", 3_880_263_168],
   ])("%s imports as %s with %d parameters", (fixture, arch, count) => {
     const config = importConfig(fixture);
     const { model } = compileModel(arch, config);
@@ -70,6 +84,18 @@ describe("published configs", () => {
     expect(importConfig("gemma-2-2b")).toMatchObject({
       attn_softcap: 50, final_softcap: 30, sliding_window: 4096, query_pre_attn_scalar: 256, head_dim: 256,
     });
+  });
+
+  it("Phi-3-mini-4k's window and untied head reach the config", () => {
+    expect(importConfig("Phi-3-mini-4k-instruct")).toMatchObject({
+      sliding_window: 2047, tie_embeddings: false, n_kv_heads: 32, max_seq_len: 4096, norm_eps: 1e-5, rope_scaling: "none",
+    });
+  });
+
+  it("LongRoPE (Phi-3 128k, Phi-3.5) is refused by the .llm's require, naming the scaling", () => {
+    const json = JSON.parse(readFileSync(join("test", "fixtures", "configs", "Phi-3-mini-4k-instruct.json"), "utf8")) as Record<string, unknown>;
+    const longrope = { ...json, max_position_embeddings: 131072, rope_scaling: { type: "longrope", short_factor: [1, 1], long_factor: [2, 2] } };
+    expect(() => importHfConfig(longrope, "Phi-3-mini-128k")).toThrow(/LongRoPE scaling .* is not supported/);
   });
 
   it("gemma-3-1b's window, pattern, two RoPE bases and null caps reach the config", () => {
@@ -116,6 +142,29 @@ describe("GGUF files as llama.cpp writes them", () => {
     }
   });
 
+  it("phi3: fused attn_qkv and ffn_up tensors of llama.cpp's shapes, no separate q/k/v or gate", async () => {
+    const path = join(dir, "phi3.gguf");
+    await initWeights(compileModel("phi3", SMALL.phi3).model, path);
+    const { metadata, tensorNames } = await readGgufHeader(path);
+    expect(metadata).toMatchObject({ "general.architecture": "phi3", "phi3.attention.sliding_window": 4, "phi3.attention.head_count_kv": 2 });
+    expect(tensorNames).toEqual(expect.arrayContaining(["blk.0.attn_qkv.weight", "blk.0.ffn_up.weight", "blk.1.attn_output.weight", "output.weight"]));
+    for (const gone of ["blk.0.attn_q.weight", "blk.0.attn_k.weight", "blk.0.attn_v.weight", "blk.0.ffn_gate.weight"]) expect(tensorNames).not.toContain(gone);
+    const file = await openGGUF(path);
+    try {
+      // [(4 + 2 + 2) heads · 16, 64] and [2 · 96, 64], row-major.
+      expect(file.tensors.get("blk.0.attn_qkv.weight")!.shape).toEqual([128, 64]);
+      expect(file.tensors.get("blk.0.ffn_up.weight")!.shape).toEqual([192, 64]);
+    } finally {
+      await file.close();
+    }
+    const model = await loadModel(path, { backend: "cpu", onNote: () => undefined });
+    try {
+      expect(model.config).toMatchObject({ sliding_window: 4, n_kv_heads: 2, ffn_dim: 96 });
+    } finally {
+      model.dispose();
+    }
+  });
+
   it("gemma3: window, pattern and RoPE base under gemma3.*, per-head q/k norms, no caps written", async () => {
     const path = join(dir, "gemma3.gguf");
     await initWeights(compileModel("gemma3", SMALL.gemma3).model, path);
@@ -147,7 +196,7 @@ describe("GGUF files as llama.cpp writes them", () => {
 
 describe("a Hugging Face checkpoint and the GGUF compute the same logits", () => {
   const tokens = Int32Array.of(1, 17, 260, 42, 5, 299, 8, 3);
-  for (const arch of ["qwen3", "gemma2", "gemma3"] as const) {
+  for (const arch of ["qwen3", "gemma2", "gemma3", "phi3"] as const) {
     it(arch, async () => {
       const { model, graph } = compileModel(arch, SMALL[arch]);
       const direct = new CpuInterpreter(graph, randomWeightSource(model, 3)).step({ tokens });
@@ -166,10 +215,11 @@ describe("a Hugging Face checkpoint and the GGUF compute the same logits", () =>
 });
 
 describe("the CUDA backend (emulated) computes the CPU interpreter's logits", () => {
-  // Prefill in chunks of 5, then decode steps past the window of Gemma 2's and Gemma 3's local layer.
+  // Prefill in chunks of 5, then decode steps past the window of Gemma 2's and Gemma 3's local layer
+  // and of Phi-3's.
   const prompt = [3, 14, 15, 9, 26, 5, 35, 8, 9, 7, 9, 3, 2];
   const decode = [38, 4, 6, 26, 11];
-  for (const arch of ["qwen3", "gemma2", "gemma3"] as const) {
+  for (const arch of ["qwen3", "gemma2", "gemma3", "phi3"] as const) {
     it(arch, async () => {
       const { model, graph } = compileModel(arch, SMALL[arch]);
       const weights = randomWeightSource(model, 7);

@@ -104,5 +104,15 @@ describe("chat templates", () => {
       expect(detectChatTemplate(spmMetadata({ "general.name": "Mistral-7B-Instruct-v0.2" }))).toBe("mistral");
       expect(detectChatTemplate({ ...bpe, "general.architecture": "qwen2", "tokenizer.ggml.tokens": ["a"] })).toBeUndefined();
     });
+
+    it("tells LLaMA 2's format by the vocabulary's special tokens, not by the architecture", () => {
+      // Any architecture with a SentencePiece vocabulary whose BOS and EOS are <s> and </s>.
+      for (const arch of ["llama", "phi3", "some-new-arch"]) expect(detectChatTemplate(spmMetadata({ "general.architecture": arch }))).toBe("llama2");
+      // The same vocabulary with other BOS/EOS tokens, or not SentencePiece, has no built-in format.
+      expect(detectChatTemplate(spmMetadata({ "tokenizer.ggml.bos_token_id": 0 }))).toBeUndefined();
+      expect(detectChatTemplate(spmMetadata({ "tokenizer.ggml.model": "gpt2" }))).toBeUndefined();
+      // The architecture is not a name: a file that says "mistral" only there gets no Mistral format.
+      expect(detectChatTemplate(spmMetadata({ "general.architecture": "mistral" }))).toBe("llama2");
+    });
   });
 });

@@ -53,6 +53,7 @@ export function gatherRows(values: Float32Array, rows: number, from: number[]): 
 export function toHfOrder(t: ModelTensor, values: Float32Array): Float32Array {
   let v = values;
   for (const tr of t.field.hf?.transforms ?? []) {
+    if (tr.name === "rows") continue; // writeHfCheckpoint concatenates the parts
     if (tr.name !== "rope_permute") throw new Error(`test helper: unexpected hf transform ${tr.name}`);
     const rows = t.shape[0]!;
     const from = llamaCppPermuteRows(rows, tr.args[0]!.value as number);
@@ -79,12 +80,18 @@ export async function writeHfCheckpoint(
 ): Promise<void> {
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, "config.json"), JSON.stringify({ model_type: model.chain[0]!.name.name }));
-  const tensors: SafetensorsTensorInput[] = modelTensors(model).map((t) => ({
-    name: hfName(t),
-    shape: t.shape,
-    dtype: opts.dtype ?? "f32",
-    data: toHfOrder(t, values(t.irName)),
-  }));
+  // A fused checkpoint tensor (Phi-3's qkv_proj, gate_up_proj) is its parts stacked along rows,
+  // in the order of their rows(start, …).
+  const byName = new Map<string, ModelTensor[]>();
+  for (const t of modelTensors(model)) byName.set(hfName(t), [...(byName.get(hfName(t)) ?? []), t]);
+  const start = (t: ModelTensor) => (t.field.hf!.transforms[0]?.name === "rows" ? (t.field.hf!.transforms[0]!.args[0]!.value as number) : 0);
+  const tensors: SafetensorsTensorInput[] = [...byName].map(([name, parts]) => {
+    parts.sort((a, b) => start(a) - start(b));
+    const data = parts.map((t) => toHfOrder(t, values(t.irName)));
+    const stacked = new Float32Array(data.reduce((n, d) => n + d.length, 0));
+    data.reduce((at, d) => (stacked.set(d, at), at + d.length), 0);
+    return { name, shape: [parts.reduce((n, t) => n + t.shape[0]!, 0), ...parts[0]!.shape.slice(1)], dtype: opts.dtype ?? "f32", data: stacked };
+  });
   const shards = opts.shards ?? 1;
   if (shards === 1) {
     await writeSafetensors(join(dir, "model.safetensors"), tensors, { format: "pt" });

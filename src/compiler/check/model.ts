@@ -113,6 +113,7 @@ export type KeyTransformName = keyof typeof KEY_TRANSFORMS;
 export const KNOWN_TRANSFORMS: Record<string, { params: ScalarType[]; doc: string }> = {
   rope_permute: { params: ["int"], doc: "reorder Q/K rows from rotate-half RoPE (HF) to adjacent pairs: rope_permute(n_heads)" },
   add: { params: ["f32"], doc: "add a constant to every element on load: add(-1.0) (Gemma's GGUF norms have the +1 baked in)" },
+  rows: { params: ["int", "int"], doc: "the weight is rows [start, start + count) of a fused file tensor: rows(start, count), first of the transforms" },
 };
 
 export interface ModelDecls {
@@ -216,7 +217,10 @@ function resolveConfig(model: ResolvedModel, overrides: ReadonlyMap<string, stri
           requires.push({ req: item, model: m.name.name });
           continue;
         }
-        if (item.kind === "IgnoreKeys") continue;
+        if (item.kind === "KeysWithin" && item.format === "gguf") {
+          diags.push(error("E0205", "'within' names objects of a config.json (within hf \"…\"); GGUF metadata keys are not nested", item.span));
+        }
+        if (item.kind === "IgnoreKeys" || item.kind === "KeysWithin") continue;
         const nm = item.name.name;
         const existing = entries.get(nm);
         if (item.type) {
@@ -597,7 +601,16 @@ function resolveWeights(model: ResolvedModel, diags: Diagnostic[]): void {
         continue;
       }
       const args = c.args.map((a) => evalConfigExpr(a.value, lookup, diags));
-      if (args.every((a) => a)) transforms.push({ name: c.callee.name, args: args as Scalar[] });
+      if (!args.every((a) => a)) continue;
+      if (c.callee.name === "rows") {
+        // rows picks the weight's part of the file tensor; the other transforms act on that part.
+        if (c !== t.transforms[0]) diags.push(error("E0303", "rows(start, count) must come first: it picks the weight's rows of the file tensor before other transforms apply", c.span));
+        const [start, count] = args.map((a) => a!.value as number);
+        if (!Number.isSafeInteger(start) || !Number.isSafeInteger(count) || start! < 0 || count! <= 0) {
+          diags.push(error("E0302", `rows(${start}, ${count}) needs integers start >= 0 and count > 0`, c.span));
+        }
+      }
+      transforms.push({ name: c.callee.name, args: args as Scalar[] });
     }
     return { pattern: t.pattern, transforms };
   };

@@ -452,6 +452,7 @@ function configItem(c: A.ConfigItem, depth: number): string[] {
     return [`require ${c.conds.map(formatExpr).join(", ")}${c.message !== null ? ` else ${quote(c.message)}` : ""}`];
   }
   if (c.kind === "IgnoreKeys") return pack([`ignore ${c.format} ${quote(c.keys[0]!)}`, ...c.keys.slice(1).map(quote)], ", ", depth);
+  if (c.kind === "KeysWithin") return pack([`within ${c.format} ${quote(c.keys[0]!)}`, ...c.keys.slice(1).map(quote)], ", ", depth);
   const decl = `${c.name.name}${c.type ? `: ${formatType(c.type)}` : ""}`;
   const head = c.value ? wrapExpr(`${decl} = `, c.value, depth) : [decl];
   const clauses = c.keys.map(keyClausePieces);

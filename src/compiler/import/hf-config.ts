@@ -4,6 +4,7 @@
 // clauses' `else`, so the .llm file says what the checkpoint was trained with. Given the
 // checkpoint's tensor shapes, the sizes are checked against them.
 
+import type { ResolvedModel } from "../check/model.js";
 import { acceptedNames, findArchitecture, supportedNames, type Architecture } from "./architectures.js";
 import { readConfig } from "./config-keys.js";
 import type { TensorShapes } from "./tensor-check.js";
@@ -49,22 +50,44 @@ export function importHfConfig(json: unknown, file: string, tensors?: { shapes: 
         `(${accepted.length > 0 ? `it declares hf ${accepted.map((n) => JSON.stringify(n)).join(" | ")}` : "it declares no hf name"}); its keys are read as that model's`,
     );
   }
+  const { root, within } = keysRoot(architecture.model, obj);
   const read = readConfig(architecture, {
     format: "hf",
-    file,
+    file: within === null ? file : `${file} (${within})`,
     arch: name,
-    get: (key) => path(obj, key),
-    modelKeys: Object.keys(obj).filter((k) => !FORMAT_KEYS.has(k)),
+    get: (key) => path(root, key),
+    modelKeys: Object.keys(root).filter((k) => !FORMAT_KEYS.has(k)),
     tensors: { names: new Set(tensors?.shapes.keys() ?? []), ...(tensors ? { shapes: tensors.shapes } : {}), weights: tensors?.weights ?? file },
   });
   return {
     arch: architecture.model.name,
     archImport: architecture.importPath,
-    origin: `Hugging Face config.json, model_type ${JSON.stringify(modelType)}`,
+    origin: `Hugging Face config.json, model_type ${JSON.stringify(modelType)}${within === null ? "" : `, keys in ${within}`}`,
     fileModelName: null,
     bindings: read.bindings,
     warnings: [...warnings, ...read.warnings],
   };
+}
+
+/**
+ * Where the model's keys are: the first object a `within hf "…"` of the model (or a model it
+ * extends, nearest first) names that the file has (a multimodal config.json's text_config), else
+ * the top level, whose other keys (a vision tower's) the model then does not read.
+ */
+function keysRoot(model: ResolvedModel, obj: Record<string, unknown>): { root: Record<string, unknown>; within: string | null } {
+  for (const m of [...model.chain].reverse()) {
+    for (const mem of m.members) {
+      if (mem.kind !== "Config") continue;
+      for (const it of mem.items) {
+        if (it.kind !== "KeysWithin" || it.format !== "hf") continue;
+        for (const key of it.keys) {
+          const v = path(obj, key);
+          if (typeof v === "object" && v !== null && !Array.isArray(v)) return { root: v as Record<string, unknown>, within: key };
+        }
+      }
+    }
+  }
+  return { root: obj, within: null };
 }
 
 /** A key of config.json; `rope_scaling.factor` reads into nested objects (a null object has no keys). */

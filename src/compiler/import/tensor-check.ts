@@ -38,17 +38,24 @@ export function checkConfigAgainstTensors(
     const names = [...new Set(namesIn(e))].filter((n) => model.config.get(n)?.value);
     return names.map((n) => `${opts.keyOf(n)} = ${model.config.get(n)!.value!.value}`);
   };
+  // The rows each fused tensor's weights read (`|> rows(start, count)`), to check they split it exactly.
+  const fused = new Map<string, { f: WeightField; start: number; end: number }[]>();
   const compare = (f: WeightField, layer: number | null) => {
     const pattern = f[opts.scheme]?.pattern;
     if (!pattern) return;
     const name = layer === null ? pattern : pattern.replaceAll("{i}", String(layer));
-    const found = tensors.shapes?.get(name);
-    if (!found || (found.length === f.shape.length && found.every((d, axis) => d === f.shape[axis]))) return;
+    const inFile = tensors.shapes?.get(name);
+    if (!inFile) return;
+    // A weight that reads rows of a fused tensor (`|> rows(start, count)`) is compared with its part.
+    const rows = f[opts.scheme]!.transforms[0]?.name === "rows" ? f[opts.scheme]!.transforms[0]!.args.map((a) => a.value as number) : null;
+    const found = rows && rows[0]! + rows[1]! <= inFile[0]! ? [rows[1]!, ...inFile.slice(1)] : inFile;
+    if (rows) fused.set(name, [...(fused.get(name) ?? []), { f, start: rows[0]!, end: rows[0]! + rows[1]! }]);
+    if (found.length === f.shape.length && found.every((d, axis) => d === f.shape[axis])) return;
     const axis = found.length === f.shape.length ? f.shape.findIndex((d, k) => d !== found[k]) : -1;
     const configs = axis >= 0 ? say(f.decl.shape[axis]!) : f.decl.shape.flatMap(say);
     throw new ImportError(
       `${opts.file}: ${configs.length > 0 ? `with ${configs.join(" and ")}, ` : ""}tensor "${name}" would be [${f.shape.join(", ")}], ` +
-        `but in ${tensors.weights} it is [${found.join(", ")}]; the config does not describe this file`,
+        `but in ${tensors.weights} it is [${found.join(", ")}]${found === inFile ? "" : ` (rows ${rows![0]}..${rows![0]! + rows![1]!} of [${inFile.join(", ")}])`}; the config does not describe this file`,
     );
   };
 
@@ -79,6 +86,17 @@ export function checkConfigAgainstTensors(
       );
     }
     for (const f of w.fields.values()) compare(f, 0);
+  }
+  for (const [name, parts] of fused) {
+    const rows = tensors.shapes!.get(name)![0]!;
+    parts.sort((a, b) => a.start - b.start);
+    const exact = parts.every((p, i) => p.start === (i === 0 ? 0 : parts[i - 1]!.end)) && parts.at(-1)!.end === rows;
+    if (exact) continue;
+    const configs = [...new Set(parts.flatMap((p) => say(p.f.decl.shape[0]!)))];
+    throw new ImportError(
+      `${opts.file}: ${configs.length > 0 ? `with ${configs.join(" and ")}, ` : ""}the weights ${parts.map((p) => `${p.f.name} (rows ${p.start}..${p.end})`).join(", ")} ` +
+        `would split tensor "${name}", but in ${tensors.weights} it has ${rows} rows; the config does not describe this file`,
+    );
   }
 }
 

@@ -89,7 +89,7 @@ export interface ConfigBlock extends NodeBase {
   items: ConfigItem[];
 }
 
-export type ConfigItem = ConfigParam | Require | IgnoreKeys;
+export type ConfigItem = ConfigParam | Require | IgnoreKeys | KeysWithin;
 
 /**
  * `name: type = default` declares a parameter; `name = value` (no type) overrides an inherited one.
@@ -131,6 +131,17 @@ export interface KeySource extends NodeBase {
 /** `ignore hf "pretraining_tp", "use_cache"`: keys of the file that do not change the model. */
 export interface IgnoreKeys extends NodeBase {
   kind: "IgnoreKeys";
+  format: KeyFormat;
+  keys: string[];
+}
+
+/**
+ * `within hf "text_config"`: the file may keep the model's keys inside this object (a multimodal
+ * config.json nests its language model's); the first listed that the file has is read instead of the
+ * top level.
+ */
+export interface KeysWithin extends NodeBase {
+  kind: "KeysWithin";
   format: KeyFormat;
   keys: string[];
 }

@@ -45,6 +45,7 @@ export const When = keyword("when", "When");
 export const If = keyword("if", "If");
 export const Drop = keyword("drop", "Drop");
 export const Ignore = keyword("ignore", "Ignore");
+export const Within = keyword("within", "Within");
 // Scalar and element types.
 export const TypeName = createToken({ name: "TypeName", pattern: Lexer.NA, label: "a type name" });
 const typeNameTokens: TokenType[] = [];

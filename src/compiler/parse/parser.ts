@@ -138,6 +138,7 @@ class LlmParser extends CstParser {
       this.OR([
         { ALT: () => this.SUBRULE(this.requireItem) },
         { ALT: () => this.SUBRULE(this.ignoreItem) },
+        { ALT: () => this.SUBRULE(this.withinItem) },
         { ALT: () => this.SUBRULE(this.configParam) },
       ]);
       this.OPTION(() => this.CONSUME(T.Semicolon));
@@ -156,6 +157,12 @@ class LlmParser extends CstParser {
 
   ignoreItem = this.RULE("ignoreItem", () => {
     this.CONSUME(T.Ignore);
+    this.SUBRULE(this.keyFormat);
+    this.AT_LEAST_ONE_SEP({ SEP: T.Comma, DEF: () => this.CONSUME(T.StringLiteral) });
+  });
+
+  withinItem = this.RULE("withinItem", () => {
+    this.CONSUME(T.Within);
     this.SUBRULE(this.keyFormat);
     this.AT_LEAST_ONE_SEP({ SEP: T.Comma, DEF: () => this.CONSUME(T.StringLiteral) });
   });

@@ -190,7 +190,7 @@ export class AstBuilder {
 
   private configBlock(n: CstNode): A.ConfigBlock {
     const items: A.ConfigItem[] = [];
-    const all = [...this.nodes(n, "requireItem"), ...this.nodes(n, "ignoreItem"), ...this.nodes(n, "configParam")].sort(
+    const all = [...this.nodes(n, "requireItem"), ...this.nodes(n, "ignoreItem"), ...this.nodes(n, "withinItem"), ...this.nodes(n, "configParam")].sort(
       (a, b) => (a.location?.startOffset ?? 0) - (b.location?.startOffset ?? 0),
     );
     for (const m of all) {
@@ -204,6 +204,8 @@ export class AstBuilder {
         });
       } else if (m.name === "ignoreItem") {
         items.push({ kind: "IgnoreKeys", format: this.keyFormat(m), keys: this.tokens(m, "StringLiteral").map((t) => this.stringValue(t)), span: this.nodeSpan(m) });
+      } else if (m.name === "withinItem") {
+        items.push({ kind: "KeysWithin", format: this.keyFormat(m), keys: this.tokens(m, "StringLiteral").map((t) => this.stringValue(t)), span: this.nodeSpan(m) });
       } else {
         const t = this.node(m, "typeExpr");
         const v = this.node(m, "expr");

@@ -215,18 +215,18 @@ function alternatingTurns(
  * Picks the template for a model file: its own `tokenizer.chat_template` (GGUF) or tokenizer_config.json
  * template, rendered as Jinja, whenever it has one (the built-in formats differ from revisions of
  * the official templates, e.g. Llama 3.1's system turn); otherwise a built-in one guessed from the
- * vocabulary and the model's name and tokenizer. `special` gives the BOS/EOS texts of a
- * tokenizer_config.json; for a GGUF they are read from its vocabulary.
+ * vocabulary, its special tokens and the model's name, never from its architecture. `special`
+ * gives the BOS/EOS texts of a tokenizer_config.json; for a GGUF they are read from its vocabulary.
  */
 export function detectChatTemplate(metadata: Record<string, unknown>, special: { bosToken?: string; eosToken?: string } = {}): ChatTemplate | undefined {
   const template = metadata["tokenizer.chat_template"];
   const tokens = metadata["tokenizer.ggml.tokens"];
+  const tokenText = (key: string) => {
+    const id = metadata[key];
+    const text = Array.isArray(tokens) && typeof id === "number" ? tokens[id] : undefined;
+    return typeof text === "string" ? text : undefined;
+  };
   if (typeof template === "string") {
-    const tokenText = (key: string) => {
-      const id = metadata[key];
-      const text = Array.isArray(tokens) && typeof id === "number" ? tokens[id] : undefined;
-      return typeof text === "string" ? text : undefined;
-    };
     const bosToken = special.bosToken ?? tokenText("tokenizer.ggml.bos_token_id");
     const eosToken = special.eosToken ?? tokenText("tokenizer.ggml.eos_token_id");
     return { jinja: template, ...(bosToken !== undefined ? { bosToken } : {}), ...(eosToken !== undefined ? { eosToken } : {}) };
@@ -234,10 +234,11 @@ export function detectChatTemplate(metadata: Record<string, unknown>, special: {
   const vocab = new Set(Array.isArray(tokens) ? tokens : []);
   if (vocab.has("<|start_header_id|>") && vocab.has("<|eot_id|>")) return "llama3";
   if (vocab.has("[INST]") && vocab.has("[/INST]")) return "mistral";
-  const name = [metadata["general.name"], metadata["general.basename"], metadata["general.architecture"]]
-    .filter((v): v is string => typeof v === "string")
-    .join(" ");
+  const name = [metadata["general.name"], metadata["general.basename"]].filter((v): v is string => typeof v === "string").join(" ");
   if (/mistral|mixtral/i.test(name)) return "mistral";
-  if (metadata["general.architecture"] === "llama" && metadata["tokenizer.ggml.model"] === "llama") return "llama2";
+  // LLaMA 2's format is [INST] text between <s> and </s>: it fits a SentencePiece vocabulary with
+  // those BOS and EOS tokens, whatever architecture the file declares.
+  const sentencePiece = metadata["tokenizer.ggml.model"] === "llama";
+  if (sentencePiece && tokenText("tokenizer.ggml.bos_token_id") === "<s>" && tokenText("tokenizer.ggml.eos_token_id") === "</s>") return "llama2";
   return undefined;
 }

@@ -1,6 +1,6 @@
 // Random weights for a .llm model, each drawn by its initialiser (an `init` clause or the language's
 // default), written as a GGUF file llama.cpp can load (`llmc init-weights`): every tensor under its GGUF name with the inverse of its GGUF transforms applied (so loading it
-// gives back the random values), the hyper-parameters under the GGUF keys the .llm declares (the
+// gives back the random values; weights that share a fused tensor are stacked in it), the hyper-parameters under the GGUF keys the .llm declares (the
 // keys `llmc import` reads), and a real SentencePiece vocabulary (vocab.ts).
 
 import { stat } from "node:fs/promises";
@@ -10,9 +10,9 @@ import { GENERAL_KEYS, GGML_QUANTIZATION_VERSION, GGUF_FILE_TYPES, ROPE_FREQS_TE
 import { DTYPES, type StorageDType } from "../../compiler/target/storage.js";
 import { WeightFileError } from "./errors.js";
 import { meta, writeGGUF, type GGUFMetadataEntry, type GGUFTensorInput, type WriteProgress } from "./gguf-writer.js";
-import { fileTensorName, ggufArchitecture, modelTensors, type ModelTensor } from "./model-tensors.js";
+import { fileTensorName, fileTensors, ggufArchitecture, modelTensors, storedValues, type ModelTensor } from "./model-tensors.js";
 import { normal, tensorStream } from "./random.js";
-import { applyStoreTransforms, storableF32 } from "./transforms.js";
+import { storableF32 } from "./transforms.js";
 import { ggufVocabMetadata, trainSentencePieceVocab, type GGUFVocab } from "./vocab.js";
 
 export interface InitWeightsOptions {
@@ -148,23 +148,21 @@ export async function initWeights(model: ResolvedModel, path: string, opts: Init
   const tensors: GGUFTensorInput[] = [];
   const dtypes: Partial<Record<StorageDType, number>> = {};
   let fellBack = 0;
-  for (const t of modelTensors(model)) {
-    const fn = fileTensorName(t, "gguf");
-    if (!fn) {
-      throw new WeightFileError(path, `model '${model.name}' gives weight '${t.irName}' no gguf name, so it cannot be written to a GGUF file`, {
-        tensor: t.irName,
-        hint: `Add gguf "…" to its declaration`,
-      });
-    }
-    const dtype = storageDType(t.shape, requested);
-    if (t.shape.length >= 2 && dtype !== requested) fellBack++;
+  const inFile = fileTensors(modelTensors(model), "gguf", (problem, name) =>
+    new WeightFileError(path, `model '${model.name}': ${problem}, so it cannot be written to a GGUF file`, {
+      tensor: name,
+      hint: `Give each weight a gguf "…" name; weights that share one tensor split its rows with rows(start, count)`,
+    }));
+  for (const ft of inFile) {
+    const dtype = storageDType(ft.shape, requested);
+    if (ft.shape.length >= 2 && dtype !== requested) fellBack++;
     dtypes[dtype] = (dtypes[dtype] ?? 0) + 1;
-    const fail = (problem: string) => new WeightFileError(path, `${problem} (model weight '${t.irName}')`, { tensor: fn.name });
+    const fail = (problem: string, t: ModelTensor) => new WeightFileError(path, `${problem} (model weight '${t.irName}')`, { tensor: ft.name });
     tensors.push({
-      name: fn.name,
-      shape: t.shape,
+      name: ft.name,
+      shape: ft.shape,
       dtype,
-      data: () => applyStoreTransforms(randomModelWeight(t, seed, opts.perturb ?? 0), t.shape, fn.transforms, fail),
+      data: () => storedValues(ft, (t) => randomModelWeight(t, seed, opts.perturb ?? 0), fail),
     });
   }
   if (fellBack > 0) notes.push(`${fellBack} matrices whose rows are not a multiple of ${DTYPES[requested].blockSize} are stored as f16`);

@@ -19,7 +19,7 @@ import { directoryEntries, fileHead } from "./file.js";
 import { GGUF_MAGIC, openGGUF, type GGUFFile, type GGUFValue } from "./gguf-reader.js";
 import { fileTensorName, ggufArchitecture, modelTensors, tiedWeights, type ModelTensor, type NameScheme } from "./model-tensors.js";
 import { isDirectory, openSafetensors, openSafetensorsIndex, SAFETENSORS_INDEX, type SafetensorsReader } from "./safetensors.js";
-import { applyLoadTransforms, type RawTensor } from "./transforms.js";
+import { applyLoadTransforms, describeTransform, loadedShape, type RawTensor } from "./transforms.js";
 
 export type WeightFileFormat = "gguf" | "safetensors";
 
@@ -250,16 +250,52 @@ function planTensors(model: ResolvedModel, source: Source): Planned[] {
           : "Convert the checkpoint's weights to F32, F16 or BF16",
       });
     }
-    if (!sameShape(st.shape, t.shape)) {
-      throw new WeightFileError(file, `its shape is [${st.shape.join(", ")}], but model '${model.name}' declares weight '${t.irName}' as [${t.shape.join(", ")}]`, {
+    const hint = archHint ?? "Check that the .llm config (dims, heads, vocabulary size) matches the model in the file";
+    const shape = loadedShape(st.shape, fn.transforms, (problem) => new WeightFileError(file, `${problem} (model weight '${t.irName}')`, { tensor: fn.name, hint }));
+    if (!sameShape(shape, t.shape)) {
+      const part = sameShape(shape, st.shape) ? "" : ` (its part ${describeTransform(fn.transforms[0]!)} is [${shape.join(", ")}])`;
+      throw new WeightFileError(file, `its shape is [${st.shape.join(", ")}]${part}, but model '${model.name}' declares weight '${t.irName}' as [${t.shape.join(", ")}]`, {
         tensor: fn.name,
-        hint: archHint ?? "Check that the .llm config (dims, heads, vocabulary size) matches the model in the file",
+        hint,
       });
     }
     plan.push({ tensor: t, fileName: fn.name, transforms: fn.transforms, source: st });
   }
   if (missing.length > 0) throw missingError(model, source, missing, archHint);
+  checkFusedRows(model, source, plan, archHint);
   return plan;
+}
+
+/**
+ * The weights that read rows of one fused file tensor (`|> rows(start, count)`) must cover its rows
+ * exactly once: a gap or an overlap means the .llm's split does not fit the file.
+ */
+function checkFusedRows(model: ResolvedModel, source: Source, plan: readonly Planned[], archHint: string | null): void {
+  const parts = new Map<string, { irName: string; start: number; end: number }[]>();
+  for (const p of plan) {
+    const rows = p.transforms[0]?.name === "rows" ? p.transforms[0] : null;
+    if (!rows || !p.source) continue;
+    const [start, count] = rows.args.map((a) => a.value as number) as [number, number];
+    const list = parts.get(p.fileName) ?? [];
+    list.push({ irName: p.tensor.irName, start, end: start + count });
+    parts.set(p.fileName, list);
+  }
+  for (const [name, list] of parts) {
+    const rows = source.get(name)!.shape[0]!;
+    list.sort((a, b) => a.start - b.start);
+    let at = 0;
+    for (const part of [...list, { irName: "", start: rows, end: rows }]) {
+      if (part.start === at) {
+        at = part.end;
+        continue;
+      }
+      const covered = list.map((q) => `'${q.irName}' rows ${q.start}..${q.end}`).join(", ");
+      throw new WeightFileError(source.fileOf(name), `its ${rows} rows are not split exactly by the weights of model '${model.name}' that read them (${covered}): rows ${Math.min(at, part.start)}..${Math.max(at, part.start)} are ${part.start > at ? "read by none" : "read twice"}`, {
+        tensor: name,
+        hint: archHint ?? "Check the rows(start, count) of these weights against the config (heads, head_dim, ffn_dim)",
+      });
+    }
+  }
 }
 
 function missingError(model: ResolvedModel, source: Source, missing: { t: ModelTensor; name: string }[], archHint: string | null): WeightFileError {
@@ -283,8 +319,12 @@ function missingError(model: ResolvedModel, source: Source, missing: { t: ModelT
 
 async function readTensors(plan: Planned[], source: Source, onProgress: LoadOptions["onProgress"]): Promise<Map<string, RawTensor>> {
   const raws = new Map<string, RawTensor>();
-  const reading = plan.filter((p) => p.source !== null).sort((a, b) => a.source!.order - b.source!.order);
-  const bytesTotal = reading.reduce((s, p) => s + p.source!.byteLength, 0);
+  // File tensors in file order, each read once for all the weights that take rows of it.
+  const reading = new Map<string, Planned[]>();
+  for (const p of plan.filter((p) => p.source !== null).sort((a, b) => a.source!.order - b.source!.order)) {
+    reading.set(p.fileName, [...(reading.get(p.fileName) ?? []), p]);
+  }
+  const bytesTotal = [...reading.values()].reduce((s, ps) => s + ps[0]!.source!.byteLength, 0);
   let bytes = 0;
   let done = 0;
   for (const p of plan) {
@@ -292,16 +332,18 @@ async function readTensors(plan: Planned[], source: Source, onProgress: LoadOpti
     const n = p.tensor.shape.reduce((a, b) => a * b, 1);
     raws.set(p.tensor.irName, { dtype: "f32", shape: [...p.tensor.shape], bytes: new Uint8Array(tensorByteSize("f32", n)) });
   }
-  for (const p of reading) {
-    const file = source.fileOf(p.fileName);
-    const data = await source.read(p.fileName);
-    const raw: RawTensor = { dtype: p.source!.dtype!, shape: [...p.tensor.shape], bytes: data };
-    const fail = (problem: string) =>
-      new WeightFileError(file, `${problem} (model weight '${p.tensor.irName}')`, { tensor: p.fileName, hint: "The .llm's transform does not fit this tensor; check its declaration" });
-    raws.set(p.tensor.irName, applyLoadTransforms(raw, p.transforms, fail));
+  for (const [fileName, parts] of reading) {
+    const file = source.fileOf(fileName);
+    const data = await source.read(fileName);
+    for (const p of parts) {
+      const raw: RawTensor = { dtype: p.source!.dtype!, shape: [...p.source!.shape], bytes: data };
+      const fail = (problem: string) =>
+        new WeightFileError(file, `${problem} (model weight '${p.tensor.irName}')`, { tensor: fileName, hint: "The .llm's transform does not fit this tensor; check its declaration" });
+      raws.set(p.tensor.irName, applyLoadTransforms(raw, p.transforms, fail));
+    }
     bytes += data.byteLength;
     done++;
-    onProgress?.({ done, total: reading.length, tensor: p.fileName, bytes, bytesTotal });
+    onProgress?.({ done, total: reading.size, tensor: fileName, bytes, bytesTotal });
   }
   return raws;
 }

@@ -1,5 +1,10 @@
-// The weight transforms a .llm file names (`|> rope_permute(n)`, `|> add(c)`; see KNOWN_TRANSFORMS),
-// applied when a tensor is loaded and inverted when one is written.
+// The weight transforms a .llm file names (`|> rows(start, count)`, `|> rope_permute(n)`, `|> add(c)`;
+// see KNOWN_TRANSFORMS), applied when a tensor is loaded and inverted when one is written.
+//
+// rows(start, count) takes a weight's rows out of a fused file tensor (Phi-3's qkv and gate_up). It
+// comes first, so the transforms after it see the weight's own rows. Its inverse, placing the rows
+// back, needs every weight of the file tensor: the writers do it (fusedFileTensors), and here it is
+// the identity.
 //
 // rope_permute(n) reorders the rows of each of n heads of d rows from rotate-half RoPE order (the
 // first half of a head's rows pairs with its second half) to adjacent pairs (row 2j with 2j + 1):
@@ -30,6 +35,12 @@ export function applyLoadTransforms(raw: RawTensor, transforms: readonly TensorT
   let t = raw;
   for (const tr of transforms) {
     switch (tr.name) {
+      case "rows": {
+        const { start, count } = rowRange(tr, t.shape, fail);
+        const rowBytes = t.bytes.byteLength / t.shape[0]!;
+        t = { ...t, shape: [count, ...t.shape.slice(1)], bytes: t.bytes.subarray(start * rowBytes, (start + count) * rowBytes) };
+        break;
+      }
       case "rope_permute": {
         const heads = ropeHeads(tr, t.shape, fail);
         // A 1-D tensor permutes single elements, which blocks of a quantized type do not allow.
@@ -63,6 +74,8 @@ export function applyStoreTransforms(
   for (let k = transforms.length - 1; k >= 0; k--) {
     const tr = transforms[k]!;
     switch (tr.name) {
+      case "rows":
+        break;
       case "rope_permute": {
         const heads = ropeHeads(tr, shape, fail);
         const bytes = permuteRows(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), shape[0]!, heads, "store");
@@ -87,8 +100,9 @@ export function applyStoreTransforms(
  * The nearest values that survive being stored with `transforms` at f32 and loaded again unchanged:
  * `add(c)` rounds x − c and then x, so not every f32 x comes back exactly. Permutations are exact.
  */
-export function storableF32(values: Float32Array, shape: readonly number[], transforms: readonly TensorTransform[], fail: TransformFailure): Float32Array {
-  if (!transforms.some((t) => t.name === "add")) return values;
+export function storableF32(values: Float32Array, shape: readonly number[], all: readonly TensorTransform[], fail: TransformFailure): Float32Array {
+  if (!all.some((t) => t.name === "add")) return values;
+  const transforms = all.filter((t) => t.name !== "rows"); // values of the weight's own rows
   let v = values;
   for (let round = 0; round < 4; round++) {
     const stored = applyStoreTransforms(v, shape, transforms, fail);
@@ -99,6 +113,21 @@ export function storableF32(values: Float32Array, shape: readonly number[], tran
     v = next;
   }
   return v;
+}
+
+/** The shape a file tensor of `fileShape` has after the transforms: what the weight must be declared as. */
+export function loadedShape(fileShape: readonly number[], transforms: readonly TensorTransform[], fail: TransformFailure): number[] {
+  const rows = transforms.find((t) => t.name === "rows");
+  if (!rows) return [...fileShape];
+  return [rowRange(rows, fileShape, fail).count, ...fileShape.slice(1)];
+}
+
+function rowRange(t: TensorTransform, shape: readonly number[], fail: TransformFailure): { start: number; count: number } {
+  const [start, count] = t.args.map((a) => a.value as number) as [number, number];
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(count) || start < 0 || count <= 0) throw fail(`${describeTransform(t)} needs integers start >= 0 and count > 0`);
+  const rows = shape[0] ?? 0;
+  if (start + count > rows) throw fail(`${describeTransform(t)} reads rows up to ${start + count}, but the file tensor has ${rows}`);
+  return { start, count };
 }
 
 function ropeHeads(t: TensorTransform, shape: readonly number[], fail: TransformFailure): number {
