@@ -208,10 +208,11 @@ function overrideMap(o: LoadModelOptions["overrides"]): Map<string, string> {
 
 /**
  * The window of the model's attention: the widest `window` of its attention ops, or 0 when one of
- * them sees every position (then shifting the context would change what it computes).
+ * them sees every position or reads positions in a score or mask program (then shifting the context
+ * would change what it computes).
  */
 function attentionWindow(graph: Graph): number {
-  const windows = graph.nodes.filter((n) => n.op === "attention").map((n) => Number(n.attrs["window"] ?? 0));
+  const windows = graph.nodes.filter((n) => n.op === "attention").map((n) => (n.attrs["score"] || n.attrs["mask"] ? 0 : Number(n.attrs["window"] ?? 0)));
   return windows.length > 0 && windows.every((w) => w > 0) ? Math.max(...windows) : 0;
 }
 

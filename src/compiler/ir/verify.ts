@@ -19,7 +19,8 @@ export function verifyGraph(g: Graph, after = "lowering"): void {
     for (const i of n.inputs) if (!defined.has(i)) fail(n, `%${i} is used before it is defined`);
     const schema = attrSchema(n.op);
     if (!schema) fail(n, `unknown op '${n.op}'`);
-    for (const k of Object.keys(schema!)) if (!(k in n.attrs)) fail(n, `missing attribute '${k}'`);
+    const optional = opTable.get(n.op)?.optionalAttrs ?? [];
+    for (const k of Object.keys(schema!)) if (!(k in n.attrs) && !optional.includes(k)) fail(n, `missing attribute '${k}'`);
     for (const k of Object.keys(n.attrs)) if (!(k in schema!)) fail(n, `unexpected attribute '${k}'`);
     if (LEAF_OPS.has(n.op)) {
       if (n.inputs.length !== 0) fail(n, `${n.op} takes no inputs`);

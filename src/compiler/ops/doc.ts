@@ -26,7 +26,7 @@ export function renderOpsDoc(): string {
     "|---|---|---|---|---|",
   ];
   for (const d of opTable.values()) {
-    const attrs = Object.entries(d.attrs).map(([k, v]) => `${k}: ${v}`).join(", ") || "—";
+    const attrs = Object.entries(d.attrs).map(([k, v]) => `${k}${d.optionalAttrs?.includes(k) ? "?" : ""}: ${v}`).join(", ") || "—";
     const arity = d.arity < 0 ? "any" : String(d.arity);
     lines.push(`| \`${d.name}\` | ${d.kind} | ${arity} | ${attrs} | ${d.doc.replace(/\|/g, "\\|")} |`);
   }

@@ -116,6 +116,9 @@ const attentionRule: GradientRule = (b, { inputs: [q, k, v], output: o, attrs },
   // dV = Pmᵀ dO, dPm = dO Vᵀ, dS = Pm ∘ (dPm − rowsum(dO ∘ O)), dQ = dS K·scale, dK = dSᵀ Q·scale.
   // Heads are laid out [Hkv, G, len, D] so the G query heads reading one KV head batch together and
   // their K/V gradients sum over G.
+  // Score and mask programs are made by the attention pass, which training graphs do not run: their
+  // attention is the written pattern, differentiated op by op.
+  if (attrs["score"] || attrs["mask"]) throw new Error("internal: no gradient for an attention with score or mask programs");
   const [t, hq, d] = b.ty(q!).shape as [Dim, Dim, Dim];
   const [s, hkv] = b.ty(k!).shape as [Dim, Dim];
   const dt = b.ty(q!).dtype;
@@ -316,6 +319,7 @@ export const NON_DIFFERENTIABLE: ReadonlyMap<string, string> = new Map([
   ...["const", "arange", "dim_value"].map((op) => [op, "a source: no inputs"] as const),
   ...["lt", "le", "gt", "ge", "eq", "ne", "and", "or", "not"].map((op) => [op, "a bool result: piecewise constant"] as const),
   ["argmax", "an integer result: piecewise constant"],
+  ["dropout", "the training graph replaces it by x·mask before differentiating (autodiff/dropout.ts)"],
   ...["fused", "linear", "fused_linear"].map((op) => [op, "made by fusion, which runs after differentiation"] as const),
 ]);
 

@@ -573,8 +573,10 @@ const rotary: Kernel = ([x, cos, sin]) => {
 
 /** Scaled dot-product attention, one (query, head) row at a time. Query t sits at absolute position
  *  S − T + t and key s at s; `causal` hides keys after the query, `window > 0` hides keys at or before
- *  pos − window. Query head h reads kv head ⌊h / (Hq/Hkv)⌋ (consecutive query heads share one, as in
- *  llama.cpp and HF's repeat_kv). A row with every key hidden is 0. */
+ *  pos − window, a `mask` program hides keys where it is false. A `score` program gives each visible
+ *  score anew from (score, q_pos, k_pos, head). Query head h reads kv head ⌊h / (Hq/Hkv)⌋
+ *  (consecutive query heads share one, as in llama.cpp and HF's repeat_kv). A row with every key
+ *  hidden is 0. */
 const attention: Kernel = ([q, k, v], attrs) => {
   for (const [nm, t] of [["q", q!], ["k", k!], ["v", v!]] as const) {
     needFloat(t, "attention", nm);
@@ -591,6 +593,12 @@ const attention: Kernel = ([q, k, v], attrs) => {
   const window = attrInt(attrs, "window", "attention", 0);
   if (window < 0) fail(`attention: window must be ≥ 0 (0 = none), got ${window}`);
   const scale = attrNum(attrs, "scale", "attention", 1 / Math.sqrt(d));
+  const scoreProgram = attrs["score"] as ExprProgram | undefined;
+  const maskProgram = attrs["mask"] as ExprProgram | undefined;
+  const keyPos = Float64Array.from({ length: s }, (_, j) => j);
+  /** One row of a modifier program over the keys: its inputs are named per ATTENTION_*_INPUTS. */
+  const modifierRow = (p: ExprProgram, inputs: (Float64Array | number)[]): Float64Array =>
+    evalProgramRow(p, s, (i) => { const x = inputs[i]!; return typeof x === "number" ? new Float64Array(s).fill(x) : x; }, programTypes(p, inputs.map(() => "f32")))[0]!;
   const group = hq / hkv;
   const qd = q!.data;
   const kd = k!.data;
@@ -604,16 +612,18 @@ const attention: Kernel = ([q, k, v], attrs) => {
     for (let h = 0; h < hq; h++) {
       const kh = Math.floor(h / group);
       const qo = (t * hq + h) * d;
-      let max = -Infinity;
+      const masked = maskProgram ? modifierRow(maskProgram, [pos, keyPos, h]) : null;
       for (let j = 0; j < s; j++) {
-        visible[j] = (causal && j > pos) || (window > 0 && j <= pos - window) ? 0 : 1;
+        visible[j] = (causal && j > pos) || (window > 0 && j <= pos - window) || (masked !== null && !masked[j]) ? 0 : 1;
         if (!visible[j]) continue;
         const ko = (j * hkv + kh) * d;
         let dot = 0;
         for (let e = 0; e < d; e++) dot += qd[qo + e]! * kd[ko + e]!;
         score[j] = dot * scale;
-        if (score[j]! > max) max = score[j]!;
       }
+      if (scoreProgram) score.set(modifierRow(scoreProgram, [score, pos, keyPos, h]));
+      let max = -Infinity;
+      for (let j = 0; j < s; j++) if (visible[j] && score[j]! > max) max = score[j]!;
       acc.fill(0);
       let denom = 0;
       for (let j = 0; j < s; j++) {
@@ -761,6 +771,8 @@ export const referenceKernels: Readonly<Record<string, Kernel>> = {
   gelu: unaryFloat("gelu", (x) => 0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)))),
   erf: unaryFloat("erf", erf),
   recip: unaryFloat("recip", (x) => 1 / x),
+  // Evaluation mode; a training graph has x·mask in its place (autodiff/dropout.ts).
+  dropout: ([x]) => fill([...x!.shape], x!.dtype, (i) => x!.data[i]!),
   not: ([x]) => {
     if (x!.dtype !== "bool") fail(`not needs a bool tensor, got ${x!.dtype}`);
     const d = x!.data;

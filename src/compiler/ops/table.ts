@@ -32,6 +32,8 @@ export interface OpDef {
   /** Number of tensor inputs; VARIADIC for fused ops. */
   arity: number;
   attrs: Record<string, AttrKind>;
+  /** Attributes a node may leave out (each also in `attrs`, for its kind). */
+  optionalAttrs?: readonly string[];
   infer(inputs: TensorTy[], attrs: Attrs): TensorTy;
 }
 
@@ -148,6 +150,16 @@ const defs: OpDef[] = [
   unary("erf", "error function"),
   unary("abs", "|x|", false),
   unary("recip", "1/x"),
+  {
+    name: "dropout", kind: "elementwise", arity: 1, attrs: { p: "float" },
+    doc: "inverted dropout: in training each element is kept with probability 1−p and scaled by 1/(1−p) (the training graph multiplies by a mask, autodiff/dropout.ts); the identity anywhere else, and inference lowering drops it. attrs: p.",
+    infer: ([x], attrs) => {
+      const p = attrs["p"];
+      if (typeof p !== "number" || !(p >= 0 && p < 1)) fail(`dropout probability must lie in [0, 1), got ${String(p)}`);
+      if (!isFloat(x!.dtype)) fail(`dropout needs a floating-point tensor, got ${x!.dtype}`);
+      return { shape: x!.shape, dtype: x!.dtype };
+    },
+  },
   {
     name: "not", kind: "elementwise", arity: 1, attrs: {}, doc: "logical not",
     infer: ([x]) => (x!.dtype === "bool" ? { shape: x!.shape, dtype: "bool" } : fail(`'!' needs a bool tensor, got ${x!.dtype}`)),
@@ -293,9 +305,10 @@ const defs: OpDef[] = [
     },
   },
   {
-    name: "attention", kind: "attention", arity: 3, attrs: { causal: "bool", window: "int", scale: "float" },
-    doc: "softmax(q·kᵀ·scale + mask)·v with GQA. q [T, Hq, D], k/v [S, Hkv, D] → [T, Hq, D]; query t is at position S−T+t; query head h reads kv head h / (Hq/Hkv). attrs: causal, window (0 = none), scale (the elaborator fills 1/√D). A row with every key masked is 0.",
-    infer: ([q, k, v]) => {
+    name: "attention", kind: "attention", arity: 3, attrs: { causal: "bool", window: "int", scale: "float", score: "program", mask: "program" },
+    optionalAttrs: ["score", "mask"],
+    doc: "softmax(mask(score(q·kᵀ·scale)))·v with GQA. q [T, Hq, D], k/v [S, Hkv, D] → [T, Hq, D]; query t is at position S−T+t; query head h reads kv head h / (Hq/Hkv). attrs: causal, window (0 = none), scale (the elaborator fills 1/√D); optional score, an f32 program over (s, q_pos, k_pos, head) giving each score anew (soft-capping, position biases), and mask, a bool program over (q_pos, k_pos, head) that must also hold for a key to be seen (positions and head as f32). A row with every key masked is 0.",
+    infer: ([q, k, v], attrs) => {
       if (!isFloat(q!.dtype) || k!.dtype !== q!.dtype || v!.dtype !== q!.dtype) fail(`attention needs floating-point q, k, v of one type, got ${q!.dtype}, ${k!.dtype}, ${v!.dtype}`);
       for (const [nm, x] of [["q", q!], ["k", k!], ["v", v!]] as const) {
         if (x.shape.length !== 3) fail(`attention's ${nm} must be [len, heads, head_dim], got ${formatShape(x.shape)}`);
@@ -307,6 +320,7 @@ const defs: OpDef[] = [
       const hq = constValue(q!.shape[1]!);
       const hk = constValue(k!.shape[1]!);
       if (hq !== null && hk !== null && (hk === 0 || hq % hk !== 0)) fail(`attention needs query heads (${hq}) to be a multiple of key/value heads (${hk})`);
+      checkAttentionModifiers(attrs);
       return { shape: [q!.shape[0]!, q!.shape[1]!, v!.shape[2]!], dtype: q!.dtype };
     },
   },
@@ -419,6 +433,24 @@ defs.push(
   },
 );
 
+/** Inputs of an attention's score program: the scaled score, then the positions and head. */
+export const ATTENTION_SCORE_INPUTS = ["s", "q_pos", "k_pos", "head"] as const;
+/** Inputs of an attention's mask program. */
+export const ATTENTION_MASK_INPUTS = ["q_pos", "k_pos", "head"] as const;
+
+function checkAttentionModifiers(attrs: Attrs): void {
+  const score = attrs["score"] as ExprProgram | undefined;
+  const mask = attrs["mask"] as ExprProgram | undefined;
+  if (score) {
+    checkProgram(score, ATTENTION_SCORE_INPUTS.length, false);
+    if (programTypes(score, ATTENTION_SCORE_INPUTS.map(() => "f32"))[score.outputs[0]!] !== "f32") fail("attention's score program must give an f32 score");
+  }
+  if (mask) {
+    checkProgram(mask, ATTENTION_MASK_INPUTS.length, false);
+    if (programTypes(mask, ATTENTION_MASK_INPUTS.map(() => "f32"))[mask.outputs[0]!] !== "bool") fail("attention's mask program must give a bool");
+  }
+}
+
 function checkProgram(p: ExprProgram, inputs: number, reductions = true, outputs = 1): void {
   if (p.outputs.length !== outputs) fail(outputs === 1 ? "a fused program has exactly one output" : `this program has exactly ${outputs} outputs`);
   for (const o of p.outputs) if (!Number.isInteger(o) || o < 0 || o >= p.nodes.length) fail(`program output ${o} does not exist`);
@@ -480,7 +512,9 @@ export function opFlops(name: string, ins: number[][], out: number[], attrs: Rec
       const s = ins[1]![0]!;
       const scores = t! * s * hq!;
       const causalFraction = attrs["causal"] ? Math.min(1, (s - t! / 2) / s) : 1;
-      return Math.round(scores * causalFraction * (4 * d! + 5));
+      // Score and mask programs run at every score.
+      const modifiers = ["score", "mask"].reduce((n, k) => n + ((attrs[k] as ExprProgram | undefined)?.nodes.filter((x) => x.kind === "op").length ?? 0), 0);
+      return Math.round(scores * causalFraction * (4 * d! + 5 + modifiers));
     }
     default:
       return 0;

@@ -25,7 +25,8 @@
 //              prologue: the kernel accumulates Σₖ W·e(x) and the reductions in one pass over x,
 //              then scales by s before the epilogue (exact up to rounding: the product is linear)
 //
-// Rank-0 constants are copied into every program that uses them.
+// Rank-0 constants are copied into every program that uses them. Attention written out (scores,
+// masks, softmax, values) became one `attention` node before these rules: passes/attention.ts.
 //
 // Three more rules are decided by the step plan (src/compiler/plan/), which knows the device's
 // limits and where tensors live; their tests sit beside these (test/passes, test/webgpu/plan):

@@ -4,6 +4,7 @@
 import type { Graph } from "../ir/graph.js";
 import { printGraph } from "../ir/text.js";
 import { verifyGraph } from "../ir/verify.js";
+import { fuseAttention } from "./attention.js";
 import { canonicalize } from "./canonicalize.js";
 import { cse } from "./cse.js";
 import { dce } from "./dce.js";
@@ -18,6 +19,7 @@ export interface Pass {
 
 export const passRegistry: Pass[] = [
   { name: "canonicalize", doc: "algebraic identities: x*1, x+0, reshape∘reshape, transpose∘transpose, no-op casts", run: canonicalize },
+  { name: "fuse-attention", doc: "softmax(mask(f(Q·Kᵀ)))·V written out → one attention node with score and mask programs (rules in passes/attention.ts)", run: fuseAttention },
   { name: "fold", doc: "evaluate subgraphs that depend only on constants (e.g. RoPE frequencies) into literals", run: foldConstants },
   { name: "cse", doc: "merge identical nodes", run: cse },
   { name: "fuse-linear", doc: "matmul(x, transpose(W)) with a weight W → linear(x, W)", run: fuseLinear },
@@ -27,7 +29,9 @@ export const passRegistry: Pass[] = [
   { name: "dce", doc: "remove nodes that reach no output and have no effect", run: dce },
 ];
 
-export const DEFAULT_PIPELINE = ["canonicalize", "fold", "cse", "canonicalize", "fuse-linear", "fuse", "fuse-rotary", "fuse-prologue", "dce"];
+// fuse-attention runs before fold, which would turn per-head tables (ALiBi slopes of arange(heads))
+// into literals it cannot read as a function of the head.
+export const DEFAULT_PIPELINE = ["canonicalize", "fuse-attention", "fold", "cse", "canonicalize", "fuse-linear", "fuse", "fuse-rotary", "fuse-prologue", "dce"];
 
 /** The pipeline without fusion: one kernel per primitive op (for tests that compare the two). */
 export const UNFUSED_PIPELINE = ["canonicalize", "fold", "cse", "canonicalize", "dce"];

@@ -9,11 +9,12 @@
 //
 // GQA: query head h reads kv head h / (Hq / Hkv), as in the reference.
 
+import { renderScoreModifier, type ScoreModifier } from "../shared/attention.js";
 import type { DispatchContext } from "./context.js";
 import { constOf, dimExpr } from "./context.js";
 import type { Emitted } from "./elementwise.js";
 import { makeKernel, ParamSet } from "./kernel.js";
-import { f32Literal } from "./lang.js";
+import { cudaLang, f32Literal } from "./lang.js";
 
 const SHARED_LIMIT = 48 * 1024;
 const KEYS_PER_SPLIT = 16;
@@ -30,6 +31,8 @@ interface AttentionParts {
   causal: boolean;
   window: number;
   scale: string;
+  /** The score and mask programs rendered into the loop over keys (null: none). */
+  modifier: ScoreModifier | null;
 }
 
 function parts(ctx: DispatchContext): AttentionParts {
@@ -44,7 +47,8 @@ function parts(ctx: DispatchContext): AttentionParts {
   if (D > 512) throw new Error(`${ctx.label()}: head_dim ${D} is larger than the CUDA attention kernels take (512)`);
   const scale = typeof n.attrs["scale"] === "number" ? (n.attrs["scale"] as number) : 1 / Math.sqrt(D);
   const window = (n.attrs["window"] as number | undefined) ?? 0;
-  return { T, tExpr: dimExpr(tDim!), tFixed: constOf(tDim!) !== null, HQ, HKV, D, sExpr: dimExpr(kTy[0]!), causal: n.attrs["causal"] === true, window: window > 0 ? window : 0, scale: f32Literal(scale) };
+  const modifier = renderScoreModifier(n.attrs, cudaLang(), { score: "s", qPos: "(float)pos", kPos: "(float)j", head: "(float)h" });
+  return { T, tExpr: dimExpr(tDim!), tFixed: constOf(tDim!) !== null, HQ, HKV, D, sExpr: dimExpr(kTy[0]!), causal: n.attrs["causal"] === true, window: window > 0 ? window : 0, scale: f32Literal(scale), modifier };
 }
 
 export function emitAttention(ctx: DispatchContext): Emitted {
@@ -105,9 +109,9 @@ function decode(ctx: DispatchContext, a: AttentionParts): Emitted {
     }
   }
   const block = t.decodeWarps * 32;
-  const main = makeKernel("attention", "attention_decode", params, [], {
+  const main = makeKernel("attention", "attention_decode", params, a.modifier?.helpers ?? [], {
     t: T, single: T === 1, hq: HQ, hkv: HKV, group: HQ / HKV, dim: D, perLane, warps: t.decodeWarps, block,
-    sExpr: a.sExpr, causal: a.causal, window: a.window, splits, partStride,
+    sExpr: a.sExpr, causal: a.causal, window: a.window, splits, partStride, modifier: a.modifier,
     q: qb, k: kb, v: vb, partials, qLoad, dot, accumulate, share,
   });
 
@@ -159,9 +163,9 @@ function prefill(ctx: DispatchContext, a: AttentionParts): Emitted {
     store.push(full ? st : `if (${e} < ${D}) ${st}`);
   }
   const block = warps * 32;
-  const kernel = makeKernel("attention", "attention_prefill", params, [], {
+  const kernel = makeKernel("attention", "attention_prefill", params, a.modifier?.helpers ?? [], {
     t: a.tExpr, hq: HQ, hkv: HKV, group: HQ / HKV, dim: D, perLane, warps, qpw, bq, bk, block,
-    sExpr: a.sExpr, causal: a.causal, window: a.window, scale: a.scale,
+    sExpr: a.sExpr, causal: a.causal, window: a.window, scale: a.scale, modifier: a.modifier,
     q: qb, k: kb, v: vb, accumulate, store,
   });
   return {

@@ -8,10 +8,11 @@
 //            instead of one invocation per head walking it alone.
 
 import { constDim, mulDim, type Dim } from "../../base/symbolic.js";
+import { renderScoreModifier } from "../shared/attention.js";
 import type { DispatchContext } from "./context.js";
 import { constOf, plus } from "./context.js";
 import { BindingSet, grid, headerContext, renderTemplate, type WgslKernel } from "./kernel.js";
-import { f32Literal } from "./lang.js";
+import { f32Literal, wgsl } from "./lang.js";
 import type { WgslTuning } from "./tuning.js";
 
 const DOT1 = "fn dot1(a: f32, b: f32) -> f32 { return a * b; }";
@@ -48,8 +49,10 @@ export function emitAttention(ctx: DispatchContext, tuning: WgslTuning): WgslKer
   while (lanes > 1 && lanes * (D + 2) * 4 > WORKGROUP_STORAGE_BYTES) lanes /= 2;
   const decode = tFixed !== null && tFixed <= tuning.attention.decodeMaxQueries && lanes > 1;
   const g = decode ? grid(rows.max * lanes, lanes) : grid(rows.max, tuning.attention.workgroupSize);
+  const modifier = renderScoreModifier(n.attrs, wgsl, { score: "s", qPos: "f32(pos)", kPos: "f32(js)", head: "f32(h)" });
   const code = renderTemplate(decode ? "attention_decode" : "attention", {
-    ...headerContext("attention", b, vec === 4 ? [] : [DOT1]),
+    ...headerContext("attention", b, [...(vec === 4 ? [] : [DOT1]), ...(modifier?.helpers ?? [])]),
+    modifier,
     t: b.dim(T),
     hq: HQ,
     hkv: HKV,
