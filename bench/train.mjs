@@ -3,11 +3,12 @@
 //
 //   1. gradients: the loss and every weight's gradient of one batch, llmc (CPU reference and WebGPU)
 //      against torch.autograd — max |Δ| relative to the tensor's largest gradient;
-//   2. loss curves: `--steps` AdamW steps on each side (llmc on --backend), the largest relative
-//      difference of the per-step losses, and training tokens/s of each, as a ratio.
+//   2. loss curves: `--steps` AdamW steps on each side (llmc on --backend; on WebGPU with the
+//      optimiser on the device as `llmc train` runs it, or on the host with --host-optimizer), the
+//      largest relative difference of the per-step losses, and training tokens/s of each, as a ratio.
 //
 // Usage: npm run build && node bench/train.mjs [--model FILE.llm] [--steps 200] [--batch 4]
-//        [--context 64] [--lr 3e-3] [--backend webgpu|cpu] [--json]
+//        [--context 64] [--lr 3e-3] [--backend webgpu|cpu] [--host-optimizer] [--json]
 // Needs /usr/bin/python3 with torch (apt-get install python3-torch); not part of CI.
 
 import { execFileSync } from "node:child_process";
@@ -20,7 +21,7 @@ import { parseArgs } from "node:util";
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const dist = (p) => import(join(root, "dist", "src", p));
 const { openTrainingModel } = await dist("train/model.js");
-const { createOptimizer, clipGradNorm } = await dist("train/optimizer.js");
+const { createOptimizer, clipGradNorm, clipScale, deviceOptimizerConfig } = await dist("train/optimizer.js");
 const { CORPUS } = await dist("runtime/weights/corpus.js");
 
 const { values: args } = parseArgs({
@@ -31,6 +32,7 @@ const { values: args } = parseArgs({
     context: { type: "string", default: "64" },
     lr: { type: "string", default: "3e-3" },
     backend: { type: "string", default: "webgpu" },
+    "host-optimizer": { type: "boolean", default: false },
     json: { type: "boolean", default: false },
   },
 });
@@ -78,16 +80,16 @@ const torch = (mode) => {
 
 // The step of each backend (src/train/loss.ts, as llmc train runs it): the batch's mean loss and
 // mean gradients, reading the model's parameters as the optimiser leaves them.
-const { modelLossAndGrad, webGpuLossAndGrad } = await dist("train/loss.js");
+const { modelLossAndGrad, webGpuLossAndGrad, webGpuTraining } = await dist("train/loss.js");
 const backends = new Map();
 async function lossAndGrad(backend, seqs) {
   if (!backends.has(backend)) {
     const { sharedGpu } = await dist("runtime/webgpu/device.js");
     backends.set(backend, backend === "webgpu" ? webGpuLossAndGrad(model, await sharedGpu()) : modelLossAndGrad(model));
   }
-  const batch = { batch: seqs.length, context: T, tokens: Int32Array.from(seqs.flatMap((s) => s.tokens)), targets: Int32Array.from(seqs.flatMap((s) => s.targets)) };
-  return backends.get(backend)(batch);
+  return backends.get(backend)(batchOf(seqs));
 }
+const batchOf = (seqs) => ({ batch: seqs.length, context: T, tokens: Int32Array.from(seqs.flatMap((s) => s.tokens)), targets: Int32Array.from(seqs.flatMap((s) => s.targets)) });
 
 // 1. Gradients of batch 0.
 log(`model ${args.model}: ${flat.length.toLocaleString()} parameters; batch ${B} × ${T} tokens`);
@@ -115,15 +117,36 @@ for (const backend of ["cpu", "webgpu"]) {
 }
 
 // 2. Loss curves.
-const opt = createOptimizer({ kind: "adamw", weightDecay: optimizer.weight_decay, betas: [optimizer.beta1, optimizer.beta2], eps: optimizer.eps }, model.shapes);
+const optConfig = { kind: "adamw", weightDecay: optimizer.weight_decay, betas: [optimizer.beta1, optimizer.beta2], eps: optimizer.eps };
+const onDevice = args.backend === "webgpu" && !args["host-optimizer"];
 const losses = [];
-const started = performance.now();
-for (let step = 0; step < steps; step++) {
-  const { loss, grads } = await lossAndGrad(args.backend, batches[step % batches.length]);
-  clipGradNorm(grads, optimizer.clip);
-  opt.step(model.params, grads, optimizer.lr);
-  losses.push(loss);
-  if ((step + 1) % 25 === 0) log(`llmc step ${step + 1}: loss ${loss.toFixed(4)}`);
+let started;
+if (onDevice) {
+  // As llmc train runs it: parameters, gradient sums and moments stay on the device.
+  const { sharedGpu } = await dist("runtime/webgpu/device.js");
+  const training = webGpuTraining(model, await sharedGpu());
+  const device = training.device(deviceOptimizerConfig(optConfig, model.shapes));
+  // Untimed, as the host path's first use above: the step's buffers and the optimiser's pipelines.
+  await device.loss(batchOf(batches[0]));
+  started = performance.now();
+  for (let step = 0; step < steps; step++) {
+    const { lossSum, gradSumNorm } = await device.accumulate([batchOf(batches[step % batches.length])]);
+    device.update(optimizer.lr, clipScale(gradSumNorm / B, optimizer.clip) / B);
+    losses.push(lossSum / B);
+    if ((step + 1) % 25 === 0) log(`llmc step ${step + 1}: loss ${losses.at(-1).toFixed(4)}`);
+  }
+  await device.readParams(model.params);
+  training.dispose();
+} else {
+  const opt = createOptimizer(optConfig, model.shapes);
+  started = performance.now();
+  for (let step = 0; step < steps; step++) {
+    const { loss, grads } = await lossAndGrad(args.backend, batches[step % batches.length]);
+    clipGradNorm(grads, optimizer.clip);
+    opt.step(model.params, grads, optimizer.lr);
+    losses.push(loss);
+    if ((step + 1) % 25 === 0) log(`llmc step ${step + 1}: loss ${loss.toFixed(4)}`);
+  }
 }
 const llmcTokensPerS = (steps * B * T) / ((performance.now() - started) / 1000);
 for (const b of backends.values()) b.dispose();
@@ -131,7 +154,7 @@ const theirs = torch("train");
 let curve = 0;
 losses.forEach((l, i) => (curve = Math.max(curve, Math.abs(l - theirs.losses[i]) / Math.abs(theirs.losses[i]))));
 const result = {
-  model: args.model, parameters: flat.length, batch: B, context: T, steps, backend: args.backend,
+  model: args.model, parameters: flat.length, batch: B, context: T, steps, backend: args.backend, optimizer_on: onDevice ? "device" : "host",
   gradients: agreement,
   loss_first: [losses[0], theirs.losses[0]], loss_last: [losses.at(-1), theirs.losses.at(-1)],
   loss_curve_max_rel_diff: curve,
@@ -141,6 +164,6 @@ rmSync(work, { recursive: true, force: true });
 if (args.json) console.log(JSON.stringify(result, null, 1));
 else {
   console.log(`loss after ${steps} steps: llmc ${losses.at(-1).toFixed(4)}, torch ${theirs.losses.at(-1).toFixed(4)}; largest per-step difference ${(100 * curve).toFixed(3)}%`);
-  console.log(`training tokens/s: llmc (${args.backend}) ${llmcTokensPerS.toFixed(0)}, torch (CPU, 2 threads) ${theirs.tokens_per_s.toFixed(0)}, ratio ${(llmcTokensPerS / theirs.tokens_per_s).toFixed(3)}×`);
+  console.log(`training tokens/s: llmc (${args.backend}, optimiser on the ${onDevice ? "device" : "host"}) ${llmcTokensPerS.toFixed(0)}, torch (CPU, 2 threads) ${theirs.tokens_per_s.toFixed(0)}, ratio ${(llmcTokensPerS / theirs.tokens_per_s).toFixed(3)}×`);
 }
 process.exit(0);

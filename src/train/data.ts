@@ -3,6 +3,7 @@
 // of the stream → windows of context + 1 tokens (inputs and the targets one position later), drawn
 // in a shuffled order that a seed and the epoch decide, so the order can be saved and resumed.
 
+import type { DropoutKey } from "../compiler/autodiff/index.js";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { extname, join } from "node:path";
 import { rng } from "../runtime/weights/random.js";
@@ -170,6 +171,9 @@ export interface Batch {
   context: number;
   tokens: Int32Array;
   targets: Int32Array;
+  /** Training batches: the dropout draw of the first sequence (sequence s has serial + s);
+   *  validation batches have none, so no dropout. */
+  dropout?: DropoutKey;
 }
 
 /** How many windows of context + 1 tokens (neighbours share one token) a stream holds. */
@@ -236,6 +240,8 @@ export class WindowSampler {
 
   next(batch: number): Batch {
     const starts: number[] = [];
+    // The draw number of the batch's first window: the same for a resumed run (epoch and cursor are saved).
+    const serial = this.epochValue * this.windows + this.cursor;
     while (starts.length < batch) {
       if (this.cursor === this.windows) {
         this.epochValue++;
@@ -244,7 +250,7 @@ export class WindowSampler {
       }
       starts.push(this.order[this.cursor++]! * this.context);
     }
-    return batchOf(this.stream, starts, this.context);
+    return { ...batchOf(this.stream, starts, this.context), dropout: { seed: this.seed, serial } };
   }
 }
 

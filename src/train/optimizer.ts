@@ -4,6 +4,10 @@
 // stored in f32; every step is a pure function of (parameters, gradients, state), so a run resumed
 // from saved state takes exactly the steps the uninterrupted run would have taken.
 
+import type { DeviceOptimizerConfig, OptimizerRule } from "../compiler/target/optimizer.js";
+
+export type { DeviceOptimizerConfig } from "../compiler/target/optimizer.js";
+
 /** Parameters or gradients by name ("embed", "layers.0.wq"), row-major f32. */
 export type Tensors = Map<string, Float32Array>;
 
@@ -46,6 +50,35 @@ export interface Optimizer {
 }
 
 export const defaultDecays = (_name: string, shape: readonly number[]): boolean => shape.length >= 2;
+
+/** The device kernels' view of an optimiser (its scalars computed here in f64, as the host optimiser
+ *  computes them, so the kernels' f32 arithmetic follows the reference below). */
+export function deviceOptimizerConfig(config: OptimizerConfig, shapes: ReadonlyMap<string, readonly number[]>): DeviceOptimizerConfig {
+  createOptimizer(config, shapes); // the same checks of the settings
+  const wd = config.weightDecay ?? 0;
+  const decays = config.decays ?? defaultDecays;
+  const decayed = (name: string) => wd > 0 && decays(name, shapes.get(name) ?? []);
+  const [beta1, beta2] = config.betas ?? [0.9, 0.999];
+  const eps = config.eps ?? 1e-8;
+  const momentum = config.momentum ?? 0;
+  const rule: OptimizerRule = config.kind === "adamw" ? { kind: "adamw" } : { kind: "sgd", nesterov: config.nesterov ?? false };
+  return {
+    rule,
+    decayed,
+    scalars: (t, lr, gradScale) => ({
+      gradScale,
+      beta1,
+      beta2,
+      stepSize: lr / (1 - beta1 ** t),
+      sqrtCorrection2: Math.sqrt(1 - beta2 ** t),
+      eps,
+      keep: 1 - lr * wd,
+      lr,
+      momentum: config.kind === "sgd" ? momentum : 0,
+      weightDecay: wd,
+    }),
+  };
+}
 
 export function createOptimizer(config: OptimizerConfig, shapes: ReadonlyMap<string, readonly number[]>): Optimizer {
   const wd = config.weightDecay ?? 0;
@@ -188,14 +221,19 @@ export function globalNorm(grads: ReadonlyMap<string, Float32Array>): number {
   return Math.sqrt(sum);
 }
 
+/** The factor clipGradNorm scales gradients of global norm `norm` by. */
+export function clipScale(norm: number, maxNorm: number): number {
+  return maxNorm > 0 && norm > maxNorm ? maxNorm / norm : 1;
+}
+
 /**
  * Scales the gradients in place so their global norm is at most `maxNorm` (exactly `maxNorm` when it
  * was larger); returns the norm before clipping. `maxNorm` 0 or Infinity: no clipping.
  */
 export function clipGradNorm(grads: ReadonlyMap<string, Float32Array>, maxNorm: number): number {
   const norm = globalNorm(grads);
-  if (maxNorm > 0 && norm > maxNorm) {
-    const scale = maxNorm / norm;
+  const scale = clipScale(norm, maxNorm);
+  if (scale !== 1) {
     for (const g of grads.values()) for (let i = 0; i < g.length; i++) g[i] = g[i]! * scale;
   }
   return norm;

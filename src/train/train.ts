@@ -1,12 +1,16 @@
 // The training loop: `train(opts)` yields one record per optimiser step. A step draws B·K windows
 // (K micro-batches of B), averages their gradients, clips them to a global norm, and lets the
-// optimiser update the parameters at the schedule's rate. Validation loss every `evalEvery` steps;
+// optimiser update the parameters at the schedule's rate: on the host, or on the device when the
+// model trains there (DeviceTraining: the same steps, with parameters, gradients and moments kept in
+// device memory and read back only for checkpoints). Validation loss every `evalEvery` steps;
 // a checkpoint every `checkpointEvery` steps, at the end, and when the signal aborts (after the step
 // that is running). Everything a step depends on (parameters, optimiser state, data order, step
 // number) is in the checkpoint, so a resumed run takes bit for bit the steps the first would have.
 
 import { validationBatches, WindowSampler, type Batch, type DataOrderState } from "./data.js";
-import { clipGradNorm, createOptimizer, GradientAccumulator, type OptimizerConfig, type OptimizerState, type Tensors } from "./optimizer.js";
+import {
+  clipGradNorm, clipScale, createOptimizer, deviceOptimizerConfig, GradientAccumulator, type DeviceOptimizerConfig, type OptimizerConfig, type OptimizerState, type Tensors,
+} from "./optimizer.js";
 import { learningRate, type ScheduleConfig } from "./schedule.js";
 
 /** The mean next-token loss of a batch and its gradient for every trained parameter (on a device:
@@ -25,6 +29,30 @@ export interface Trainable {
   lossAndGrad: LossAndGrad;
   /** The loss alone, for validation; lossAndGrad's loss when not given. */
   loss?: (batch: Batch) => number | Promise<number>;
+  /** Training on a device instead of lossAndGrad and the host optimiser: given the optimiser, the
+   *  device's training (its parameters start as `params`). */
+  device?: (optimizer: DeviceOptimizerConfig) => DeviceTraining;
+}
+
+/**
+ * Training whose optimiser runs on the device: parameters, the step's gradient sums and the moments
+ * stay in device memory between steps; the host sees a loss and a norm per step, and the parameters
+ * and moments only at checkpoints.
+ */
+export interface DeviceTraining {
+  /** Runs every sequence of the step's micro-batches, summing their losses and gradients on the
+   *  device: the sum of the sequences' losses and the global L2 norm of the summed gradients. */
+  accumulate(batches: readonly Batch[]): Promise<{ lossSum: number; gradSumNorm: number }>;
+  /** One optimiser step at rate `lr` on the gradient sums times `gradScale`; the sums start over. */
+  update(lr: number, gradScale: number): void;
+  /** The mean loss of a batch (validation), without touching the sums. */
+  loss(batch: Batch): Promise<number>;
+  /** Copies the device's parameters into `into` (by name). */
+  readParams(into: Tensors): Promise<void>;
+  /** The optimiser's state, read back. */
+  readState(): Promise<OptimizerState>;
+  /** Continues from saved optimiser state. */
+  restore(state: OptimizerState): void;
 }
 
 /** One optimiser step. */
@@ -90,17 +118,23 @@ export async function* train(opts: TrainOptions): AsyncGenerator<TrainStep> {
   const optimizer = createOptimizer(opts.optimizer, model.shapes);
   const schedule: ScheduleConfig = { ...opts.schedule, steps };
   const resume = opts.resume;
-  if (resume) optimizer.restore(resume.optimizer);
+  const device = model.device?.(deviceOptimizerConfig(opts.optimizer, model.shapes));
+  if (resume) (device ?? optimizer).restore(resume.optimizer);
   const seed = resume?.data.seed ?? opts.seed ?? 0;
   const sampler = new WindowSampler(opts.train, context, seed, resume ? resume.data : undefined);
   const valBatches = opts.val ? validationBatches(opts.val, context, batch, opts.evalBatches ?? 8) : [];
   const history: TrainState["history"] = { train: [...(resume?.history.train ?? [])], val: [...(resume?.history.val ?? [])] };
-  const lossOf = model.loss ?? (async (b: Batch) => (await model.lossAndGrad(b)).loss);
+  const lossOf = device ? (b: Batch) => device.loss(b) : (model.loss ?? (async (b: Batch) => (await model.lossAndGrad(b)).loss));
   const accumulator = new GradientAccumulator();
 
   let step = resume?.step ?? 0;
-  const state = (): TrainState => ({ step, optimizer: optimizer.state(), data: sampler.state(), history });
-  const save = async (reason: CheckpointReason) => opts.checkpoint?.(model.params, state(), reason);
+  // On a device, the parameters (model.params) and moments come back only here.
+  const save = async (reason: CheckpointReason) => {
+    if (device) await device.readParams(model.params);
+    if (!opts.checkpoint) return;
+    const state: TrainState = { step, optimizer: device ? await device.readState() : optimizer.state(), data: sampler.state(), history };
+    await opts.checkpoint(model.params, state, reason);
+  };
 
   while (step < steps) {
     // Signal handlers (SIGINT) run between macrotasks; a CPU step never yields on its own.
@@ -111,13 +145,25 @@ export async function* train(opts: TrainOptions): AsyncGenerator<TrainStep> {
     }
     const started = performance.now();
     const lr = learningRate(schedule, step);
-    for (let k = 0; k < accum; k++) {
-      const { loss, grads } = await model.lossAndGrad(sampler.next(batch));
-      accumulator.add(loss, grads);
+    let loss: number;
+    let gradNorm: number;
+    if (device) {
+      // The mean over the step's sequences (each sequence's loss is the mean over its tokens).
+      const sequences = batch * accum;
+      const sums = await device.accumulate(Array.from({ length: accum }, () => sampler.next(batch)));
+      loss = sums.lossSum / sequences;
+      gradNorm = sums.gradSumNorm / sequences;
+      device.update(lr, clipScale(gradNorm, opts.clip ?? 0) / sequences);
+    } else {
+      for (let k = 0; k < accum; k++) {
+        const micro = await model.lossAndGrad(sampler.next(batch));
+        accumulator.add(micro.loss, micro.grads);
+      }
+      const mean = accumulator.take();
+      loss = mean.loss;
+      gradNorm = clipGradNorm(mean.grads, opts.clip ?? 0);
+      optimizer.step(model.params, mean.grads, lr);
     }
-    const { loss, grads } = accumulator.take();
-    const gradNorm = clipGradNorm(grads, opts.clip ?? 0);
-    optimizer.step(model.params, grads, lr);
     step++;
     const seconds = (performance.now() - started) / 1000;
     const record: TrainStep = { step, loss, lr, tokens_per_s: (batch * context * accum) / Math.max(seconds, 1e-9), grad_norm: gradNorm };

@@ -9,6 +9,8 @@ import { cpuTrainingStep, initialWeights } from "../../src/runtime/cpu/train-ste
 import { CudaTrainingStep } from "../../src/runtime/cuda/train-step.js";
 import { compare, emulated } from "./helpers.js";
 import { expectStepEqualsCpu, microTraining } from "../helpers/training.js";
+import { cudaTraining } from "../../src/train/loss.js";
+import { expectDeviceOptimizerMatchesHost, expectDeviceResumeExact, expectDropoutStepEqualsCpu, microWithDropout } from "../train/device.js";
 
 const steps: CudaTrainingStep[] = [];
 afterAll(() => steps.forEach((s) => s.dispose()));
@@ -29,6 +31,14 @@ describe("a training step on CUDA (emulated)", () => {
       await expectStepEqualsCpu(step, training, weights);
     });
   }
+
+  it("draws the CPU reference's dropout masks", async () => {
+    await expectDropoutStepEqualsCpu((training) => {
+      const step = newStep(training);
+      step.setWeights(initialWeights(microWithDropout(0.3).model, 5));
+      return step;
+    });
+  });
 
   it("sees new weights after setWeights, and positions other than 0 … T−1", async () => {
     const { training, model } = microTraining();
@@ -67,5 +77,23 @@ describe("a training step on CUDA (emulated)", () => {
     expect(() => compileCuda(training.graph, { archs: [{ major: 8, minor: 0 }], prefillChunk: 4 })).toThrow(/input 'targets' that the runtime does not provide \(it provides tokens, pos\)/);
     step.dispose();
     await expect(step.run(Int32Array.of(1), Int32Array.of(2))).rejects.toThrow(/disposed/);
+  });
+});
+
+// The optimiser on CUDA (CudaTraining: parameters, gradient sums and moments in device memory, the
+// graph's kernels reading the weights inside the flat parameter buffer) against the host optimiser.
+describe("the optimiser on CUDA (emulated)", () => {
+  const open = (model: Parameters<typeof cudaTraining>[0]) => cudaTraining(model, emulated());
+
+  it("takes the host AdamW's steps (decay on matrices, clipping, accumulation)", async () => {
+    await expectDeviceOptimizerMatchesHost(open, { kind: "adamw", weightDecay: 0.1 });
+  });
+
+  it("takes the host SGD's steps (Nesterov momentum, L2 decay)", async () => {
+    await expectDeviceOptimizerMatchesHost(open, { kind: "sgd", momentum: 0.9, nesterov: true, weightDecay: 0.05 }, { schedule: { kind: "constant", lr: 1 } });
+  });
+
+  it("resumes from the state it reads back, bit for bit", async () => {
+    await expectDeviceResumeExact(open, { kind: "sgd", momentum: 0.5 });
   });
 });

@@ -118,6 +118,7 @@ const CASES: Record<string, () => CaseArb> = {
   dim_value: () =>
     fc.tuple(fc.constantFrom<DType>("f32", "i32"), fc.integer({ min: 0, max: 1 << 20 })).map(([dtype, value]) => ({ inputs: [], attrs: { dtype, value } })),
   not: () => unaryCase(["bool"]),
+  dropout: () => fc.tuple(unaryCase(FLOATS), fc.double({ min: 0, max: 0.95, noNaN: true })).map(([c, p]) => ({ ...c, attrs: { p } })),
   neg: () => unaryCase(["f32", "f16", "bf16", "i32"]),
   abs: () => unaryCase(["f32", "f16", "bf16", "i32"]),
   cast: () =>

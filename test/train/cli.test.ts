@@ -48,6 +48,8 @@ describe("llmc train: the command line", () => {
     await usage(base("x.gguf", "--val-fraction", "1"), /--val-fraction takes a number in \[0, 1\)/);
     await usage(base("x.gguf", "--min-lr", "0.5"), /minimum learning rate must lie in \[0, lr\]/);
     await usage(base("x.gguf", "--nesterov"), /--nesterov is an SGD option/);
+    await usage(base("x.gguf", "--dropout", "1"), /--dropout takes a number in \[0, 1\), got '1'/);
+    await usage(base("x.gguf", "--dropout", "0.1", "--set", "resid_dropout=0.2"), /give the dropout once/);
     await usage(base("x.gguf", "--backend", "tpu"), /--backend must be auto, webgpu, cpu or cuda/);
     await usage(base("x.gguf", "--context", "65"), /--context 65 is longer than the model's max_seq_len 64/);
   });
@@ -175,7 +177,7 @@ describe("llmc train on WebGPU and with a trained tokenizer", () => {
   const records = (io: { stdout: () => string }) =>
     io.stdout().trim().split("\n").map((l) => JSON.parse(l) as { step: number; loss: number; val_loss?: number; lr: number; grad_norm: number });
 
-  it("takes the CPU reference's steps on WebGPU (the same graph through the target layer)", async () => {
+  it("takes the CPU reference's steps on WebGPU (the same graph through the target layer, the optimiser on the device)", async () => {
     const cpu = bufferIO();
     expect(await runTrain(base(join(dir, "cpu.gguf"), "--steps", "4", "--json"), cpu)).toBe(0);
     const gpu = bufferIO();
@@ -187,6 +189,28 @@ describe("llmc train on WebGPU and with a trained tokenizer", () => {
       expect(Math.abs(r.loss - a[i]!.loss)).toBeLessThan(1e-4 * a[i]!.loss);
       expect(Math.abs(r.grad_norm - a[i]!.grad_norm)).toBeLessThan(1e-3 * a[i]!.grad_norm);
     });
+  });
+
+  it("--dropout: WebGPU (optimiser on the device, or on the host) draws the CPU reference's masks, and dropout changes the steps", async () => {
+    const run = async (name: string, ...more: string[]) => {
+      const io = bufferIO();
+      expect(await runTrain(base(join(dir, name), "--steps", "3", "--json", ...more), io), io.stderr()).toBe(0);
+      return records(io);
+    };
+    const cpu = await run("drop-cpu.gguf", "--dropout", "0.8");
+    const gpu = await run("drop-gpu.gguf", "--dropout", "0.8", "--backend", "webgpu");
+    const hostOptimizer = await run("drop-gpu-host.gguf", "--dropout", "0.8", "--backend", "webgpu", "--host-optimizer");
+    const plain = await run("plain-cpu.gguf");
+    for (const steps of [gpu, hostOptimizer]) {
+      steps.forEach((r, i) => {
+        expect(Math.abs(r.loss - cpu[i]!.loss)).toBeLessThan(1e-5 * cpu[i]!.loss);
+        expect(Math.abs(r.grad_norm - cpu[i]!.grad_norm)).toBeLessThan(1e-4 * cpu[i]!.grad_norm);
+      });
+    }
+    // At random initial weights the residual branches are small: the masks move the loss and the
+    // gradient norm little, but far more than the backends differ.
+    expect(Math.abs(cpu[0]!.loss - plain[0]!.loss)).toBeGreaterThan(1e-4 * plain[0]!.loss);
+    expect(Math.abs(cpu[0]!.grad_norm - plain[0]!.grad_norm)).toBeGreaterThan(2e-3 * plain[0]!.grad_norm);
   });
 
   it("from scratch, --tokenizer becomes the model's vocabulary: the output GGUF encodes as the tokenizer.json", async () => {

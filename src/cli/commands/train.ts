@@ -1,5 +1,5 @@
-// `llmc train FILE.llm|MODEL.gguf --data PATH… -o OUT.gguf [options]`: trains a model on text on the
-// CPU, from scratch (a .llm: llmc init-weights' random weights) or from a GGUF's weights
+// `llmc train FILE.llm|MODEL.gguf --data PATH… -o OUT.gguf [options]`: trains a model on text on
+// WebGPU, CUDA or the CPU, from scratch (a .llm: llmc init-weights' random weights) or from a GGUF's weights
 // (fine-tuning). Writes OUT.gguf (an ordinary model file), OUT.optim (the optimiser and data state
 // that --resume continues from) and OUT.loss.svg (the loss curves). Ctrl-C stops after the running
 // step and writes a checkpoint.
@@ -8,15 +8,16 @@ import { readFile, writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import cliProgress from "cli-progress";
 import { InputError } from "../../runtime/generate/errors.js";
+import { ResourceError } from "../../runtime/errors.js";
 import { tokenizerFromJSON, type Tokenizer } from "../../runtime/tokenizer/index.js";
 import { WeightFileError } from "../../runtime/weights/errors.js";
 import { CheckpointError, plotPath, readCheckpointState, statePath, writeCheckpoint } from "../../train/checkpoint.js";
 import { dataFiles, DataError, splitValidation, tokenizeData, windowCount } from "../../train/data.js";
-import { cudaLossAndGrad, modelLossAndGrad, webGpuLossAndGrad } from "../../train/loss.js";
+import { cudaTraining, modelLossAndGrad, webGpuTraining } from "../../train/loss.js";
 import { CudaError, CudaUnavailableError } from "../../runtime/cuda/errors.js";
 import { sharedGpu } from "../../runtime/webgpu/device.js";
 import { readTokenizerVocab } from "../../runtime/weights/tokenizer-vocab.js";
-import type { LossAndGrad } from "../../train/train.js";
+import type { LossAndGrad, Trainable } from "../../train/train.js";
 import { openTrainingModel, type TrainingModel } from "../../train/model.js";
 import type { OptimizerConfig, OptimizerKind } from "../../train/optimizer.js";
 import { lossCurveSvg } from "../../train/plot.js";
@@ -27,10 +28,10 @@ import { parseSetFlags, printDiagnostics, UsageError } from "./common.js";
 
 export const trainUsage = `usage: llmc train FILE.llm|MODEL.gguf --data PATH… -o OUT.gguf [options]
 
-Trains a model on text on the CPU: from scratch for a .llm file (random weights as llmc init-weights
-writes them), or from a GGUF file's weights (fine-tuning). Writes OUT.gguf, a model file llmc and
-llama.cpp load; OUT.optim, the training state --resume continues from; and OUT.loss.svg, the loss
-curves. Ctrl-C stops after the running step and writes a checkpoint.
+Trains a model on text (WebGPU, CUDA or the CPU): from scratch for a .llm file (random weights as
+llmc init-weights writes them), or from a GGUF file's weights (fine-tuning). Writes OUT.gguf, a model
+file llmc and llama.cpp load; OUT.optim, the training state --resume continues from; and
+OUT.loss.svg, the loss curves. Ctrl-C stops after the running step and writes a checkpoint.
 
 data:
   --data PATH…           text files, folders of them, or .jsonl files (one JSON object a line);
@@ -55,7 +56,9 @@ training:
   --momentum M           SGD momentum (default 0.9)
   --nesterov             SGD with Nesterov momentum
   --clip X               clip the global gradient norm to X (default 1; 0 does not clip)
-  --seed N               seeds the random initial weights and the data order (default 0)
+  --seed N               seeds the random initial weights, the data order and dropout (default 0)
+  --dropout P            residual dropout probability in training (the model's resid_dropout
+                         config value; default the model's, 0 for the bundled ones)
 
 output:
   -o, --output OUT.gguf  the trained model (required)
@@ -68,6 +71,8 @@ output:
 model:
   --backend B            auto (default: webgpu when there is an adapter, else cpu), webgpu, cpu,
                          or cuda (an NVIDIA driver, and nvcc for the kernels)
+  --host-optimizer       on webgpu or cuda, run the optimiser on the host (gradients read back
+                         every sequence) instead of on the device
   --arch FILE.llm        the architecture of a GGUF file, instead of the one it names
   --set name=value       set a config value (repeatable)`;
 
@@ -97,6 +102,7 @@ const options = {
   nesterov: { type: "boolean", default: false },
   clip: { type: "string", default: "1" },
   seed: { type: "string", default: "0" },
+  dropout: { type: "string" },
   output: { type: "string", short: "o" },
   "eval-every": { type: "string", default: "10" },
   "eval-batches": { type: "string", default: "8" },
@@ -104,6 +110,7 @@ const options = {
   resume: { type: "string" },
   json: { type: "boolean", default: false },
   backend: { type: "string", default: "auto" },
+  "host-optimizer": { type: "boolean", default: false },
   arch: { type: "string" },
   set: { type: "string", multiple: true },
 } as const;
@@ -173,6 +180,7 @@ function parseFlags(args: string[]) {
     data,
     output: values.output,
     backend,
+    hostOptimizer: values["host-optimizer"]!,
     textField: values["text-field"]!,
     tokenizer: values.tokenizer,
     valFraction: num("val-fraction", (v) => v >= 0 && v < 1, "in [0, 1)"),
@@ -190,9 +198,18 @@ function parseFlags(args: string[]) {
     resume: values.resume,
     json: values.json!,
     arch: values.arch,
-    overrides: parseSetFlags(values.set),
+    overrides: dropoutOverride(parseSetFlags(values.set), values.dropout === undefined ? undefined : num("dropout", (v) => v >= 0 && v < 1, "in [0, 1)")),
   };
 }
+
+/** `--dropout P` is `--set resid_dropout=P` (the config value the bundled architectures declare). */
+function dropoutOverride(overrides: Map<string, string>, dropout: number | undefined): Map<string, string> {
+  if (dropout === undefined) return overrides;
+  if (overrides.has(DROPOUT_CONFIG)) throw new UsageError(`give the dropout once: --dropout or --set ${DROPOUT_CONFIG}=…`, trainUsage);
+  return new Map([...overrides, [DROPOUT_CONFIG, String(dropout)]]);
+}
+
+const DROPOUT_CONFIG = "resid_dropout";
 
 /** `signal` stands in for Ctrl-C (tests); without it, SIGINT stops the run after the running step. */
 export async function runTrain(args: string[], io: CliIO, signal?: AbortSignal): Promise<number> {
@@ -213,7 +230,7 @@ export async function runTrain(args: string[], io: CliIO, signal?: AbortSignal):
       io.err(`llmc train: ${e.message.split("\n")[0]}\n`);
       return 1;
     }
-    if (e instanceof InputError || e instanceof WeightFileError || e instanceof DataError || e instanceof CheckpointError || e instanceof CudaError || e instanceof CudaUnavailableError) {
+    if (e instanceof InputError || e instanceof WeightFileError || e instanceof DataError || e instanceof CheckpointError || e instanceof CudaError || e instanceof CudaUnavailableError || e instanceof ResourceError) {
       io.err(`llmc train: ${e.message}\n`);
       return 1;
     }
@@ -260,7 +277,7 @@ async function trainFromFlags(flags: Flags, io: CliIO, signal: AbortSignal): Pro
     );
   }
 
-  const lossAndGrad = await trainingBackend(flags.backend, model, io);
+  const backend = await trainingBackend(flags.backend, model, io);
   const settings = { ...flags, overrides: Object.fromEntries(flags.overrides) };
   const progress = stepProgress(io, flags.steps, saved?.state.step ?? 0);
   let last: TrainState | undefined;
@@ -270,7 +287,12 @@ async function trainFromFlags(flags: Flags, io: CliIO, signal: AbortSignal): Pro
   let stopped = false;
   try {
     const steps = train({
-      model: { params: model.params, shapes: model.shapes, lossAndGrad },
+      model: {
+        params: model.params,
+        shapes: model.shapes,
+        lossAndGrad: backend.lossAndGrad,
+        ...(backend.device && !flags.hostOptimizer ? { device: backend.device } : {}),
+      },
       train: trainTokens,
       val,
       steps: flags.steps,
@@ -302,7 +324,7 @@ async function trainFromFlags(flags: Flags, io: CliIO, signal: AbortSignal): Pro
     }
   } finally {
     progress.stop();
-    lossAndGrad.dispose?.();
+    backend.dispose();
   }
   if (!last) {
     io.err(`llmc train: ${flags.resume} is already at step ${saved?.state.step ?? 0} of --steps ${flags.steps}; nothing to do (raise --steps to train on)\n`);
@@ -318,12 +340,22 @@ async function trainFromFlags(flags: Flags, io: CliIO, signal: AbortSignal): Pro
 }
 
 /** Where the training graph runs: WebGPU (asked for, or by auto when an adapter opens), else the CPU
- *  reference. The optimiser runs on the host either way. */
-async function trainingBackend(choice: string, model: TrainingModel, io: CliIO): Promise<LossAndGrad & { dispose?(): void }> {
-  if (choice === "cpu") return modelLossAndGrad(model);
+ *  reference. On WebGPU and CUDA the optimiser can run on the device too (`device`). */
+interface TrainingBackend {
+  lossAndGrad: LossAndGrad;
+  device?: Trainable["device"];
+  dispose(): void;
+}
+
+async function trainingBackend(choice: string, model: TrainingModel, io: CliIO): Promise<TrainingBackend> {
+  const onCpu = (): TrainingBackend => {
+    const lossAndGrad = modelLossAndGrad(model);
+    return { lossAndGrad, dispose: () => lossAndGrad.dispose() };
+  };
+  if (choice === "cpu") return onCpu();
   if (choice === "cuda") {
     try {
-      const step = cudaLossAndGrad(model);
+      const step = cudaTraining(model);
       io.err("llmc train: training on cuda\n");
       return step;
     } catch (e) {
@@ -337,10 +369,10 @@ async function trainingBackend(choice: string, model: TrainingModel, io: CliIO):
   } catch (e) {
     if (choice === "webgpu") throw new InputError(`--backend webgpu: no WebGPU adapter (${(e as Error).message}); train with --backend cpu`);
     io.err(`llmc train: no WebGPU adapter (${(e as Error).message.split("\n")[0]}); training on the CPU\n`);
-    return modelLossAndGrad(model);
+    return onCpu();
   }
   io.err(`llmc train: training on webgpu (${gpu.adapter.description || gpu.adapter.device})\n`);
-  return webGpuLossAndGrad(model, gpu);
+  return webGpuTraining(model, gpu);
 }
 
 async function readTokenizer(path: string): Promise<Tokenizer> {

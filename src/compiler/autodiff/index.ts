@@ -14,6 +14,7 @@ import { runPasses, UNFUSED_PIPELINE } from "../passes/index.js";
 import { specialize } from "../passes/specialize.js";
 import { zeros } from "../ops/gradients.js";
 import { differentiate, GraphAppender } from "./reverse.js";
+import { withDropoutMasks, type DropoutSite } from "./dropout.js";
 
 export interface TrainingGraph {
   /** Inputs `tokens`, `pos` and `targets` ([T] i32 each); outputs the loss ([] f32), then one
@@ -23,6 +24,8 @@ export interface TrainingGraph {
   weightNames: string[];
   /** Rows of the logits: targets must be below it (or negative, to be ignored). */
   vocabSize?: number;
+  /** The dropout masks the step takes as inputs (dropout.ts), in order. */
+  dropout: DropoutSite[];
 }
 
 export interface TrainingOptions {
@@ -69,7 +72,8 @@ function crossEntropy(b: GraphAppender, logits: number): { loss: number; stop: n
 /** The training graph of a forward graph (lowered, passes before fusion: see compileTrainingFile). */
 export function buildTrainingGraph(forward: Graph, opts: TrainingOptions = {}): TrainingGraph {
   if (forward.outputs.length !== 1) throw new Error(`a training graph needs a forward graph with one output (the logits), got ${forward.outputs.length}`);
-  const g = withoutKvCache(forward);
+  const { graph: g, sites } = withDropoutMasks(withoutKvCache(forward));
+  verifyGraph(g, "masking dropout");
   const b = new GraphAppender(g);
   const logits = g.outputs[0]!;
   const lty = b.ty(logits);
@@ -100,7 +104,7 @@ export function buildTrainingGraph(forward: Graph, opts: TrainingOptions = {}): 
   })];
   const graph = renumber(runPasses({ ...back.graph(d.graph), outputs, name: `${forward.name}_train` }, { pipeline: opts.pipeline ?? UNFUSED_PIPELINE }));
   const vocab = constValue(lty.shape[1]!);
-  return { graph, weightNames, ...(vocab !== null ? { vocabSize: vocab } : {}) };
+  return { graph, weightNames, dropout: sites, ...(vocab !== null ? { vocabSize: vocab } : {}) };
 }
 
 export interface TrainingCompileResult {
@@ -118,7 +122,7 @@ export function compileTrainingFile(path: string, opts: CheckOptions & TrainingO
   const sources = check.program.sources;
   const fail = (diagnostics: Diagnostic[]): TrainingCompileResult => ({ training: null, forward: null, model: check.model, diagnostics, sources });
   if (check.diagnostics.some((d) => d.severity === "error") || !check.model) return fail(check.diagnostics);
-  const lowered = lowerModel({ fns: check.fns }, check.model);
+  const lowered = lowerModel({ fns: check.fns }, check.model, { training: true });
   if (!lowered.graph) return fail([...check.diagnostics, ...lowered.diagnostics]);
   const forward = runPasses(lowered.graph, { pipeline: UNFUSED_PIPELINE });
   return {
@@ -131,3 +135,4 @@ export function compileTrainingFile(path: string, opts: CheckOptions & TrainingO
 }
 
 export { differentiate } from "./reverse.js";
+export { dropoutInputs, dropoutMask, type DropoutKey, type DropoutSite } from "./dropout.js";

@@ -219,6 +219,19 @@ export const builtins: Record<string, BuiltinDef> = {
       return x && c && s ? ctx.emit("rotary", [x, c, s], {}, span) : { k: "poison" };
     },
   },
+  dropout: {
+    params: [p("x", "tensor"), p("p", "f32")],
+    doc: "inverted dropout with probability p, active only in training (the identity in inference graphs)",
+    run: (ctx, a, span) => {
+      const x = ctx.tensor(a.get("x")!);
+      const rate = ctx.scalar(a.get("p")!);
+      if (!x || !rate) return { k: "poison" };
+      const prob = Number(rate.value);
+      if (!(prob >= 0 && prob < 1)) return ctx.fail("E0404", `dropout probability must lie in [0, 1), got ${prob}`, a.get("p")!.span);
+      // p = 0 leaves no node at all, so a model without dropout lowers exactly as before.
+      return prob === 0 ? x : ctx.emit("dropout", [x], { p: prob }, span);
+    },
+  },
   attention: {
     params: [p("q", "tensor"), p("k", "tensor"), p("v", "tensor"), p("causal", "bool", false), p("window", "int", 0), p("scale", "f32", 0)],
     doc: "scaled dot-product attention with GQA, causal mask and sliding window",

@@ -7,6 +7,7 @@ import type { ResolvedModel } from "../check/model.js";
 import type { Domain } from "../check/values.js";
 import type { Attrs, TensorTy } from "../ops/table.js";
 import type { Graph, Node } from "./graph.js";
+import { applyAliases } from "./rewrite.js";
 
 class GraphBuilder implements Domain<number> {
   readonly nodes: Node[] = [];
@@ -46,7 +47,9 @@ export interface LowerResult {
   diagnostics: Diagnostic[];
 }
 
-export function lowerModel(program: Program, model: ResolvedModel): LowerResult {
+/** `training`: keep dropout nodes (the training graph turns them into masks); otherwise dropout is the
+ *  identity and leaves the graph here. */
+export function lowerModel(program: Program, model: ResolvedModel, opts: { training?: boolean } = {}): LowerResult {
   const diagnostics: Diagnostic[] = [];
   const builder = new GraphBuilder();
   const result = new Elaborator(program, model, builder, diagnostics).run();
@@ -54,8 +57,7 @@ export function lowerModel(program: Program, model: ResolvedModel): LowerResult 
   const states = new Map(
     [...model.state.values()].map((s) => [s.name, { name: s.name, layers: s.layers, maxSeqLen: s.maxSeqLen, heads: s.heads, headDim: s.headDim }]),
   );
-  return {
-    graph: { name: model.name, nodes: builder.nodes, outputs: [result.output.v], literals: new Map(), states },
-    diagnostics,
-  };
+  const graph: Graph = { name: model.name, nodes: builder.nodes, outputs: [result.output.v], literals: new Map(), states };
+  const dropouts = opts.training ? [] : graph.nodes.filter((n) => n.op === "dropout");
+  return { graph: applyAliases(graph, new Map(dropouts.map((n) => [n.id, n.inputs[0]!]))), diagnostics };
 }

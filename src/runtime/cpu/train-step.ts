@@ -4,7 +4,7 @@
 // model's weights as plain arrays (random initial ones, or a file's).
 
 import { evalDim } from "../../compiler/base/symbolic.js";
-import type { TrainingGraph } from "../../compiler/autodiff/index.js";
+import { dropoutInputs, type DropoutKey, type TrainingGraph } from "../../compiler/autodiff/index.js";
 import type { ResolvedModel } from "../../compiler/check/model.js";
 import type { Graph } from "../../compiler/ir/graph.js";
 import type { HostTensor } from "../../compiler/ops/reference.js";
@@ -41,18 +41,30 @@ export function checkTrainingStep(tg: TrainingGraph, tokens: Int32Array, targets
   return pos ?? Int32Array.from({ length: T }, (_, i) => i);
 }
 
+/** The names of a training graph's inputs: the sequence's, then its dropout masks. */
+export function trainingInputNames(tg: TrainingGraph): string[] {
+  return ["tokens", "pos", "targets", ...tg.dropout.map((s) => s.input)];
+}
+
+/** Every input of one sequence's step by name: tokens, positions, targets, and the dropout masks of
+ *  `dropout` (none: every element kept, as in evaluation). */
+export function trainingInputs(tg: TrainingGraph, tokens: Int32Array, targets: Int32Array, positions: Int32Array, dropout?: DropoutKey): Map<string, Int32Array | Float32Array> {
+  return new Map<string, Int32Array | Float32Array>([["tokens", tokens], ["pos", positions], ["targets", targets], ...dropoutInputs(tg.dropout, tokens.length, dropout)]);
+}
+
 /** The loss and gradients of one sequence: `targets[i]` is the token expected after `tokens[i]`
- *  (negative: ignored); `pos` defaults to 0 … T−1. */
+ *  (negative: ignored); `pos` defaults to 0 … T−1; `dropout` draws the masks (none: no dropout). */
 export function cpuTrainingStep(
   tg: TrainingGraph,
   weights: ReadonlyMap<string, Float32Array>,
   tokens: Int32Array,
   targets: Int32Array,
   pos?: Int32Array,
+  dropout?: DropoutKey,
 ): TrainingStepResult {
   const T = tokens.length;
   const positions = checkTrainingStep(tg, tokens, targets, pos);
-  const inputs = new Map<string, HostTensor["data"]>([["tokens", tokens], ["pos", positions], ["targets", targets]]);
+  const inputs = new Map<string, HostTensor["data"]>(trainingInputs(tg, tokens, targets, positions, dropout));
   const weight = (name: string, shape: number[]) => {
     const w = weights.get(name);
     if (!w) throw new Error(`no weight '${name}' was given`);
