@@ -29,6 +29,8 @@ export interface PlanOptions {
   /** Weights stored packed on the device (f16/bf16 pairs, q8_0/q4_0 blocks), by name; the rest are
    *  f32. Only linear kernels read them, and their gains are never folded into them. */
   weightFormats?: ReadonlyMap<string, StorageDType>;
+  /** Weights split into row ranges (rows of each part), by name: each part is bound on its own. */
+  weightParts?: ReadonlyMap<string, readonly number[]>;
 }
 
 /** WebGPU's default maxStorageBuffersPerShaderStage. */
@@ -177,11 +179,30 @@ export function buildStepPlan(graph: Graph, opts: PlanOptions): StepPlan {
     placement.set(n.id, { buffer: id, offset: 0 });
     storage.set(n.id, "literal");
   };
+  const maxStorageBuffers = opts.maxStorageBuffers ?? DEFAULT_MAX_STORAGE_BUFFERS;
+  /** Parts of a weight split into row ranges (0 when whole). */
+  const partCount = (id: number) => {
+    const p = placement.get(id);
+    return p ? (buffers[p.buffer]?.parts?.length ?? 0) : 0;
+  };
+  /** A linear or gather over a split weight whose parts would not all fit its kernel's bindings
+   *  runs as several dispatches, each over consecutive parts: the ranges (one null: all of them). */
+  const partRanges = (d: Omit<Dispatch, "index">): ([number, number] | null)[] => {
+    const seg = d.linear?.segments[0];
+    const [parts, perPart, base] = seg
+      ? [partCount(seg.weights[0]!), seg.weights.length, linearBindings(d.linear!, (id) => `n${id}`)]
+      : d.kernel === "gather" ? [partCount(d.inputs[0]!), 1, 3] : [0, 1, 0];
+    const fit = Math.max(1, Math.floor((maxStorageBuffers - base) / perPart) + 1);
+    if (parts <= fit) return [null];
+    return Array.from({ length: Math.ceil(parts / fit) }, (_, j) => [j * fit, Math.min(parts, (j + 1) * fit)] as [number, number]);
+  };
   // Kernels over P-dependent shapes are sized for the largest P and read P at each step (emit/).
   const dispatch = (d: Omit<Dispatch, "index">) => {
-    const made: Dispatch = { index: dispatches.length, ...d };
-    dispatches.push(made);
-    for (const o of dispatchOutputs(made)) writer.set(o, made);
+    for (const range of partRanges(d)) {
+      const made: Dispatch = { index: dispatches.length, ...d, ...(range ? { parts: range } : {}) };
+      dispatches.push(made);
+      for (const o of dispatchOutputs(made)) writer.set(o, made);
+    }
   };
   /** The node whose bytes a reshape view shows (offset 0). */
   const viewRoot = (id: number): number => {
@@ -209,7 +230,8 @@ export function buildStepPlan(graph: Graph, opts: PlanOptions): StepPlan {
           const scale = folds?.weights.get(name);
           const format = formats?.get(name);
           const bytes = format ? deviceLayout(format, concreteDims(n.ty.shape, `weight '${name}'`)).bytes : elementsAtMax(n) * ELEMENT_BYTES;
-          id = addBuffer({ kind: "weight", bytes: round16(bytes), holds: name, ...(scale ? { scale } : {}), ...(format ? { format } : {}) });
+          const parts = opts.weightParts?.get(name);
+          id = addBuffer({ kind: "weight", bytes: round16(bytes), holds: name, ...(scale ? { scale } : {}), ...(format ? { format } : {}), ...(parts ? { parts } : {}) });
           weightBuffer.set(name, id);
         }
         placement.set(n.id, { buffer: id, offset: 0 });
@@ -365,23 +387,25 @@ export function buildStepPlan(graph: Graph, opts: PlanOptions): StepPlan {
     const p = inPlace.get(r) ?? placement.get(r);
     return p ? `b${p.buffer}` : `n${r}`;
   };
-  const maxStorageBuffers = opts.maxStorageBuffers ?? DEFAULT_MAX_STORAGE_BUFFERS;
+  const partsOf = (id: number) => Math.max(1, partCount(rootOf(id)));
   for (const d of dispatches) {
-    if (d.linear && linearBindings(d.linear, bufferKey) > maxStorageBuffers) {
-      throw new PlanError(`%${d.node} (${nodes.get(d.node)!.op}) needs ${linearBindings(d.linear, bufferKey)} storage buffers, more than the device's ${maxStorageBuffers}`);
+    const within = d.parts ? () => d.parts![1] - d.parts![0] : partsOf;
+    if (d.linear && linearBindings(d.linear, bufferKey, within) > maxStorageBuffers) {
+      throw new PlanError(`%${d.node} (${nodes.get(d.node)!.op}) needs ${linearBindings(d.linear, bufferKey, within)} storage buffers, more than the device's ${maxStorageBuffers}`);
     }
   }
   const planned =
     opts.mergeLinears === false
       ? dispatches
-      : mergeLinears(dispatches, { producer: (id) => writer.get(rootOf(id))?.index ?? -1, bufferKey, maxStorageBuffers });
+      : mergeLinears(dispatches, { producer: (id) => writer.get(rootOf(id))?.index ?? -1, bufferKey, partsOf, maxStorageBuffers });
 
   // Liveness of activations: written by their dispatch, read by later dispatches through any view.
   const lifetimes = new Map<number, Lifetime>();
   for (const d of planned) {
     if (d.kernel === "kv_append") continue;
     for (const o of dispatchOutputs(d)) {
-      if (!inPlace.has(o)) lifetimes.set(o, { id: o, bytes: round16(elementsAtMax(nodes.get(o)!) * ELEMENT_BYTES), start: d.index, end: d.index });
+      // From its first writer (several dispatches write the row ranges of a split weight's output).
+      if (!inPlace.has(o) && !lifetimes.has(o)) lifetimes.set(o, { id: o, bytes: round16(elementsAtMax(nodes.get(o)!) * ELEMENT_BYTES), start: d.index, end: d.index });
     }
   }
   for (const d of planned) {

@@ -45,7 +45,7 @@ export function planToJson(plan: StepPlan): string {
   const line = (o: unknown) => "    " + JSON.stringify(o);
   const section = (name: string, rows: unknown[], last = false) =>
     `  ${JSON.stringify(name)}: [\n${rows.map(line).join(",\n")}\n  ]${last ? "" : ","}`;
-  const buffers = plan.buffers.map((b) => ({ id: b.id, kind: b.kind, bytes: b.bytes, holds: b.holds }));
+  const buffers = plan.buffers.map((b) => ({ id: b.id, kind: b.kind, bytes: b.bytes, holds: b.holds, ...(b.parts ? { rows_per_binding: b.parts } : {}) }));
   const tensors = plan.graph.nodes
     .filter((n) => plan.placement.has(n.id) || plan.storage.has(n.id))
     .map((n) => {

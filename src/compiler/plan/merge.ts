@@ -15,17 +15,20 @@ export interface MergeContext {
   producer(id: number): number;
   /** The storage a node is bound as (nodes with one key share a binding). */
   bufferKey(id: number): string;
+  /** Bindings a weight takes: its parts when split into row ranges, else 1. */
+  partsOf?(id: number): number;
   /** The device's maxStorageBuffersPerShaderStage. */
   maxStorageBuffers: number;
 }
 
-/** Storage buffers a linear kernel binds: sources and weights as vectors, epilogue and rotation
- *  inputs as scalars (one buffer may be bound both ways), outputs read-write. */
-export function linearBindings(k: LinearKernel, key: (id: number) => string): number {
+/** Storage buffers a linear kernel binds: sources and weights as vectors (a weight split into row
+ *  ranges once per part), epilogue and rotation inputs as scalars (one buffer may be bound both
+ *  ways), outputs read-write. */
+export function linearBindings(k: LinearKernel, key: (id: number) => string, partsOf: (id: number) => number = () => 1): number {
   const keys = new Set<string>();
   for (const s of k.sources) keys.add(`${key(s)}:v`);
   for (const seg of k.segments) {
-    for (const w of seg.weights) keys.add(`${key(w)}:v`);
+    for (const w of seg.weights) for (let j = 0; j < partsOf(w); j++) keys.add(`${key(w)}:v${j || ""}`);
     for (const e of [...seg.extras, ...(seg.rotation?.inputs ?? [])]) keys.add(`${key(e)}:s`);
     keys.add(`${key(seg.node)}:o`);
   }
@@ -41,17 +44,17 @@ export function mergeLinears(dispatches: readonly Dispatch[], ctx: MergeContext)
   const out: Dispatch[] = [];
   dispatches.forEach((d, i) => {
     if (taken.has(i)) return;
-    if (!d.linear) return void out.push(d);
+    if (!d.linear || d.parts) return void out.push(d); // a range of a split weight's parts runs alone
     const prologue = formatProgram(d.linear.prologue);
     let merged: LinearKernel = d.linear;
     for (let j = i + 1; j < dispatches.length; j++) {
       const e = dispatches[j]!;
-      if (taken.has(j) || !e.linear) continue;
+      if (taken.has(j) || !e.linear || e.parts) continue;
       if (e.linear.sources.length !== merged.sources.length || e.linear.sources.some((s, k) => s !== merged.sources[k])) continue;
       if (formatProgram(e.linear.prologue) !== prologue) continue;
       if (!readsOf(e.linear).every((id) => ctx.producer(id) < i)) continue;
       const candidate: LinearKernel = { ...merged, segments: [...merged.segments, ...e.linear.segments] };
-      if (linearBindings(candidate, ctx.bufferKey) > ctx.maxStorageBuffers) continue;
+      if (linearBindings(candidate, ctx.bufferKey, ctx.partsOf) > ctx.maxStorageBuffers) continue;
       merged = candidate;
       taken.add(j);
     }

@@ -33,6 +33,10 @@ export interface PlanBuffer {
   /** weight: how it is stored on the device when not f32 (read only as linear weights and gather
    *  tables; the layouts are in target/storage.ts). */
   format?: StorageDType;
+  /** weight: rows of each part when the matrix is larger than one binding: each row range is a
+   *  device buffer of its own (in the layout of its format), bound part by part by the linear and
+   *  gather kernels. */
+  parts?: readonly number[];
 }
 
 /** Where a tensor's first element is: a buffer and an offset in elements, plus P · perPast for a
@@ -72,6 +76,10 @@ export interface Dispatch {
   weights?: number;
   /** linear and fused_linear: the whole kernel (for linear, the same as the fields above). */
   linear?: LinearKernel;
+  /** linear and gather over a weight split into row ranges whose parts do not all fit one kernel's
+   *  bindings: this dispatch reads parts [first, end) only, and computes the rows they hold (the
+   *  next dispatches, the other parts). */
+  parts?: [number, number];
 }
 
 /**

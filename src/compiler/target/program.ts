@@ -6,7 +6,7 @@ import { evalDim } from "../base/symbolic.js";
 import { EFFECT_OPS, nodeMap, weightNodes, type Graph } from "../ir/graph.js";
 import { gainFolds, scaleWeight, type WeightScale } from "../plan/fold.js";
 import { dispatchOutputs, type StepPlan } from "../plan/plan.js";
-import { deviceBytes, deviceDType, deviceLayout, type DeviceLayout, type StorageDType, type StoredTensor } from "./storage.js";
+import { deviceBytes, deviceDType, deviceLayout, deviceRows, rowsWithin, type DeviceLayout, type StorageDType, type StoredTensor } from "./storage.js";
 
 /**
  * The weight-source contract every executor takes: f32 values by IR weight name ("embed",
@@ -15,6 +15,10 @@ import { deviceBytes, deviceDType, deviceLayout, type DeviceLayout, type Storage
  */
 export type WeightSource = ((name: string, shape: readonly number[]) => Float32Array) & {
   raw?: (name: string) => { dtype: StorageDType; bytes: Uint8Array } | null | undefined;
+  /** A weight's bytes already in its device layout (`w.layout`), uploaded as they are: benchmarks'
+   *  generated weights, which would take longer to repack than to run. Not asked for weights
+   *  uploaded scaled by a folded gain. */
+  device?: (w: DeviceWeight) => Uint8Array | null | undefined;
 };
 
 /** Which dtype each weight should have on the device before the graph's needs are considered. */
@@ -35,6 +39,9 @@ export interface DeviceWeight {
   scale?: WeightScale;
   /** Why the dtype the policy wanted is not used. */
   demoted?: string;
+  /** Rows of each part, for a matrix larger than one binding (`splitWeights`): uploaded as row
+   *  ranges, each a tensor of its own (storage.ts `deviceRows`). */
+  parts?: number[];
 }
 
 export class TargetError extends Error {
@@ -67,13 +74,7 @@ export function deviceWeights(graph: Graph, policy: WeightPolicy, opts: { foldGa
   }
   const linearWeights: string[][] = [];
   for (const u of graph.nodes) {
-    let [lo, hi] = [0, 0];
-    if (u.op === "linear") [lo, hi] = [1, 1 + (u.attrs["weights"] as number)];
-    else if (u.op === "gather") [lo, hi] = [0, 1];
-    else if (u.op === "fused_linear") {
-      const p = u.attrs["x_inputs"] as number;
-      [lo, hi] = [p, p + (u.attrs["weights"] as number)];
-    }
+    const [lo, hi] = rowReads(u);
     u.inputs.forEach((id, i) => {
       const name = nameOf(id);
       if (name && (i < lo || i >= hi)) demote(name, `it is read by a ${u.op} as an f32 tensor`);
@@ -97,6 +98,63 @@ export function deviceWeights(graph: Graph, policy: WeightPolicy, opts: { foldGa
   return [...weights.values()];
 }
 
+/** The inputs [lo, hi) that `u` reads row by row: a linear's weights, a gather's table. */
+function rowReads(u: Graph["nodes"][number]): [number, number] {
+  if (u.op === "linear") return [1, 1 + (u.attrs["weights"] as number)];
+  if (u.op === "gather") return [0, 1];
+  if (u.op === "fused_linear") {
+    const p = u.attrs["x_inputs"] as number;
+    return [p, p + (u.attrs["weights"] as number)];
+  }
+  return [0, 0];
+}
+
+/**
+ * Splits each matrix whose device bytes exceed `limit` (one binding) into row ranges of at most
+ * that many bytes (`parts`), which the linear and gather kernels bind one by one. Only weights read
+ * solely row by row (as linear weights and gather tables, not a graph output) can be split; parts
+ * hold an even number of rows, so a rotated pair of outputs stays in one part. Others are left
+ * whole, and refused for their size by the target.
+ */
+export function splitWeights(graph: Graph, weights: readonly DeviceWeight[], limit: number): void {
+  const byId = nodeMap(graph);
+  const wholeReads = new Set<string>();
+  const nameOf = (id: number) => (byId.get(id)?.op === "weight" ? String(byId.get(id)!.attrs["name"]) : null);
+  for (const id of graph.outputs) wholeReads.add(nameOf(id) ?? "");
+  for (const u of graph.nodes) {
+    const [lo, hi] = rowReads(u);
+    u.inputs.forEach((id, i) => {
+      const name = nameOf(id);
+      if (name && (i < lo || i >= hi)) wholeReads.add(name);
+    });
+  }
+  for (const w of weights) {
+    if (w.layout.bytes <= limit || w.shape.length !== 2 || wholeReads.has(w.name)) continue;
+    const [N, K] = w.shape as [number, number];
+    const rows = rowsWithin(w.dtype, K, limit, 2);
+    if (rows < 2) continue; // not even a pair of rows fits: refused whole
+    w.parts = Array.from({ length: Math.ceil(N / rows) }, (_, j) => Math.min(rows, N - j * rows));
+  }
+}
+
+/** Device bytes of `w`: of its one buffer, or of its parts together. */
+export function deviceWeightSize(w: DeviceWeight): number {
+  if (!w.parts) return w.layout.bytes;
+  return w.parts.reduce((a, rows) => a + deviceLayout(w.dtype, [rows, w.shape[1]!]).bytes, 0);
+}
+
+/** The device bytes of each part of `w` (one whole part when it is not split). */
+export function deviceWeightParts(w: DeviceWeight, all: readonly DeviceWeight[], source: WeightSource): Uint8Array[] {
+  const bytes = deviceWeightBytes(w, all, source);
+  if (!w.parts) return [bytes];
+  let first = 0;
+  return w.parts.map((rows) => {
+    const part = deviceRows(w.dtype, w.shape as [number, number], bytes, first, rows);
+    first += rows;
+    return part;
+  });
+}
+
 /** The weights that stay packed (not f32), by name: what the planner is told. */
 export function packedWeights(weights: readonly DeviceWeight[]): Map<string, StorageDType> {
   return new Map(weights.filter((w) => w.dtype !== "f32").map((w) => [w.name, w.dtype]));
@@ -105,6 +163,11 @@ export function packedWeights(weights: readonly DeviceWeight[]): Map<string, Sto
 /** The bytes to upload for `w` (one of `all`, the program's weights): the file's bytes repacked, or
  *  f32 values (scaled by its folded gain) converted to its dtype. */
 export function deviceWeightBytes(w: DeviceWeight, all: readonly DeviceWeight[], source: WeightSource): Uint8Array {
+  const ready = w.scale ? undefined : source.device?.(w);
+  if (ready) {
+    if (ready.length !== w.layout.bytes) throw new Error(`weight '${w.name}' has ${ready.length} device bytes, expected ${w.layout.bytes}`);
+    return ready;
+  }
   const raw = w.dtype !== "f32" ? source.raw?.(w.name) : undefined;
   let value: StoredTensor;
   if (raw) value = raw;

@@ -398,6 +398,56 @@ export function packForDevice(dtype: StorageDType, fileBytes: Uint8Array, shape:
   return out;
 }
 
+/** The inverse of packForDevice: a tensor's bytes in the file's (ggml's) layout from its device bytes. */
+export function unpackFromDevice(dtype: StorageDType, device: Uint8Array, shape: readonly number[]): Uint8Array {
+  const n = count(shape);
+  const layout = deviceLayout(dtype, shape);
+  if (device.length !== layout.bytes) throw new RangeError(`a ${dtype} tensor of shape [${shape.join(", ")}] has ${layout.bytes} device bytes, got ${device.length}`);
+  const out = new Uint8Array(tensorByteSize(dtype, n));
+  if (dtype !== "q8_0" && dtype !== "q4_0") {
+    out.set(device.subarray(0, out.length));
+    return out;
+  }
+  const { bytesPerBlock } = DTYPES[dtype];
+  const quantBytes = bytesPerBlock - 2;
+  for (let b = 0; b < n / 32; b++) {
+    const o = b * bytesPerBlock;
+    out[o] = device[layout.scaleOffset + 2 * b]!;
+    out[o + 1] = device[layout.scaleOffset + 2 * b + 1]!;
+    out.set(device.subarray(b * quantBytes, (b + 1) * quantBytes), o + 2);
+  }
+  return out;
+}
+
+/** The largest number of rows (a multiple of `multiple`) of a [N, K] matrix of `dtype` whose device
+ *  layout takes at most `limit` bytes; 0 when not even `multiple` rows fit. */
+export function rowsWithin(dtype: StorageDType, K: number, limit: number, multiple = 1): number {
+  let rows = Math.floor(limit / tensorByteSize(dtype, K)); // the device layout's bytes per row, as ggml's
+  while (rows > 0 && deviceLayout(dtype, [rows, K]).bytes > limit) rows--;
+  return rows - (rows % multiple);
+}
+
+/** Rows [first, first + count) of a matrix in its device layout (`bytes`, of `shape`), as a device
+ *  tensor of their own: the same layout of a [count, K] matrix (for q8_0/q4_0 their quants, then
+ *  their scales). A weight larger than one binding is uploaded as such row ranges. */
+export function deviceRows(dtype: StorageDType, shape: readonly [number, number], bytes: Uint8Array, first: number, count: number): Uint8Array {
+  const [N, K] = shape;
+  if (first < 0 || count < 1 || first + count > N) throw new RangeError(`rows ${first}..${first + count} of a matrix of ${N} rows`);
+  const whole = deviceLayout(dtype, shape);
+  const part = deviceLayout(dtype, [count, K]);
+  const out = new Uint8Array(part.bytes);
+  if (dtype !== "q8_0" && dtype !== "q4_0") {
+    const rowBytes = (K * DTYPES[dtype].bytesPerBlock) / DTYPES[dtype].blockSize;
+    out.set(bytes.subarray(first * rowBytes, (first + count) * rowBytes));
+    return out;
+  }
+  const quantRow = dtype === "q8_0" ? K : K / 2;
+  const scaleRow = (K / 32) * 2;
+  out.set(bytes.subarray(first * quantRow, (first + count) * quantRow));
+  out.set(bytes.subarray(whole.scaleOffset + first * scaleRow, whole.scaleOffset + (first + count) * scaleRow), part.scaleOffset);
+  return out;
+}
+
 /** A weight's values as a weight source gives them: f32, or the bytes the file stores. */
 export type StoredTensor = Float32Array | { dtype: StorageDType; bytes: Uint8Array };
 

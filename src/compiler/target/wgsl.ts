@@ -7,17 +7,17 @@
 
 import type { Graph } from "../ir/graph.js";
 import { maxSeqLenOf } from "../ir/graph.js";
-import { emitPlan, CPU_TUNING, GPU_TUNING, type WgslKernel, type WgslTuning } from "../emit/wgsl/index.js";
+import { emitPlan, CPU_TUNING, GPU_TUNING, NO_FEATURES, type WgslFeatures, type WgslKernel, type WgslTuning } from "../emit/wgsl/index.js";
 import { ARGMAX_OUTPUT, greedyOutput, withArgmaxOutput } from "../passes/argmax.js";
 import { buildStepPlan } from "../plan/build.js";
 import { planToJson } from "../plan/json.js";
 import type { PlanBuffer, StepPlan } from "../plan/plan.js";
 import {
-  checkPackedReads, deviceWeights, onlyForOutput, onlyForOutputs, packedWeights, TargetError, tokenTables,
+  checkPackedReads, deviceWeights, onlyForOutput, onlyForOutputs, packedWeights, splitWeights, TargetError, tokenTables,
   type DeviceWeight, type WeightPolicy,
 } from "./program.js";
 
-export { PARAMS_BYTES, type KernelBinding, type WgslKernel, type WgslTuning } from "../emit/wgsl/index.js";
+export { NO_FEATURES, PARAMS_BYTES, type KernelBinding, type WgslFeatures, type WgslKernel, type WgslTuning } from "../emit/wgsl/index.js";
 
 /** The device limits a WGSL program is planned for (WebGPU's names). */
 export interface WgslLimits {
@@ -35,8 +35,11 @@ export interface WgslProfile {
   /** Storage buffers one kernel may bind (merged linears stay within it). */
   maxStorageBuffers: number;
   /** The largest buffer a kernel may bind; absent when planning for no device in particular
-   *  (`llmc compile`), where nothing is refused for its size. */
+   *  (`llmc compile`), where nothing is refused for its size. Weights larger than this are split
+   *  into row ranges, one binding each. */
   maxStorageBufferBindingSize?: number;
+  /** Optional features the device was created with (subgroups, shader-f16). */
+  features: WgslFeatures;
 }
 
 /** The limits `llmc compile --target wgsl --tuning NAME` plans for: llvmpipe's (16 storage buffers per
@@ -48,15 +51,20 @@ export const NOMINAL_LIMITS: Record<WgslProfile["name"], WgslLimits> = {
 
 /** The profile of an adapter: CPU rasterisers get CPU kernel shapes (several rows per invocation,
  *  small workgroups, no barriers), GPUs GPU shapes, with workgroups clamped to the limits; a tuning
- *  given explicitly is used as it is. */
-export function wgslProfile(software: boolean, limits: WgslLimits, opts: { maxStorageBuffers?: number; tuning?: WgslTuning } = {}): WgslProfile {
+ *  given explicitly is used as it is. On a GPU whose subgroups are never smaller than 32 lanes
+ *  (NVIDIA's warps), a linear tile takes one subgroup, so one subgroupAdd replaces the tree. */
+export function wgslProfile(software: boolean, limits: WgslLimits, opts: { maxStorageBuffers?: number; tuning?: WgslTuning; features?: WgslFeatures } = {}): WgslProfile {
   const base = software ? CPU_TUNING : GPU_TUNING;
+  const features = opts.features ?? NO_FEATURES;
   const cap = (n: number) => Math.max(1, Math.min(n, limits.maxComputeWorkgroupSizeX, limits.maxComputeInvocationsPerWorkgroup));
+  const pow2 = (n: number) => 2 ** Math.floor(Math.log2(n));
+  let lanes = base.linear.lanes > 1 ? pow2(cap(base.linear.lanes)) : 1;
+  if (lanes > 1 && features.subgroups && features.subgroupMinSize >= 32) lanes = pow2(Math.min(lanes, features.subgroupMinSize));
   const tuning: WgslTuning = opts.tuning ?? {
     ...base,
     workgroupSize: cap(base.workgroupSize),
     reduceWorkgroupSize: cap(base.reduceWorkgroupSize),
-    linear: { ...base.linear, workgroupSize: cap(base.linear.workgroupSize) },
+    linear: { ...base.linear, workgroupSize: lanes > 1 ? lanes : cap(base.linear.workgroupSize), lanes },
     matmul: { ...base.matmul, workgroupSize: cap(base.matmul.workgroupSize) },
     attention: { ...base.attention, workgroupSize: cap(base.attention.workgroupSize), decodeLanes: cap(base.attention.decodeLanes) },
   };
@@ -65,6 +73,7 @@ export function wgslProfile(software: boolean, limits: WgslLimits, opts: { maxSt
     tuning,
     maxStorageBuffers: Math.min(opts.maxStorageBuffers ?? Infinity, limits.maxStorageBuffersPerShaderStage),
     ...(limits.maxStorageBufferBindingSize !== undefined ? { maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize } : {}),
+    features,
   };
 }
 
@@ -113,6 +122,9 @@ export interface WgslTargetOptions extends WeightPolicy {
   /** Upload weights scaled by the norm gains that multiply them (default true). A training graph
    *  needs each weight as it is: its gradient is of the weight, and the weights change every step. */
   foldGains?: boolean;
+  /** Split matrices larger than the profile's maxStorageBufferBindingSize into row ranges
+   *  (`DeviceWeight.parts`; default false): only for a runtime that uploads each part as a buffer. */
+  splitWeights?: boolean;
 }
 
 const INFERENCE_INPUTS = ["tokens", "pos"] as const;
@@ -138,9 +150,11 @@ export function compileWgsl(graph: Graph, opts: WgslTargetOptions): WgslProgram 
   const inputs = opts.inputs ?? INFERENCE_INPUTS;
   const weights = deviceWeights(g, opts, { foldGains });
   const limit = profile.maxStorageBufferBindingSize ?? Infinity;
+  if (opts.splitWeights) splitWeights(g, weights, limit);
   const weightFormats = packedWeights(weights);
+  const weightParts = new Map(weights.filter((w) => w.parts).map((w) => [w.name, w.parts!]));
   const steps = new Map<number, WgslStep>();
-  const planStep = (T: number) => buildStepPlan(g, { T, maxStorageBuffers: profile.maxStorageBuffers, mergeLinears: profile.tuning.linear.merge, foldGains, weightFormats });
+  const planStep = (T: number) => buildStepPlan(g, { T, maxStorageBuffers: profile.maxStorageBuffers, mergeLinears: profile.tuning.linear.merge, foldGains, weightFormats, weightParts });
   const compileStep = (T: number): WgslStep => {
     const plan = planStep(T);
     checkPackedReads(plan);
@@ -148,9 +162,9 @@ export function compileWgsl(graph: Graph, opts: WgslTargetOptions): WgslProgram 
       if (!inputs.includes(i.name)) throw new TargetError(`the graph has an input '${i.name}' that the runtime does not provide (it provides ${inputs.join(", ")})`);
     }
     for (const b of plan.buffers) {
-      if (b.bytes > limit) throw new BindingSizeError(b, limit);
+      if (b.bytes > limit && !b.parts) throw new BindingSizeError(b, limit);
     }
-    const kernels = emitPlan(plan, profile.tuning);
+    const kernels = emitPlan(plan, profile.tuning, profile.features);
     for (const k of kernels) {
       const n = k.bindings.filter((b) => b.access !== "uniform").length;
       if (n > profile.maxStorageBuffers) throw new TargetError(`the ${k.label} kernel reads and writes ${n} buffers, more than this device's maxStorageBuffersPerShaderStage of ${profile.maxStorageBuffers}`);
@@ -216,8 +230,8 @@ export function wgslProgramFiles(program: WgslProgram, steps: readonly (readonly
     });
     plans.push(`"${name}": ${planToJson(s.plan).trim()}`);
   }
-  const weights = program.weights.map((w) => "    " + JSON.stringify({ name: w.name, shape: w.shape, dtype: w.dtype, bytes: w.layout.bytes, ...(w.scale ? { scaled_by: w.scale.inputs } : {}), ...(w.demoted ? { kept_f32_because: w.demoted } : {}) }));
-  const head = { format: "llmc-wgsl-program/1", profile: program.profile.name, tuning: program.profile.tuning, max_storage_buffers: program.profile.maxStorageBuffers, max_seq_len: program.maxSeqLen };
+  const weights = program.weights.map((w) => "    " + JSON.stringify({ name: w.name, shape: w.shape, dtype: w.dtype, bytes: w.layout.bytes, ...(w.parts ? { rows_per_binding: w.parts } : {}), ...(w.scale ? { scaled_by: w.scale.inputs } : {}), ...(w.demoted ? { kept_f32_because: w.demoted } : {}) }));
+  const head = { format: "llmc-wgsl-program/1", profile: program.profile.name, tuning: program.profile.tuning, features: program.profile.features, max_storage_buffers: program.profile.maxStorageBuffers, max_seq_len: program.maxSeqLen };
   files.set("plan.json", `{\n${Object.entries(head).map(([k, v]) => `"${k}": ${JSON.stringify(v)},`).join("\n")}\n"weights": [\n${weights.join(",\n")}\n],\n${plans.join(",\n")}\n}\n`);
   return files;
 }

@@ -20,6 +20,8 @@ export interface AdapterDescription {
   /** Which of our backends found it. */
   backend: Exclude<GpuBackend, "auto">;
   featureLevel: "core" | "compatibility";
+  /** adapter.info.subgroupMinSize where the adapter reports it, else 0. */
+  subgroupMinSize: number;
 }
 
 /** Limits llmc asks for, up to what the adapter offers (compatibility devices default lower). */
@@ -33,6 +35,9 @@ const WANTED_LIMITS = [
   "maxComputeWorkgroupsPerDimension",
   "maxUniformBufferBindingSize",
 ] as const;
+/** Optional features the kernels use where the adapter has them (emit/wgsl: subgroupAdd in the
+ *  linear kernels' reductions, f16 weights read as vec4<f16>). */
+const WANTED_FEATURES = ["subgroups", "shader-f16"] as const;
 /** Limits where a smaller value is the better one. */
 const WANTED_ALIGNMENTS = ["minStorageBufferOffsetAlignment", "minUniformBufferOffsetAlignment"] as const;
 
@@ -107,7 +112,9 @@ export async function openDevice(gpu: GPU, adapter: GPUAdapter, backend: Adapter
   const requiredLimits: Record<string, number> = {};
   for (const k of WANTED_LIMITS) requiredLimits[k] = adapter.limits[k];
   for (const k of WANTED_ALIGNMENTS) requiredLimits[k] = adapter.limits[k];
-  const device = await adapter.requestDevice({ requiredLimits, label: "llmc" });
-  const i = adapter.info;
-  return new GpuContext(device, { vendor: i.vendor, architecture: i.architecture, device: i.device, description: i.description, backend, featureLevel }, gpu);
+  const requiredFeatures = WANTED_FEATURES.filter((f) => adapter.features.has(f)) as GPUFeatureName[];
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: "llmc" });
+  const i = adapter.info as GPUAdapterInfo & { subgroupMinSize?: number };
+  const description = { vendor: i.vendor, architecture: i.architecture, device: i.device, description: i.description, backend, featureLevel, subgroupMinSize: i.subgroupMinSize ?? 0 };
+  return new GpuContext(device, description, gpu);
 }

@@ -3,15 +3,16 @@
 // runs, and every later step of that shape only writes the per-step parameters (P) and inputs,
 // records one command buffer, submits it once and reads back what the step asks for. A step longer
 // than the program's prefill chunk (the most tokens whose activations fit one binding) runs as
-// chunks; only the last one reads back unless every row is asked for. What does not fit the device
-// (a KV cache, a weight or an activation past maxStorageBufferBindingSize, an allocation Dawn
-// refuses) is a ResourceError.
+// chunks; only the last one reads back unless every row is asked for. A matrix larger than one
+// binding is uploaded in row ranges (the target's `parts`), each its own buffer. What does not fit
+// the device (a KV cache, a weight that cannot be split or an activation past
+// maxStorageBufferBindingSize, an allocation Dawn refuses) is a ResourceError.
 
 import { evalDim } from "../../compiler/base/symbolic.js";
 import type { Graph } from "../../compiler/ir/graph.js";
 import type { HostTensor } from "../../compiler/ops/reference.js";
 import type { StorageDType } from "../../compiler/target/storage.js";
-import { deviceWeightBytes, packedWeights } from "../../compiler/target/program.js";
+import { deviceWeightParts, deviceWeightSize, packedWeights } from "../../compiler/target/program.js";
 import type { PlanBuffer } from "../../compiler/plan/plan.js";
 import {
   ARGMAX_OUTPUT, BindingSizeError, compileWgsl, describeBuffer, PARAMS_BYTES, wgslProfile,
@@ -22,7 +23,7 @@ import { chunksOf, ExecutorBase, type StepInputs, type WeightSource } from "../e
 import type { GpuContext } from "./context.js";
 import { WebGpuError } from "./errors.js";
 import { bindKernels, stepBuffers, type SharedBuffers } from "./pipelines.js";
-import { isSoftwareAdapter } from "./tuning.js";
+import { deviceFeatures, isSoftwareAdapter } from "./tuning.js";
 
 export interface WebGpuExecutorOptions {
   /** Kernel shapes; by default chosen for the adapter. */
@@ -33,6 +34,9 @@ export interface WebGpuExecutorOptions {
   /** Storage buffers one kernel may bind (merged linears stay within it): the device's
    *  maxStorageBuffersPerShaderStage, or fewer. */
   maxStorageBuffers?: number;
+  /** The largest buffer one binding may hold: the device's maxStorageBufferBindingSize, or less
+   *  (larger matrices are split into row ranges; tests force splitting with a small value). */
+  maxStorageBufferBindingSize?: number;
   /** Every matrix in this dtype on the device (`--weight-dtype`); default: the dtype the file stores
    *  (the weight source's `raw`), where the kernels can read it, else f32. */
   weightDType?: StorageDType;
@@ -83,7 +87,8 @@ export class WebGpuExecutor extends ExecutorBase {
   weightBytes = 0;
 
   private readonly device: GPUDevice;
-  private readonly weights = new Map<string, GPUBuffer>();
+  /** Each weight's buffers: one, or one per row range of a split matrix. */
+  private readonly weights = new Map<string, GPUBuffer[]>();
   private readonly kv = new Map<string, GPUBuffer>();
   private readonly params: GPUBuffer;
   private readonly programs = new Map<number, Promise<StepProgram>>();
@@ -99,13 +104,22 @@ export class WebGpuExecutor extends ExecutorBase {
     super(graph);
     this.device = gpu.device;
     this.maxStepShapes = opts.maxStepShapes ?? 4;
-    const profile = wgslProfile(isSoftwareAdapter(gpu.adapter), this.device.limits, {
+    const l = this.device.limits;
+    const limits = {
+      maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+      maxStorageBufferBindingSize: Math.min(l.maxStorageBufferBindingSize, opts.maxStorageBufferBindingSize ?? Infinity),
+      maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+      maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+    };
+    const profile = wgslProfile(isSoftwareAdapter(gpu.adapter), limits, {
+      features: deviceFeatures(gpu),
       ...(opts.tuning ? { tuning: opts.tuning } : {}),
       ...(opts.maxStorageBuffers !== undefined ? { maxStorageBuffers: opts.maxStorageBuffers } : {}),
     });
     try {
       this.program = compileWgsl(graph, {
         profile,
+        splitWeights: true,
         stored: (name) => weights.raw?.(name)?.dtype,
         ...(opts.weightDType ? { requested: opts.weightDType } : {}),
         ...(opts.prefillChunk !== undefined ? { prefillChunk: opts.prefillChunk } : {}),
@@ -268,19 +282,21 @@ export class WebGpuExecutor extends ExecutorBase {
     this.disposed = true;
     for (const p of this.programs.values()) void p.then((prog) => this.destroyProgram(prog), () => undefined);
     this.programs.clear();
-    for (const b of [...this.weights.values(), ...this.kv.values(), this.params]) b.destroy();
+    for (const b of [...[...this.weights.values()].flat(), ...this.kv.values(), this.params]) b.destroy();
   }
 
   // ------------------------------------------------------------------------------------------ setup
 
-  /** Refuses, before anything is allocated, a weight or a layer's KV cache larger than one binding. */
+  /** Refuses, before anything is allocated, a weight that cannot be split or a layer's KV cache
+   *  larger than one binding. */
   private checkSizes(): void {
-    const limit = this.device.limits.maxStorageBufferBindingSize;
+    const limit = this.program.profile.maxStorageBufferBindingSize ?? Infinity;
     for (const w of this.program.weights) {
-      if (w.layout.bytes > limit) {
+      if (w.layout.bytes > limit && !w.parts) {
         const what = `weight '${w.name}' [${w.shape.join(", ")}]${w.dtype !== "f32" ? ` (${w.dtype})` : ""}`;
         throw new ResourceError(
-          `${what} takes ${w.layout.bytes} bytes, more than this adapter's maxStorageBufferBindingSize of ${limit} bytes (splitting large tensors is not supported yet); ` +
+          `${what} takes ${w.layout.bytes} bytes, more than this adapter's maxStorageBufferBindingSize of ${limit} bytes, and cannot be split into row ranges ` +
+            `(only matrices read as linear weights or embedding tables are, at two rows or more per binding); ` +
             `use ${w.dtype === "f32" ? "a quantized model (q8_0 or q4_0 weights stay packed on the device) or " : ""}another backend (--backend cpu)`,
           w.layout.bytes,
           limit,
@@ -303,19 +319,24 @@ export class WebGpuExecutor extends ExecutorBase {
 
   private async upload(source: WeightSource, onUpload: WebGpuExecutorOptions["onUpload"]): Promise<void> {
     this.checkSizes();
-    const total = this.program.weights.reduce((a, w) => a + w.layout.bytes, 0);
+    const total = this.program.weights.reduce((a, w) => a + deviceWeightSize(w), 0);
     await this.gpu.scoped("uploading the weights", () => this.allocating("the weights", total, () => this.uploadWeights(source, total, onUpload)));
   }
 
   private uploadWeights(source: WeightSource, total: number, onUpload: WebGpuExecutorOptions["onUpload"]): void {
     for (const w of this.program.weights) {
       const what = `weight '${w.name}' [${w.shape.join(", ")}]${w.dtype !== "f32" ? ` (${w.dtype})` : ""}`;
-      const bytes = deviceWeightBytes(w, this.program.weights, source);
-      const buf = this.createBuffer(what, { label: `weight ${this.weights.size}`, size: w.layout.bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
-      new Uint8Array(buf.getMappedRange(), 0, bytes.length).set(bytes);
-      buf.unmap();
-      this.weights.set(w.name, buf);
-      this.weightBytes += w.layout.bytes;
+      const parts = deviceWeightParts(w, this.program.weights, source);
+      const label = `weight ${this.weights.size}`;
+      const buffers = parts.map((bytes, j) => {
+        const size = Math.max(16, Math.ceil(bytes.length / 16) * 16);
+        const buf = this.createBuffer(parts.length > 1 ? `rows of ${what} (part ${j})` : what, { label: parts.length > 1 ? `${label} part ${j}` : label, size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
+        new Uint8Array(buf.getMappedRange(), 0, bytes.length).set(bytes);
+        buf.unmap();
+        this.weightBytes += size;
+        return buf;
+      });
+      this.weights.set(w.name, buffers);
       onUpload?.(this.weightBytes, total);
     }
   }
@@ -397,6 +418,11 @@ export class WebGpuExecutor extends ExecutorBase {
     const shared: SharedBuffers = {
       weight: (name) => {
         const w = this.weights.get(name);
+        if (w?.length !== 1) throw new Error(`internal: weight '${name}' was not uploaded whole`);
+        return w[0]!;
+      },
+      weightParts: (name) => {
+        const w = this.weights.get(name);
         if (!w) throw new Error(`internal: weight '${name}' was not uploaded`);
         return w;
       },
@@ -409,11 +435,11 @@ export class WebGpuExecutor extends ExecutorBase {
         return buf;
       },
     };
-    const { buffers, owned, inputs: inputBuffers } = await this.gpu.scoped(`creating ${what}`, () =>
+    const { buffers, owned, inputs: inputBuffers, parts } = await this.gpu.scoped(`creating ${what}`, () =>
       this.allocating(what, stepBytes, () => stepBuffers(plan, shared, (b, desc) => this.createBuffer(describeBuffer(b), desc))),
     );
     const readback = this.device.createBuffer({ label: "llmc readback", size: Math.max(16, Math.ceil(outBytes / 16) * 16), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    const { pipelines, bindGroups } = await bindKernels(this.gpu, kernels, buffers, this.params, `a ${T}-token step`);
+    const { pipelines, bindGroups } = await bindKernels(this.gpu, kernels, buffers, this.params, `a ${T}-token step`, parts);
     const outputs = plan.outputs.map((id) => {
       const p = plan.placement.get(id)!;
       return { buffer: buffers[p.buffer]!, offset: p.offset };

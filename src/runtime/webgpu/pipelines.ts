@@ -67,20 +67,24 @@ export function computePipeline(gpu: GpuContext, k: WgslKernel): Promise<GPUComp
 /** Where the buffers a step shares with other step shapes come from: uploaded weights, KV caches. */
 export interface SharedBuffers {
   weight(name: string): GPUBuffer;
+  /** A weight split into row ranges (PlanBuffer.parts): one buffer per part. */
+  weightParts?(name: string): readonly GPUBuffer[];
   kv(buffer: PlanBuffer): GPUBuffer;
 }
 
 /**
  * The device buffers of a step plan, by plan buffer: weights and KV caches from `shared`, the rest
- * made with `create` and owned by the step (literals filled, inputs writable from the host).
+ * made with `create` and owned by the step (literals filled, inputs writable from the host); and
+ * the parts of weights split into row ranges, by plan buffer (`buffers` holds their first part).
  */
 export function stepBuffers(
   plan: StepPlan,
   shared: SharedBuffers,
   create: (buffer: PlanBuffer, desc: GPUBufferDescriptor) => GPUBuffer,
-): { buffers: GPUBuffer[]; owned: GPUBuffer[]; inputs: Map<string, GPUBuffer> } {
+): { buffers: GPUBuffer[]; owned: GPUBuffer[]; inputs: Map<string, GPUBuffer>; parts: Map<number, readonly GPUBuffer[]> } {
   const owned: GPUBuffer[] = [];
   const inputs = new Map<string, GPUBuffer>();
+  const parts = new Map<number, readonly GPUBuffer[]>();
   const own = (b: PlanBuffer, desc: GPUBufferDescriptor) => {
     const buf = create(b, desc);
     owned.push(buf);
@@ -88,8 +92,13 @@ export function stepBuffers(
   };
   const buffers = plan.buffers.map((b) => {
     switch (b.kind) {
-      case "weight":
-        return shared.weight(b.holds);
+      case "weight": {
+        if (!b.parts) return shared.weight(b.holds);
+        const ps = shared.weightParts?.(b.holds);
+        if (ps?.length !== b.parts.length) throw new WebGpuError(`internal: weight '${b.holds}' was not uploaded in ${b.parts.length} parts`);
+        parts.set(b.id, ps);
+        return ps[0]!;
+      }
       case "kv":
         return shared.kv(b);
       case "literal": {
@@ -108,17 +117,18 @@ export function stepBuffers(
         return own(b, { label: `activation ${b.id}`, size: b.bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
     }
   });
-  return { buffers, owned, inputs };
+  return { buffers, owned, inputs, parts };
 }
 
 /** The pipelines of a step's kernels and their bind groups over the step's buffers (`params`: the
- *  per-step uniform block). */
+ *  per-step uniform block; `parts`: the parts of split weights, stepBuffers'). */
 export async function bindKernels(
   gpu: GpuContext,
   kernels: readonly WgslKernel[],
   buffers: readonly GPUBuffer[],
   params: GPUBuffer,
   what: string,
+  parts: ReadonlyMap<number, readonly GPUBuffer[]> = new Map(),
 ): Promise<{ pipelines: GPUComputePipeline[]; bindGroups: GPUBindGroup[] }> {
   const pipelines: GPUComputePipeline[] = [];
   for (const k of kernels) pipelines.push(await computePipeline(gpu, k));
@@ -127,7 +137,7 @@ export async function bindKernels(
     kernels.map((k, i) =>
       device.createBindGroup({
         layout: bindGroupLayout(device, k.bindings),
-        entries: k.bindings.map((b, j) => ({ binding: j, resource: { buffer: b.buffer === "params" ? params : buffers[b.buffer]! } })),
+        entries: k.bindings.map((b, j) => ({ binding: j, resource: { buffer: b.buffer === "params" ? params : b.part !== undefined ? parts.get(b.buffer)![b.part]! : buffers[b.buffer]! } })),
         label: `${k.label} (${i})`,
       }),
     ),

@@ -17,6 +17,8 @@ export interface KernelParam {
   access: ParamAccess;
   /** The element type, in the language's syntax. */
   elem: string;
+  /** Which row range of a weight split across bindings (plan.ts PlanBuffer.parts). */
+  part?: number;
 }
 
 export interface KernelLang extends ExprLang {

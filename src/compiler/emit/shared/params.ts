@@ -48,7 +48,7 @@ export abstract class KernelParams {
   }
 
   protected add(p: Omit<KernelParam, "name">, name?: string): string {
-    const found = this.list.find((q) => q.buffer === p.buffer && q.offsetBytes === p.offsetBytes && q.elem === p.elem && q.access === p.access);
+    const found = this.list.find((q) => q.buffer === p.buffer && q.offsetBytes === p.offsetBytes && q.elem === p.elem && q.access === p.access && q.part === p.part);
     if (found) return found.name;
     const param = { ...p, name: name ?? this.lang.paramName(this.list.length) };
     this.list.push(param);

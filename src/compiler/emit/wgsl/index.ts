@@ -3,7 +3,7 @@
 import type { Dispatch, StepPlan } from "../../plan/plan.js";
 import { kernelFamilies } from "../shared/families.js";
 import { emitAttention, emitKvAppend } from "./attention.js";
-import { DispatchContext } from "./context.js";
+import { DispatchContext, NO_FEATURES, type WgslFeatures } from "./context.js";
 import { emitElementwise, emitReduce } from "./elementwise.js";
 import type { WgslKernel } from "./kernel.js";
 import { emitCopy, emitGather, emitMatmul, emitRotary } from "./layout.js";
@@ -12,6 +12,7 @@ import type { WgslTuning } from "./tuning.js";
 
 export { PARAMS_BYTES, type KernelBinding, type WgslKernel } from "./kernel.js";
 export { CPU_TUNING, GPU_TUNING, type WgslTuning } from "./tuning.js";
+export { NO_FEATURES, type WgslFeatures } from "./context.js";
 
 const families = kernelFamilies<(ctx: DispatchContext, tuning: WgslTuning) => WgslKernel>({
   elementwise: emitElementwise,
@@ -25,11 +26,11 @@ const families = kernelFamilies<(ctx: DispatchContext, tuning: WgslTuning) => Wg
   copy: emitCopy,
 });
 
-export function emitKernel(plan: StepPlan, dispatch: Dispatch, tuning: WgslTuning): WgslKernel {
-  return families[dispatch.kernel](new DispatchContext(plan, dispatch), tuning);
+export function emitKernel(plan: StepPlan, dispatch: Dispatch, tuning: WgslTuning, features: WgslFeatures = NO_FEATURES): WgslKernel {
+  return families[dispatch.kernel](new DispatchContext(plan, dispatch, features), tuning);
 }
 
-/** Every dispatch's kernel, in dispatch order. */
-export function emitPlan(plan: StepPlan, tuning: WgslTuning): WgslKernel[] {
-  return plan.dispatches.map((d) => emitKernel(plan, d, tuning));
+/** Every dispatch's kernel, in dispatch order (`features`: what the device granted beyond core WGSL). */
+export function emitPlan(plan: StepPlan, tuning: WgslTuning, features: WgslFeatures = NO_FEATURES): WgslKernel[] {
+  return plan.dispatches.map((d) => emitKernel(plan, d, tuning, features));
 }

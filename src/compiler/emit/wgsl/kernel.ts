@@ -18,6 +18,8 @@ export interface KernelBinding {
   /** A plan buffer id, or the per-step parameter block. */
   buffer: number | "params";
   access: Access;
+  /** Which part of a weight split into row ranges (PlanBuffer.parts); absent for whole buffers. */
+  part?: number;
 }
 
 export interface WgslKernel {
@@ -50,7 +52,13 @@ export class BindingSet extends KernelParams {
 
   /** A whole plan buffer as a storage array of `elem` (indices add the tensor's offset). */
   storage(p: Placement, access: "read" | "write", elem: string): string {
+    if (this.ctx.plan.buffers[p.buffer]?.parts) throw new Error(`internal: buffer ${p.buffer} is split into row ranges: bind its parts`);
     return this.buffer(p.buffer, 0, elem, access);
+  }
+
+  /** Part `part` of a weight split into row ranges, as a storage array of `elem`. */
+  part(p: Placement, part: number, elem: string): string {
+    return this.add({ buffer: p.buffer, offsetBytes: 0, elem, access: "read", part });
   }
 
   past(): string {
@@ -62,7 +70,7 @@ export class BindingSet extends KernelParams {
   }
 
   bindings(): KernelBinding[] {
-    return this.list.map((d) => ({ buffer: d.buffer, access: d.access === "write" ? "read_write" : d.access }));
+    return this.list.map((d) => ({ buffer: d.buffer, access: d.access === "write" ? "read_write" : d.access, ...(d.part !== undefined ? { part: d.part } : {}) }));
   }
 }
 
@@ -95,7 +103,8 @@ export function checkGenerated(code: string, family: string): void {
   checkText(code, `WGSL ${family} kernel`);
 }
 
-/** The header partial's context: binding declarations, parameter struct, helper functions. */
-export function headerContext(family: string, b: BindingSet, helpers: string[] = []): Record<string, unknown> {
-  return { kernel: family, bindings: b.declarations(), params: b.usesParams ? PARAMS_STRUCT : "", helpers };
+/** The header partial's context: extensions enabled (`f16`, `subgroups`), binding declarations,
+ *  parameter struct, helper functions. */
+export function headerContext(family: string, b: BindingSet, helpers: string[] = [], enables: readonly string[] = []): Record<string, unknown> {
+  return { kernel: family, enables, bindings: b.declarations(), params: b.usesParams ? PARAMS_STRUCT : "", helpers };
 }

@@ -27,27 +27,48 @@ export function emitGather(ctx: DispatchContext, tuning: WgslTuning): WgslKernel
   const vec = dtype === "f32" && D % 4 === 0 && tp.offset % 4 === 0 && op.offset % 4 === 0 ? 4 : 1;
   const elem = vec === 4 ? "vec4<f32>" : storageType(dtype);
   const b = new BindingSet(ctx);
-  // A packed table (an embedding stored as f16 or q8_0/q4_0 blocks; packed.ts) is dequantized per element.
+  // A packed table (an embedding stored as f16 or q8_0/q4_0 blocks; packed.ts) is dequantized per
+  // element. A table split into row ranges (PlanBuffer.parts) is read from the part holding the id.
   const format = ctx.plan.buffers[tp.buffer]?.format;
+  const parts = ctx.plan.buffers[tp.buffer]?.parts ?? [V];
   const helpers = new Set<string>();
   const width = D / vec;
-  let load: string;
-  let tb: string;
-  if (format && format !== "f32") {
-    if (tp.offset !== 0) throw new Error(`internal: ${ctx.label()}: a packed table must start its buffer`);
-    tb = b.storage(tp, "read", "u32");
-    load = packedReader(format, tb, V, D, vec, helpers).load(`id * ${u32Literal(D)}`, "c");
-  } else {
-    tb = b.storage(tp, "read", elem);
-    load = `${tb}[${plus(tp.offset / vec)}id * ${u32Literal(width)} + c]`;
-  }
+  const enables: string[] = [];
+  // This dispatch's parts (all, unless the plan runs them as several dispatches), rows [first, end).
+  const firsts = parts.map((_, j) => parts.slice(0, j).reduce((a, r) => a + r, 0));
+  const [from, to] = d.parts ?? [0, parts.length];
+  const ranges = firsts.slice(from, to).map((first, j) => {
+    const part = from + j;
+    const bind = (e: string) => (parts.length === 1 ? b.storage(tp, "read", e) : b.part(tp, part, e));
+    const row = first === 0 ? "id" : `(id - ${u32Literal(first)})`;
+    const range = { first, end: first + parts[part]!, load: "" };
+    if (format && format !== "f32") {
+      if (tp.offset !== 0) throw new Error(`internal: ${ctx.label()}: a packed table must start its buffer`);
+      const reader = packedReader(format, bind, parts[part]!, D, vec, helpers, ctx.features.shaderF16);
+      enables.push(...reader.enables);
+      return { ...range, load: reader.load(`${row} * ${u32Literal(D)}`, "c") };
+    }
+    return { ...range, load: `${bind(elem)}[${plus(tp.offset / vec)}${row} * ${u32Literal(width)} + c]` };
+  });
   const ib = b.storage(ip, "read", "i32");
   const out = b.storage(op, "write", elem);
   const count = b.extent(mulDim(nIds, constDim(width)));
   const g = grid(count.max, tuning.workgroupSize);
+  const stored = (load: string) => `${out}[${plus(op.offset / vec)}i] = ${load};`;
+  // Several parts: each id is read from the part holding its row; ids outside this dispatch's
+  // parts are another dispatch's.
+  const store =
+    parts.length === 1
+      ? [stored(ranges[0]!.load)]
+      : ranges.flatMap((r, j) => {
+          const cond = [r.first > 0 && j === 0 ? `id >= ${u32Literal(r.first)}` : "", r.end < V || j < ranges.length - 1 ? `id < ${u32Literal(r.end)}` : ""].filter(Boolean).join(" && ");
+          const open = j === 0 ? (cond ? `if (${cond}) {` : "{") : cond ? `} else if (${cond}) {` : "} else {";
+          return [open, `  ${stored(r.load)}`, ...(j === ranges.length - 1 ? ["}"] : [])];
+        });
   const code = renderTemplate("gather", {
-    ...headerContext("gather", b, [...helpers]),
-    load,
+    ...headerContext("gather", b, [...helpers], [...new Set(enables)]),
+    store,
+    parts: parts.length > 1 ? `${ranges.map((r) => `${r.first}..${r.end}`).join(", ")} of ${V}` : "",
     rows: V,
     width,
     vec,
@@ -55,11 +76,7 @@ export function emitGather(ctx: DispatchContext, tuning: WgslTuning): WgslKernel
     count: count.code,
     maxId: V - 1,
     idBuf: ib,
-    table: tb,
-    out,
     idOffset: plus(ip.offset),
-    tableOffset: plus(tp.offset / vec),
-    outOffset: plus(op.offset / vec),
     workgroupSize: tuning.workgroupSize,
     rowStride: g.rowStride,
   });

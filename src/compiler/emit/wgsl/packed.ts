@@ -1,8 +1,9 @@
 // How the WGSL linear and gather kernels read weights stored other than f32 (dequantisation fused
-// into the loads). The byte layouts are target/storage.ts's; WGSL storage arrays hold 4-byte
-// elements and llvmpipe has no shader-f16, so every dtype is bound as an array<u32>: f16/bf16 two
-// values per word (element e in the low half of word e / 2 when e is even), q8_0/q4_0 quants then
-// f16 scales, two per word.
+// into the loads). The byte layouts are target/storage.ts's. Core WGSL has no 16-bit values
+// (llvmpipe has no shader-f16), so every dtype is bound as an array<u32>: f16/bf16 two values per
+// word (element e in the low half of word e / 2 when e is even), q8_0/q4_0 quants then f16 scales,
+// two per word. Where the device grants shader-f16, f16 weights read four at a time as vec4<f16>
+// (one 8-byte load, converted by the hardware instead of unpack2x16float).
 
 import type { StorageDType } from "../../target/storage.js";
 import { u32Literal } from "./lang.js";
@@ -23,13 +24,18 @@ const HELPERS = {
 };
 
 /**
- * How a linear kernel reads one packed weight [N, K] bound as array<u32> `buf`: `rowBase(row)` is a
- * per-row value declared once (`row` a u32 expression), `load(base, k)` the step-k value (a vec4<f32>
- * of elements 4k..4k+3 of the row when vec is 4, else the f32 element k). Helper sources it calls are
- * added to `helpers`.
+ * How a linear kernel reads one packed weight [N, K], bound by `bind(elem)` as an array of `elem`:
+ * `rowBase(row)` is a per-row value declared once (`row` a u32 expression), `load(base, k)` the
+ * step-k value (a vec4<f32> of elements 4k..4k+3 of the row when vec is 4, else the f32 element k).
+ * Helper sources it calls are added to `helpers`; `f16` (shader-f16 granted) reads f16 as vec4<f16>.
  */
-export function packedReader(format: StorageDType, buf: string, N: number, K: number, vec: number, helpers: Set<string>) {
+export function packedReader(format: StorageDType, bind: (elem: string) => string, N: number, K: number, vec: number, helpers: Set<string>, f16 = false) {
   if (format === "f32") throw new Error("internal: f32 weights are read as array<f32>, not packed");
+  if (f16 && vec === 4 && format === "f16") {
+    const halves = bind("vec4<f16>");
+    return { rowBase: (row: string) => `${row} * ${u(K)}`, load: (b: string, k: string) => `vec4<f32>(${halves}[${b} / 4u + ${k}])`, blocked: null, enables: ["f16"] };
+  }
+  const buf = bind("u32");
   const scaleWord = format === "q8_0" ? (N * K) / 4 : (N * K) / 8; // first u32 of the scales
   const need = (...hs: (keyof typeof HELPERS)[]) => hs.forEach((h) => helpers.add(HELPERS[h]));
   // The row's first element.
@@ -92,5 +98,5 @@ export function packedReader(format: StorageDType, buf: string, N: number, K: nu
       blocked = { scale, quants: (b, kb, kk) => `llmc_q4x4r(${buf}[${b} / 8u + ${kb} * 4u + (${kk} & 3u)], ${kk} & 4u)` };
     }
   }
-  return { rowBase, load, blocked };
+  return { rowBase, load, blocked, enables: [] as string[] };
 }

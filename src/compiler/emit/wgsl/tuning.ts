@@ -13,7 +13,13 @@ export interface WgslTuning {
   reduceWorkgroupSize: number;
   linear: {
     workgroupSize: number;
-    /** Output features (rows of W) per invocation. */
+    /** Invocations that share one tile, striding along K (1: an invocation computes its tile
+     *  alone). Above 1 a workgroup of `lanes` invocations owns a tile, neighbouring lanes read
+     *  neighbouring 16-byte words of each weight row (coalesced loads), and their partial sums meet
+     *  in a workgroup-memory tree or a subgroupAdd (emit/wgsl/linear.ts). A power of two; the
+     *  workgroup size is then `lanes`. */
+    lanes: number;
+    /** Output features (rows of W) per tile: per invocation, or per workgroup when lanes > 1. */
     rowsPerInvocation: number;
     /** Rows of x per invocation when x has several rows (prefill): a register tile of
      *  rowsPerInvocation × tileM outputs, each weight row read once per tile. */
@@ -52,7 +58,7 @@ export const CPU_TUNING: WgslTuning = {
   workgroupSize: 64,
   elementsPerInvocation: 4,
   reduceWorkgroupSize: 16,
-  linear: { workgroupSize: 32, rowsPerInvocation: 8, tileM: 8, merge: true },
+  linear: { workgroupSize: 32, lanes: 1, rowsPerInvocation: 8, tileM: 8, merge: true },
   // Batched matmul on llvmpipe (test/webgpu/bench-matmul.mjs, 2 cores, noisy), GFLOP/s for one
   // element per invocation → 4×4 tiles → 8×8 tiles: 256³ 1.1 → 7.1 → 11–12; [2048,128]@[128,256]
   // 2.2 → 13 → 12–18; [128,256]@[256,688] 2.3 → 12 → 11–17. 8×16 and 16×8 are no better, 16×16 and
@@ -61,13 +67,17 @@ export const CPU_TUNING: WgslTuning = {
   attention: { workgroupSize: 8, decodeMaxQueries: 4, decodeLanes: 16 },
 };
 
-/** Discrete and integrated GPUs: many lanes, so one output per invocation and large workgroups. */
+/** Discrete and integrated GPUs: many lanes, so one output per invocation and large workgroups; a
+ *  linear's weight rows are read by a workgroup of 64 lanes each, side by side along K, so that a
+ *  warp's loads of a row fall in consecutive bytes (one row per invocation, measured on an H200 at
+ *  ~1.4% of the bandwidth, never coalesces). Two rows per workgroup reuse each x load; four rows of x
+ *  per tile in prefill. Not measured on a GPU yet (docs/roofline.md says what to measure). */
 export const GPU_TUNING: WgslTuning = {
   profile: "gpu",
   workgroupSize: 256,
   elementsPerInvocation: 1,
   reduceWorkgroupSize: 64,
-  linear: { workgroupSize: 64, rowsPerInvocation: 1, tileM: 4, merge: true },
+  linear: { workgroupSize: 64, lanes: 64, rowsPerInvocation: 2, tileM: 4, merge: true },
   // Not measured on a GPU yet: moderate register tiles, outputs below a few waves one per invocation.
   matmul: { workgroupSize: 64, tileM: 4, tileN: 4, minTiledOutputs: 4096 },
   attention: { workgroupSize: 32, decodeMaxQueries: 4, decodeLanes: 64 },
