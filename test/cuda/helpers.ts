@@ -24,6 +24,7 @@ import type { WeightSource } from "../../src/runtime/executor.js";
 import { buildEmulatedModule, buildFakeLibcuda, emulatedImage } from "../../tools/cuda-emulation/build.js";
 import { CudaExecutor, type CudaExecutorOptions } from "../../src/runtime/cuda/executor.js";
 import { findNvcc } from "../../src/runtime/cuda/ptx.js";
+import { archName, type ComputeCapability } from "../../src/compiler/emit/cuda/tuning.js";
 import { CI, expectClose as expectCloseTo } from "../helpers/graph.js";
 
 export { CI, compare, dims, GraphBuilder, testWeights } from "../helpers/graph.js";
@@ -57,12 +58,13 @@ export function nvccCheck(source: string, arch = "sm_80"): void {
 
 // ------------------------------------------------------------------------------------------ executor
 
-/** Executor options that run on the emulation (and check the module with nvcc as it is loaded). */
+/** Executor options that run on the emulation (and check the module with nvcc as it is loaded, for
+ *  the architecture the fake driver reports). */
 export function emulated(opts: CudaExecutorOptions = {}): CudaExecutorOptions {
   return {
     libcuda: buildFakeLibcuda(),
-    image: (m: CudaModule) => {
-      nvccCheck(m.source);
+    image: (m: CudaModule, arch: ComputeCapability) => {
+      nvccCheck(m.source, archName(arch));
       return emulatedImage(buildEmulatedModule(m.source, m.kernels));
     },
     ...opts,

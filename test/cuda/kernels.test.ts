@@ -14,6 +14,8 @@ import { CudaExecutor } from "../../src/runtime/cuda/executor.js";
 import { decodeTensor, encodeTensor } from "../../src/compiler/target/storage.js";
 import { CI, dims, draw, emulated, expectClose, GraphBuilder, runUnion, testWeights, union, unionWeights, withComputeCapability, withSeed, type UnionCase } from "./helpers.js";
 import type { StorageDType } from "../../src/compiler/target/storage.js";
+import { matvecShape } from "../../src/compiler/emit/cuda/linear.js";
+import { parseArch, tuningFor } from "../../src/compiler/emit/cuda/tuning.js";
 
 const N = (local: number) => (CI ? local * 3 : local);
 const seedArb = fc.integer({ min: 0, max: 1 << 30 });
@@ -229,6 +231,85 @@ describe("CUDA matrix products", () => {
         })));
   }
 
+  // Long rows split K over the warps of a block (combined in shared memory) and keep several chunks
+  // of each row in flight; many rows (sm75's 72 SMs: a few hundred) keep K whole.
+  for (const [cc, label, salt] of [["7.5", "sm75", 26], ["8.0", "sm80", 27], ["9.0", "sm90", 28]] as const) {
+    it(`linear decode matvec: K split over warps, several 16-byte loads in flight, rows per warp by format — ${label}`, () =>
+      withSeed(salt, () =>
+        withComputeCapability(cc, async () => {
+          const tuning = tuningFor(parseArch(cc.replace(".", "")));
+          const arb = fc.record({
+            format: fc.constantFrom<StorageDType>("f32", "f16", "bf16", "q8_0", "q4_0"),
+            m: fc.integer({ min: 1, max: 4 }),
+            many: fc.boolean(),
+            ragged: fc.boolean(),
+            chunks: fc.integer({ min: 64, max: 200 }),
+            n: fc.integer({ min: 1, max: 48 }),
+            epi: fc.constantFrom(...Object.keys(EPILOGUES)),
+            seed: seedArb,
+          });
+          const drawn = draw(arb, N(14), salt);
+          const cases = drawn.map((d) => {
+            const quant = d.format === "q8_0" || d.format === "q4_0";
+            // Many rows only where it stays cheap to emulate: 1-element chunks of f32/f16/bf16.
+            const many = d.many && cc === "7.5" && !quant;
+            const ragged = (d.ragged || many) && !quant;
+            const elems = d.format === "q4_0" ? 32 : d.format === "q8_0" ? 16 : d.format === "f32" ? 4 : 8;
+            const K = ragged ? d.chunks + (d.chunks % 2 === 0 ? 1 : 0) : quant ? 32 * Math.ceil((elems * d.chunks) / 32) : elems * d.chunks;
+            const Nn = many ? 600 + 7 * d.n : d.n;
+            return { ...linearCase(d.m, K, Nn, d.epi, d.format, d.seed, null), shape: matvecShape(tuning, d.format, Nn, K, EPILOGUES[d.epi]!.weights, false) };
+          });
+          if (!cases.some((c) => c.shape.splits > 1 && c.shape.inFlight > 1)) throw new Error("no case splits K with several loads in flight");
+          if (cc === "7.5" && !cases.some((c) => c.shape.splits === 1 && c.shape.inFlight > 1)) throw new Error("no case keeps K whole with several loads in flight");
+          for (const format of ["f32", "f16", "bf16", "q8_0", "q4_0"] as const) {
+            const mine = cases.filter((c) => c.format === format);
+            if (mine.length > 0) await runUnion(mine, { storedAs: (name) => (/w\d$/.test(name) ? format : "f32") }, (c) => referenceWeights(c as (typeof cases)[number]));
+          }
+        })));
+  }
+
+  // K a multiple of 8: the tensor-core kernel stages groups of 8 k per thread (raw 16-byte copies of
+  // f16/bf16, quantized blocks dequantised in registers) with the next K step loaded during the mma;
+  // K need not be a multiple of the K step, x may be a strided view (element loads).
+  for (const [cc, label, salt] of [["8.0", "sm80", 29], ["9.0", "sm90", 30]] as const) {
+    it(`linear prefill on tensor cores: staged groups of 8 for every weight format — ${label}`, () =>
+      withSeed(salt, () =>
+        withComputeCapability(cc, async () => {
+          const arb = fc.record({
+            format: fc.constantFrom<StorageDType>("f16", "bf16", "q8_0", "q4_0"),
+            m: fc.integer({ min: 5, max: 80 }),
+            kGroups: fc.integer({ min: 1, max: 24 }),
+            n: fc.integer({ min: 1, max: 150 }),
+            epi: fc.constantFrom(...Object.keys(EPILOGUES)),
+            seed: seedArb,
+          });
+          const drawn = draw(arb, N(12), salt);
+          for (const format of ["f16", "bf16", "q8_0", "q4_0"] as const) {
+            const cases = drawn.filter((d) => d.format === format).map((d) => {
+              const K = format === "q8_0" || format === "q4_0" ? 32 * Math.ceil(d.kGroups / 4) : 8 * d.kGroups;
+              return linearCase(d.m, K, d.n, d.epi, format, d.seed, format === "bf16" ? "bf16" : "f16");
+            });
+            if (cases.length > 0) await runUnion(cases, { storedAs: (name) => (/w\d$/.test(name) ? format : "f32") }, (c) => referenceWeights(c as (typeof cases)[number]));
+          }
+          const f32 = draw(arb, N(4), salt + 100).map((d) => linearCase(d.m, 8 * d.kGroups, d.n, d.epi, "f32", d.seed, "f16"));
+          await runUnion(f32, { f32TensorCores: true }, (c) => referenceWeights(c as (typeof f32)[number]));
+        })));
+  }
+
+  for (const [cc, label, salt] of [["8.0", "sm80", 31], ["9.0", "sm90", 32]] as const) {
+    it(`linear prefill on tensor cores: the large tiles (128 x 128, 64 x 128) where the grid still fills the GPU — ${label}`, () =>
+      withSeed(salt, () =>
+        withComputeCapability(cc, async () => {
+          const [seedA, seedB] = draw(seedArb, 2, salt);
+          // 2 x 66 blocks of 128 x 128, or 2 x 66 of 64 x 128 where 1 x 66 of 128 x 128 would not fill 132 (108) SMs.
+          const cases = [linearCase(200, 32, 8448, "bias", "q4_0", seedA!, "f16"), linearCase(100, 32, 8448, "residual", "q4_0", seedB!, "f16")];
+          const sources: string[] = [];
+          const base = emulated();
+          await runUnion(cases, { storedAs: (name) => (/w\d$/.test(name) ? "q4_0" : "f32"), image: (m, arch) => (sources.push(m.source), base.image!(m, arch)) }, (c) => referenceWeights(c as (typeof cases)[number]));
+          for (const tile of ["128 x 128", "64 x 128"]) if (!sources.some((s) => s.includes(`computes a ${tile} tile`))) throw new Error(`no launch took the ${tile} tile`);
+        })));
+  }
+
   it("linear prefill tiles of f32 weights on tensor cores (f32TensorCores)", () =>
     withSeed(24, async () => {
       const arb = fc.record({ m: fc.integer({ min: 5, max: 40 }), k: fc.integer({ min: 1, max: 70 }), n: fc.integer({ min: 1, max: 40 }), seed: seedArb });
@@ -240,8 +321,12 @@ describe("CUDA matrix products", () => {
     withSeed(25, async () => {
       const RMS = parseProgram("in0; mul(0, 0); mean(1); 0.00001:f32; add(2, 3); rsqrt(4); mul(0, 5); in1; mul(6, 7) -> 8");
       const ROT = parseProgram("in0; in1; mul(0, 1); cos(2); sin(2) -> 3, 4");
-      const arb = fc.record({ m: fc.oneof(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 5, max: 40 })), k: fc.integer({ min: 1, max: 80 }), heads: fc.integer({ min: 1, max: 3 }), headHalf: fc.integer({ min: 1, max: 4 }), n2: fc.integer({ min: 1, max: 20 }), seed: seedArb });
-      const cases = draw(arb, N(8), 25).map(({ m, k, heads, headHalf, n2, seed }): UnionCase => {
+      const arb = fc.record({ m: fc.oneof(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 5, max: 40 })), k: fc.oneof(fc.integer({ min: 1, max: 80 }), fc.integer({ min: 256, max: 700 })), heads: fc.integer({ min: 1, max: 3 }), headHalf: fc.integer({ min: 1, max: 4 }), n2: fc.integer({ min: 1, max: 20 }), seed: seedArb });
+      const drawn = draw(arb, N(8), 25);
+      // Decode rows with long x split K over warps: the prologue's reductions are combined too.
+      const sm80 = tuningFor(parseArch("sm_80"));
+      if (!drawn.some((d) => d.m <= sm80.matvec.maxRows && matvecShape(sm80, "f32", 2 * d.heads * d.headHalf, d.k, 1, true).splits > 1)) throw new Error("no case splits K under a prologue");
+      const cases = drawn.map(({ m, k, heads, headHalf, n2, seed }): UnionCase => {
         const d = 2 * headHalf;
         const b = new GraphBuilder();
         const x = b.weight("x", [m, k]);
@@ -272,6 +357,40 @@ describe("CUDA matrix products", () => {
         ex.dispose();
       }
     }));
+});
+
+describe("CUDA linear with RoPE on tensor cores", () => {
+  it("fused_linear prefill on tensor cores: RoPE pairs rotated in the epilogue (no rotation launch) — sm90", () =>
+    withSeed(33, () =>
+      withComputeCapability("9.0", async () => {
+        const ROT = parseProgram("in0; in1; mul(0, 1); cos(2); sin(2) -> 3, 4");
+        const arb = fc.record({ format: fc.constantFrom<StorageDType>("f16", "bf16", "q8_0"), m: fc.integer({ min: 5, max: 70 }), kBlocks: fc.integer({ min: 1, max: 3 }), heads: fc.integer({ min: 1, max: 3 }), headHalf: fc.integer({ min: 1, max: 40 }), seed: seedArb });
+        const drawn = draw(arb, N(8), 33);
+        for (const format of ["f16", "bf16", "q8_0"] as const) {
+          const half = format === "bf16" ? "bf16" : "f16";
+          const cases = drawn.filter((d) => d.format === format).map(({ m, kBlocks, heads, headHalf, seed }) => {
+            const d = 2 * headHalf;
+            const K = 32 * kBlocks;
+            const b = new GraphBuilder();
+            const q = b.op("fused_linear", [b.weight("x", [m, K]), b.weight("w0", [heads * d, K]), b.weight("int_pos", [m, 1]), b.weight("pos_freqs", [headHalf])], {
+              prologue: parseProgram("in0 -> 0"), x_inputs: 1, weights: 1, epilogue: parseProgram("in0 -> 0"), extras: 0, head_dim: d, rotation: ROT,
+            });
+            const weights = testWeights(seed);
+            return { graph: b.graph([q]), weights, what: `fused_linear ${format} M ${m} K ${K} heads ${heads}x${d}`, tol: 2e-4 };
+          });
+          if (cases.length === 0) continue;
+          const rounded = (c: UnionCase): WeightSource => (name, shape) => {
+            let v = c.weights(name, shape);
+            if (name === "w0") v = decodeTensor(format, encodeTensor(format, v));
+            if (name === "x" || name === "w0") v = v.map((x) => roundToDType(x, half));
+            return v;
+          };
+          const launches: string[] = [];
+          const base = emulated();
+          await runUnion(cases, { storedAs: (name) => (/w\d$/.test(name) ? format : "f32"), image: (mod, arch) => (launches.push(...mod.steps.flatMap((s) => s.launches.map((l) => l.kernel))), base.image!(mod, arch)) }, rounded);
+          if (launches.some((k) => k.startsWith("llmc_rotate"))) throw new Error("a rotation launch follows the tensor-core kernel");
+        }
+      })));
 });
 
 describe("CUDA gather, rotary, attention, KV cache", () => {
