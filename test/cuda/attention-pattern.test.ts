@@ -4,12 +4,10 @@
 
 import { afterAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { compileFile } from "../../src/compiler/compile.js";
-import type { Graph } from "../../src/compiler/ir/graph.js";
 import { DEFAULT_PIPELINE, UNFUSED_PIPELINE } from "../../src/compiler/passes/index.js";
 import { CpuInterpreter } from "../../src/runtime/cpu/interpreter.js";
 import { CudaExecutor } from "../../src/runtime/cuda/executor.js";
-import { attendBody, MASK_PROGRAMS, modelDir, SCORE_PROGRAMS, SMALL_LLAMA } from "../passes/attention-cases.js";
+import { attendBody, compileSmall, MASK_PROGRAMS, modelDir, SCORE_PROGRAMS } from "../passes/attention-cases.js";
 import { CI, draw, emulated, expectClose, GraphBuilder, runUnion, testWeights, withSeed, type UnionCase } from "./helpers.js";
 
 const N = (local: number) => (CI ? local * 3 : local);
@@ -47,11 +45,7 @@ describe("CUDA attention with score and mask programs", () => {
 
   it("a LLaMA with soft-capped, ALiBi-biased, windowed, masked attention written out runs fused as written", async () => {
     const path = models.write("written", attendBody({ softcap: 4, window: 6, alibi: true, skipTwo: true }));
-    const compile = (pipeline: string[]): Graph => {
-      const res = compileFile(path, { overrides: new Map(Object.entries(SMALL_LLAMA)), pipeline });
-      expect(res.diagnostics.filter((d) => d.severity === "error").map((d) => d.message)).toEqual([]);
-      return res.compiled!.graph;
-    };
+    const compile = (pipeline: string[]) => compileSmall(path, pipeline);
     const fused = compile(DEFAULT_PIPELINE);
     expect(fused.nodes.filter((n) => n.op === "attention").length).toBe(2);
     const weights = testWeights(9);

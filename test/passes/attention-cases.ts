@@ -5,6 +5,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { compileFile } from "../../src/compiler/compile.js";
+import type { Graph } from "../../src/compiler/ir/graph.js";
 import { parseProgram, type ExprProgram } from "../../src/compiler/ops/expr.js";
 
 /** Score programs over (s, q_pos, k_pos, head). */
@@ -89,4 +91,12 @@ ${attend}
     },
     dispose: () => rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+/** The graph of a written model at SMALL_LLAMA's sizes through `pipeline`; throws the checker's errors. */
+export function compileSmall(path: string, pipeline: string[]): Graph {
+  const res = compileFile(path, { overrides: new Map(Object.entries(SMALL_LLAMA)), pipeline });
+  const errors = res.diagnostics.filter((d) => d.severity === "error").map((d) => d.message);
+  if (errors.length > 0 || !res.compiled) throw new Error(`${path} does not compile: ${errors.join("; ")}`);
+  return res.compiled.graph;
 }

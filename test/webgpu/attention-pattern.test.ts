@@ -4,13 +4,11 @@
 
 import { afterAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { compileFile } from "../../src/compiler/compile.js";
-import type { Graph } from "../../src/compiler/ir/graph.js";
 import { DEFAULT_PIPELINE, UNFUSED_PIPELINE } from "../../src/compiler/passes/index.js";
 import { CpuInterpreter } from "../../src/runtime/cpu/interpreter.js";
 import { releaseSharedGpu } from "../../src/runtime/webgpu/device.js";
 import { createWebGpuExecutor } from "../../src/runtime/webgpu/executor.js";
-import { attendBody, MASK_PROGRAMS, modelDir, SCORE_PROGRAMS, SMALL_LLAMA } from "../passes/attention-cases.js";
+import { attendBody, compileSmall, MASK_PROGRAMS, modelDir, SCORE_PROGRAMS } from "../passes/attention-cases.js";
 import { CI, compareRuns, expectClose, gpu, GraphBuilder, testWeights } from "./helpers.js";
 
 const RUNS = CI ? 20 : 8;
@@ -67,11 +65,7 @@ describe("attention with score and mask programs (WebGPU)", () => {
         fc.integer({ min: 0, max: 1 << 30 }),
         async (o, prompt, seed) => {
           const path = models.write(`m${o.softcap}_${o.window}_${+o.alibi}_${+o.skipTwo}`, attendBody(o));
-          const compile = (pipeline: string[]): Graph => {
-            const res = compileFile(path, { overrides: new Map(Object.entries(SMALL_LLAMA)), pipeline });
-            expect(res.diagnostics.filter((d) => d.severity === "error").map((d) => d.message)).toEqual([]);
-            return res.compiled!.graph;
-          };
+          const compile = (pipeline: string[]) => compileSmall(path, pipeline);
           const fused = compile(DEFAULT_PIPELINE);
           expect(fused.nodes.filter((n) => n.op === "attention").length).toBe(2);
           const weights = testWeights(seed);

@@ -14,6 +14,21 @@ import { modelTensors } from "../weights/model-tensors.js";
 
 export { evaluateGraph } from "./evaluate.js";
 
+/** One training sequence: `targets[i]` is the token expected after `tokens[i]` (negative: ignored). */
+export interface TrainingSequence {
+  tokens: Int32Array;
+  targets: Int32Array;
+  /** Draws the dropout masks (none: no dropout). */
+  dropout?: DropoutKey;
+}
+
+/** Optimiser state as the host optimiser saves it; the device optimisers (WebGPU, CUDA) read theirs back as this (src/train/optimizer.ts). */
+export interface DeviceOptimizerState {
+  kind: "adamw" | "sgd";
+  step: number;
+  slots: Map<string, Map<string, Float32Array>>;
+}
+
 export interface TrainingStepResult {
   /** Mean cross-entropy over the targets that are not ignored. */
   loss: number;

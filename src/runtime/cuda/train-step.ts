@@ -13,7 +13,7 @@ import {
   checkSavedOptimizer, cudaOptimizerModule, flatLayout, optimizerSlots, packUpdateScalars, UPDATE_SCALARS_FLOATS,
   type CudaOptimizerModule, type DeviceOptimizerConfig, type FlatLayout,
 } from "../../compiler/target/optimizer.js";
-import { checkTrainingStep, trainingInputNames, trainingInputs, trainingWeightShapes, type TrainingStepResult } from "../cpu/train-step.js";
+import { checkTrainingStep, trainingInputNames, trainingInputs, trainingWeightShapes, type DeviceOptimizerState, type TrainingSequence, type TrainingStepResult } from "../cpu/train-step.js";
 import type { DropoutKey } from "../../compiler/autodiff/index.js";
 import { formatBytes, ResourceError } from "../errors.js";
 import { ATTR, CudaDriver, CudaError, CudaUnavailableError, type DevicePtr, type Handle } from "./driver.js";
@@ -226,21 +226,6 @@ export class CudaTrainingStep {
     if (!lib || !arch) throw new CudaError("training on CUDA compiles its kernels with nvcc, which is not on the PATH; install the CUDA toolkit, or train on another backend (--backend webgpu|cpu)", 0);
     return new TextEncoder().encode(fitPtxVersion(lib.ptx.get(arch)!, this.driver.driverVersion()).ptx + "\0");
   }
-}
-
-/** One training sequence: `targets[i]` is the token expected after `tokens[i]` (negative: ignored). */
-export interface TrainingSequence {
-  tokens: Int32Array;
-  targets: Int32Array;
-  /** Draws the dropout masks (none: no dropout). */
-  dropout?: DropoutKey;
-}
-
-/** Optimiser state as the host optimiser saves it (src/train/optimizer.ts). */
-export interface DeviceOptimizerState {
-  kind: "adamw" | "sgd";
-  step: number;
-  slots: Map<string, Map<string, Float32Array>>;
 }
 
 /** The accumulate kernel's table for one sequence length: each output's address, its offset in the

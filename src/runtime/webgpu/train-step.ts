@@ -8,7 +8,7 @@
 import { evalDim } from "../../compiler/base/symbolic.js";
 import type { TrainingGraph } from "../../compiler/autodiff/index.js";
 import { BindingSizeError, compileWgsl, describeBuffer, PARAMS_BYTES, wgslProfile, type WgslProgram, type WgslStep, type WgslTuning } from "../../compiler/target/wgsl.js";
-import { checkTrainingStep, trainingInputNames, trainingInputs, type TrainingStepResult } from "../cpu/train-step.js";
+import { checkTrainingStep, trainingInputNames, trainingInputs, type DeviceOptimizerState, type TrainingSequence, type TrainingStepResult } from "../cpu/train-step.js";
 import type { DropoutKey } from "../../compiler/autodiff/index.js";
 import { ResourceError } from "../errors.js";
 import type { GpuContext } from "./context.js";
@@ -189,21 +189,6 @@ export class WebGpuTrainingStep {
     const { pipelines, bindGroups } = await bindKernels(this.gpu, kernels, buffers, this.params, `a ${T}-token training step`);
     return { step, pipelines, bindGroups, owned, inputs, outputs, readback, readbackBytes };
   }
-}
-
-/** One training sequence: `targets[i]` is the token expected after `tokens[i]` (negative: ignored). */
-export interface TrainingSequence {
-  tokens: Int32Array;
-  targets: Int32Array;
-  /** Draws the dropout masks (none: no dropout). */
-  dropout?: DropoutKey;
-}
-
-/** Optimiser state as the host optimiser saves it (src/train/optimizer.ts). */
-export interface DeviceOptimizerState {
-  kind: "adamw" | "sgd";
-  step: number;
-  slots: Map<string, Map<string, Float32Array>>;
 }
 
 /** Bindings of the optimiser kernels, as indices into WebGpuTraining's buffer list. */
