@@ -2,7 +2,7 @@
 
 import { afterAll, describe, expect, it } from "vitest";
 import { ResourceError } from "../../src/runtime/errors.js";
-import { NO_ADAPTER_MESSAGE, releaseSharedGpu, requestGpu, sharedGpu, vulkanLoadable, WebGpuError } from "../../src/runtime/webgpu/device.js";
+import { defaultSoftwareThreads, NO_ADAPTER_MESSAGE, releaseSharedGpu, requestGpu, sharedGpu, vulkanLoadable, WebGpuError } from "../../src/runtime/webgpu/device.js";
 import { createWebGpuExecutor, WebGpuExecutor } from "../../src/runtime/webgpu/executor.js";
 import { isSoftwareAdapter } from "../../src/runtime/webgpu/tuning.js";
 import { gpu, GraphBuilder } from "./helpers.js";
@@ -17,10 +17,16 @@ describe("WebGPU device", () => {
     if (a.adapter.backend === "software") {
       expect(a.adapter.featureLevel).toBe("compatibility");
       expect(isSoftwareAdapter(a.adapter)).toBe(true);
+      // Set before the adapter opened (unless the environment chose a number): Mesa reads it then.
+      expect(Number(process.env["LP_NUM_THREADS"])).toBeGreaterThan(0);
     }
     // Compatibility devices default to lower limits: the ones llmc needs were requested.
     expect(a.limits.maxStorageBuffersPerShaderStage).toBeGreaterThanOrEqual(10);
     expect(a.limits.maxStorageBufferBindingSize).toBeGreaterThanOrEqual(128 * 1024 * 1024);
+  });
+
+  it("gives llvmpipe twice as many threads as cores, at most Mesa's 16", () => {
+    expect([1, 2, 3, 8, 64].map((cores) => defaultSoftwareThreads(cores))).toEqual([2, 4, 6, 16, 16]);
   });
 
   it("asking for hardware gives a hardware adapter or the no-adapter message", async () => {

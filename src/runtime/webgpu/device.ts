@@ -4,6 +4,7 @@
 // with the browser's navigator.gpu (device.browser.ts).
 
 import { existsSync, readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { create, globals } from "webgpu";
 import { openDevice, type GpuBackend, type GpuContext } from "./context.js";
@@ -25,8 +26,23 @@ function installGlobals(): void {
   globalsInstalled = true;
 }
 
+/**
+ * llvmpipe runs each dispatch on LP_NUM_THREADS threads (Mesa's default: one per core) and waits for
+ * the slowest. Node's own thread, recording and submitting the next dispatches, shares those cores,
+ * so with one thread per core a dispatch often waits for a thread that was descheduled. Twice as many
+ * threads as cores split each dispatch finer: the 27M LLaMA of docs/benchmarks.md decodes 15–45%
+ * faster on 2 cores (4 interleaved rounds). Mesa reads the variable when the adapter opens; a value
+ * the user set is kept.
+ */
+export function defaultSoftwareThreads(cores = availableParallelism()): number {
+  return Math.min(2 * cores, 16); // llvmpipe's LP_MAX_THREADS
+}
+
 async function tryAdapter(backend: Exclude<GpuBackend, "auto">): Promise<{ gpu: GPU; adapter: GPUAdapter; featureLevel: "core" | "compatibility" } | null> {
-  if (backend === "software") process.env["EGL_PLATFORM"] ??= "surfaceless";
+  if (backend === "software") {
+    process.env["EGL_PLATFORM"] ??= "surfaceless";
+    process.env["LP_NUM_THREADS"] ??= String(defaultSoftwareThreads());
+  }
   let gpu: GPU;
   try {
     gpu = create(backend === "hardware" ? [] : [`backend=${backend === "software" ? "opengles" : "null"}`]);
