@@ -10,7 +10,7 @@ import { renumber, type Graph } from "../ir/graph.js";
 import { lowerModel } from "../ir/lower.js";
 import { applyAliases } from "../ir/rewrite.js";
 import { verifyGraph } from "../ir/verify.js";
-import { runPasses, UNFUSED_PIPELINE } from "../passes/index.js";
+import { runPasses, TRAINING_PIPELINE, UNFUSED_PIPELINE } from "../passes/index.js";
 import { specialize } from "../passes/specialize.js";
 import { zeros } from "../ops/gradients.js";
 import { differentiate, GraphAppender } from "./reverse.js";
@@ -29,7 +29,7 @@ export interface TrainingGraph {
 }
 
 export interface TrainingOptions {
-  /** Passes over the training graph (default: the standard pipeline without fusion). */
+  /** Passes over the training graph (default: TRAINING_PIPELINE). */
   pipeline?: string[];
 }
 
@@ -102,7 +102,7 @@ export function buildTrainingGraph(forward: Graph, opts: TrainingOptions = {}): 
     const w = weights.find((n) => n.attrs["name"] === name)!;
     return zeros(back, w.ty.shape, w.ty.dtype);
   })];
-  const graph = renumber(runPasses({ ...back.graph(d.graph), outputs, name: `${forward.name}_train` }, { pipeline: opts.pipeline ?? UNFUSED_PIPELINE }));
+  const graph = renumber(runPasses({ ...back.graph(d.graph), outputs, name: `${forward.name}_train` }, { pipeline: opts.pipeline ?? TRAINING_PIPELINE }));
   const vocab = constValue(lty.shape[1]!);
   return { graph, weightNames, dropout: sites, ...(vocab !== null ? { vocabSize: vocab } : {}) };
 }
