@@ -7,15 +7,15 @@
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { compileTrainingFile, dropoutMask, type DropoutSite } from "../../src/compiler/autodiff/index.js";
-import { constDim } from "../../src/compiler/base/symbolic.js";
+import { constDim, formatDim } from "../../src/compiler/base/symbolic.js";
 import { cpuTrainingStep, initialWeights } from "../../src/runtime/cpu/train-step.js";
 import { compileFile } from "../../src/compiler/compile.js";
 import { printGraph } from "../../src/compiler/ir/text.js";
 
 const MICRO = fileURLToPath(new URL("./fixtures/micro-llama.llm", import.meta.url));
 
-function micro(p: number) {
-  const r = compileTrainingFile(MICRO, { overrides: new Map([["resid_dropout", String(p)]]) });
+function micro(p: number, config = "resid_dropout") {
+  const r = compileTrainingFile(MICRO, { overrides: new Map([[config, String(p)]]) });
   if (!r.training || !r.model) throw new Error(r.diagnostics.map((d) => d.message).join("\n"));
   return { training: r.training, model: r.model, forward: r.forward! };
 }
@@ -68,14 +68,20 @@ describe("dropout in the training graph", () => {
     expect(on.forward.nodes.filter((n) => n.op === "dropout")).toHaveLength(4);
   });
 
-  it("leaves the inference graph as it is without dropout", () => {
-    const ir = (p: number) => {
-      const r = compileFile(MICRO, { overrides: new Map([["resid_dropout", String(p)]]) });
+  it("attn_dropout masks each layer's attention probabilities, [kv heads, group, T, S]", () => {
+    const on = micro(0.25, "attn_dropout");
+    expect(on.training.dropout.map((s) => [s.input, s.p, s.shape.map(formatDim)])).toEqual([0, 1].map((k) => [`dropout.${k}`, 0.25, ["2", "2", "T", "T"]]));
+  });
+
+  it("leaves the inference graph as it is without dropout (residual and attention dropout)", () => {
+    const ir = (p: number, config = "resid_dropout") => {
+      const r = compileFile(MICRO, { overrides: new Map([[config, String(p)]]) });
       if (!r.compiled) throw new Error(r.diagnostics.map((d) => d.message).join("\n"));
       return printGraph(r.compiled.graph);
     };
     expect(ir(0.25)).toBe(ir(0));
     expect(ir(0.25)).not.toMatch(/dropout/);
+    expect(ir(0.25, "attn_dropout")).toBe(ir(0));
   });
 
   it("without a draw (validation) gives the loss and gradients of the model without dropout", () => {

@@ -50,6 +50,8 @@ describe("llmc train: the command line", () => {
     await usage(base("x.gguf", "--nesterov"), /--nesterov is an SGD option/);
     await usage(base("x.gguf", "--dropout", "1"), /--dropout takes a number in \[0, 1\), got '1'/);
     await usage(base("x.gguf", "--dropout", "0.1", "--set", "resid_dropout=0.2"), /give the dropout once/);
+    await usage(base("x.gguf", "--attn-dropout", "1.5"), /--attn-dropout takes a number in \[0, 1\), got '1.5'/);
+    await usage(base("x.gguf", "--attn-dropout", "0.1", "--set", "attn_dropout=0.2"), /give the dropout once: --attn-dropout or --set attn_dropout/);
     await usage(base("x.gguf", "--backend", "tpu"), /--backend must be auto, webgpu, cpu or cuda/);
     await usage(base("x.gguf", "--context", "65"), /--context 65 is longer than the model's max_seq_len 64/);
   });
@@ -191,15 +193,15 @@ describe("llmc train on WebGPU and with a trained tokenizer", () => {
     });
   });
 
-  it("--dropout: WebGPU (optimiser on the device, or on the host) draws the CPU reference's masks, and dropout changes the steps", async () => {
+  it("--dropout and --attn-dropout: WebGPU (optimiser on the device, or on the host) draws the CPU reference's masks, and dropout changes the steps", async () => {
     const run = async (name: string, ...more: string[]) => {
       const io = bufferIO();
       expect(await runTrain(base(join(dir, name), "--steps", "3", "--json", ...more), io), io.stderr()).toBe(0);
       return records(io);
     };
-    const cpu = await run("drop-cpu.gguf", "--dropout", "0.8");
-    const gpu = await run("drop-gpu.gguf", "--dropout", "0.8", "--backend", "webgpu");
-    const hostOptimizer = await run("drop-gpu-host.gguf", "--dropout", "0.8", "--backend", "webgpu", "--host-optimizer");
+    const cpu = await run("drop-cpu.gguf", "--dropout", "0.8", "--attn-dropout", "0.5");
+    const gpu = await run("drop-gpu.gguf", "--dropout", "0.8", "--attn-dropout", "0.5", "--backend", "webgpu");
+    const hostOptimizer = await run("drop-gpu-host.gguf", "--dropout", "0.8", "--attn-dropout", "0.5", "--backend", "webgpu", "--host-optimizer");
     const plain = await run("plain-cpu.gguf");
     for (const steps of [gpu, hostOptimizer]) {
       steps.forEach((r, i) => {

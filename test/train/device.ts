@@ -14,9 +14,9 @@ import { microTraining } from "../helpers/training.js";
 
 const MICRO = fileURLToPath(new URL("../autodiff/fixtures/micro-llama.llm", import.meta.url));
 
-/** The micro LLaMA's training graph with residual dropout p. */
+/** The micro LLaMA's training graph with residual and attention-probability dropout p. */
 export function microWithDropout(p: number) {
-  const r = compileTrainingFile(MICRO, { overrides: new Map([["resid_dropout", String(p)]]) });
+  const r = compileTrainingFile(MICRO, { overrides: new Map([["resid_dropout", String(p)], ["attn_dropout", String(p)]]) });
   if (!r.training || !r.model) throw new Error(r.diagnostics.map((d) => d.message).join("\n"));
   return { training: r.training, model: r.model };
 }

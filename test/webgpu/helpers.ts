@@ -39,3 +39,12 @@ export async function compareRuns(graph: Graph, { steps, seed, tol = 1e-4, opts 
     ex.dispose();
   }
 }
+
+/** Linear prologues (programs over x and a gain g) that factor as (row scale) × (elementwise):
+ *  RMSNorm, Gemma's (1 + g) norm, an absmax scaling (amax: a max reduction); then none. */
+export const NORM_PROLOGUES = [
+  "in0; mul(0, 0); mean(1); 0.00001:f32; add(2, 3); rsqrt(4); mul(0, 5); in1; mul(6, 7) -> 8",
+  "in0; mul(0, 0); mean(1); 0.000001:f32; add(2, 3); rsqrt(4); mul(0, 5); 1:f32; in1; add(7, 8); mul(6, 9) -> 10",
+  "in0; abs(0); amax(1); in1; mul(0, 3); div(4, 2) -> 5",
+] as const;
+export const NO_PROLOGUE = "in0 -> 0";

@@ -8,7 +8,7 @@ import { parseProgram, type ExprNode, type ExprProgram } from "../../src/compile
 import { CPU_TUNING, GPU_TUNING } from "../../src/compiler/emit/wgsl/index.js";
 import type { DType } from "../../src/compiler/ops/table.js";
 import { releaseSharedGpu } from "../../src/runtime/webgpu/device.js";
-import { CI, compareRuns, gpu, GraphBuilder } from "./helpers.js";
+import { CI, compareRuns, gpu, GraphBuilder, NO_PROLOGUE, NORM_PROLOGUES } from "./helpers.js";
 
 const RUNS = CI ? 24 : 10;
 const ONE_STEP = [Int32Array.of(0)];
@@ -345,11 +345,9 @@ describe("matmul kernels", () => {
 /** Row prologues that factor as (row scale) × (elementwise): RMSNorm, Gemma's (1 + g), absmax
  *  scaling, and a norm with a per-row input (in2, [m, 1]: a scalar load per row). */
 const PROLOGUES = [
-  "in0; mul(0, 0); mean(1); 0.00001:f32; add(2, 3); rsqrt(4); mul(0, 5); in1; mul(6, 7) -> 8",
-  "in0; mul(0, 0); mean(1); 0.000001:f32; add(2, 3); rsqrt(4); mul(0, 5); 1:f32; in1; add(7, 8); mul(6, 9) -> 10",
-  "in0; abs(0); amax(1); in1; mul(0, 3); div(4, 2) -> 5",
+  ...NORM_PROLOGUES,
   "in0; in1; in2; mul(0, 0); sum(3); 1:f32; add(4, 5); sqrt(6); mul(0, 1); mul(8, 2); div(9, 7) -> 10",
-  "in0 -> 0",
+  NO_PROLOGUE,
 ];
 
 describe("fused linear kernels (prologue, rotation, merged segments)", () => {

@@ -19,7 +19,7 @@ import { createWebGpuExecutor } from "../../src/runtime/webgpu/executor.js";
 import { deviceFeatures } from "../../src/runtime/webgpu/tuning.js";
 import { wgslProfile } from "../../src/compiler/target/wgsl.js";
 import { randomTensor } from "../../src/runtime/weights/random.js";
-import { CI, expectClose, gpu, GraphBuilder, testWeights } from "./helpers.js";
+import { CI, expectClose, gpu, GraphBuilder, NO_PROLOGUE, NORM_PROLOGUES, testWeights } from "./helpers.js";
 
 const RUNS = CI ? 24 : 10;
 const seedArb = fc.integer({ min: 0, max: 1 << 30 });
@@ -60,12 +60,7 @@ async function compareOnce(graph: ReturnType<GraphBuilder["graph"]>, weights: We
 }
 
 /** RMSNorm, Gemma's (1 + g) norm, an absmax scaling (amax: the tree's max), none. */
-const PROLOGUES = [
-  "in0; mul(0, 0); mean(1); 0.00001:f32; add(2, 3); rsqrt(4); mul(0, 5); in1; mul(6, 7) -> 8",
-  "in0; mul(0, 0); mean(1); 0.000001:f32; add(2, 3); rsqrt(4); mul(0, 5); 1:f32; in1; add(7, 8); mul(6, 9) -> 10",
-  "in0; abs(0); amax(1); in1; mul(0, 3); div(4, 2) -> 5",
-  "in0 -> 0",
-];
+const PROLOGUES = [...NORM_PROLOGUES, NO_PROLOGUE];
 
 describe("GPU-profile linear kernels equal the CPU reference", () => {
   it("every dtype, prologues, RoPE rotations, merged segments, decode and prefill tiles, several lane counts", async () => {

@@ -59,6 +59,7 @@ training:
   --seed N               seeds the random initial weights, the data order and dropout (default 0)
   --dropout P            residual dropout probability in training (the model's resid_dropout
                          config value; default the model's, 0 for the bundled ones)
+  --attn-dropout P       dropout on the attention probabilities in training (attn_dropout)
 
 output:
   -o, --output OUT.gguf  the trained model (required)
@@ -103,6 +104,7 @@ const options = {
   clip: { type: "string", default: "1" },
   seed: { type: "string", default: "0" },
   dropout: { type: "string" },
+  "attn-dropout": { type: "string" },
   output: { type: "string", short: "o" },
   "eval-every": { type: "string", default: "10" },
   "eval-batches": { type: "string", default: "8" },
@@ -198,18 +200,28 @@ function parseFlags(args: string[]) {
     resume: values.resume,
     json: values.json!,
     arch: values.arch,
-    overrides: dropoutOverride(parseSetFlags(values.set), values.dropout === undefined ? undefined : num("dropout", (v) => v >= 0 && v < 1, "in [0, 1)")),
+    overrides: dropoutOverrides(parseSetFlags(values.set), { dropout: values.dropout, "attn-dropout": values["attn-dropout"] }, num),
   };
 }
 
-/** `--dropout P` is `--set resid_dropout=P` (the config value the bundled architectures declare). */
-function dropoutOverride(overrides: Map<string, string>, dropout: number | undefined): Map<string, string> {
-  if (dropout === undefined) return overrides;
-  if (overrides.has(DROPOUT_CONFIG)) throw new UsageError(`give the dropout once: --dropout or --set ${DROPOUT_CONFIG}=…`, trainUsage);
-  return new Map([...overrides, [DROPOUT_CONFIG, String(dropout)]]);
+/** `--dropout P` is `--set resid_dropout=P`, `--attn-dropout P` is `--set attn_dropout=P` (the config
+ *  values the bundled architectures declare). */
+function dropoutOverrides(
+  overrides: Map<string, string>,
+  flags: Record<keyof typeof DROPOUT_CONFIG, string | undefined>,
+  num: (flag: keyof typeof DROPOUT_CONFIG, ok: (v: number) => boolean, what: string) => number,
+): Map<string, string> {
+  const out = new Map(overrides);
+  for (const flag of Object.keys(DROPOUT_CONFIG) as (keyof typeof DROPOUT_CONFIG)[]) {
+    if (flags[flag] === undefined) continue;
+    const config = DROPOUT_CONFIG[flag];
+    if (overrides.has(config)) throw new UsageError(`give the dropout once: --${flag} or --set ${config}=…`, trainUsage);
+    out.set(config, String(num(flag, (v) => v >= 0 && v < 1, "in [0, 1)")));
+  }
+  return out;
 }
 
-const DROPOUT_CONFIG = "resid_dropout";
+const DROPOUT_CONFIG = { dropout: "resid_dropout", "attn-dropout": "attn_dropout" } as const;
 
 /** `signal` stands in for Ctrl-C (tests); without it, SIGINT stops the run after the running step. */
 export async function runTrain(args: string[], io: CliIO, signal?: AbortSignal): Promise<number> {
