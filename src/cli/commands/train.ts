@@ -15,6 +15,8 @@ import { CheckpointError, plotPath, readCheckpointState, statePath, writeCheckpo
 import { dataFiles, DataError, splitValidation, tokenizeData, windowCount } from "../../train/data.js";
 import { cudaTraining, modelLossAndGrad, webGpuTraining } from "../../train/loss.js";
 import { CudaError, CudaUnavailableError } from "../../runtime/cuda/errors.js";
+import { testedCudaBackend } from "../../runtime/cuda/probe.js";
+import { findNvcc } from "../../runtime/cuda/ptx.js";
 import { sharedGpu } from "../../runtime/webgpu/device.js";
 import { readTokenizerVocab } from "../../runtime/weights/tokenizer-vocab.js";
 import type { LossAndGrad, Trainable } from "../../train/train.js";
@@ -70,7 +72,8 @@ output:
   --json                 one JSON object per step on stdout: {"step", "loss", "val_loss"?, "lr", "tokens_per_s", "grad_norm"}
 
 model:
-  --backend B            auto (default: webgpu when there is an adapter, else cpu), webgpu, cpu,
+  --backend B            auto (default: cuda when a device passes the self-test and nvcc is here,
+                         else webgpu when there is an adapter, else cpu), webgpu, cpu,
                          or cuda (an NVIDIA driver, and nvcc for the kernels)
   --host-optimizer       on webgpu or cuda, run the optimiser on the host (gradients read back
                          every sequence) instead of on the device
@@ -351,8 +354,9 @@ async function trainFromFlags(flags: Flags, io: CliIO, signal: AbortSignal): Pro
   return 0;
 }
 
-/** Where the training graph runs: WebGPU (asked for, or by auto when an adapter opens), else the CPU
- *  reference. On WebGPU and CUDA the optimiser can run on the device too (`device`). */
+/** Where the training graph runs: CUDA (asked for, or by auto when a device passes the self-test),
+ *  WebGPU (asked for, or by auto when an adapter opens), else the CPU reference. On WebGPU and CUDA
+ *  the optimiser can run on the device too (`device`). */
 interface TrainingBackend {
   lossAndGrad: LossAndGrad;
   device?: Trainable["device"];
@@ -365,6 +369,13 @@ async function trainingBackend(choice: string, model: TrainingModel, io: CliIO):
     return { lossAndGrad, dispose: () => lossAndGrad.dispose() };
   };
   if (choice === "cpu") return onCpu();
+  if (choice === "auto") {
+    const device = await cudaForTraining();
+    if (device) {
+      io.err(`llmc train: training on cuda (${device})\n`);
+      return cudaTraining(model);
+    }
+  }
   if (choice === "cuda") {
     try {
       const step = cudaTraining(model);
@@ -385,6 +396,19 @@ async function trainingBackend(choice: string, model: TrainingModel, io: CliIO):
   }
   io.err(`llmc train: training on webgpu (${gpu.adapter.description || gpu.adapter.device})\n`);
   return webGpuTraining(model, gpu);
+}
+
+/** For auto: the CUDA device, when one passes the self-test inference uses and nvcc is here to build
+ *  the training kernels (they are compiled per model, never prebuilt); else null. */
+async function cudaForTraining(): Promise<string | null> {
+  if (!findNvcc()) return null;
+  try {
+    const backend = await testedCudaBackend();
+    backend.release();
+    return backend.description;
+  } catch {
+    return null;
+  }
 }
 
 async function readTokenizer(path: string): Promise<Tokenizer> {
