@@ -9,7 +9,7 @@
 // maxStorageBufferBindingSize, an allocation Dawn refuses) is a ResourceError.
 
 import { evalDim } from "../../compiler/base/symbolic.js";
-import type { Graph } from "../../compiler/ir/graph.js";
+import type { Graph, Node } from "../../compiler/ir/graph.js";
 import type { HostTensor } from "../../compiler/ops/reference.js";
 import type { StorageDType } from "../../compiler/target/storage.js";
 import { deviceWeightParts, deviceWeightSize, packedWeights } from "../../compiler/target/program.js";
@@ -74,9 +74,44 @@ interface StepProgram {
   /** Where graph outputs 0 (logits) and 1 (the greedy token) are. */
   outputs: { buffer: GPUBuffer; offset: number }[];
   readback: GPUBuffer;
+  /** The commands a step records, by what it reads (made at its first use; see `recording`). */
+  recordings: Map<string, Recording>;
+}
+
+/** A step's dispatches with the redundant setPipeline/setBindGroup calls taken out ahead: recording
+ *  ~200 dispatches is the whole of a decode step's host time, so its loop does nothing else. */
+interface Recording {
+  dispatches: { pipeline: GPUComputePipeline | null; group: GPUBindGroup | null; x: number; y: number; z: number }[];
+  /** The graph output the step reads: logits, or the greedy token. */
+  output: Node;
 }
 
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** The dispatches of `prog` for a step that reads the greedy token (or not) and reads nothing back
+ *  (or does): kernels only the other kind needs are left out (the argmax; the final norm and LM head
+ *  of a prefill chunk nobody reads). */
+function recording(prog: StepProgram, greedy: boolean, readsNothing: boolean): Recording {
+  const key = `${greedy}|${readsNothing}`;
+  let r = prog.recordings.get(key);
+  if (r) return r;
+  const plan = prog.step.plan;
+  const which = greedy ? ARGMAX_OUTPUT : 0;
+  r = { dispatches: [], output: plan.graph.nodes.find((n) => n.id === plan.outputs[which])! };
+  let pipeline: GPUComputePipeline | null = null;
+  let group: GPUBindGroup | null = null;
+  prog.step.kernels.forEach((k, i) => {
+    if (!greedy && prog.step.greedyOnly[i]) return;
+    if (readsNothing && prog.step.outputsOnly[i]) return;
+    // Layers of one architecture compile to one pipeline; consecutive dispatches may share it.
+    const p = prog.pipelines[i]!;
+    const g = prog.bindGroups[i]!;
+    const [x, y, z] = k.workgroups;
+    r!.dispatches.push({ pipeline: p !== pipeline ? (pipeline = p) : null, group: g !== group ? (group = g) : null, x, y, z });
+  });
+  prog.recordings.set(key, r);
+  return r;
+}
 
 export class WebGpuExecutor extends ExecutorBase {
   /** Counts of the last step. */
@@ -229,22 +264,15 @@ export class WebGpuExecutor extends ExecutorBase {
     }
     const encoder = this.device.createCommandEncoder({ label: `llmc step T=${T}` });
     const pass = encoder.beginComputePass();
-    let pipeline: GPUComputePipeline | null = null;
-    let group: GPUBindGroup | null = null;
-    prog.step.kernels.forEach((k, i) => {
-      if (!greedy && prog.step.greedyOnly[i]) return;
-      if (read === null && prog.step.outputsOnly[i]) return; // nobody reads this chunk's logits
-      stats.dispatches++;
-      // Layers of one architecture compile to one pipeline; consecutive dispatches may share it.
-      if (prog.pipelines[i] !== pipeline) pass.setPipeline((pipeline = prog.pipelines[i]!));
-      if (prog.bindGroups[i] !== group) pass.setBindGroup(0, (group = prog.bindGroups[i]!));
-      pass.dispatchWorkgroups(...k.workgroups);
-    });
+    const { dispatches, output: outNode } = recording(prog, greedy, read === null);
+    for (const d of dispatches) {
+      if (d.pipeline) pass.setPipeline(d.pipeline);
+      if (d.group) pass.setBindGroup(0, d.group);
+      pass.dispatchWorkgroups(d.x, d.y, d.z);
+    }
+    stats.dispatches += dispatches.length;
     pass.end();
-    const which = greedy ? ARGMAX_OUTPUT : 0;
-    const plan = prog.step.plan;
-    const outNode = plan.graph.nodes.find((n) => n.id === plan.outputs[which])!;
-    const output = prog.outputs[which]!;
+    const output = prog.outputs[greedy ? ARGMAX_OUTPUT : 0]!;
     const shape = outNode.ty.shape.map((d) => evalDim(d, new Map([["P", P]])));
     let offset = output.offset;
     if (read === "last") {
@@ -444,7 +472,7 @@ export class WebGpuExecutor extends ExecutorBase {
       const p = plan.placement.get(id)!;
       return { buffer: buffers[p.buffer]!, offset: p.offset };
     });
-    return { step, pipelines, bindGroups, owned, inputBuffers, outputs, readback };
+    return { step, pipelines, bindGroups, owned, inputBuffers, outputs, readback, recordings: new Map() };
   }
 }
 
