@@ -22,11 +22,12 @@ export function microWithDropout(p: number) {
 }
 
 /** A device step with dropout drawn by a key against the CPU reference with the same key: the same
- *  masks, so the same loss and gradients (and not those of the step without dropout). */
-export async function expectDropoutStepEqualsCpu(open: (training: TrainingGraph) => { run(tokens: Int32Array, targets: Int32Array, pos?: Int32Array, dropout?: DropoutKey): Promise<TrainingStepResult> }): Promise<void> {
+ *  masks, so the same loss and gradients (and not those of the step without dropout). `open` makes
+ *  the device's step of `training` holding `weights`. */
+export async function expectDropoutStepEqualsCpu(open: (training: TrainingGraph, weights: Tensors) => { run(tokens: Int32Array, targets: Int32Array, pos?: Int32Array, dropout?: DropoutKey): Promise<TrainingStepResult> }): Promise<void> {
   const { training, model } = microWithDropout(0.3);
   const weights = initialWeights(model, 5);
-  const step = open(training);
+  const step = open(training, weights);
   const tokens = Int32Array.from({ length: 10 }, (_, i) => (i * 11 + 2) % 64);
   const targets = Int32Array.from({ length: 10 }, (_, i) => (i * 23 + 9) % 64);
   const key = { seed: 4, serial: 17 };

@@ -8,7 +8,7 @@ import { parseProgram, type ExprNode, type ExprProgram } from "../../src/compile
 import { CPU_TUNING, GPU_TUNING } from "../../src/compiler/emit/wgsl/index.js";
 import type { DType } from "../../src/compiler/ops/table.js";
 import { releaseSharedGpu } from "../../src/runtime/webgpu/device.js";
-import { CI, compareRuns, gpu, GraphBuilder, NO_PROLOGUE, NORM_PROLOGUES } from "./helpers.js";
+import { CI, compareRuns, fusedLinears, gpu, GraphBuilder, linearSegment, NO_PROLOGUE, NORM_PROLOGUES } from "./helpers.js";
 
 const RUNS = CI ? 24 : 10;
 const ONE_STEP = [Int32Array.of(0)];
@@ -352,44 +352,19 @@ const PROLOGUES = [
 
 describe("fused linear kernels (prologue, rotation, merged segments)", () => {
   it("match the reference: norms as prologues, RoPE rotations, several linears over one x in one dispatch", async () => {
-    const segment = fc.record({
-      weights: fc.integer({ min: 1, max: 2 }),
-      bias: fc.boolean(),
-      rotate: fc.boolean(),
-      headDim: fc.constantFrom(2, 4, 8),
-      heads: fc.integer({ min: 1, max: 3 }),
-      n: fc.integer({ min: 1, max: 9 }),
-    });
     await fc.assert(
       fc.asyncProperty(
         fc.integer({ min: 0, max: PROLOGUES.length - 1 }),
         fc.integer({ min: 1, max: 10 }),
         fc.constantFrom(3, 4, 8, 12, 13),
-        fc.array(segment, { minLength: 1, maxLength: 3 }),
+        fc.array(linearSegment, { minLength: 1, maxLength: 3 }),
         fc.boolean(),
         seedArb,
         async (pi, m, k, segs, merge, seed) => {
           const b = new GraphBuilder();
           const x = b.weight("x", [m, k]);
           const sources = pi === PROLOGUES.length - 1 ? [x] : pi === 3 ? [x, b.weight("g", [k]), b.weight("posr", [m, 1])] : [x, b.weight("g", [k])];
-          const outs = segs.map((sg, si) => {
-            const n = sg.rotate ? sg.heads * sg.headDim : sg.n;
-            const ws = Array.from({ length: sg.weights }, (_, i) => b.weight(`w${si}_${i}`, [n, k]));
-            const extras = sg.bias ? [b.weight(`bias${si}`, [n])] : [];
-            const acc = Array.from({ length: sg.weights }, (_, i) => `in${i}`);
-            const epilogue = sg.weights === 2 ? `${acc.join("; ")}; silu(0); mul(2, 1)${sg.bias ? "; in2; add(3, 4) -> 5" : " -> 3"}` : sg.bias ? "in0; in1; add(0, 1) -> 2" : "in0 -> 0";
-            const rot = sg.rotate ? [b.weight(`angle${si}`, [m, 1]), b.weight(`freq${si}`, [sg.headDim / 2])] : [];
-            return b.op("fused_linear", [...sources, ...ws, ...extras, ...rot], {
-              prologue: parseProgram(PROLOGUES[pi]!),
-              x_inputs: sources.length,
-              weights: sg.weights,
-              epilogue: parseProgram(epilogue),
-              extras: extras.length,
-              head_dim: sg.rotate ? sg.headDim : 0,
-              rotation: parseProgram(sg.rotate ? "in0; in1; mul(0, 1); cos(2); sin(2) -> 3, 4" : "1:f32; 0:f32 -> 0, 1"),
-            });
-          });
-          const out = outs.slice(1).reduce((a, o) => b.op("concat", [a, o], { axis: -1 }), outs[0]!);
+          const out = fusedLinears(b, sources, PROLOGUES[pi]!, m, k, segs);
           await compareRuns(b.graph([out]), { steps: ONE_STEP, seed, opts: { tuning: { ...CPU_TUNING, linear: { ...CPU_TUNING.linear, merge } } } });
           await compareRuns(b.graph([out]), { steps: ONE_STEP, seed, opts: { tuning: { ...GPU_TUNING, linear: { ...GPU_TUNING.linear, merge } } } });
         },

@@ -19,7 +19,7 @@ import { createWebGpuExecutor } from "../../src/runtime/webgpu/executor.js";
 import { deviceFeatures } from "../../src/runtime/webgpu/tuning.js";
 import { wgslProfile } from "../../src/compiler/target/wgsl.js";
 import { randomTensor } from "../../src/runtime/weights/random.js";
-import { CI, expectClose, gpu, GraphBuilder, NO_PROLOGUE, NORM_PROLOGUES, testWeights } from "./helpers.js";
+import { CI, expectClose, fusedLinears, gpu, GraphBuilder, linearSegment, NO_PROLOGUE, NORM_PROLOGUES, testWeights } from "./helpers.js";
 
 const RUNS = CI ? 24 : 10;
 const seedArb = fc.integer({ min: 0, max: 1 << 30 });
@@ -64,21 +64,13 @@ const PROLOGUES = [...NORM_PROLOGUES, NO_PROLOGUE];
 
 describe("GPU-profile linear kernels equal the CPU reference", () => {
   it("every dtype, prologues, RoPE rotations, merged segments, decode and prefill tiles, several lane counts", async () => {
-    const segment = fc.record({
-      weights: fc.integer({ min: 1, max: 2 }),
-      bias: fc.boolean(),
-      rotate: fc.boolean(),
-      headDim: fc.constantFrom(2, 4, 8),
-      heads: fc.integer({ min: 1, max: 3 }),
-      n: fc.integer({ min: 1, max: 9 }),
-    });
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom(...DTYPES),
         fc.integer({ min: 0, max: PROLOGUES.length - 1 }),
         fc.integer({ min: 1, max: 9 }),
         fc.integer({ min: 1, max: 9 }), // K in 32-element blocks: from fewer steps than lanes to several per lane
-        fc.array(segment, { minLength: 1, maxLength: 3 }),
+        fc.array(linearSegment, { minLength: 1, maxLength: 3 }),
         fc.constantFrom(2, 8, 64),
         fc.integer({ min: 1, max: 3 }),
         fc.integer({ min: 1, max: 4 }),
@@ -88,24 +80,7 @@ describe("GPU-profile linear kernels equal the CPU reference", () => {
           const b = new GraphBuilder();
           const x = b.weight("x", [m, k]);
           const sources = pi === PROLOGUES.length - 1 ? [x] : [x, b.weight("g", [k])];
-          const outs = segs.map((sg, si) => {
-            const n = sg.rotate ? sg.heads * sg.headDim : sg.n;
-            const ws = Array.from({ length: sg.weights }, (_, i) => b.weight(`w${si}_${i}`, [n, k]));
-            const extras = sg.bias ? [b.weight(`bias${si}`, [n])] : [];
-            const acc = Array.from({ length: sg.weights }, (_, i) => `in${i}`);
-            const epilogue = sg.weights === 2 ? `${acc.join("; ")}; silu(0); mul(2, 1)${sg.bias ? "; in2; add(3, 4) -> 5" : " -> 3"}` : sg.bias ? "in0; in1; add(0, 1) -> 2" : "in0 -> 0";
-            const rot = sg.rotate ? [b.weight(`angle${si}`, [m, 1]), b.weight(`freq${si}`, [sg.headDim / 2])] : [];
-            return b.op("fused_linear", [...sources, ...ws, ...extras, ...rot], {
-              prologue: parseProgram(PROLOGUES[pi]!),
-              x_inputs: sources.length,
-              weights: sg.weights,
-              epilogue: parseProgram(epilogue),
-              extras: extras.length,
-              head_dim: sg.rotate ? sg.headDim : 0,
-              rotation: parseProgram(sg.rotate ? "in0; in1; mul(0, 1); cos(2); sin(2) -> 3, 4" : "1:f32; 0:f32 -> 0, 1"),
-            });
-          });
-          const out = outs.slice(1).reduce((a, o) => b.op("concat", [a, o], { axis: -1 }), outs[0]!);
+          const out = fusedLinears(b, sources, PROLOGUES[pi]!, m, k, segs);
           await compareOnce(b.graph([out]), storedAs(seed, dtype), gpuTuning(lanes, rows, tileM), `${dtype}, ${lanes} lanes × ${rows} rows, tileM ${tileM}`);
         },
       ),

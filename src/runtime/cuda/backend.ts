@@ -5,7 +5,7 @@
 import type { Graph } from "../../compiler/ir/graph.js";
 import type { DeviceOptions } from "../backend.js";
 import type { WeightSource } from "../executor.js";
-import { ATTR, CudaDriver, CudaUnavailableError } from "./driver.js";
+import { CudaDriver } from "./driver.js";
 import { createCudaExecutor, type CudaExecutor, type CudaExecutorOptions } from "./executor.js";
 
 export interface CudaBackend {
@@ -17,15 +17,10 @@ export interface CudaBackend {
 
 export function cudaBackend(opts: CudaExecutorOptions = {}): CudaBackend {
   const driver = new CudaDriver(opts.libcuda);
-  driver.init();
-  const count = driver.deviceCount();
-  const ordinal = opts.device ?? 0;
-  if (ordinal >= count) throw new CudaUnavailableError(count === 0 ? "the NVIDIA driver reports no CUDA device" : `CUDA device ${ordinal} does not exist (there are ${count})`);
-  const dev = driver.device(ordinal);
-  const cc = `${driver.attribute(dev, ATTR.ccMajor)}.${driver.attribute(dev, ATTR.ccMinor)}`;
+  const { dev, cc } = driver.openDevice(opts.device);
   return {
     name: "cuda",
-    description: `cuda (${driver.deviceName(dev)}, compute capability ${cc})`,
+    description: `cuda (${driver.deviceName(dev)}, compute capability ${cc.major}.${cc.minor})`,
     createExecutor: (graph, weights, o = {}) =>
       createCudaExecutor(graph, weights, { ...opts, ...(o.weightDType ? { weightDType: o.weightDType } : {}), ...(o.onUpload ? { onProgress: o.onUpload } : {}) }),
     release: () => undefined,

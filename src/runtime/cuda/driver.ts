@@ -157,6 +157,17 @@ export class CudaDriver {
     return n[0]!;
   }
 
+  /** Initialises the driver and picks device `ordinal` (default 0), with its compute capability;
+   *  no device, or no such ordinal, is a CudaUnavailableError. */
+  openDevice(ordinal = 0): { dev: number; cc: { major: number; minor: number } } {
+    this.init();
+    const count = this.deviceCount();
+    if (count === 0) throw new CudaUnavailableError("the NVIDIA driver reports no CUDA device");
+    if (ordinal < 0 || ordinal >= count) throw new CudaUnavailableError(`CUDA device ${ordinal} does not exist (there are ${count})`);
+    const dev = this.device(ordinal);
+    return { dev, cc: { major: this.attribute(dev, ATTR.ccMajor), minor: this.attribute(dev, ATTR.ccMinor) } };
+  }
+
   device(ordinal: number): number {
     const d = [0];
     this.check(this.api.cuDeviceGet(d, ordinal), `cuDeviceGet(${ordinal})`);

@@ -19,7 +19,7 @@ import { deviceWeightBytes } from "../../compiler/target/program.js";
 import type { StorageDType } from "../../compiler/target/storage.js";
 import { formatBytes, ResourceError } from "../errors.js";
 import { ExecutorBase, lastRowArgmax, type StepInputs, type WeightSource } from "../executor.js";
-import { ATTR, CudaDriver, CudaError, CudaUnavailableError, type DevicePtr, type Handle } from "./driver.js";
+import { ATTR, CudaDriver, CudaError, type DevicePtr, type Handle } from "./driver.js";
 import { cachedLibrary, fitPtxVersion, libraryHas, pickArch, readKernelLibrary, type KernelLibrary } from "./ptx.js";
 import { stepBuffers, stepLaunches, type PreparedLaunch, type SharedBuffers } from "./step.js";
 
@@ -122,13 +122,7 @@ export class CudaExecutor extends ExecutorBase {
     const o = this.opts;
     const driver = new CudaDriver(o.libcuda);
     this.driver = driver;
-    driver.init();
-    const count = driver.deviceCount();
-    if (count === 0) throw new CudaUnavailableError("the NVIDIA driver reports no CUDA device");
-    const ordinal = o.device ?? 0;
-    if (ordinal < 0 || ordinal >= count) throw new CudaUnavailableError(`CUDA device ${ordinal} does not exist (there are ${count})`);
-    const dev = driver.device(ordinal);
-    const cc = { major: driver.attribute(dev, ATTR.ccMajor), minor: driver.attribute(dev, ATTR.ccMinor) };
+    const { dev, cc } = driver.openDevice(o.device);
     this.ctx = driver.createContext(dev);
     const clock = driver.attribute(dev, ATTR.memoryClockKHz);
     const bus = driver.attribute(dev, ATTR.memoryBusWidthBits);
@@ -149,7 +143,7 @@ export class CudaExecutor extends ExecutorBase {
     const driverVersion = driver.driverVersion();
     const { image, library } = this.moduleImage(module, cc, names, driverVersion);
     this.info = {
-      name: driver.deviceName(dev), ordinal, computeCapability: cc, multiprocessors: driver.attribute(dev, ATTR.multiprocessors),
+      name: driver.deviceName(dev), ordinal: o.device ?? 0, computeCapability: cc, multiprocessors: driver.attribute(dev, ATTR.multiprocessors),
       totalMemory: driver.totalMemory(dev), peakBandwidth: 2 * clock * 1000 * (bus / 8), driverVersion, profile, library,
     };
     this.cuModule = driver.loadModule(image);

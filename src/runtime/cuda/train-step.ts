@@ -16,7 +16,7 @@ import {
 import { checkTrainingStep, trainingInputNames, trainingInputs, trainingWeightShapes, type DeviceOptimizerState, type TrainingSequence, type TrainingStepResult } from "../cpu/train-step.js";
 import type { DropoutKey } from "../../compiler/autodiff/index.js";
 import { formatBytes, ResourceError } from "../errors.js";
-import { ATTR, CudaDriver, CudaError, CudaUnavailableError, type DevicePtr, type Handle } from "./driver.js";
+import { CudaDriver, CudaError, type DevicePtr, type Handle } from "./driver.js";
 import { cachedLibrary, fitPtxVersion, pickArch } from "./ptx.js";
 import { stepBuffers, stepLaunches, type PreparedLaunch, type SharedBuffers } from "./step.js";
 
@@ -64,13 +64,8 @@ export class CudaTrainingStep {
   ) {
     const d = new CudaDriver(opts.libcuda);
     this.driver = d;
-    d.init();
-    const count = d.deviceCount();
-    if (count === 0) throw new CudaUnavailableError("the NVIDIA driver reports no CUDA device");
-    const ordinal = opts.device ?? 0;
-    if (ordinal < 0 || ordinal >= count) throw new CudaUnavailableError(`CUDA device ${ordinal} does not exist (there are ${count})`);
-    const dev = d.device(ordinal);
-    this.cc = { major: d.attribute(dev, ATTR.ccMajor), minor: d.attribute(dev, ATTR.ccMinor) };
+    const { dev, cc } = d.openDevice(opts.device);
+    this.cc = cc;
     this.ctx = d.createContext(dev);
     this.stream = d.createStream();
     this.shapes = trainingWeightShapes(training);
