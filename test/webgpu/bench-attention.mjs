@@ -8,7 +8,7 @@
 // are the same text (checked here too).
 //
 //   npx tsc -p tsconfig.json && EGL_PLATFORM=surfaceless node test/webgpu/bench-attention.mjs [rounds]
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { compileFile } from "../../dist/src/compiler/compile.js";
@@ -25,7 +25,11 @@ const gemmaCfg = { ...cfg, head_dim: 32, sliding_window: 64 };
 // The built-in's LLaMA: llama.llm beside a std/nn.llm without the library's `attention`.
 const dir = mkdtempSync(join(tmpdir(), "llmc-bench-attention-"));
 mkdirSync(join(dir, "std"));
-copyFileSync(join(models, "llama.llm"), join(dir, "llama.llm"));
+// The built-in has no dropout_p (dropout acts only in training, and inference graphs drop it).
+const llama = readFileSync(join(models, "llama.llm"), "utf8");
+const builtinCall = llama.replace(", dropout_p: attn_dropout)", ")");
+if (builtinCall === llama) throw new Error("llama.llm's attention call has no dropout_p to leave out");
+writeFileSync(join(dir, "llama.llm"), builtinCall);
 const std = readFileSync(join(models, "std/nn.llm"), "utf8");
 const withoutAttention = std.replace(/\nfn attention\([\s\S]*?\n}\n/, "\n");
 if (withoutAttention === std) throw new Error("std/nn.llm has no `fn attention` to leave out");
