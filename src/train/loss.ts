@@ -8,7 +8,7 @@
 
 import { cpuTrainingStep, type TrainingStepResult } from "../runtime/cpu/train-step.js";
 import type { GpuContext } from "../runtime/webgpu/context.js";
-import { WebGpuTraining, WebGpuTrainingStep } from "../runtime/webgpu/train-step.js";
+import { WebGpuTraining, WebGpuTrainingStep, type WebGpuTrainingOptions } from "../runtime/webgpu/train-step.js";
 import { CudaTraining, CudaTrainingStep, type CudaTrainingOptions } from "../runtime/cuda/train-step.js";
 import type { Batch } from "./data.js";
 import type { DropoutKey } from "../compiler/autodiff/index.js";
@@ -46,9 +46,10 @@ export interface ModelDeviceTraining {
   dispose(): void;
 }
 
-/** The model on WebGPU with the optimiser on the device (see WebGpuTraining). */
-export function webGpuTraining(model: TrainingModel, gpu: GpuContext): ModelDeviceTraining {
-  const step = new WebGpuTrainingStep(model.training, gpu);
+/** The model on WebGPU with the optimiser on the device (see WebGpuTraining; `opts` as
+ *  WebGpuTrainingStep's: kernel shapes, how many tokens a packed step may take). */
+export function webGpuTraining(model: TrainingModel, gpu: GpuContext, opts: WebGpuTrainingOptions = {}): ModelDeviceTraining {
+  const step = new WebGpuTrainingStep(model.training, gpu, opts);
   return deviceTraining(model, webGpuStep(step), (opt) => new WebGpuTraining(step, model.params, model.frozen, opt));
 }
 

@@ -6,12 +6,15 @@ import { describe, expect, test } from "vitest";
 import { buildTrainingGraph, compileTrainingFile } from "../../src/compiler/autodiff/index.js";
 import { dimSymbols, symDim } from "../../src/compiler/base/symbolic.js";
 import { verifyGraph } from "../../src/compiler/ir/verify.js";
-import { DEFAULT_PIPELINE } from "../../src/compiler/passes/index.js";
+import { DEFAULT_PIPELINE, UNFUSED_PIPELINE } from "../../src/compiler/passes/index.js";
 import { cpuTrainingStep, evaluateGraph, initialWeights } from "../../src/runtime/cpu/train-step.js";
 import { GraphBuilder } from "../helpers/graph.js";
 import { rand } from "./gradcheck.js";
 
 const MICRO = fileURLToPath(new URL("./fixtures/micro-llama.llm", import.meta.url));
+const model = (name: string) => fileURLToPath(new URL(`../../models/${name}.llm`, import.meta.url));
+const micro = (extra: Record<string, string> = {}) => new Map(Object.entries({ vocab_size: "64", dim: "32", n_layers: "2", n_heads: "4", n_kv_heads: "2", ffn_dim: "48", max_seq_len: "64", ...extra }));
+const opsOf = (g: { nodes: { op: string }[] }, prefix: string) => g.nodes.filter((n) => n.op.startsWith(prefix)).map((n) => n.op);
 const tokens = Int32Array.from([1, 9, 33, 4, 4, 60]);
 const targets = Int32Array.from([9, 33, 4, -1, 60, 2]);
 
@@ -54,6 +57,43 @@ describe("the training graph of a LLaMA", () => {
     expect(spread.loss).not.toBe(a.loss);
     expect(() => cpuTrainingStep(training!, weights, tokens, targets.subarray(1))).toThrow(/targets/);
     expect(() => cpuTrainingStep(training!, weights, tokens, Int32Array.from([1, 2, 3, 64, 0, 0]))).toThrow(/vocabulary of 64/);
+  });
+});
+
+describe("attention in training", () => {
+  const cases: [string, string, Map<string, string>][] = [
+    ["LLaMA (causal, grouped-query)", MICRO, new Map()],
+    ["Mistral (a sliding window of 3)", model("mistral"), micro({ sliding_window: "3" })],
+  ];
+  for (const [what, file, overrides] of cases) {
+    test(`${what}: one attention node forward, the four gradient kernels backward, the written-out graph's loss and gradients`, () => {
+      const fused = compileTrainingFile(file, { overrides }).training!;
+      const layers = 2;
+      expect(opsOf(fused.graph, "attention").sort()).toEqual(
+        ["attention", "attention_dk", "attention_dq", "attention_dv", "attention_lse"].flatMap((op) => Array(layers).fill(op)).sort(),
+      );
+      const written = compileTrainingFile(file, { overrides, forwardPipeline: UNFUSED_PIPELINE });
+      expect(opsOf(written.training!.graph, "attention")).toEqual([]);
+      const weights = initialWeights(written.model!, 3);
+      const a = cpuTrainingStep(written.training!, weights, tokens, targets);
+      const b = cpuTrainingStep(fused, weights, tokens, targets);
+      expect(b.loss).toBeCloseTo(a.loss, 6);
+      for (const [name, g] of a.grads) {
+        const h = b.grads.get(name)!;
+        const scale = g.reduce((m, v) => Math.max(m, Math.abs(v)), 1e-12);
+        const worst = g.reduce((m, v, i) => Math.max(m, Math.abs(v - h[i]!)), 0);
+        expect(worst / scale, name).toBeLessThan(1e-5);
+      }
+    });
+  }
+
+  test("attention with a score program (Gemma 2's soft-capping) stays written out and is differentiated op by op", () => {
+    const overrides = new Map(Object.entries({ vocab_size: "64", dim: "32", n_layers: "2", n_heads: "4", n_kv_heads: "2", head_dim: "8", ffn_dim: "48", max_seq_len: "64", sliding_window: "4" }));
+    const { training, model: m } = compileTrainingFile(model("gemma2"), { overrides });
+    expect(opsOf(training!.graph, "attention")).toEqual([]);
+    const { loss, grads } = cpuTrainingStep(training!, initialWeights(m!, 1), tokens, targets);
+    expect(Number.isFinite(loss)).toBe(true);
+    expect([...grads.values()].every((g) => g.every(Number.isFinite))).toBe(true);
   });
 });
 

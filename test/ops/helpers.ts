@@ -201,13 +201,38 @@ const CASES: Record<string, () => CaseArb> = {
         dv: fc.integer({ min: 1, max: 4 }),
         causal: fc.boolean(),
         window: fc.integer({ min: 0, max: 4 }),
+        segment: fc.integer({ min: 0, max: 3 }),
         dt: floatDType,
       }),
-      ({ t, s, hkv, group, d, dv, causal, window, dt }, next) => ({
+      ({ t, s, hkv, group, d, dv, causal, window, segment, dt }, next) => ({
         inputs: [randomTensor([t, hkv * group, d], dt, next), randomTensor([s, hkv, d], dt, next), randomTensor([s, hkv, dv], dt, next)],
-        attrs: { causal, window, scale: 1 / Math.sqrt(d) },
+        attrs: { causal, window, scale: 1 / Math.sqrt(d), ...(segment ? { segment } : {}) },
       }),
     ),
+  // The attention gradient ops: q, k, v, o, dO and lse of one random attention shape, inputs in each
+  // op's order.
+  ...Object.fromEntries(["attention_lse", "attention_dq", "attention_dk", "attention_dv"].map((op) => [op, () =>
+    withData(
+      fc.record({
+        t: fc.integer({ min: 1, max: 4 }),
+        s: fc.integer({ min: 1, max: 6 }),
+        hkv: fc.integer({ min: 1, max: 3 }),
+        group: fc.integer({ min: 1, max: 3 }),
+        d: fc.integer({ min: 1, max: 4 }),
+        dv: fc.integer({ min: 1, max: 4 }),
+        causal: fc.boolean(),
+        window: fc.integer({ min: 0, max: 4 }),
+        segment: fc.integer({ min: 0, max: 3 }),
+        dt: floatDType,
+      }),
+      ({ t, s, hkv, group, d, dv, causal, window, segment, dt }, next) => {
+        const hq = hkv * group;
+        const [q, k, v] = [randomTensor([t, hq, d], dt, next), randomTensor([s, hkv, d], dt, next), randomTensor([s, hkv, dv], dt, next)];
+        const [o, dO, lse] = [randomTensor([t, hq, dv], dt, next), randomTensor([t, hq, dv], dt, next), randomTensor([t, hq], "f32", next)];
+        const inputs = op === "attention_lse" ? [q, k] : op === "attention_dv" ? [q, k, dO, lse] : [q, k, v, o, dO, lse];
+        return { inputs, attrs: { causal, window, scale: 1 / Math.sqrt(d), ...(segment ? { segment } : {}) } };
+      },
+    )])),
   // Fused kernels: an RMSNorm-like row program over x [rows, width] and a gain [width].
   fused: () =>
     withData(fc.tuple(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 6 })), ([rows, width], next) => ({

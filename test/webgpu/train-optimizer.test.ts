@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { webGpuTraining } from "../../src/train/loss.js";
 import { deviceOptimizerConfig } from "../../src/train/optimizer.js";
-import { expectDeviceOptimizerMatchesHost, expectDeviceResumeExact, microModel, tokenStream } from "../train/device.js";
+import { expectDeviceOptimizerMatchesHost, expectDeviceResumeExact, expectParamsClose, microModel, tokenStream } from "../train/device.js";
 import { gpu } from "./helpers.js";
 
 const device = await gpu();
@@ -50,6 +50,47 @@ describe("the optimiser on WebGPU", () => {
       queue.submit = submit;
       training.dispose();
     }
+  });
+
+  it("packs a step's sequences into one run of the graph: the unpacked run's losses and parameters, a third of the dispatches", async () => {
+    const run = async (packTokens: number) => {
+      const model = microModel();
+      const training = webGpuTraining(model, device, { packTokens });
+      let dispatches = 0;
+      const begin = GPUCommandEncoder.prototype.beginComputePass;
+      GPUCommandEncoder.prototype.beginComputePass = function (this: GPUCommandEncoder, desc?: GPUComputePassDescriptor) {
+        const pass = begin.call(this, desc);
+        const dispatch = pass.dispatchWorkgroups.bind(pass);
+        pass.dispatchWorkgroups = (...args: Parameters<GPUComputePassEncoder["dispatchWorkgroups"]>) => {
+          dispatches++;
+          dispatch(...args);
+        };
+        return pass;
+      };
+      try {
+        const r = training.device(deviceOptimizerConfig({ kind: "adamw", weightDecay: 0.1 }, model.shapes));
+        const tokens = tokenStream(6 * 8 + 1);
+        const batch = (k: number) => ({ batch: 3, context: 8, tokens: tokens.subarray(k * 24, (k + 1) * 24), targets: tokens.subarray(k * 24 + 1, (k + 1) * 24 + 1) });
+        const losses: number[] = [];
+        for (let step = 0; step < 3; step++) {
+          const { lossSum } = await r.accumulate([batch(step % 2)]);
+          r.update(3e-3, 1 / 3);
+          losses.push(lossSum / 3);
+        }
+        const validation = await r.loss(batch(1));
+        await r.readParams(model.params);
+        return { losses, validation, params: model.params, dispatches };
+      } finally {
+        GPUCommandEncoder.prototype.beginComputePass = begin;
+        training.dispose();
+      }
+    };
+    const packed = await run(1024);
+    const single = await run(1);
+    packed.losses.forEach((l, i) => expect(Math.abs(l - single.losses[i]!)).toBeLessThan(1e-5 * single.losses[i]!));
+    expect(Math.abs(packed.validation - single.validation)).toBeLessThan(1e-5 * single.validation);
+    expectParamsClose(packed.params, single.params, 2e-5);
+    expect(packed.dispatches).toBeLessThan(single.dispatches / 2);
   });
 
   it("draws the host run's dropout masks (and resumes exactly with dropout)", async () => {

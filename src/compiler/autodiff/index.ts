@@ -10,11 +10,12 @@ import { renumber, type Graph } from "../ir/graph.js";
 import { lowerModel } from "../ir/lower.js";
 import { applyAliases } from "../ir/rewrite.js";
 import { verifyGraph } from "../ir/verify.js";
-import { runPasses, TRAINING_PIPELINE, UNFUSED_PIPELINE } from "../passes/index.js";
+import { runPasses, TRAINING_FORWARD_PIPELINE, TRAINING_PIPELINE } from "../passes/index.js";
 import { specialize } from "../passes/specialize.js";
 import { zeros } from "../ops/gradients.js";
 import { differentiate, GraphAppender } from "./reverse.js";
 import { withDropoutMasks, type DropoutSite } from "./dropout.js";
+import { packingBlocker, segmentAttention } from "./pack.js";
 
 export interface TrainingGraph {
   /** Inputs `tokens`, `pos` and `targets` ([T] i32 each); outputs the loss ([] f32), then one
@@ -26,11 +27,29 @@ export interface TrainingGraph {
   vocabSize?: number;
   /** The dropout masks the step takes as inputs (dropout.ts), in order. */
   dropout: DropoutSite[];
+  /** Set on a packed graph: its T tokens are `sequences` sequences of `segment` each, and its loss
+   *  is the sum of their mean losses (so its gradients are the sum of theirs). */
+  pack?: TrainingPack;
+  /** Why this model's sequences cannot be packed (null: they can): pack.ts. */
+  packingBlocker: string | null;
+  /** What it was built from, so packedTrainingGraph can build its packed variants. */
+  source: { forward: Graph; options: TrainingOptions };
+}
+
+export interface TrainingPack {
+  segment: number;
+  sequences: number;
 }
 
 export interface TrainingOptions {
   /** Passes over the training graph (default: TRAINING_PIPELINE). */
   pipeline?: string[];
+  /** Passes over the forward graph before it is differentiated (default: TRAINING_FORWARD_PIPELINE,
+   *  which fuses plain attention; UNFUSED_PIPELINE differentiates attention op by op). */
+  forwardPipeline?: string[];
+  /** Build the graph of `sequences` packed sequences of `segment` tokens (pack.ts); throws when the
+   *  model's rows are not independent. */
+  pack?: TrainingPack;
 }
 
 /** A target below zero is left out of the loss (PyTorch's ignore_index). */
@@ -69,16 +88,26 @@ function crossEntropy(b: GraphAppender, logits: number): { loss: number; stop: n
   return { loss: b.op("div", [b.op("neg", [picked]), count]), stop: max };
 }
 
-/** The training graph of a forward graph (lowered, passes before fusion: see compileTrainingFile). */
+/** The training graph of a forward graph (lowered, passes before fusion but attention's: see
+ *  compileTrainingFile). */
 export function buildTrainingGraph(forward: Graph, opts: TrainingOptions = {}): TrainingGraph {
   if (forward.outputs.length !== 1) throw new Error(`a training graph needs a forward graph with one output (the logits), got ${forward.outputs.length}`);
-  const { graph: g, sites } = withDropoutMasks(withoutKvCache(forward));
-  verifyGraph(g, "masking dropout");
+  const masked = withDropoutMasks(withoutKvCache(forward));
+  const sites = masked.sites;
+  verifyGraph(masked.graph, "masking dropout");
+  const blocker = packingBlocker(masked.graph);
+  const pack = opts.pack;
+  if (pack && blocker) throw new Error(`cannot pack training sequences of this model: ${blocker}`);
+  const g = pack ? segmentAttention(masked.graph, pack.segment) : masked.graph;
   const b = new GraphAppender(g);
   const logits = g.outputs[0]!;
   const lty = b.ty(logits);
   if (lty.shape.length !== 2) throw new Error(`training needs logits of shape [T, vocab], got rank ${lty.shape.length}`);
-  const { loss, stop } = crossEntropy(b, logits);
+  const ce = crossEntropy(b, logits);
+  const stop = ce.stop;
+  // Packed: the mean over all tokens times the sequences, which is the sum of their means when each
+  // has as many counted targets (packed windows are full; runtimes pack only such sequences).
+  const loss = pack && pack.sequences !== 1 ? b.op("mul", [ce.loss, b.op("const", [], { value: pack.sequences, dtype: b.ty(ce.loss).dtype })]) : ce.loss;
 
   const weights = g.nodes.filter((n) => n.op === "weight");
   const weightNames = [...new Set(weights.map((n) => n.attrs["name"] as string))];
@@ -104,7 +133,15 @@ export function buildTrainingGraph(forward: Graph, opts: TrainingOptions = {}): 
   })];
   const graph = renumber(runPasses({ ...back.graph(d.graph), outputs, name: `${forward.name}_train` }, { pipeline: opts.pipeline ?? TRAINING_PIPELINE }));
   const vocab = constValue(lty.shape[1]!);
-  return { graph, weightNames, dropout: sites, ...(vocab !== null ? { vocabSize: vocab } : {}) };
+  return {
+    graph, weightNames, dropout: sites, packingBlocker: blocker, source: { forward, options: opts },
+    ...(pack ? { pack } : {}), ...(vocab !== null ? { vocabSize: vocab } : {}),
+  };
+}
+
+/** The graph of `sequences` sequences of `segment` tokens packed into one step of the same model. */
+export function packedTrainingGraph(tg: TrainingGraph, pack: TrainingPack): TrainingGraph {
+  return buildTrainingGraph(tg.source.forward, { ...tg.source.options, pack });
 }
 
 export interface TrainingCompileResult {
@@ -124,7 +161,7 @@ export function compileTrainingFile(path: string, opts: CheckOptions & TrainingO
   if (check.diagnostics.some((d) => d.severity === "error") || !check.model) return fail(check.diagnostics);
   const lowered = lowerModel({ fns: check.fns }, check.model, { training: true });
   if (!lowered.graph) return fail([...check.diagnostics, ...lowered.diagnostics]);
-  const forward = runPasses(lowered.graph, { pipeline: UNFUSED_PIPELINE });
+  const forward = runPasses(lowered.graph, { pipeline: opts.forwardPipeline ?? TRAINING_FORWARD_PIPELINE });
   return {
     training: buildTrainingGraph(forward, opts),
     forward: renumber(withoutKvCache(forward)),
@@ -136,3 +173,4 @@ export function compileTrainingFile(path: string, opts: CheckOptions & TrainingO
 
 export { differentiate } from "./reverse.js";
 export { dropoutInputs, dropoutMask, type DropoutKey, type DropoutSite } from "./dropout.js";
+export { packingBlocker } from "./pack.js";

@@ -112,59 +112,19 @@ function keptGrad(b: GradientBuilder, x: number, dy: number, attrs: Attrs): numb
 }
 
 const attentionRule: GradientRule = (b, { inputs: [q, k, v], output: o, attrs }, dO) => {
-  // Recomputes the attention matrix, then flash-attention's backward: with Pm = softmax(S),
-  // dV = Pmᵀ dO, dPm = dO Vᵀ, dS = Pm ∘ (dPm − rowsum(dO ∘ O)), dQ = dS K·scale, dK = dSᵀ Q·scale.
-  // Heads are laid out [Hkv, G, len, D] so the G query heads reading one KV head batch together and
-  // their K/V gradients sum over G.
-  // Score and mask programs are made by the attention pass, which training graphs do not run: their
-  // attention is the written pattern, differentiated op by op.
+  // Flash-attention's backward: with p = softmax(S) recomputed from each row's log-sum-exp,
+  // dV = pᵀ dO, dS = p ∘ (dO Vᵀ − rowsum(dO ∘ O)), dQ = dS K·scale, dK = dSᵀ Q·scale, summed over
+  // the query heads that share a kv head — four kernels that never hold [T, S] (ops/table.ts).
+  // Training graphs fuse only attention without score or mask programs (fuse-attention-plain);
+  // the rest stays written out and is differentiated op by op.
   if (attrs["score"] || attrs["mask"]) throw new Error("internal: no gradient for an attention with score or mask programs");
-  const [t, hq, d] = b.ty(q!).shape as [Dim, Dim, Dim];
-  const [s, hkv] = b.ty(k!).shape as [Dim, Dim];
-  const dt = b.ty(q!).dtype;
-  const nkv = constValue(hkv)!;
-  const group = constDim(constValue(hq)! / nkv);
-  const scale = attrs["scale"] as number;
-  const window = attrs["window"] as number;
-  const byGroup = (x: number, len: Dim, heads: Dim) =>
-    b.op("reshape", [b.op("transpose", [x], { perm: [1, 0, 2] })], { shape: [hkv, heads, len, d] });
-  const fromGroup = (x: number, len: Dim, heads: Dim) =>
-    b.op("transpose", [b.op("reshape", [x], { shape: [heads, len, d] })], { perm: [1, 0, 2] });
-  const q4 = byGroup(q!, t, group);
-  const k4 = byGroup(k!, s, one);
-  const v4 = byGroup(v!, s, one);
-  const o4 = byGroup(o, t, group);
-  const dO4 = byGroup(dO, t, group);
-  const f = (x: number) => scalar(b, x, dt);
-
-  // Query t sits at position S − T + t; key j is visible unless causal hides it (j > pos) or the
-  // window does (j ≤ pos − window). Every row keeps at least its own position.
-  const past = subDim(s, t);
-  let pos = b.op("reshape", [b.op("arange", [], { n: t })], { shape: [t, one] });
-  if (constValue(past) !== 0) pos = b.op("add", [pos, b.op("dim_value", [], { value: past, dtype: "f32" })]);
-  const key = b.op("arange", [], { n: s });
-  let visible: number | null = null;
-  const and = (m: number) => (visible = visible === null ? m : b.op("and", [visible, m]));
-  if (attrs["causal"]) and(b.op("le", [key, pos]));
-  if (window > 0) and(b.op("gt", [key, b.op("sub", [pos, scalar(b, window, "f32")])]));
-
-  let scores = b.op("mul", [b.op("matmul", [q4, transposeLast(b, k4)]), f(scale)]);
-  if (visible !== null) {
-    if (dt !== "f32") scores = b.op("cast", [scores], { dtype: "f32" });
-    scores = b.op("where", [visible, scores, scalar(b, -Infinity, "f32")]);
-    if (dt !== "f32") scores = b.op("cast", [scores], { dtype: dt });
-  }
-  const e = b.op("exp", [b.op("sub", [scores, b.op("amax", [scores], { axis: -1, keepdim: true })])]);
-  const pm = b.op("div", [e, b.op("sum", [e], { axis: -1, keepdim: true })]);
-
-  const sumGroups = (x: number) => b.op("sum", [x], { axis: 1, keepdim: true });
-  const dV = fromGroup(sumGroups(b.op("matmul", [transposeLast(b, pm), dO4])), s, hkv);
-  const dPm = b.op("matmul", [dO4, transposeLast(b, v4)]);
-  const rowDot = b.op("sum", [b.op("mul", [dO4, o4])], { axis: -1, keepdim: true });
-  const dS = b.op("mul", [pm, b.op("sub", [dPm, rowDot])]);
-  const dQ = fromGroup(b.op("mul", [b.op("matmul", [dS, k4]), f(scale)]), t, hq);
-  const dK = fromGroup(sumGroups(b.op("mul", [b.op("matmul", [transposeLast(b, dS), q4]), f(scale)])), s, hkv);
-  return [dQ, dK, dV];
+  const a = { causal: attrs["causal"]!, window: attrs["window"]!, scale: attrs["scale"]!, ...(attrs["segment"] ? { segment: attrs["segment"] } : {}) };
+  const lse = b.op("attention_lse", [q!, k!], a);
+  return [
+    b.op("attention_dq", [q!, k!, v!, o, dO, lse], a),
+    b.op("attention_dk", [q!, k!, v!, o, dO, lse], a),
+    b.op("attention_dv", [q!, k!, dO, lse], a),
+  ];
 };
 
 const rotaryRule: GradientRule = (b, { inputs: [x, cos, sin] }, dy) => {
@@ -321,6 +281,7 @@ export const NON_DIFFERENTIABLE: ReadonlyMap<string, string> = new Map([
   ["argmax", "an integer result: piecewise constant"],
   ["dropout", "the training graph replaces it by x·mask before differentiating (autodiff/dropout.ts)"],
   ...["fused", "linear", "fused_linear"].map((op) => [op, "made by fusion, which runs after differentiation"] as const),
+  ...["attention_lse", "attention_dq", "attention_dk", "attention_dv"].map((op) => [op, "made by attention's own gradient rule (a second derivative is not needed for training)"] as const),
 ]);
 
 /** The rule for `op`; an error naming the op when it has none. */

@@ -575,8 +575,9 @@ const rotary: Kernel = ([x, cos, sin]) => {
  *  S − T + t and key s at s; `causal` hides keys after the query, `window > 0` hides keys at or before
  *  pos − window, a `mask` program hides keys where it is false. A `score` program gives each visible
  *  score anew from (score, q_pos, k_pos, head). Query head h reads kv head ⌊h / (Hq/Hkv)⌋
- *  (consecutive query heads share one, as in llama.cpp and HF's repeat_kv). A row with every key
- *  hidden is 0. */
+ *  (consecutive query heads share one, as in llama.cpp and HF's repeat_kv). With `segment` > 0
+ *  (sequences packed into one training step) a key is hidden from queries of another sequence of
+ *  that many positions. A row with every key hidden is 0. */
 const attention: Kernel = ([q, k, v], attrs) => {
   for (const [nm, t] of [["q", q!], ["k", k!], ["v", v!]] as const) {
     needFloat(t, "attention", nm);
@@ -593,6 +594,7 @@ const attention: Kernel = ([q, k, v], attrs) => {
   const window = attrInt(attrs, "window", "attention", 0);
   if (window < 0) fail(`attention: window must be ≥ 0 (0 = none), got ${window}`);
   const scale = attrNum(attrs, "scale", "attention", 1 / Math.sqrt(d));
+  const segment = attrInt(attrs, "segment", "attention", 0);
   const scoreProgram = attrs["score"] as ExprProgram | undefined;
   const maskProgram = attrs["mask"] as ExprProgram | undefined;
   const keyPos = Float64Array.from({ length: s }, (_, j) => j);
@@ -614,7 +616,8 @@ const attention: Kernel = ([q, k, v], attrs) => {
       const qo = (t * hq + h) * d;
       const masked = maskProgram ? modifierRow(maskProgram, [pos, keyPos, h]) : null;
       for (let j = 0; j < s; j++) {
-        visible[j] = (causal && j > pos) || (window > 0 && j <= pos - window) || (masked !== null && !masked[j]) ? 0 : 1;
+        const otherSequence = segment > 0 && Math.floor(j / segment) !== Math.floor(pos / segment);
+        visible[j] = (causal && j > pos) || (window > 0 && j <= pos - window) || otherSequence || (masked !== null && !masked[j]) ? 0 : 1;
         if (!visible[j]) continue;
         const ko = (j * hkv + kh) * d;
         let dot = 0;
@@ -639,6 +642,109 @@ const attention: Kernel = ([q, k, v], attrs) => {
   }
   return { shape: [tq, hq, dv], dtype: q!.dtype, data: out };
 };
+
+// ------------------------------------------------------------------------------------ attention grad
+
+/** What every attention gradient op needs: the sizes, the visible key range of each query, and p. */
+function attentionGradSetup(op: string, q: HostTensor, k: HostTensor, attrs: ConcreteAttrs) {
+  const [tq, hq, d] = q.shape as [number, number, number];
+  const [s, hkv] = k.shape as [number, number, number];
+  const causal = attrBool(attrs, "causal", op);
+  const window = attrInt(attrs, "window", op, 0);
+  const scale = attrNum(attrs, "scale", op, 1 / Math.sqrt(d));
+  const segment = attrInt(attrs, "segment", op, 0);
+  const group = hq / hkv;
+  /** Keys lo … hi − 1 are visible to query t (at position S − T + t). */
+  const range = (t: number): [number, number] => {
+    const pos = s - tq + t;
+    let [lo, hi] = [window > 0 ? Math.max(0, pos - window + 1) : 0, causal ? Math.max(0, Math.min(s, pos + 1)) : s];
+    if (segment > 0) {
+      const first = Math.floor(pos / segment) * segment;
+      [lo, hi] = [Math.max(lo, first), Math.min(hi, first + segment)];
+    }
+    return [lo, Math.max(lo, hi)];
+  };
+  const score = (t: number, h: number, j: number) => {
+    const qo = (t * hq + h) * d;
+    const ko = (j * hkv + Math.floor(h / group)) * d;
+    let dot = 0;
+    for (let e = 0; e < d; e++) dot += q.data[qo + e]! * k.data[ko + e]!;
+    return dot * scale;
+  };
+  return { tq, hq, d, s, hkv, group, scale, range, score };
+}
+
+/** The row sum of dO ∘ o of each (query, head): the softmax backward's correction. */
+function rowDots(o: HostTensor, dO: HostTensor): Float64Array {
+  const [tq, hq, e] = o.shape as [number, number, number];
+  const out = new Float64Array(tq * hq);
+  for (let r = 0; r < tq * hq; r++) {
+    let acc = 0;
+    for (let i = 0; i < e; i++) acc += o.data[r * e + i]! * dO.data[r * e + i]!;
+    out[r] = acc;
+  }
+  return out;
+}
+
+const dotRows = (a: HostTensor["data"], ao: number, b: HostTensor["data"], bo: number, n: number) => {
+  let acc = 0;
+  for (let i = 0; i < n; i++) acc += a[ao + i]! * b[bo + i]!;
+  return acc;
+};
+
+/** log Σ exp of each row's visible scaled scores; 3e38 where nothing is visible (p = 0 then). */
+const attentionLse: Kernel = ([q, k], attrs) => {
+  const a = attentionGradSetup("attention_lse", q!, k!, attrs);
+  const out = new Float32Array(a.tq * a.hq);
+  for (let t = 0; t < a.tq; t++) {
+    const [lo, hi] = a.range(t);
+    for (let h = 0; h < a.hq; h++) {
+      let max = -Infinity;
+      for (let j = lo; j < hi; j++) max = Math.max(max, a.score(t, h, j));
+      let sum = 0;
+      for (let j = lo; j < hi; j++) sum += Math.exp(a.score(t, h, j) - max);
+      out[t * a.hq + h] = hi > lo ? max + Math.log(sum) : 3e38;
+    }
+  }
+  return { shape: [a.tq, a.hq], dtype: "f32", data: out };
+};
+
+/** dq, dk or dv of an attention from its inputs, output o, output gradient dO and row lse. */
+function attentionGrad(which: "q" | "k" | "v"): Kernel {
+  const op = `attention_d${which}`;
+  return (ins, attrs) => {
+    const [q, k, v, o, dO, lse] = which === "v" ? [ins[0]!, ins[1]!, null, null, ins[2]!, ins[3]!] : ins as HostTensor[];
+    const a = attentionGradSetup(op, q!, k!, attrs);
+    const e = dO!.shape[2]!;
+    const delta = o ? rowDots(o, dO!) : null;
+    const target = which === "q" ? q! : which === "k" ? k! : null;
+    const width = which === "v" ? e : a.d;
+    const out = new Float64Array((which === "q" ? a.tq * a.hq : a.s * a.hkv) * width);
+    for (let t = 0; t < a.tq; t++) {
+      const [lo, hi] = a.range(t);
+      for (let h = 0; h < a.hq; h++) {
+        const row = t * a.hq + h;
+        const kvh = Math.floor(h / a.group);
+        for (let j = lo; j < hi; j++) {
+          const p = Math.exp(a.score(t, h, j) - lse!.data[row]!);
+          const kvRow = j * a.hkv + kvh;
+          if (which === "v") {
+            for (let i = 0; i < e; i++) out[kvRow * e + i] += p * dO!.data[row * e + i]!;
+            continue;
+          }
+          const ds = p * (dotRows(dO!.data, row * e, v!.data, kvRow * e, e) - delta![row]!) * a.scale;
+          if (which === "q") for (let i = 0; i < a.d; i++) out[row * a.d + i] += ds * k!.data[kvRow * a.d + i]!;
+          else for (let i = 0; i < a.d; i++) out[kvRow * a.d + i] += ds * q!.data[row * a.d + i]!;
+        }
+      }
+    }
+    const dtype = (target ?? v ?? k!).dtype;
+    const shape = which === "q" ? [a.tq, a.hq, a.d] : [a.s, a.hkv, width];
+    const data = allocData(dtype, out.length);
+    for (let i = 0; i < out.length; i++) data[i] = roundToDType(out[i]!, dtype);
+    return { shape, dtype, data };
+  };
+}
 
 // ------------------------------------------------------------------------------------------ fused ops
 
@@ -813,6 +919,10 @@ export const referenceKernels: Readonly<Record<string, Kernel>> = {
   gather,
   rotary,
   attention,
+  attention_lse: attentionLse,
+  attention_dq: attentionGrad("q"),
+  attention_dk: attentionGrad("k"),
+  attention_dv: attentionGrad("v"),
   fused,
   linear,
   fused_linear: fusedLinear,

@@ -20,7 +20,7 @@ export type Attrs = Record<string, AttrValue>;
 /** A rule violation; the checker turns it into a located diagnostic. */
 export class TypeRuleError extends Error {}
 
-export type OpKind = "elementwise" | "reduction" | "matmul" | "layout" | "gather" | "source" | "rotary" | "attention" | "state" | "fused";
+export type OpKind = "elementwise" | "reduction" | "matmul" | "layout" | "gather" | "source" | "rotary" | "attention" | "attention_grad" | "state" | "fused";
 
 /** How an attribute is typed, printed and parsed in the IR text form. */
 export type AttrKind = "int" | "float" | "bool" | "str" | "dim" | "dims" | "ints" | "dtype" | "program";
@@ -36,6 +36,9 @@ export interface OpDef {
   optionalAttrs?: readonly string[];
   infer(inputs: TensorTy[], attrs: Attrs): TensorTy;
 }
+
+/** Attributes of the attention gradient ops: the attention's own, without programs. */
+const ATTENTION_GRAD_ATTRS: Record<string, AttrKind> = { causal: "bool", window: "int", scale: "float", segment: "int" };
 
 /** Arity of ops that take any number of inputs. */
 export const VARIADIC = -1;
@@ -305,9 +308,9 @@ const defs: OpDef[] = [
     },
   },
   {
-    name: "attention", kind: "attention", arity: 3, attrs: { causal: "bool", window: "int", scale: "float", score: "program", mask: "program" },
-    optionalAttrs: ["score", "mask"],
-    doc: "softmax(mask(score(q·kᵀ·scale)))·v with GQA. q [T, Hq, D], k/v [S, Hkv, D] → [T, Hq, D]; query t is at position S−T+t; query head h reads kv head h / (Hq/Hkv). attrs: causal, window (0 = none), scale (the elaborator fills 1/√D); optional score, an f32 program over (s, q_pos, k_pos, head) giving each score anew (soft-capping, position biases), and mask, a bool program over (q_pos, k_pos, head) that must also hold for a key to be seen (positions and head as f32). A row with every key masked is 0.",
+    name: "attention", kind: "attention", arity: 3, attrs: { causal: "bool", window: "int", scale: "float", score: "program", mask: "program", segment: "int" },
+    optionalAttrs: ["score", "mask", "segment"],
+    doc: "softmax(mask(score(q·kᵀ·scale)))·v with GQA. q [T, Hq, D], k/v [S, Hkv, D] → [T, Hq, D]; query t is at position S−T+t; query head h reads kv head h / (Hq/Hkv). attrs: causal, window (0 = none), scale (the elaborator fills 1/√D); optional score, an f32 program over (s, q_pos, k_pos, head) giving each score anew (soft-capping, position biases), and mask, a bool program over (q_pos, k_pos, head) that must also hold for a key to be seen (positions and head as f32); optional segment > 0 (packed training sequences): positions form independent sequences of that many, and a key is seen only from its own. A row with every key masked is 0.",
     infer: ([q, k, v], attrs) => {
       if (!isFloat(q!.dtype) || k!.dtype !== q!.dtype || v!.dtype !== q!.dtype) fail(`attention needs floating-point q, k, v of one type, got ${q!.dtype}, ${k!.dtype}, ${v!.dtype}`);
       for (const [nm, x] of [["q", q!], ["k", k!], ["v", v!]] as const) {
@@ -321,7 +324,42 @@ const defs: OpDef[] = [
       const hk = constValue(k!.shape[1]!);
       if (hq !== null && hk !== null && (hk === 0 || hq % hk !== 0)) fail(`attention needs query heads (${hq}) to be a multiple of key/value heads (${hk})`);
       checkAttentionModifiers(attrs);
+      checkSegment("attention", attrs);
       return { shape: [q!.shape[0]!, q!.shape[1]!, v!.shape[2]!], dtype: q!.dtype };
+    },
+  },
+  // The attention's backward (ops/gradients.ts), flash-attention style: each recomputes the
+  // probabilities p = exp(q·k·scale − lse) of the keys it needs instead of storing [T, S] of them.
+  {
+    name: "attention_lse", kind: "attention_grad", arity: 2, attrs: ATTENTION_GRAD_ATTRS, optionalAttrs: ["segment"],
+    doc: "log Σ exp of the visible scaled scores of each (query, head) row of an attention (causal, window, scale, segment as attention's). q [T, Hq, D], k [S, Hkv, D] → [T, Hq] f32; a row with no visible key gives 3e38 (its probabilities are 0).",
+    infer: ([q, k], attrs) => {
+      checkAttentionGradInputs("attention_lse", { q: q!, k: k! }, attrs);
+      return { shape: [q!.shape[0]!, q!.shape[1]!], dtype: "f32" };
+    },
+  },
+  {
+    name: "attention_dq", kind: "attention_grad", arity: 6, attrs: ATTENTION_GRAD_ATTRS, optionalAttrs: ["segment"],
+    doc: "the attention's gradient for q: scale·Σⱼ p·(dO·vⱼ − dO·o)·kⱼ with p = exp(q·kⱼ·scale − lse). Inputs q [T, Hq, D], k [S, Hkv, D], v [S, Hkv, E], o and dO [T, Hq, E], lse [T, Hq] → [T, Hq, D].",
+    infer: ([q, k, v, o, dO, lse], attrs) => {
+      checkAttentionGradInputs("attention_dq", { q: q!, k: k!, v: v!, o: o!, dO: dO!, lse: lse! }, attrs);
+      return { shape: q!.shape, dtype: q!.dtype };
+    },
+  },
+  {
+    name: "attention_dk", kind: "attention_grad", arity: 6, attrs: ATTENTION_GRAD_ATTRS, optionalAttrs: ["segment"],
+    doc: "the attention's gradient for k: scale·Σ over the query heads of kv head g and the queries that see key j of p·(dO·vⱼ − dO·o)·q. Inputs as attention_dq → [S, Hkv, D].",
+    infer: ([q, k, v, o, dO, lse], attrs) => {
+      checkAttentionGradInputs("attention_dk", { q: q!, k: k!, v: v!, o: o!, dO: dO!, lse: lse! }, attrs);
+      return { shape: k!.shape, dtype: k!.dtype };
+    },
+  },
+  {
+    name: "attention_dv", kind: "attention_grad", arity: 4, attrs: ATTENTION_GRAD_ATTRS, optionalAttrs: ["segment"],
+    doc: "the attention's gradient for v: Σ over the query heads of kv head g and the queries that see key j of p·dO. Inputs q [T, Hq, D], k [S, Hkv, D], dO [T, Hq, E], lse [T, Hq] → [S, Hkv, E].",
+    infer: ([q, k, dO, lse], attrs) => {
+      checkAttentionGradInputs("attention_dv", { q: q!, k: k!, dO: dO!, lse: lse! }, attrs);
+      return { shape: [k!.shape[0]!, k!.shape[1]!, dO!.shape[2]!], dtype: k!.dtype };
     },
   },
   {
@@ -433,6 +471,36 @@ defs.push(
   },
 );
 
+/** The inputs of an attention gradient op, by name: q [T, Hq, D], k [S, Hkv, D], v [S, Hkv, E],
+ *  o and dO [T, Hq, E], lse [T, Hq]; floating-point, Hq a multiple of Hkv. */
+function checkAttentionGradInputs(op: string, ins: Partial<Record<"q" | "k" | "v" | "o" | "dO" | "lse", TensorTy>>, attrs: Attrs): void {
+  const { q, k } = ins as { q: TensorTy; k: TensorTy };
+  for (const [nm, x] of Object.entries(ins)) {
+    if (!isFloat(x.dtype)) fail(`${op}'s ${nm} must be floating-point, got ${x.dtype}`);
+    if (x.shape.length !== (nm === "lse" ? 2 : 3)) fail(`${op}'s ${nm} must have rank ${nm === "lse" ? 2 : 3}, got ${formatShape(x.shape)}`);
+  }
+  const rows = (x: TensorTy) => x.shape.slice(0, 2);
+  const same = (a: readonly Dim[], b: readonly Dim[]) => a.length === b.length && a.every((d, i) => dimEquals(d, b[i]!));
+  if (!dimEquals(q.shape[2]!, k.shape[2]!)) fail(`${op}: q and k head_dim differ: ${formatShape(q.shape)} vs ${formatShape(k.shape)}`);
+  if (ins.v && !same(rows(ins.v), rows(k))) fail(`${op}: k ${formatShape(k.shape)} and v ${formatShape(ins.v.shape)} must agree in length and heads`);
+  for (const nm of ["o", "dO", "lse"] as const) {
+    const x = ins[nm];
+    if (x && !same(rows(x), rows(q))) fail(`${op}: ${nm} ${formatShape(x.shape)} must have q's rows and heads ${formatShape(rows(q))}`);
+  }
+  if (ins.o && ins.dO && !same(ins.o.shape, ins.dO.shape)) fail(`${op}: o ${formatShape(ins.o.shape)} and dO ${formatShape(ins.dO.shape)} differ`);
+  if (ins.v && ins.dO && !dimEquals(ins.v.shape[2]!, ins.dO.shape[2]!)) fail(`${op}: v ${formatShape(ins.v.shape)} and dO ${formatShape(ins.dO.shape)} differ in head_dim`);
+  const hq = constValue(q.shape[1]!);
+  const hk = constValue(k.shape[1]!);
+  if (hq !== null && hk !== null && (hk === 0 || hq % hk !== 0)) fail(`${op} needs query heads (${hq}) to be a multiple of key/value heads (${hk})`);
+  if (typeof attrs["window"] === "number" && attrs["window"] < 0) fail(`${op}: window must be ≥ 0 (0 = none), got ${attrs["window"]}`);
+  checkSegment(op, attrs);
+}
+
+function checkSegment(op: string, attrs: Attrs): void {
+  const seg = attrs["segment"];
+  if (seg !== undefined && (typeof seg !== "number" || !Number.isInteger(seg) || seg < 0)) fail(`${op}: segment must be an integer ≥ 0 (0 = one sequence), got ${String(seg)}`);
+}
+
 /** Inputs of an attention's score program: the scaled score, then the positions and head. */
 export const ATTENTION_SCORE_INPUTS = ["s", "q_pos", "k_pos", "head"] as const;
 /** Inputs of an attention's mask program. */
@@ -515,6 +583,15 @@ export function opFlops(name: string, ins: number[][], out: number[], attrs: Rec
       // Score and mask programs run at every score.
       const modifiers = ["score", "mask"].reduce((n, k) => n + ((attrs[k] as ExprProgram | undefined)?.nodes.filter((x) => x.kind === "op").length ?? 0), 0);
       return Math.round(scores * causalFraction * (4 * d! + 5 + modifiers));
+    }
+    case "attention_grad": {
+      // Per visible score: the q·k dot (2·D) and exp, then per op its own sums.
+      const [t, hq, d] = ins[0]!;
+      const s = ins[1]![0]!;
+      const e = name === "attention_lse" ? 0 : ins[2]![2]!;
+      const causalFraction = attrs["causal"] ? Math.min(1, (s - t! / 2) / s) : 1;
+      const per = name === "attention_lse" ? 2 * d! + 3 : name === "attention_dv" ? 2 * d! + 2 + 2 * e : 2 * d! + 4 * e + 2 * d! + 4;
+      return Math.round(t! * s * hq! * causalFraction * per);
     }
     default:
       return 0;

@@ -20,8 +20,9 @@
 //  output      the softmax·V product (through a chain of layout ops used only there) is replaced
 //              by the attention's [T, Hq, D] result, or a view of it that the chain's end equals
 //
-// Every score-shaped value of the pattern must be used only inside it (a training graph's
-// backward reads them, so it is never rewritten: training differentiates the written ops). Anything
+// Every score-shaped value of the pattern must be used only inside it (a training graph's backward
+// reads them, so it is never rewritten; training fuses the forward graph before differentiating it,
+// and only matches without programs: see fuse-attention-plain). Anything
 // that does not match stays as written and runs unfused, correct but with [T, S] scores.
 
 import { constValue, dimEquals, evalDim, type Dim } from "../base/symbolic.js";
@@ -44,7 +45,13 @@ const [S_IN, QPOS_IN, KPOS_IN, HEAD_IN] = (["s", "q_pos", "k_pos", "head"] as co
 class NoMatch extends Error {}
 const no = (why: string): never => { throw new NoMatch(why); };
 
-export function fuseAttention(g: Graph): Graph {
+export interface FuseAttentionOptions {
+  /** Whether a match may need score or mask programs (default true). Training graphs take only
+   *  the plain ones (causal, window, scale): the attention gradient kernels have no programs. */
+  programs?: boolean;
+}
+
+export function fuseAttention(g: Graph, opts: FuseAttentionOptions = {}): Graph {
   let cur = g;
   // A product that did not match stays unmatched after other rewrites: each is tried once.
   const tried = new Set<number>();
@@ -56,7 +63,7 @@ export function fuseAttention(g: Graph): Graph {
       if (n.op !== "matmul" || tried.has(n.id)) continue;
       tried.add(n.id);
       try {
-        rewritten = rewrite(cur, byId, users, n);
+        rewritten = rewrite(cur, byId, users, n, opts.programs ?? true);
         break;
       } catch (e) {
         if (!(e instanceof NoMatch)) throw e;
@@ -183,7 +190,7 @@ function layoutChain(byId: Map<number, Node>, top: Node): Node[] {
 
 // ------------------------------------------------------------------------------------------ rewrite
 
-function rewrite(g: Graph, byId: Map<number, Node>, users: Map<number, number[]>, pv: Node): Graph {
+function rewrite(g: Graph, byId: Map<number, Node>, users: Map<number, number[]>, pv: Node, programs: boolean): Graph {
   const rank = pv.ty.shape.length;
   if (rank < 3) no("one head");
   const pm = byId.get(pv.inputs[0]!)!;
@@ -372,6 +379,7 @@ function rewrite(g: Graph, byId: Map<number, Node>, users: Map<number, number[]>
     n = next;
   }
 
+  if (!programs && (score || maskPrograms.length)) no("needs a score or mask program");
   const attrs: Node["attrs"] = { causal, window, scale };
   if (score) attrs["score"] = score;
   if (maskPrograms.length) attrs["mask"] = conjunction(maskPrograms);

@@ -20,6 +20,7 @@ export interface Pass {
 export const passRegistry: Pass[] = [
   { name: "canonicalize", doc: "algebraic identities: x*1, x+0, reshape∘reshape, transpose∘transpose, no-op casts", run: canonicalize },
   { name: "fuse-attention", doc: "softmax(mask(f(Q·Kᵀ)))·V written out → one attention node with score and mask programs (rules in passes/attention.ts)", run: fuseAttention },
+  { name: "fuse-attention-plain", doc: "fuse-attention where the match needs no score or mask program: the forward graph of training, whose attention gradient kernels take causal, window and scale only", run: (g) => fuseAttention(g, { programs: false }) },
   { name: "fold", doc: "evaluate subgraphs that depend only on constants (e.g. RoPE frequencies) into literals", run: foldConstants },
   { name: "cse", doc: "merge identical nodes", run: cse },
   { name: "fuse-linear", doc: "matmul(x, transpose(W)) with a weight W → linear(x, W)", run: fuseLinear },
@@ -36,9 +37,14 @@ export const DEFAULT_PIPELINE = ["canonicalize", "fuse-attention", "fold", "cse"
 /** Training graphs (compiler/autodiff): linears, elementwise regions and row programs fuse — the
  *  backward's chains of small ops (softmax-cross-entropy's gradient, RMSNorm's) become one kernel
  *  each, 1.2–1.4× the tokens/s of the unfused graph for tiny-llama on llvmpipe (bench/train.mjs,
- *  2026-12-05), no change for the 3.8M example. Attention stays written out (its gradient is the
- *  written ops'), and rotary and prologue fusion are untried there. */
+ *  2026-12-05), no change for the 3.8M example. Attention was fused before differentiation
+ *  (TRAINING_FORWARD_PIPELINE); rotary and prologue fusion are untried here. */
 export const TRAINING_PIPELINE = ["canonicalize", "fold", "cse", "canonicalize", "fuse-linear", "fuse", "dce"];
+
+/** The forward graph a training graph differentiates: attention without score or mask programs
+ *  becomes one node, whose gradient is the four attention gradient kernels (ops/gradients.ts);
+ *  everything else stays primitive, since fusion runs after differentiation. */
+export const TRAINING_FORWARD_PIPELINE = ["canonicalize", "fuse-attention-plain", "fold", "cse", "canonicalize", "dce"];
 
 /** The pipeline without fusion: one kernel per primitive op (for tests that compare the two). */
 export const UNFUSED_PIPELINE = ["canonicalize", "fold", "cse", "canonicalize", "dce"];

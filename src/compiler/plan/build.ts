@@ -348,6 +348,12 @@ export function buildStepPlan(graph: Graph, opts: PlanOptions): StepPlan {
       case "concat":
         dispatch({ kernel: n.op, node: n.id, inputs: [...n.inputs] });
         break;
+      case "attention_lse":
+      case "attention_dq":
+      case "attention_dk":
+      case "attention_dv":
+        dispatch({ kernel: "attention_grad", node: n.id, inputs: [...n.inputs] });
+        break;
       default:
         if (isElementwise(n.op)) {
           const program: ExprProgram = {

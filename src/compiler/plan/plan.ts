@@ -57,6 +57,7 @@ export type KernelKind =
   | "gather"
   | "rotary"
   | "attention"
+  | "attention_grad" // attention_lse / attention_dq / attention_dk / attention_dv (training)
   | "kv_append"
   | "transpose"
   | "slice"

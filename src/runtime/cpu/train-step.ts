@@ -4,7 +4,7 @@
 // model's weights as plain arrays (random initial ones, or a file's).
 
 import { evalDim } from "../../compiler/base/symbolic.js";
-import { dropoutInputs, type DropoutKey, type TrainingGraph } from "../../compiler/autodiff/index.js";
+import { dropoutInputs, dropoutMask, type DropoutKey, type TrainingGraph } from "../../compiler/autodiff/index.js";
 import type { ResolvedModel } from "../../compiler/check/model.js";
 import type { Graph } from "../../compiler/ir/graph.js";
 import type { HostTensor } from "../../compiler/ops/reference.js";
@@ -53,7 +53,47 @@ export function checkTrainingStep(tg: TrainingGraph, tokens: Int32Array, targets
     const badTarget = targets.findIndex((t) => t >= vocab);
     if (badTarget >= 0) throw new RangeError(`target ${targets[badTarget]} (at ${badTarget}) is outside the vocabulary of ${vocab} (a negative target is ignored)`);
   }
-  return pos ?? Int32Array.from({ length: T }, (_, i) => i);
+  if (tg.pack && T !== tg.pack.segment * tg.pack.sequences) throw new RangeError(`a packed step takes ${tg.pack.sequences} sequences of ${tg.pack.segment} tokens, got ${T} tokens`);
+  // Packed sequences each start at position 0.
+  return pos ?? Int32Array.from({ length: T }, (_, i) => (tg.pack ? i % tg.pack.segment : i));
+}
+
+/** How many of `sequences`, from the first, can run as one packed step of at most `maxTokens`
+ *  tokens: sequences of one length whose counted targets are as many (so the sum of their mean
+ *  losses is the packed mean times their number). 1 when the model cannot be packed. */
+export function packableRun(tg: TrainingGraph, sequences: readonly TrainingSequence[], maxTokens: number): number {
+  if (tg.packingBlocker !== null || sequences.length === 0) return 1;
+  const L = sequences[0]!.tokens.length;
+  const counted = (s: TrainingSequence) => s.targets.reduce((n, t) => n + (t >= 0 ? 1 : 0), 0);
+  const c = counted(sequences[0]!);
+  let k = 1;
+  while (k < sequences.length && (k + 1) * L <= maxTokens && sequences[k]!.tokens.length === L && counted(sequences[k]!) === c) k++;
+  return k;
+}
+
+/** The inputs of a packed step (tg.pack) from its sequences: tokens and targets one after another,
+ *  positions restarting at 0, each sequence's dropout masks drawn as its own step's would be. */
+export function packedInputs(tg: TrainingGraph, sequences: readonly TrainingSequence[]): Map<string, Int32Array | Float32Array> {
+  const pack = tg.pack;
+  if (!pack || sequences.length !== pack.sequences) throw new Error(`internal: ${sequences.length} sequences for a step packing ${pack?.sequences ?? 1}`);
+  const L = pack.segment;
+  const cat = <A extends Int32Array | Float32Array>(parts: A[], make: (n: number) => A): A => {
+    const out = make(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  };
+  for (const s of sequences) checkTrainingStep({ ...tg, pack: { segment: L, sequences: 1 } }, s.tokens, s.targets);
+  const inputs = new Map<string, Int32Array | Float32Array>([
+    ["tokens", cat(sequences.map((s) => s.tokens), (n) => new Int32Array(n))],
+    ["pos", Int32Array.from({ length: L * sequences.length }, (_, i) => i % L)],
+    ["targets", cat(sequences.map((s) => s.targets), (n) => new Int32Array(n))],
+  ]);
+  tg.dropout.forEach((site, i) => inputs.set(site.input, cat(sequences.map((s) => dropoutMask(site, i, L, s.dropout)), (n) => new Float32Array(n))));
+  return inputs;
 }
 
 /** The names of a training graph's inputs: the sequence's, then its dropout masks. */

@@ -6,9 +6,9 @@
 // the optimiser on the device instead: gradients never leave it.
 
 import { evalDim } from "../../compiler/base/symbolic.js";
-import type { TrainingGraph } from "../../compiler/autodiff/index.js";
+import { packedTrainingGraph, type TrainingGraph, type TrainingPack } from "../../compiler/autodiff/index.js";
 import { BindingSizeError, compileWgsl, describeBuffer, PARAMS_BYTES, wgslProfile, type WgslProgram, type WgslStep, type WgslTuning } from "../../compiler/target/wgsl.js";
-import { checkTrainingStep, trainingInputNames, trainingInputs, type DeviceOptimizerState, type TrainingSequence, type TrainingStepResult } from "../cpu/train-step.js";
+import { checkTrainingStep, packableRun, packedInputs, trainingInputNames, trainingInputs, type DeviceOptimizerState, type TrainingSequence, type TrainingStepResult } from "../cpu/train-step.js";
 import type { DropoutKey } from "../../compiler/autodiff/index.js";
 import { ResourceError } from "../errors.js";
 import type { GpuContext } from "./context.js";
@@ -20,6 +20,17 @@ import { isSoftwareAdapter } from "./tuning.js";
 export interface WebGpuTrainingOptions {
   /** Kernel shapes; by default chosen for the adapter. */
   tuning?: WgslTuning;
+  /** WebGpuTraining runs sequences of one length as one packed step of up to this many tokens
+   *  (compiler/autodiff/pack.ts; default 1024; 1 never packs). */
+  packTokens?: number;
+}
+
+/** The program of one kind of step: the training graph, or a packed variant of it. */
+interface StepVariant {
+  training: TrainingGraph;
+  program: WgslProgram;
+  /** The device objects of each step length. */
+  steps: Map<number, Promise<StepProgram>>;
 }
 
 /** The device objects of one sequence length. */
@@ -50,11 +61,15 @@ function encodeKernels(encoder: GPUCommandEncoder, prog: StepProgram): void {
 
 export class WebGpuTrainingStep {
   readonly program: WgslProgram;
+  /** The most tokens WebGpuTraining packs into one step (1: none). */
+  packTokens: number;
   private readonly device: GPUDevice;
+  private readonly profile: ReturnType<typeof wgslProfile>;
   private readonly weights = new Map<string, GPUBuffer>();
   /** The per-step uniform block of the graph's kernels. */
   readonly params: GPUBuffer;
-  private readonly programs = new Map<number, Promise<StepProgram>>();
+  /** The unpacked step (key "") and each packed one ("k×L"). */
+  private readonly variants = new Map<string, StepVariant>();
   private disposed = false;
 
   constructor(
@@ -63,12 +78,10 @@ export class WebGpuTrainingStep {
     opts: WebGpuTrainingOptions = {},
   ) {
     this.device = gpu.device;
-    const profile = wgslProfile(isSoftwareAdapter(gpu.adapter), this.device.limits, opts.tuning ? { tuning: opts.tuning } : {});
-    try {
-      this.program = compileWgsl(training.graph, { profile, inputs: trainingInputNames(training), foldGains: false });
-    } catch (e) {
-      throw new WebGpuError((e as Error).message);
-    }
+    this.packTokens = opts.packTokens ?? 1024;
+    this.profile = wgslProfile(isSoftwareAdapter(gpu.adapter), this.device.limits, opts.tuning ? { tuning: opts.tuning } : {});
+    this.program = this.compile(training);
+    this.variants.set("", { training, program: this.program, steps: new Map() });
     for (const w of this.program.weights) {
       if (w.dtype !== "f32") throw new Error(`internal: training weight '${w.name}' is ${w.dtype} on the device, not f32`);
       if (w.layout.bytes > this.device.limits.maxStorageBufferBindingSize) {
@@ -137,30 +150,61 @@ export class WebGpuTrainingStep {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    for (const p of this.programs.values()) {
-      void p.then((prog) => {
-        for (const b of prog.owned) b.destroy();
-        prog.readback.destroy();
-      }, () => undefined);
+    for (const v of this.variants.values()) {
+      for (const p of v.steps.values()) {
+        void p.then((prog) => {
+          for (const b of prog.owned) b.destroy();
+          prog.readback.destroy();
+        }, () => undefined);
+      }
     }
     for (const b of [...this.weights.values(), this.params]) b.destroy();
   }
 
-  /** The device objects of a T-token step (the device training records them itself). */
-  prepared(T: number): Promise<StepProgram> {
-    let p = this.programs.get(T);
+  /** The device objects of a T-token step (the device training records them itself); with `pack`,
+   *  of the step that runs pack.sequences sequences of pack.segment tokens (T = their total). */
+  prepared(T: number, pack?: TrainingPack): Promise<StepProgram> {
+    const v = this.variant(pack);
+    let p = v.steps.get(T);
     if (!p) {
-      p = this.prepare(T);
-      this.programs.set(T, p);
-      p.catch(() => this.programs.delete(T));
+      p = this.prepare(v.program, T);
+      v.steps.set(T, p);
+      p.catch(() => v.steps.delete(T));
     }
     return p;
   }
 
-  private async prepare(T: number): Promise<StepProgram> {
+  /** The training graph of a packed step (or the graph itself). */
+  trainingOf(pack?: TrainingPack): TrainingGraph {
+    return this.variant(pack).training;
+  }
+
+  private variant(pack?: TrainingPack): StepVariant {
+    const key = pack && pack.sequences > 1 ? `${pack.sequences}x${pack.segment}` : "";
+    let v = this.variants.get(key);
+    if (!v) {
+      const training = packedTrainingGraph(this.training, pack!);
+      const program = this.compile(training);
+      const names = (p: WgslProgram) => p.weights.map((w) => `${w.name}:${w.layout.bytes}`).join(",");
+      if (names(program) !== names(this.program)) throw new Error("internal: a packed training step reads other weights than the unpacked one");
+      v = { training, program, steps: new Map() };
+      this.variants.set(key, v);
+    }
+    return v;
+  }
+
+  private compile(training: TrainingGraph): WgslProgram {
+    try {
+      return compileWgsl(training.graph, { profile: this.profile, inputs: trainingInputNames(training), foldGains: false });
+    } catch (e) {
+      throw new WebGpuError((e as Error).message);
+    }
+  }
+
+  private async prepare(program: WgslProgram, T: number): Promise<StepProgram> {
     let step: WgslStep;
     try {
-      step = this.program.step(T);
+      step = program.step(T);
     } catch (e) {
       if (e instanceof BindingSizeError) {
         throw new ResourceError(`${describeBuffer(e.buffer)} of a ${T}-token training step takes ${e.buffer.bytes} bytes, more than this adapter's maxStorageBufferBindingSize of ${e.limit} bytes; use a shorter --context`, e.buffer.bytes, e.limit);
@@ -309,7 +353,8 @@ export class WebGpuTraining {
         enc.copyBufferToBuffer(o.buffer, o.offset * 4, out, 4 * s++, 4);
       });
       this.device.queue.submit([encoder.finish()]);
-      const losses = await this.read(out, sequences.length * 4);
+      // A packed step's loss is the sum of its sequences' mean losses.
+      const losses = await this.read(out, Math.max(1, s) * 4);
       return losses.reduce((a, b) => a + b, 0) / sequences.length;
     } finally {
       out.destroy();
@@ -383,12 +428,31 @@ export class WebGpuTraining {
   }
 
   /** One command encoder with every sequence: its inputs copied from one upload, its kernels, then
-   *  `after` (what to do with its outputs before the next sequence overwrites them). */
+   *  `after` (what to do with its outputs before the next sequence overwrites them). Sequences of one
+   *  length run packed, several to a step: `after` sees each step once, whose loss and gradients
+   *  are then the sums of its sequences'. */
   private async encodeSequences(sequences: readonly TrainingSequence[], after: (enc: GPUCommandEncoder, prog: StepProgram) => void): Promise<GPUCommandEncoder> {
     if (sequences.length === 0) throw new RangeError("a training step needs at least one sequence");
     const progs: StepProgram[] = [];
     const upload: Map<string, Int32Array | Float32Array>[] = [];
-    for (const seq of sequences) {
+    for (let i = 0; i < sequences.length; ) {
+      // Sequences of one length run packed (pack.ts): one step's kernels for k of them.
+      const k = packableRun(this.step.training, sequences.slice(i), this.step.packTokens);
+      if (k > 1) {
+        const pack = { segment: sequences[i]!.tokens.length, sequences: k };
+        try {
+          progs.push(await this.step.prepared(pack.segment * k, pack));
+        } catch (e) {
+          // A packed step's buffers over the adapter's binding limit: pack fewer from now on.
+          if (!(e instanceof ResourceError)) throw e;
+          this.step.packTokens = (pack.segment * k) >> 1;
+          continue;
+        }
+        upload.push(packedInputs(this.step.trainingOf(pack), sequences.slice(i, i + k)));
+        i += k;
+        continue;
+      }
+      const seq = sequences[i++]!;
       const pos = checkTrainingStep(this.step.training, seq.tokens, seq.targets);
       progs.push(await this.step.prepared(seq.tokens.length));
       upload.push(trainingInputs(this.step.training, seq.tokens, seq.targets, pos, seq.dropout));

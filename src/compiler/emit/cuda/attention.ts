@@ -30,6 +30,8 @@ interface AttentionParts {
   sExpr: string;
   causal: boolean;
   window: number;
+  /** Packed training sequences of this many positions (0: one sequence); prefill only. */
+  segment: number;
   scale: string;
   /** The score and mask programs rendered into the loop over keys (null: none). */
   modifier: ScoreModifier | null;
@@ -48,12 +50,12 @@ function parts(ctx: DispatchContext): AttentionParts {
   const scale = typeof n.attrs["scale"] === "number" ? (n.attrs["scale"] as number) : 1 / Math.sqrt(D);
   const window = (n.attrs["window"] as number | undefined) ?? 0;
   const modifier = renderScoreModifier(n.attrs, cudaLang(), { score: "s", qPos: "(float)pos", kPos: "(float)j", head: "(float)h" });
-  return { T, tExpr: dimExpr(tDim!), tFixed: constOf(tDim!) !== null, HQ, HKV, D, sExpr: dimExpr(kTy[0]!), causal: n.attrs["causal"] === true, window: window > 0 ? window : 0, scale: f32Literal(scale), modifier };
+  return { T, tExpr: dimExpr(tDim!), tFixed: constOf(tDim!) !== null, HQ, HKV, D, sExpr: dimExpr(kTy[0]!), causal: n.attrs["causal"] === true, window: window > 0 ? window : 0, segment: (n.attrs["segment"] as number | undefined) ?? 0, scale: f32Literal(scale), modifier };
 }
 
 export function emitAttention(ctx: DispatchContext): Emitted {
   const a = parts(ctx);
-  return a.tFixed && a.T <= ctx.tuning.attention.decodeMaxQueries ? decode(ctx, a) : prefill(ctx, a);
+  return a.tFixed && a.T <= ctx.tuning.attention.decodeMaxQueries && a.segment === 0 ? decode(ctx, a) : prefill(ctx, a);
 }
 
 function decode(ctx: DispatchContext, a: AttentionParts): Emitted {
@@ -165,7 +167,7 @@ function prefill(ctx: DispatchContext, a: AttentionParts): Emitted {
   const block = warps * 32;
   const kernel = makeKernel("attention", "attention_prefill", params, a.modifier?.helpers ?? [], {
     t: a.tExpr, hq: HQ, hkv: HKV, group: HQ / HKV, dim: D, perLane, warps, qpw, bq, bk, block,
-    sExpr: a.sExpr, causal: a.causal, window: a.window, scale: a.scale, modifier: a.modifier,
+    sExpr: a.sExpr, causal: a.causal, window: a.window, segment: a.segment, scale: a.scale, modifier: a.modifier,
     q: qb, k: kb, v: vb, accumulate, store,
   });
   return {

@@ -10,6 +10,7 @@ import type { DType } from "../../ops/table.js";
 import { kernelFamilies } from "../shared/families.js";
 import { checkGenerated, renderTemplate, type BufferArg, type CudaKernel, type CudaLaunch } from "./kernel.js";
 import { emitAttention } from "./attention.js";
+import { emitAttentionGrad } from "./attention-grad.js";
 import type { DeviceWeight } from "../../target/program.js";
 import type { StorageDType } from "../../target/storage.js";
 import { DispatchContext, ELEMENT_BYTES, type EmitEnv } from "./context.js";
@@ -29,6 +30,7 @@ const families = kernelFamilies<(ctx: DispatchContext) => Emitted>({
   gather: emitGather,
   rotary: emitRotary,
   attention: emitAttention,
+  attention_grad: emitAttentionGrad,
   kv_append: emitKvAppend,
   copy: emitCopy,
 });

@@ -15,7 +15,8 @@ import { BindingSet, grid, headerContext, renderTemplate, type WgslKernel } from
 import { f32Literal, wgsl } from "./lang.js";
 import type { WgslTuning } from "./tuning.js";
 
-const DOT1 = "fn dot1(a: f32, b: f32) -> f32 { return a * b; }";
+/** `dot` for scalar rows, so the templates read the same in both widths. */
+export const DOT1 = "fn dot1(a: f32, b: f32) -> f32 { return a * b; }";
 
 /** Workgroup memory every adapter grants (WebGPU's minimum maxComputeWorkgroupStorageSize). */
 const WORKGROUP_STORAGE_BYTES = 16384;
@@ -47,7 +48,9 @@ export function emitAttention(ctx: DispatchContext, tuning: WgslTuning): WgslKer
   // Lanes per row for decode: a power of two whose partial outputs fit in workgroup memory.
   let lanes = tuning.attention.decodeLanes;
   while (lanes > 1 && lanes * (D + 2) * 4 > WORKGROUP_STORAGE_BYTES) lanes /= 2;
-  const decode = tFixed !== null && tFixed <= tuning.attention.decodeMaxQueries && lanes > 1;
+  // Packed training sequences (segment) only come with a whole step's queries: the prefill path.
+  const segment = (n.attrs["segment"] as number | undefined) ?? 0;
+  const decode = tFixed !== null && tFixed <= tuning.attention.decodeMaxQueries && lanes > 1 && segment === 0;
   const g = decode ? grid(rows.max * lanes, lanes) : grid(rows.max, tuning.attention.workgroupSize);
   const modifier = renderScoreModifier(n.attrs, wgsl, { score: "s", qPos: "f32(pos)", kPos: "f32(js)", head: "f32(h)" });
   const code = renderTemplate(decode ? "attention_decode" : "attention", {
@@ -65,6 +68,7 @@ export function emitAttention(ctx: DispatchContext, tuning: WgslTuning): WgslKer
     sExpr,
     causal: n.attrs["causal"] === true,
     window: window > 0 ? window : 0,
+    segment,
     scale: f32Literal(scale),
     rowCount: rows.code,
     q: qb,

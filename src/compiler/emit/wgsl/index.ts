@@ -3,6 +3,7 @@
 import type { Dispatch, StepPlan } from "../../plan/plan.js";
 import { kernelFamilies } from "../shared/families.js";
 import { emitAttention, emitKvAppend } from "./attention.js";
+import { emitAttentionGrad } from "./attention-grad.js";
 import { DispatchContext, NO_FEATURES, type WgslFeatures } from "./context.js";
 import { emitElementwise, emitReduce } from "./elementwise.js";
 import type { WgslKernel } from "./kernel.js";
@@ -22,6 +23,7 @@ const families = kernelFamilies<(ctx: DispatchContext, tuning: WgslTuning) => Wg
   gather: emitGather,
   rotary: emitRotary,
   attention: emitAttention,
+  attention_grad: emitAttentionGrad,
   kv_append: emitKvAppend,
   copy: emitCopy,
 });
