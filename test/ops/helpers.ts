@@ -108,6 +108,21 @@ const reductionCase: CaseArb = withData(
 
 const ALL_DTYPES: readonly DType[] = ["f32", "f16", "bf16", "i32", "bool"];
 
+/** One random attention shape (small enough for the reference's every case). */
+const attentionShape = fc.record({
+  t: fc.integer({ min: 1, max: 4 }),
+  s: fc.integer({ min: 1, max: 6 }),
+  hkv: fc.integer({ min: 1, max: 3 }),
+  group: fc.integer({ min: 1, max: 3 }),
+  d: fc.integer({ min: 1, max: 4 }),
+  dv: fc.integer({ min: 1, max: 4 }),
+  causal: fc.boolean(),
+  window: fc.integer({ min: 0, max: 4 }),
+  segment: fc.integer({ min: 0, max: 3 }),
+  dt: floatDType,
+});
+const attentionAttrs = (causal: boolean, window: number, segment: number, d: number) => ({ causal, window, scale: 1 / Math.sqrt(d), ...(segment ? { segment } : {}) });
+
 const CASES: Record<string, () => CaseArb> = {
   const: () =>
     fc.tuple(fc.constantFrom(...ALL_DTYPES), fc.integer({ min: -100, max: 100 }), fc.double({ min: -1e3, max: 1e3, noNaN: true })).map(([dtype, i, x]) => ({
@@ -185,54 +200,32 @@ const CASES: Record<string, () => CaseArb> = {
       inputs: [randomTensor([v, d], "f32", next), randomTensor(idShape, "i32", next, { lo: 0, hi: v - 1 })],
       attrs: {},
     })),
+  gather_grad: () =>
+    withData(fc.tuple(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 5 }), shapeArb(0, 3, 0, 4), floatDType), ([v, d, idShape, dt], next) => ({
+      // Ids from −1 to v: out-of-range ones add to no row.
+      inputs: [randomTensor(idShape, "i32", next, { lo: -1, hi: v }), randomTensor([...idShape, d], dt, next)],
+      attrs: { rows: v },
+    })),
   rotary: () =>
     withData(fc.tuple(fc.integer({ min: 0, max: 4 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 4 }), floatDType), ([t, h, half, dt], next) => ({
       inputs: [randomTensor([t, h, 2 * half], dt, next), randomTensor([t, half], "f32", next), randomTensor([t, half], "f32", next)],
       attrs: {},
     })),
   attention: () =>
-    withData(
-      fc.record({
-        t: fc.integer({ min: 1, max: 4 }),
-        s: fc.integer({ min: 1, max: 6 }),
-        hkv: fc.integer({ min: 1, max: 3 }),
-        group: fc.integer({ min: 1, max: 3 }),
-        d: fc.integer({ min: 1, max: 4 }),
-        dv: fc.integer({ min: 1, max: 4 }),
-        causal: fc.boolean(),
-        window: fc.integer({ min: 0, max: 4 }),
-        segment: fc.integer({ min: 0, max: 3 }),
-        dt: floatDType,
-      }),
-      ({ t, s, hkv, group, d, dv, causal, window, segment, dt }, next) => ({
-        inputs: [randomTensor([t, hkv * group, d], dt, next), randomTensor([s, hkv, d], dt, next), randomTensor([s, hkv, dv], dt, next)],
-        attrs: { causal, window, scale: 1 / Math.sqrt(d), ...(segment ? { segment } : {}) },
-      }),
-    ),
+    withData(attentionShape, ({ t, s, hkv, group, d, dv, causal, window, segment, dt }, next) => ({
+      inputs: [randomTensor([t, hkv * group, d], dt, next), randomTensor([s, hkv, d], dt, next), randomTensor([s, hkv, dv], dt, next)],
+      attrs: attentionAttrs(causal, window, segment, d),
+    })),
   // The attention gradient ops: q, k, v, o, dO and lse of one random attention shape, inputs in each
   // op's order.
   ...Object.fromEntries(["attention_lse", "attention_dq", "attention_dk", "attention_dv"].map((op) => [op, () =>
-    withData(
-      fc.record({
-        t: fc.integer({ min: 1, max: 4 }),
-        s: fc.integer({ min: 1, max: 6 }),
-        hkv: fc.integer({ min: 1, max: 3 }),
-        group: fc.integer({ min: 1, max: 3 }),
-        d: fc.integer({ min: 1, max: 4 }),
-        dv: fc.integer({ min: 1, max: 4 }),
-        causal: fc.boolean(),
-        window: fc.integer({ min: 0, max: 4 }),
-        segment: fc.integer({ min: 0, max: 3 }),
-        dt: floatDType,
-      }),
-      ({ t, s, hkv, group, d, dv, causal, window, segment, dt }, next) => {
-        const hq = hkv * group;
-        const [q, k, v] = [randomTensor([t, hq, d], dt, next), randomTensor([s, hkv, d], dt, next), randomTensor([s, hkv, dv], dt, next)];
-        const [o, dO, lse] = [randomTensor([t, hq, dv], dt, next), randomTensor([t, hq, dv], dt, next), randomTensor([t, hq], "f32", next)];
-        const inputs = op === "attention_lse" ? [q, k] : op === "attention_dv" ? [q, k, dO, lse] : [q, k, v, o, dO, lse];
-        return { inputs, attrs: { causal, window, scale: 1 / Math.sqrt(d), ...(segment ? { segment } : {}) } };
-      },
-    )])),
+    withData(attentionShape, ({ t, s, hkv, group, d, dv, causal, window, segment, dt }, next) => {
+      const hq = hkv * group;
+      const [q, k, v] = [randomTensor([t, hq, d], dt, next), randomTensor([s, hkv, d], dt, next), randomTensor([s, hkv, dv], dt, next)];
+      const [o, dO, lse] = [randomTensor([t, hq, dv], dt, next), randomTensor([t, hq, dv], dt, next), randomTensor([t, hq], "f32", next)];
+      const inputs = op === "attention_lse" ? [q, k] : op === "attention_dv" ? [q, k, dO, lse] : [q, k, v, o, dO, lse];
+      return { inputs, attrs: attentionAttrs(causal, window, segment, d) };
+    })])),
   // Fused kernels: an RMSNorm-like row program over x [rows, width] and a gain [width].
   fused: () =>
     withData(fc.tuple(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 6 })), ([rows, width], next) => ({

@@ -251,14 +251,8 @@ export const gradients: Readonly<Record<string, GradientRule>> = {
     return [g];
   },
   // The table's gradient is onehot(ids)ᵀ · dy: each row sums the gradients of the tokens that read it.
-  gather: (b, { inputs: [table, ids] }, dy) => {
-    const [v, d] = b.ty(table!).shape as [Dim, Dim];
-    const n = b.ty(ids!).shape.reduce((acc, x) => mulDim(acc, x), one);
-    const column = b.op("cast", [b.op("reshape", [ids!], { shape: [n, one] })], { dtype: "f32" });
-    let onehot = b.op("cast", [b.op("eq", [column, b.op("arange", [], { n: v })])], { dtype: b.ty(dy).dtype });
-    onehot = b.op("transpose", [onehot], { perm: [1, 0] });
-    return [b.op("matmul", [onehot, b.op("reshape", [dy], { shape: [n, d] })]), null];
-  },
+  // The table's rows summed by id, one kernel (not a one-hot [ids, V] matrix times dy).
+  gather: (b, { inputs: [table, ids] }, dy) => [b.op("gather_grad", [ids!, dy], { rows: b.ty(table!).shape[0]! }), null],
   rotary: rotaryRule,
   attention: attentionRule,
   // The gradient of this step's rows, the last T of the cache; the cache's past is not differentiated.
@@ -281,7 +275,7 @@ export const NON_DIFFERENTIABLE: ReadonlyMap<string, string> = new Map([
   ["argmax", "an integer result: piecewise constant"],
   ["dropout", "the training graph replaces it by x·mask before differentiating (autodiff/dropout.ts)"],
   ...["fused", "linear", "fused_linear"].map((op) => [op, "made by fusion, which runs after differentiation"] as const),
-  ...["attention_lse", "attention_dq", "attention_dk", "attention_dv"].map((op) => [op, "made by attention's own gradient rule (a second derivative is not needed for training)"] as const),
+  ...["attention_lse", "attention_dq", "attention_dk", "attention_dv", "gather_grad"].map((op) => [op, "made by a gradient rule (a second derivative is not needed for training)"] as const),
 ]);
 
 /** The rule for `op`; an error naming the op when it has none. */

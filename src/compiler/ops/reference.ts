@@ -571,6 +571,24 @@ const rotary: Kernel = ([x, cos, sin]) => {
   });
 };
 
+/** Row v of the result: the sum of the rows of dy whose id is v, in id order (an embedding's
+ *  gradient; ids out of range add to no row). */
+const gatherGrad: Kernel = ([ids, dy], attrs) => {
+  if (ids!.dtype !== "i32") fail(`gather_grad: ids must be i32, got ${ids!.dtype}`);
+  needFloat(dy!, "gather_grad", "dy");
+  const rows = attrInt(attrs, "rows", "gather_grad");
+  const d = dy!.shape[dy!.shape.length - 1]!;
+  if (dy!.data.length !== ids!.data.length * d) fail(`gather_grad: dy ${fmt(dy!.shape)} must be the ids' shape ${fmt(ids!.shape)} and one more axis`);
+  const acc = new Float64Array(rows * d);
+  ids!.data.forEach((id, i) => {
+    if (id < 0 || id >= rows) return;
+    for (let e = 0; e < d; e++) acc[id * d + e] += dy!.data[i * d + e]!;
+  });
+  const out = allocData(dy!.dtype, rows * d);
+  for (let i = 0; i < acc.length; i++) out[i] = roundToDType(acc[i]!, dy!.dtype);
+  return { shape: [rows, d], dtype: dy!.dtype, data: out };
+};
+
 /** Scaled dot-product attention, one (query, head) row at a time. Query t sits at absolute position
  *  S − T + t and key s at s; `causal` hides keys after the query, `window > 0` hides keys at or before
  *  pos − window, a `mask` program hides keys where it is false. A `score` program gives each visible
@@ -917,6 +935,7 @@ export const referenceKernels: Readonly<Record<string, Kernel>> = {
   concat,
   slice,
   gather,
+  gather_grad: gatherGrad,
   rotary,
   attention,
   attention_lse: attentionLse,

@@ -20,7 +20,7 @@ export type Attrs = Record<string, AttrValue>;
 /** A rule violation; the checker turns it into a located diagnostic. */
 export class TypeRuleError extends Error {}
 
-export type OpKind = "elementwise" | "reduction" | "matmul" | "layout" | "gather" | "source" | "rotary" | "attention" | "attention_grad" | "state" | "fused";
+export type OpKind = "elementwise" | "reduction" | "matmul" | "layout" | "gather" | "gather_grad" | "source" | "rotary" | "attention" | "attention_grad" | "state" | "fused";
 
 /** How an attribute is typed, printed and parsed in the IR text form. */
 export type AttrKind = "int" | "float" | "bool" | "str" | "dim" | "dims" | "ints" | "dtype" | "program";
@@ -287,6 +287,19 @@ const defs: OpDef[] = [
       if (ids!.dtype !== "i32") fail(`row indices must be i32, got ${ids!.dtype}`);
       if (table!.shape.length !== 2) fail(`gather needs a [rows, dim] table, got ${formatShape(table!.shape)}`);
       return { shape: [...ids!.shape, table!.shape[1]!], dtype: table!.dtype };
+    },
+  },
+  {
+    name: "gather_grad", kind: "gather_grad", arity: 2, attrs: { rows: "dim" },
+    doc: "gather's gradient for its table (an embedding's): ids of any shape S (i32), dy [...S, D] → [rows, D], row v the sum of the rows of dy whose id is v (ids outside 0…rows-1 add to none). attrs: rows.",
+    infer: ([ids, dy], attrs) => {
+      if (ids!.dtype !== "i32") fail(`gather_grad's ids must be i32, got ${ids!.dtype}`);
+      if (!isFloat(dy!.dtype)) fail(`gather_grad's dy must be floating-point, got ${dy!.dtype}`);
+      const lead = dy!.shape.slice(0, -1);
+      if (dy!.shape.length !== ids!.shape.length + 1 || !lead.every((d, i) => dimEquals(d, ids!.shape[i]!))) {
+        fail(`gather_grad's dy ${formatShape(dy!.shape)} must be the ids' shape ${formatShape(ids!.shape)} and one more axis`);
+      }
+      return { shape: [attrs["rows"] as Dim, dy!.shape[dy!.shape.length - 1]!], dtype: dy!.dtype };
     },
   },
   // Model-specific primitives
@@ -584,6 +597,8 @@ export function opFlops(name: string, ins: number[][], out: number[], attrs: Rec
       const modifiers = ["score", "mask"].reduce((n, k) => n + ((attrs[k] as ExprProgram | undefined)?.nodes.filter((x) => x.kind === "op").length ?? 0), 0);
       return Math.round(scores * causalFraction * (4 * d! + 5 + modifiers));
     }
+    case "gather_grad":
+      return size(ins[1]!);
     case "attention_grad": {
       // Per visible score: the q·k dot (2·D) and exp, then per op its own sums.
       const [t, hq, d] = ins[0]!;

@@ -348,6 +348,9 @@ export function buildStepPlan(graph: Graph, opts: PlanOptions): StepPlan {
       case "concat":
         dispatch({ kernel: n.op, node: n.id, inputs: [...n.inputs] });
         break;
+      case "gather_grad":
+        dispatch({ kernel: "gather_grad", node: n.id, inputs: [...n.inputs] });
+        break;
       case "attention_lse":
       case "attention_dq":
       case "attention_dk":

@@ -55,6 +55,7 @@ export type KernelKind =
   | "fused_linear" // linears sharing x (segments), with a prologue on x, rotations, in-place KV writes
   | "matmul" // batched a @ b
   | "gather"
+  | "gather_grad" // an embedding's gradient: dy rows summed by id (training)
   | "rotary"
   | "attention"
   | "attention_grad" // attention_lse / attention_dq / attention_dk / attention_dv (training)

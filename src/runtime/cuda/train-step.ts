@@ -7,13 +7,13 @@
 // (below) runs the optimiser on the device instead: gradients never leave it.
 
 import { evalDim } from "../../compiler/base/symbolic.js";
-import type { TrainingGraph } from "../../compiler/autodiff/index.js";
+import { packedTrainingGraph, type TrainingGraph, type TrainingPack } from "../../compiler/autodiff/index.js";
 import { compileCuda, type ComputeCapability, type CudaModule } from "../../compiler/target/cuda.js";
 import {
   checkSavedOptimizer, cudaOptimizerModule, flatLayout, optimizerSlots, packUpdateScalars, UPDATE_SCALARS_FLOATS,
   type CudaOptimizerModule, type DeviceOptimizerConfig, type FlatLayout,
 } from "../../compiler/target/optimizer.js";
-import { checkTrainingStep, trainingInputNames, trainingInputs, trainingWeightShapes, type DeviceOptimizerState, type TrainingSequence, type TrainingStepResult } from "../cpu/train-step.js";
+import { checkTrainingStep, packableRun, packedInputs, trainingInputNames, trainingInputs, trainingWeightShapes, type DeviceOptimizerState, type TrainingSequence, type TrainingStepResult } from "../cpu/train-step.js";
 import type { DropoutKey } from "../../compiler/autodiff/index.js";
 import { formatBytes, ResourceError } from "../errors.js";
 import { CudaDriver, CudaError, type DevicePtr, type Handle } from "./driver.js";
@@ -28,6 +28,9 @@ export interface CudaTrainingOptions {
   /** Makes the loadable image of a module for the device instead of nvcc's PTX (tests: the CPU
    *  emulation). */
   image?(module: Pick<CudaModule, "source" | "kernels">, arch: ComputeCapability): Uint8Array;
+  /** CudaTraining runs sequences of one length as one packed step of up to this many tokens
+   *  (compiler/autodiff/pack.ts; default 1024; 1 never packs). */
+  packTokens?: number;
 }
 
 /** CUresult of a failed cuMemAlloc. */
@@ -54,7 +57,10 @@ export class CudaTrainingStep {
   private readonly shapes: Map<string, number[]>;
   private readonly weights = new Map<string, DevicePtr>();
   private readonly allocations: DevicePtr[] = [];
-  private readonly programs = new Map<number, StepProgram>();
+  /** Per step kind ("T" tokens, or "k×L" packed) its program. */
+  private readonly programs = new Map<string, StepProgram>();
+  /** The packed variants of the training graph, by "k×L". */
+  private readonly packs = new Map<string, TrainingGraph>();
   private readonly modules: Handle[] = [];
   private disposed = false;
 
@@ -146,10 +152,28 @@ export class CudaTrainingStep {
   enqueue(tokens: Int32Array, targets: Int32Array, pos?: Int32Array, dropout?: DropoutKey): StepProgram {
     this.live();
     const positions = checkTrainingStep(this.training, tokens, targets, pos);
-    const prog = this.prepared(tokens.length);
+    const prog = this.prepared(String(tokens.length), this.training, tokens.length);
+    return this.launch(prog, trainingInputs(this.training, tokens, targets, positions, dropout));
+  }
+
+  /** Queues the first sequences of `sequences` that pack (pack.ts) as one step, or the first alone;
+   *  how many it took and the step's program, whose loss and gradients are the sums of theirs. */
+  enqueueRun(sequences: readonly TrainingSequence[]): { taken: number; prog: StepProgram } {
+    const k = packableRun(this.training, sequences, this.opts.packTokens ?? 1024);
+    const first = sequences[0]!;
+    if (k === 1) return { taken: 1, prog: this.enqueue(first.tokens, first.targets, undefined, first.dropout) };
+    this.live();
+    const pack: TrainingPack = { segment: first.tokens.length, sequences: k };
+    const key = `${k}x${pack.segment}`;
+    let tg = this.packs.get(key);
+    if (!tg) this.packs.set(key, (tg = packedTrainingGraph(this.training, pack)));
+    const prog = this.prepared(key, tg, k * pack.segment);
+    return { taken: k, prog: this.launch(prog, packedInputs(tg, sequences.slice(0, k))) };
+  }
+
+  private launch(prog: StepProgram, inputs: ReadonlyMap<string, Int32Array | Float32Array>): StepProgram {
     const d = this.driver;
     const s = this.stream;
-    const inputs = trainingInputs(this.training, tokens, targets, positions, dropout);
     for (const [name, ptr] of prog.inputs) d.htodAsync(ptr, inputs.get(name)!, s);
     d.htodAsync(prog.params, Int32Array.of(0, 0, 0, 0), s);
     for (const l of prog.launches) d.launch(l.fn, l.grid, l.block, s, l.args, l.name);
@@ -170,20 +194,20 @@ export class CudaTrainingStep {
     this.driver.setCurrent(this.ctx);
   }
 
-  private prepared(T: number): StepProgram {
-    let p = this.programs.get(T);
+  private prepared(key: string, training: TrainingGraph, T: number): StepProgram {
+    let p = this.programs.get(key);
     if (!p) {
-      p = this.prepare(T);
-      this.programs.set(T, p);
+      p = this.prepare(training, T);
+      this.programs.set(key, p);
     }
     return p;
   }
 
-  /** The program of a T-token step (its one step shape: T is the "prefill chunk", or decode at
-   *  T = 1), its module loaded and its buffers allocated. */
-  private prepare(T: number): StepProgram {
+  /** The program of a T-token step of `training` (its one step shape: T is the "prefill chunk", or
+   *  decode at T = 1), its module loaded and its buffers allocated. */
+  private prepare(training: TrainingGraph, T: number): StepProgram {
     const d = this.driver;
-    const program = compileCuda(this.training.graph, { archs: [this.cc], prefillChunk: T, inputs: trainingInputNames(this.training) });
+    const program = compileCuda(training.graph, { archs: [this.cc], prefillChunk: T, inputs: trainingInputNames(training) });
     const module = program.module;
     for (const w of module.weights) {
       const shape = this.shapes.get(w.name);
@@ -249,7 +273,7 @@ export class CudaTraining {
   private readonly partials: DevicePtr;
   private readonly hyper: DevicePtr;
   private readonly slotNames: string[];
-  private readonly tables = new Map<number, AccumulateTable>();
+  private readonly tables = new Map<StepProgram, AccumulateTable>();
   private t = 0;
 
   /** `params`: the trained weights; `frozen`: weights the graph reads but the run does not train. */
@@ -287,9 +311,10 @@ export class CudaTraining {
   async accumulate(sequences: readonly TrainingSequence[]): Promise<{ lossSum: number; gradSumNorm: number }> {
     const d = this.step.driver;
     const s = this.step.stream;
-    for (const seq of sequences) {
-      const prog = this.step.enqueue(seq.tokens, seq.targets, undefined, seq.dropout);
-      const table = this.table(seq.tokens.length, prog);
+    for (let i = 0; i < sequences.length; ) {
+      const { taken, prog } = this.step.enqueueRun(sequences.slice(i));
+      i += taken;
+      const table = this.table(prog);
       const blocks = Math.max(1, Math.min(64, Math.ceil(table.largest / this.module.blockSize)));
       d.launch(this.fns.accumulate, [blocks, table.entries, 1], [this.module.blockSize, 1, 1], s, [ptrArg(this.sums), ptrArg(table.sources), ptrArg(table.segments)], "optimizer accumulate");
     }
@@ -318,8 +343,10 @@ export class CudaTraining {
   /** The mean loss of the sequences (validation), the sums untouched. */
   async loss(sequences: readonly TrainingSequence[]): Promise<number> {
     let sum = 0;
-    for (const seq of sequences) {
-      const prog = this.step.enqueue(seq.tokens, seq.targets);
+    for (let i = 0; i < sequences.length; ) {
+      // Validation draws no dropout; a packed step's loss is the sum of its sequences' means.
+      const { taken, prog } = this.step.enqueueRun(sequences.slice(i).map((seq) => ({ tokens: seq.tokens, targets: seq.targets })));
+      i += taken;
       this.step.driver.streamSynchronize(this.step.stream);
       const loss = new Float32Array(1);
       this.step.driver.dtoh(loss, prog.outputs[0]!.ptr);
@@ -368,10 +395,10 @@ export class CudaTraining {
     return out;
   }
 
-  /** The accumulate table of a sequence length: the loss to float 0, each trained weight's gradient
+  /** The accumulate table of a step program: the loss to float 0, each trained weight's gradient
    *  to its segment (frozen weights' gradients are left out). */
-  private table(T: number, prog: StepProgram): AccumulateTable {
-    let t = this.tables.get(T);
+  private table(prog: StepProgram): AccumulateTable {
+    let t = this.tables.get(prog);
     if (t) return t;
     const offsets = new Map(this.layout.segments.map((seg) => [seg.name, seg.offset]));
     const targets = [0, ...this.step.training.weightNames.map((name) => offsets.get(name))];
@@ -388,7 +415,7 @@ export class CudaTraining {
     const segmentsPtr = this.step.alloc(segments.length * 4);
     this.step.driver.htod(segmentsPtr, Uint32Array.from(segments));
     t = { sources: sourcesPtr, segments: segmentsPtr, entries: sources.length, largest: Math.max(...segments.filter((_, i) => i % 2 === 1)) };
-    this.tables.set(T, t);
+    this.tables.set(prog, t);
     return t;
   }
 }

@@ -10,6 +10,7 @@
 //
 // GQA: query head h reads kv head h / (Hq / Hkv), as in the reference. Everything is f32.
 
+import { attentionMasking } from "../shared/attention.js";
 import type { DispatchContext } from "./context.js";
 import type { Emitted } from "./elementwise.js";
 import { checkIndexRange, makeKernel, ParamSet } from "./kernel.js";
@@ -38,8 +39,7 @@ export function emitAttentionGrad(ctx: DispatchContext): Emitted {
   const T = ctx.atMax(tDim!);
   const S = ctx.atMax(sDim!);
   checkIndexRange(Math.max(T * HQ, S * HKV) * Math.max(D, E), ctx.label());
-  const scale = typeof n.attrs["scale"] === "number" ? (n.attrs["scale"] as number) : 1 / Math.sqrt(D);
-  const window = (n.attrs["window"] as number | undefined) ?? 0;
+  const masking = attentionMasking(n.attrs, D, f32Literal);
 
   const params = new ParamSet(ctx);
   const ptr = (id: number, access: "read" | "write") => {
@@ -54,7 +54,7 @@ export function emitAttentionGrad(ctx: DispatchContext): Emitted {
   const width = n.op === "attention_dv" ? E : D;
   const common = {
     op: n.op, t: params.dim(tDim!), s: params.dim(sDim!), hq: HQ, hkv: HKV, group: HQ / HKV, dim: D, vdim: E,
-    causal: n.attrs["causal"] === true, window: window > 0 ? window : 0, segment: (n.attrs["segment"] as number | undefined) ?? 0, scale: f32Literal(scale),
+    ...masking,
     warps: WARPS, block: WARPS * 32, perLane: Math.ceil(width / 32), width, out,
     q: buffers["q"], k: buffers["k"], v: buffers["v"] ?? "", o: buffers["o"] ?? "", dO: buffers["dO"] ?? "", lse: buffers["lse"] ?? "",
     noKeys: f32Literal(3e38),

@@ -9,7 +9,7 @@
 //
 // GQA: query head h reads kv head h / (Hq / Hkv), as in the reference.
 
-import { renderScoreModifier, type ScoreModifier } from "../shared/attention.js";
+import { attentionMasking, renderScoreModifier, type ScoreModifier } from "../shared/attention.js";
 import type { DispatchContext } from "./context.js";
 import { constOf, dimExpr } from "./context.js";
 import type { Emitted } from "./elementwise.js";
@@ -47,10 +47,8 @@ function parts(ctx: DispatchContext): AttentionParts {
   const HKV = constOf(kTy[1]!)!;
   if (constOf(ctx.node(v).ty.shape[2]!) !== D) throw new Error(`${ctx.label()}: attention with a value head_dim different from the key head_dim is not supported by the CUDA backend`);
   if (D > 512) throw new Error(`${ctx.label()}: head_dim ${D} is larger than the CUDA attention kernels take (512)`);
-  const scale = typeof n.attrs["scale"] === "number" ? (n.attrs["scale"] as number) : 1 / Math.sqrt(D);
-  const window = (n.attrs["window"] as number | undefined) ?? 0;
   const modifier = renderScoreModifier(n.attrs, cudaLang(), { score: "s", qPos: "(float)pos", kPos: "(float)j", head: "(float)h" });
-  return { T, tExpr: dimExpr(tDim!), tFixed: constOf(tDim!) !== null, HQ, HKV, D, sExpr: dimExpr(kTy[0]!), causal: n.attrs["causal"] === true, window: window > 0 ? window : 0, segment: (n.attrs["segment"] as number | undefined) ?? 0, scale: f32Literal(scale), modifier };
+  return { T, tExpr: dimExpr(tDim!), tFixed: constOf(tDim!) !== null, HQ, HKV, D, sExpr: dimExpr(kTy[0]!), ...attentionMasking(n.attrs, D, f32Literal), modifier };
 }
 
 export function emitAttention(ctx: DispatchContext): Emitted {

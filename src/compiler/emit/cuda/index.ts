@@ -11,6 +11,7 @@ import { kernelFamilies } from "../shared/families.js";
 import { checkGenerated, renderTemplate, type BufferArg, type CudaKernel, type CudaLaunch } from "./kernel.js";
 import { emitAttention } from "./attention.js";
 import { emitAttentionGrad } from "./attention-grad.js";
+import { emitGatherGrad } from "./gather-grad.js";
 import type { DeviceWeight } from "../../target/program.js";
 import type { StorageDType } from "../../target/storage.js";
 import { DispatchContext, ELEMENT_BYTES, type EmitEnv } from "./context.js";
@@ -31,6 +32,7 @@ const families = kernelFamilies<(ctx: DispatchContext) => Emitted>({
   rotary: emitRotary,
   attention: emitAttention,
   attention_grad: emitAttentionGrad,
+  gather_grad: emitGatherGrad,
   kv_append: emitKvAppend,
   copy: emitCopy,
 });

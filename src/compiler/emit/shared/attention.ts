@@ -56,3 +56,16 @@ export function renderScoreModifier(attrs: Attrs, lang: ExprLang, inputs: Modifi
     visible: hasMask ? r.outputs[hasScore ? 1 : 0]! : null,
   };
 }
+
+/** Which keys a query sees and how its scores scale, as every attention kernel (forward and
+ *  gradient, WGSL and CUDA) reads them from its node: causal, window (0: none), segment (packed
+ *  training sequences; 0: one) and the scale as a literal of the target (1/√D when unset). */
+export function attentionMasking(attrs: Attrs, headDim: number, literal: (x: number) => string): { causal: boolean; window: number; segment: number; scale: string } {
+  const window = (attrs["window"] as number | undefined) ?? 0;
+  return {
+    causal: attrs["causal"] === true,
+    window: window > 0 ? window : 0,
+    segment: (attrs["segment"] as number | undefined) ?? 0,
+    scale: literal(typeof attrs["scale"] === "number" ? attrs["scale"] : 1 / Math.sqrt(headDim)),
+  };
+}

@@ -12,6 +12,7 @@
 import { constDim, mulDim, type Dim } from "../../base/symbolic.js";
 import type { DispatchContext } from "./context.js";
 import { plus } from "./context.js";
+import { attentionMasking } from "../shared/attention.js";
 import { DOT1 } from "./attention.js";
 import { BindingSet, grid, headerContext, renderTemplate, type WgslKernel } from "./kernel.js";
 import { f32Literal } from "./lang.js";
@@ -64,8 +65,6 @@ export function emitAttentionGrad(ctx: DispatchContext, tuning: WgslTuning): Wgs
   const perQuery = lseOnly || n.op === "attention_dq";
   const rows = b.extent(perQuery ? mulDim(tDim, constDim(HQ)) : mulDim(sDim, constDim(HKV)));
   const g = grid(rows.max, tuning.attention.workgroupSize);
-  const scale = typeof n.attrs["scale"] === "number" ? (n.attrs["scale"] as number) : 1 / Math.sqrt(D);
-  const window = (n.attrs["window"] as number | undefined) ?? 0;
   const code = renderTemplate(perQuery ? "attention_grad_queries" : "attention_grad_keys", {
     ...headerContext("attention_grad", b, vec === 4 ? [] : [DOT1]),
     op: n.op,
@@ -81,10 +80,7 @@ export function emitAttentionGrad(ctx: DispatchContext, tuning: WgslTuning): Wgs
     vec,
     vt,
     dot: vec === 4 ? "dot" : "dot1",
-    causal: n.attrs["causal"] === true,
-    window: window > 0 ? window : 0,
-    segment: (n.attrs["segment"] as number | undefined) ?? 0,
-    scale: f32Literal(scale),
+    ...attentionMasking(n.attrs, D, f32Literal),
     noKeys: f32Literal(3e38),
     rowCount: rows.code,
     workgroupSize: tuning.attention.workgroupSize,

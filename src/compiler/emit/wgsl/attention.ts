@@ -8,7 +8,7 @@
 //            instead of one invocation per head walking it alone.
 
 import { constDim, mulDim, type Dim } from "../../base/symbolic.js";
-import { renderScoreModifier } from "../shared/attention.js";
+import { attentionMasking, renderScoreModifier } from "../shared/attention.js";
 import type { DispatchContext } from "./context.js";
 import { constOf, plus } from "./context.js";
 import { BindingSet, grid, headerContext, renderTemplate, type WgslKernel } from "./kernel.js";
@@ -41,16 +41,14 @@ export function emitAttention(ctx: DispatchContext, tuning: WgslTuning): WgslKer
   const vb = b.storage(vp, "read", vt);
   const out = b.storage(op, "write", vt);
   const sExpr = b.dim(kTy[0]!);
-  const scale = typeof n.attrs["scale"] === "number" ? (n.attrs["scale"] as number) : 1 / Math.sqrt(D);
-  const window = (n.attrs["window"] as number | undefined) ?? 0;
+  const masking = attentionMasking(n.attrs, D, f32Literal);
   const rows = b.extent(mulDim(T, constDim(HQ)));
   const tFixed = constOf(T);
   // Lanes per row for decode: a power of two whose partial outputs fit in workgroup memory.
   let lanes = tuning.attention.decodeLanes;
   while (lanes > 1 && lanes * (D + 2) * 4 > WORKGROUP_STORAGE_BYTES) lanes /= 2;
   // Packed training sequences (segment) only come with a whole step's queries: the prefill path.
-  const segment = (n.attrs["segment"] as number | undefined) ?? 0;
-  const decode = tFixed !== null && tFixed <= tuning.attention.decodeMaxQueries && lanes > 1 && segment === 0;
+  const decode = tFixed !== null && tFixed <= tuning.attention.decodeMaxQueries && lanes > 1 && masking.segment === 0;
   const g = decode ? grid(rows.max * lanes, lanes) : grid(rows.max, tuning.attention.workgroupSize);
   const modifier = renderScoreModifier(n.attrs, wgsl, { score: "s", qPos: "f32(pos)", kPos: "f32(js)", head: "f32(h)" });
   const code = renderTemplate(decode ? "attention_decode" : "attention", {
@@ -66,10 +64,7 @@ export function emitAttention(ctx: DispatchContext, tuning: WgslTuning): WgslKer
     vt,
     dot: vec === 4 ? "dot" : "dot1",
     sExpr,
-    causal: n.attrs["causal"] === true,
-    window: window > 0 ? window : 0,
-    segment,
-    scale: f32Literal(scale),
+    ...masking,
     rowCount: rows.code,
     q: qb,
     k: kb,

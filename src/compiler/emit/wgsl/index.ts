@@ -4,6 +4,7 @@ import type { Dispatch, StepPlan } from "../../plan/plan.js";
 import { kernelFamilies } from "../shared/families.js";
 import { emitAttention, emitKvAppend } from "./attention.js";
 import { emitAttentionGrad } from "./attention-grad.js";
+import { emitGatherGrad } from "./gather-grad.js";
 import { DispatchContext, NO_FEATURES, type WgslFeatures } from "./context.js";
 import { emitElementwise, emitReduce } from "./elementwise.js";
 import type { WgslKernel } from "./kernel.js";
@@ -24,6 +25,7 @@ const families = kernelFamilies<(ctx: DispatchContext, tuning: WgslTuning) => Wg
   rotary: emitRotary,
   attention: emitAttention,
   attention_grad: emitAttentionGrad,
+  gather_grad: emitGatherGrad,
   kv_append: emitKvAppend,
   copy: emitCopy,
 });
