@@ -8,8 +8,9 @@
 //      largest relative difference of the per-step losses, and training tokens/s of each, as a ratio.
 //
 // Usage: npm run build && node bench/train.mjs [--model FILE.llm] [--steps 200] [--batch 4]
-//        [--context 64] [--lr 3e-3] [--backend webgpu|cpu] [--host-optimizer] [--json]
-// Needs /usr/bin/python3 with torch (apt-get install python3-torch); not part of CI.
+//        [--context 64] [--lr 3e-3] [--backend webgpu|cpu] [--host-optimizer] [--llmc-only] [--json]
+// Needs /usr/bin/python3 with torch (apt-get install python3-torch); not part of CI. --llmc-only
+// times llmc's steps alone (no torch): to compare two commits of llmc, run it in a worktree of each.
 
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -33,6 +34,7 @@ const { values: args } = parseArgs({
     lr: { type: "string", default: "3e-3" },
     backend: { type: "string", default: "webgpu" },
     "host-optimizer": { type: "boolean", default: false },
+    "llmc-only": { type: "boolean", default: false },
     json: { type: "boolean", default: false },
   },
 });
@@ -93,10 +95,11 @@ const batchOf = (seqs) => ({ batch: seqs.length, context: T, tokens: Int32Array.
 
 // 1. Gradients of batch 0.
 log(`model ${args.model}: ${flat.length.toLocaleString()} parameters; batch ${B} × ${T} tokens`);
-const ref = torch("grads");
-const torchGrads = new Float32Array(readFileSync(join(work, "grads.bin")).buffer.slice(0));
+const llmcOnly = args["llmc-only"];
+const ref = llmcOnly ? null : torch("grads");
+const torchGrads = llmcOnly ? null : new Float32Array(readFileSync(join(work, "grads.bin")).buffer.slice(0));
 const agreement = {};
-for (const backend of ["cpu", "webgpu"]) {
+for (const backend of llmcOnly ? [] : ["cpu", "webgpu"]) {
   const { loss, grads } = await lossAndGrad(backend, batches[0]);
   let worst = 0;
   let worstName = "";
@@ -150,6 +153,12 @@ if (onDevice) {
 }
 const llmcTokensPerS = (steps * B * T) / ((performance.now() - started) / 1000);
 for (const b of backends.values()) b.dispose();
+if (llmcOnly) {
+  rmSync(work, { recursive: true, force: true });
+  const r = { model: args.model, batch: B, context: T, steps, backend: args.backend, loss_last: losses.at(-1), tokens_per_s: llmcTokensPerS };
+  console.log(args.json ? JSON.stringify(r) : `llmc (${args.backend}): ${llmcTokensPerS.toFixed(0)} training tokens/s, loss after ${steps} steps ${losses.at(-1).toFixed(4)}`);
+  process.exit(0);
+}
 const theirs = torch("train");
 let curve = 0;
 losses.forEach((l, i) => (curve = Math.max(curve, Math.abs(l - theirs.losses[i]) / Math.abs(theirs.losses[i]))));
