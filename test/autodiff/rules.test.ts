@@ -188,6 +188,12 @@ describe("model primitives", () => {
       build: (b, [q, k, v]) => b.op("attention", [q!, k!, v!], { causal, window, scale }),
     },
   })), 20);
+  // Targets from −1 to V: negative and out-of-range rows are ignored (no gradient).
+  property("cross_entropy_rows", fc.tuple(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 6 }), fc.boolean(), seed).map(([t, v, wide, s]) => {
+    const r = rand(s + 3);
+    const targets = Int32Array.from({ length: t }, () => Math.floor(r() * (v + 2)) - 1);
+    return { seed: s, c: { operands: [operand([t, v], s + 1, wide ? -4 : -2, wide ? 4 : 2)], build: (b, [logits]) => b.op("cross_entropy_rows", [logits!, b.literal(targets, [t])]) } };
+  }));
 });
 
 describe("kv_append", () => {

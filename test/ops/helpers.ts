@@ -206,6 +206,12 @@ const CASES: Record<string, () => CaseArb> = {
       inputs: [randomTensor(idShape, "i32", next, { lo: -1, hi: v }), randomTensor([...idShape, d], dt, next)],
       attrs: { rows: v },
     })),
+  // The loss's rows: targets from −1 to V (some ignored), dy for the gradient.
+  ...Object.fromEntries(["cross_entropy_rows", "cross_entropy_rows_grad"].map((op) => [op, () =>
+    withData(fc.tuple(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 7 }), floatDType), ([t, v, dt], next) => {
+      const inputs = [randomTensor([t, v], dt, next), randomTensor([t], "i32", next, { lo: -1, hi: v })];
+      return { inputs: op === "cross_entropy_rows" ? inputs : [...inputs, randomTensor([t], "f32", next)], attrs: {} };
+    })])),
   rotary: () =>
     withData(fc.tuple(fc.integer({ min: 0, max: 4 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 4 }), floatDType), ([t, h, half, dt], next) => ({
       inputs: [randomTensor([t, h, 2 * half], dt, next), randomTensor([t, half], "f32", next), randomTensor([t, half], "f32", next)],

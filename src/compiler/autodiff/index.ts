@@ -4,7 +4,7 @@
 
 import { checkFile, type CheckOptions } from "../check/index.js";
 import type { ResolvedModel } from "../check/model.js";
-import { constDim, constValue, type Dim } from "../base/symbolic.js";
+import { constValue, type Dim } from "../base/symbolic.js";
 import type { Diagnostic, SourceMap } from "../base/diagnostics.js";
 import { renumber, type Graph } from "../ir/graph.js";
 import { lowerModel } from "../ir/lower.js";
@@ -66,26 +66,21 @@ export function withoutKvCache(forward: Graph): Graph {
 }
 
 /**
- * Appends the mean cross-entropy of `logits` [T, V] against `targets` over the targets ≥ 0. The
- * log-softmax subtracts each row's maximum first; that maximum is returned as `stop`, a value the
- * gradient need not flow through (the loss does not depend on it).
+ * Appends the mean cross-entropy of `logits` [T, V] against `targets` over the targets ≥ 0: each
+ * row's loss is one `cross_entropy_rows` kernel (log Σ exp with the row's maximum subtracted, minus
+ * the target's logit; 0 for a negative target, which is ignored), whose gradient is one
+ * `cross_entropy_rows_grad` kernel — no [T, V] tensor but the logits and their gradient.
  */
-function crossEntropy(b: GraphAppender, logits: number): { loss: number; stop: number } {
-  const [t, v] = b.ty(logits).shape as [Dim, Dim];
+function crossEntropy(b: GraphAppender, logits: number): number {
+  const [t] = b.ty(logits).shape as [Dim, Dim];
   const dt = b.ty(logits).dtype;
   const c = (value: number, dtype = dt) => b.op("const", [], { value, dtype });
   const targets = b.input("targets", { shape: [t], dtype: "i32" });
-  const max = b.op("amax", [logits], { axis: -1, keepdim: true });
-  const z = b.op("sub", [logits, max]);
-  const logSum = b.op("log", [b.op("sum", [b.op("exp", [z])], { axis: -1, keepdim: true })]);
-  const logProbs = b.op("sub", [z, logSum]);
-  // A negative target matches no column, so its row picks nothing.
-  const column = b.op("cast", [b.op("reshape", [targets], { shape: [t, constDim(1)] })], { dtype: "f32" });
-  const onehot = b.op("cast", [b.op("eq", [column, b.op("arange", [], { n: v })])], { dtype: dt });
-  const picked = b.op("sum", [b.op("sum", [b.op("mul", [logProbs, onehot])], { axis: -1, keepdim: false })], { axis: 0, keepdim: false });
-  const counted = b.op("cast", [b.op("ge", [targets, c(0, "i32")])], { dtype: dt });
-  const count = b.op("max", [b.op("sum", [counted], { axis: 0, keepdim: false }), c(1)]);
-  return { loss: b.op("div", [b.op("neg", [picked]), count]), stop: max };
+  const rows = b.op("cross_entropy_rows", [logits, targets]);
+  const total = b.op("sum", [rows], { axis: 0, keepdim: false });
+  const counted = b.op("cast", [b.op("ge", [targets, c(0, "i32")])], { dtype: "f32" });
+  const count = b.op("max", [b.op("sum", [counted], { axis: 0, keepdim: false }), c(1, "f32")]);
+  return b.op("div", [total, count]);
 }
 
 /** The training graph of a forward graph (lowered, passes before fusion but attention's: see
@@ -103,16 +98,15 @@ export function buildTrainingGraph(forward: Graph, opts: TrainingOptions = {}): 
   const logits = g.outputs[0]!;
   const lty = b.ty(logits);
   if (lty.shape.length !== 2) throw new Error(`training needs logits of shape [T, vocab], got rank ${lty.shape.length}`);
-  const ce = crossEntropy(b, logits);
-  const stop = ce.stop;
+  const mean = crossEntropy(b, logits);
   // Packed: the mean over all tokens times the sequences, which is the sum of their means when each
   // has as many counted targets (packed windows are full; runtimes pack only such sequences).
-  const loss = pack && pack.sequences !== 1 ? b.op("mul", [ce.loss, b.op("const", [], { value: pack.sequences, dtype: b.ty(ce.loss).dtype })]) : ce.loss;
+  const loss = pack && pack.sequences !== 1 ? b.op("mul", [mean, b.op("const", [], { value: pack.sequences, dtype: "f32" })]) : mean;
 
   const weights = g.nodes.filter((n) => n.op === "weight");
   const weightNames = [...new Set(weights.map((n) => n.attrs["name"] as string))];
   const withLoss = b.graph(g);
-  const d = differentiate(withLoss, loss, weights.map((n) => n.id), { stopGradient: new Set([stop]) });
+  const d = differentiate(withLoss, loss, weights.map((n) => n.id));
 
   // A weight read in several places (a tied embedding and lm_head) sums the gradients of its uses.
   const back = new GraphAppender(d.graph);

@@ -255,6 +255,7 @@ export const gradients: Readonly<Record<string, GradientRule>> = {
   gather: (b, { inputs: [table, ids] }, dy) => [b.op("gather_grad", [ids!, dy], { rows: b.ty(table!).shape[0]! }), null],
   rotary: rotaryRule,
   attention: attentionRule,
+  cross_entropy_rows: (b, { inputs: [logits, targets] }, dy) => [b.op("cross_entropy_rows_grad", [logits!, targets!, dy]), null],
   // The gradient of this step's rows, the last T of the cache; the cache's past is not differentiated.
   kv_append: (b, { inputs: [x], output: y }, dy) => {
     const len = b.ty(y).shape[0]!;
@@ -275,7 +276,7 @@ export const NON_DIFFERENTIABLE: ReadonlyMap<string, string> = new Map([
   ["argmax", "an integer result: piecewise constant"],
   ["dropout", "the training graph replaces it by x·mask before differentiating (autodiff/dropout.ts)"],
   ...["fused", "linear", "fused_linear"].map((op) => [op, "made by fusion, which runs after differentiation"] as const),
-  ...["attention_lse", "attention_dq", "attention_dk", "attention_dv", "gather_grad"].map((op) => [op, "made by a gradient rule (a second derivative is not needed for training)"] as const),
+  ...["attention_lse", "attention_dq", "attention_dk", "attention_dv", "gather_grad", "cross_entropy_rows_grad"].map((op) => [op, "made by a gradient rule (a second derivative is not needed for training)"] as const),
 ]);
 
 /** The rule for `op`; an error naming the op when it has none. */

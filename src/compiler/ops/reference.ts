@@ -589,6 +589,52 @@ const gatherGrad: Kernel = ([ids, dy], attrs) => {
   return { shape: [rows, d], dtype: dy!.dtype, data: out };
 };
 
+/** Each row's log-sum-exp (max-subtracted, f64) and the target's logit, or null for an ignored row. */
+function crossEntropyRow(logits: HostTensor, targets: HostTensor, t: number): { max: number; sum: number; target: number } | null {
+  const v = logits.shape[1]!;
+  const target = targets.data[t]!;
+  if (target < 0 || target >= v) return null;
+  const row = logits.data.subarray(t * v, (t + 1) * v);
+  let max = -Infinity;
+  for (const x of row) if (x > max) max = x;
+  let sum = 0;
+  for (const x of row) sum += Math.exp(x - max);
+  return { max, sum, target };
+}
+
+function checkCrossEntropy(op: string, logits: HostTensor, targets: HostTensor): void {
+  needFloat(logits, op, "logits");
+  if (targets.dtype !== "i32") fail(`${op}: targets must be i32, got ${targets.dtype}`);
+  if (logits.shape.length !== 2 || targets.shape.length !== 1 || targets.shape[0] !== logits.shape[0]) fail(`${op}: logits ${fmt(logits.shape)} and targets ${fmt(targets.shape)} must be [T, vocab] and [T]`);
+}
+
+/** log Σ exp(row) − row[target] per row; 0 for an ignored target (outside 0…V−1). */
+const crossEntropyRows: Kernel = ([logits, targets]) => {
+  checkCrossEntropy("cross_entropy_rows", logits!, targets!);
+  const [t] = logits!.shape as [number, number];
+  const v = logits!.shape[1]!;
+  const out = new Float32Array(t);
+  for (let r = 0; r < t; r++) {
+    const row = crossEntropyRow(logits!, targets!, r);
+    if (row) out[r] = row.max + Math.log(row.sum) - logits!.data[r * v + row.target]!;
+  }
+  return { shape: [t], dtype: "f32", data: out };
+};
+
+/** dy·(softmax(row) − onehot(target)) per row; 0 rows for ignored targets. */
+const crossEntropyRowsGrad: Kernel = ([logits, targets, dy]) => {
+  checkCrossEntropy("cross_entropy_rows_grad", logits!, targets!);
+  const [t, v] = logits!.shape as [number, number];
+  const out = allocData(logits!.dtype, t * v);
+  for (let r = 0; r < t; r++) {
+    const row = crossEntropyRow(logits!, targets!, r);
+    if (!row) continue;
+    const g = dy!.data[r]!;
+    for (let j = 0; j < v; j++) out[r * v + j] = roundToDType(g * (Math.exp(logits!.data[r * v + j]! - row.max) / row.sum - (j === row.target ? 1 : 0)), logits!.dtype);
+  }
+  return { shape: [t, v], dtype: logits!.dtype, data: out };
+};
+
 /** Scaled dot-product attention, one (query, head) row at a time. Query t sits at absolute position
  *  S − T + t and key s at s; `causal` hides keys after the query, `window > 0` hides keys at or before
  *  pos − window, a `mask` program hides keys where it is false. A `score` program gives each visible
@@ -936,6 +982,8 @@ export const referenceKernels: Readonly<Record<string, Kernel>> = {
   slice,
   gather,
   gather_grad: gatherGrad,
+  cross_entropy_rows: crossEntropyRows,
+  cross_entropy_rows_grad: crossEntropyRowsGrad,
   rotary,
   attention,
   attention_lse: attentionLse,

@@ -20,7 +20,7 @@ export type Attrs = Record<string, AttrValue>;
 /** A rule violation; the checker turns it into a located diagnostic. */
 export class TypeRuleError extends Error {}
 
-export type OpKind = "elementwise" | "reduction" | "matmul" | "layout" | "gather" | "gather_grad" | "source" | "rotary" | "attention" | "attention_grad" | "state" | "fused";
+export type OpKind = "elementwise" | "reduction" | "matmul" | "layout" | "gather" | "gather_grad" | "source" | "rotary" | "attention" | "attention_grad" | "cross_entropy" | "state" | "fused";
 
 /** How an attribute is typed, printed and parsed in the IR text form. */
 export type AttrKind = "int" | "float" | "bool" | "str" | "dim" | "dims" | "ints" | "dtype" | "program";
@@ -302,6 +302,25 @@ const defs: OpDef[] = [
       return { shape: [attrs["rows"] as Dim, dy!.shape[dy!.shape.length - 1]!], dtype: dy!.dtype };
     },
   },
+  // The training loss's rows and their gradient (compiler/autodiff): one pass over each row of
+  // logits instead of max, exp, sum, log and one-hot each writing a [T, vocab] tensor.
+  {
+    name: "cross_entropy_rows", kind: "cross_entropy", arity: 2, attrs: {},
+    doc: "each row's cross-entropy against its target: logits [T, V], targets [T] (i32) → [T] f32, row t = log Σⱼ exp(logits[t, j]) − logits[t, targets[t]], and 0 where the target is outside 0…V-1 (ignored).",
+    infer: ([logits, targets]) => {
+      checkCrossEntropyInputs("cross_entropy_rows", logits!, targets!);
+      return { shape: [logits!.shape[0]!], dtype: "f32" };
+    },
+  },
+  {
+    name: "cross_entropy_rows_grad", kind: "cross_entropy", arity: 3, attrs: {},
+    doc: "cross_entropy_rows' gradient for its logits: logits [T, V], targets [T] (i32), dy [T] f32 → [T, V], row t = dy[t]·(softmax(logits[t]) − onehot(targets[t])), and 0 where the target is ignored.",
+    infer: ([logits, targets, dy]) => {
+      checkCrossEntropyInputs("cross_entropy_rows_grad", logits!, targets!);
+      if (dy!.dtype !== "f32" || dy!.shape.length !== 1 || !dimEquals(dy!.shape[0]!, logits!.shape[0]!)) fail(`cross_entropy_rows_grad's dy must be f32 [${formatDim(logits!.shape[0]!)}], got ${dy!.dtype} ${formatShape(dy!.shape)}`);
+      return { shape: logits!.shape, dtype: logits!.dtype };
+    },
+  },
   // Model-specific primitives
   {
     name: "rotary", kind: "rotary", arity: 3, attrs: {}, doc: "rotate adjacent pairs: x [T, H, D], cos/sin [T, D/2] → [T, H, D]",
@@ -514,6 +533,13 @@ function checkSegment(op: string, attrs: Attrs): void {
   if (seg !== undefined && (typeof seg !== "number" || !Number.isInteger(seg) || seg < 0)) fail(`${op}: segment must be an integer ≥ 0 (0 = one sequence), got ${String(seg)}`);
 }
 
+function checkCrossEntropyInputs(op: string, logits: TensorTy, targets: TensorTy): void {
+  if (!isFloat(logits.dtype) || logits.shape.length !== 2) fail(`${op} needs floating-point logits [T, vocab], got ${logits.dtype} ${formatShape(logits.shape)}`);
+  if (targets.dtype !== "i32" || targets.shape.length !== 1 || !dimEquals(targets.shape[0]!, logits.shape[0]!)) {
+    fail(`${op} needs i32 targets [${formatDim(logits.shape[0]!)}], one per row of logits, got ${targets.dtype} ${formatShape(targets.shape)}`);
+  }
+}
+
 /** Inputs of an attention's score program: the scaled score, then the positions and head. */
 export const ATTENTION_SCORE_INPUTS = ["s", "q_pos", "k_pos", "head"] as const;
 /** Inputs of an attention's mask program. */
@@ -599,6 +625,9 @@ export function opFlops(name: string, ins: number[][], out: number[], attrs: Rec
     }
     case "gather_grad":
       return size(ins[1]!);
+    case "cross_entropy":
+      // max, exp and sum over each row; the gradient also writes each element.
+      return (name === "cross_entropy_rows" ? 4 : 6) * size(ins[0]!);
     case "attention_grad": {
       // Per visible score: the q·k dot (2·D) and exp, then per op its own sums.
       const [t, hq, d] = ins[0]!;

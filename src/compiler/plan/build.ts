@@ -351,6 +351,10 @@ export function buildStepPlan(graph: Graph, opts: PlanOptions): StepPlan {
       case "gather_grad":
         dispatch({ kernel: "gather_grad", node: n.id, inputs: [...n.inputs] });
         break;
+      case "cross_entropy_rows":
+      case "cross_entropy_rows_grad":
+        dispatch({ kernel: "cross_entropy", node: n.id, inputs: [...n.inputs] });
+        break;
       case "attention_lse":
       case "attention_dq":
       case "attention_dk":

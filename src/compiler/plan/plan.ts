@@ -59,6 +59,7 @@ export type KernelKind =
   | "rotary"
   | "attention"
   | "attention_grad" // attention_lse / attention_dq / attention_dk / attention_dv (training)
+  | "cross_entropy" // cross_entropy_rows / cross_entropy_rows_grad (training)
   | "kv_append"
   | "transpose"
   | "slice"

@@ -12,6 +12,7 @@ import { checkGenerated, renderTemplate, type BufferArg, type CudaKernel, type C
 import { emitAttention } from "./attention.js";
 import { emitAttentionGrad } from "./attention-grad.js";
 import { emitGatherGrad } from "./gather-grad.js";
+import { emitCrossEntropy } from "./cross-entropy.js";
 import type { DeviceWeight } from "../../target/program.js";
 import type { StorageDType } from "../../target/storage.js";
 import { DispatchContext, ELEMENT_BYTES, type EmitEnv } from "./context.js";
@@ -33,6 +34,7 @@ const families = kernelFamilies<(ctx: DispatchContext) => Emitted>({
   attention: emitAttention,
   attention_grad: emitAttentionGrad,
   gather_grad: emitGatherGrad,
+  cross_entropy: emitCrossEntropy,
   kv_append: emitKvAppend,
   copy: emitCopy,
 });

@@ -5,6 +5,7 @@ import { kernelFamilies } from "../shared/families.js";
 import { emitAttention, emitKvAppend } from "./attention.js";
 import { emitAttentionGrad } from "./attention-grad.js";
 import { emitGatherGrad } from "./gather-grad.js";
+import { emitCrossEntropy } from "./cross-entropy.js";
 import { DispatchContext, NO_FEATURES, type WgslFeatures } from "./context.js";
 import { emitElementwise, emitReduce } from "./elementwise.js";
 import type { WgslKernel } from "./kernel.js";
@@ -26,6 +27,7 @@ const families = kernelFamilies<(ctx: DispatchContext, tuning: WgslTuning) => Wg
   attention: emitAttention,
   attention_grad: emitAttentionGrad,
   gather_grad: emitGatherGrad,
+  cross_entropy: emitCrossEntropy,
   kv_append: emitKvAppend,
   copy: emitCopy,
 });

@@ -135,9 +135,14 @@ function tiledMatmul(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
   const lastRow = constOf(M) !== null ? u(constOf(M)! - 1) : `${d(M)} - 1u`;
   const lastCol = vecB ? (constOf(N) !== null ? u(constOf(N)! / 4 - 1) : `${d(quarter(N))} - 1u`) : constOf(N) !== null ? u(constOf(N)! - 1) : `${d(N)} - 1u`;
   const bCols = vecB ? TN / 4 : TN;
+  // Neighbouring tiles share the larger operand's block, so it is read from cache while the smaller
+  // one streams: column tiles of b vary slowest when b is the larger (a [256, 1024] @ b [1024, 4096]:
+  // 187 → ~95 ms on llvmpipe, test/webgpu/bench-matmul.mjs), row tiles of a otherwise.
+  const rowsFastest = ctx.atMax(M) < ctx.atMax(N);
   const setup = [
-    `let nt = tile % ${nTiles};`,
-    `let mt = (tile / ${nTiles}) % ${mTiles};`,
+    ...(rowsFastest
+      ? [`let mt = tile % ${mTiles};`, `let nt = (tile / ${mTiles}) % ${nTiles};`]
+      : [`let nt = tile % ${nTiles};`, `let mt = (tile / ${nTiles}) % ${mTiles};`]),
     `let batch = tile / (${mTiles} * ${nTiles});`,
     `let m0 = mt * ${u(TM)};`,
     `let n0 = nt * ${u(TN)};`,

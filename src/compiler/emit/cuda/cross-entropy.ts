@@ -1,0 +1,44 @@
+// The training loss's kernels: cross_entropy_rows and cross_entropy_rows_grad (ops/table.ts).
+// A warp per row of logits, lanes striding over the vocabulary: the row's max and Σ exp(x − max) by
+// warp reductions (fixed shuffle order, so the same bits run to run), then the row's loss or a pass
+// writing its gradient.
+
+import type { Dim } from "../../base/symbolic.js";
+import type { DispatchContext } from "./context.js";
+import { single, type Emitted } from "./elementwise.js";
+import { checkIndexRange, makeKernel, ParamSet } from "./kernel.js";
+
+/** Rows (one a warp) per block: rows are independent, so a small block keeps short steps spread. */
+const WARPS = 4;
+
+export function emitCrossEntropy(ctx: DispatchContext): Emitted {
+  const n = ctx.outputNode;
+  const grad = n.op === "cross_entropy_rows_grad";
+  if (!grad && n.op !== "cross_entropy_rows") throw new Error(`internal: ${ctx.label()}: ${n.op} is not a cross-entropy op`);
+  const [logits, targets, dy] = ctx.dispatch.inputs as [number, number, number?];
+  const dtype = ctx.node(logits).ty.dtype;
+  if (dtype !== "f32") throw new Error(`${ctx.label()}: the CUDA cross-entropy kernels take f32 logits, got ${dtype}`);
+  const [tDim, vDim] = ctx.dims(logits) as [Dim, Dim];
+  const V = ctx.constant(vDim);
+  const maxRows = ctx.atMax(tDim);
+  checkIndexRange(maxRows * V, ctx.label());
+  const params = new ParamSet(ctx);
+  const ptr = (id: number, elem: string, access: "read" | "write") => {
+    const a = ctx.arg(id);
+    return params.buffer(a.buffer, a.offsetBytes, elem, access);
+  };
+  const kernel = makeKernel("cross_entropy", "cross_entropy", params, [], {
+    op: n.op,
+    grad,
+    logits: ptr(logits, "float", "read"),
+    targets: ptr(targets, "int", "read"),
+    dy: dy === undefined ? "" : ptr(dy, "float", "read"),
+    out: ptr(n.id, "float", "write"),
+    rows: params.dim(tDim),
+    vocab: V,
+    last: V - 1,
+    warps: WARPS,
+    block: WARPS * 32,
+  });
+  return single(ctx, kernel, params, [Math.max(1, Math.ceil(maxRows / WARPS)), 1, 1], WARPS * 32);
+}

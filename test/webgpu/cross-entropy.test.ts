@@ -1,0 +1,114 @@
+// The training loss's kernels (cross_entropy_rows and cross_entropy_rows_grad) on WebGPU against the
+// CPU reference: vocabularies narrower than a vec4, vec4-wide and odd, up to LLaMA 3's (past
+// llvmpipe's 65535 loop iterations one element at a time), targets out of range (−1 and V, ignored),
+// logits with large magnitudes and at unaligned offsets, and targets from the step's tokens (rows a
+// dim of T).
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import fc from "fast-check";
+import { constDim, symDim } from "../../src/compiler/base/symbolic.js";
+import { CPU_TUNING, emitPlan, GPU_TUNING } from "../../src/compiler/emit/wgsl/index.js";
+import { buildStepPlan } from "../../src/compiler/plan/build.js";
+import { rng } from "../../src/runtime/weights/random.js";
+import { releaseSharedGpu } from "../../src/runtime/webgpu/device.js";
+import { CI, compareRuns, dims, gpu, GraphBuilder } from "./helpers.js";
+
+const RUNS = CI ? 48 : 24;
+const ONE_STEP = [Int32Array.of(0)];
+/** f32 sums against the reference's f64 ones. */
+const TOL = 1e-5;
+const OPS = ["cross_entropy_rows", "cross_entropy_rows_grad"] as const;
+
+beforeAll(async () => {
+  await gpu(); // no adapter: every test here fails, none is skipped
+});
+afterAll(releaseSharedGpu);
+
+interface Case {
+  t: number;
+  v: number;
+  /** In −1…V: the ends are out of range and the row is ignored. */
+  targets: number[];
+  /** Logits as a view `pad` elements into a literal. */
+  pad: number;
+  seed: number;
+  gpuTuning: boolean;
+}
+
+const caseArb: fc.Arbitrary<Case> = fc
+  .record({
+    t: fc.integer({ min: 1, max: 40 }),
+    v: fc.constantFrom(1, 3, 4, 7, 64, 1000),
+    pad: fc.constantFrom(0, 0, 1, 4),
+    seed: fc.integer({ min: 0, max: 1 << 30 }),
+    gpuTuning: fc.boolean(),
+  })
+  .chain((c) => fc.array(fc.integer({ min: -1, max: c.v }), { minLength: c.t, maxLength: c.t }).map((targets) => ({ ...c, targets })));
+
+/** Uniform in ±2, a quarter of the rows in ±50, and now and then one logit of ±50 standing out. */
+function logitValues(n: number, v: number, seed: number): Float32Array {
+  const next = rng(seed);
+  const out = new Float32Array(n);
+  let scale = 2;
+  for (let i = 0; i < n; i++) {
+    if (i % v === 0) scale = next() < 0.25 ? 50 : 2;
+    out[i] = (next() < 0.02 ? 50 : scale) * (2 * next() - 1);
+  }
+  return out;
+}
+
+function lossGraph(c: Case, op: (typeof OPS)[number]) {
+  const b = new GraphBuilder();
+  const size = c.t * c.v;
+  const all = b.literal(logitValues(c.pad + size, c.v, c.seed), [c.pad + size]);
+  const flat = b.op("slice", [all], { axis: 0, start: constDim(c.pad), end: constDim(c.pad + size) });
+  const logits = b.op("reshape", [flat], { shape: dims([c.t, c.v]) });
+  const targets = b.literal(Int32Array.from(c.targets), [c.t]);
+  const inputs = op === "cross_entropy_rows" ? [logits, targets] : [logits, targets, b.weight("dy", [c.t])];
+  return b.graph([b.op(op, inputs)]);
+}
+
+describe("cross-entropy kernels (WebGPU)", () => {
+  it("the rows' loss and its gradient match the reference: any vocabulary, ignored targets, large and unaligned logits", async () => {
+    await fc.assert(
+      fc.asyncProperty(caseArb, async (c) => {
+        const tuning = c.gpuTuning ? GPU_TUNING : CPU_TUNING;
+        for (const op of OPS) {
+          try {
+            await compareRuns(lossGraph(c, op), { steps: ONE_STEP, seed: c.seed, tol: TOL, opts: { tuning } });
+          } catch (e) {
+            throw new Error(`${op}: ${(e as Error).message}`);
+          }
+        }
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it("a vocabulary of LLaMA 3's size (128256), as vec4 and as f32: within llvmpipe's 65535 loop iterations", async () => {
+    for (const pad of [0, 1]) {
+      const c: Case = { t: 4, v: 128256, targets: [128255, -1, 0, 70001], pad, seed: 5, gpuTuning: false };
+      for (const op of OPS) await compareRuns(lossGraph(c, op), { steps: ONE_STEP, seed: c.seed, tol: TOL });
+    }
+  });
+
+  it("refuses a vocabulary past llvmpipe's loop limit, naming the dispatch", () => {
+    const b = new GraphBuilder();
+    const rows = b.op("cross_entropy_rows", [b.weight("logits", [2, 400_001]), b.literal(Int32Array.of(0, 1), [2])]);
+    expect(() => emitPlan(buildStepPlan(b.graph([rows]), { T: 1 }), CPU_TUNING)).toThrow(/^cross_entropy #\d+: a vocabulary of 400001/);
+  });
+
+  it("over the step's tokens: the tokens as targets (some outside the vocabulary), across steps of several lengths", async () => {
+    const tokens = 12;
+    for (const v of [7, 8]) { // tokens v…11 are ignored
+      const b = new GraphBuilder();
+      const ids = b.input("tokens", [symDim("T")]);
+      const logits = b.op("mul", [b.op("gather", [b.weight("table", [tokens, v]), ids]), b.literal(Float32Array.of(20), [])]);
+      const rows = b.op("cross_entropy_rows", [logits, ids]);
+      const steps = [[1, 2, 1, 11, 3, 1, 0, 9], [5], [8, 7, 10, 2]].map((s) => Int32Array.from(s));
+      for (const out of [rows, b.op("cross_entropy_rows_grad", [logits, ids, rows])]) {
+        await compareRuns(b.graph([out]), { steps, seed: v, tol: TOL });
+      }
+    }
+  });
+});
