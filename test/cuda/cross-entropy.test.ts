@@ -4,68 +4,23 @@
 // offsets, and targets from the step's tokens (rows a dim of T).
 
 import { describe, it } from "vitest";
-import fc from "fast-check";
-import { constDim, symDim } from "../../src/compiler/base/symbolic.js";
+import { symDim } from "../../src/compiler/base/symbolic.js";
 import { CpuInterpreter } from "../../src/runtime/cpu/interpreter.js";
 import { CudaExecutor } from "../../src/runtime/cuda/executor.js";
-import { rng } from "../../src/runtime/weights/random.js";
-import { CI, dims, draw, emulated, expectClose, GraphBuilder, runUnion, testWeights, withSeed, type UnionCase } from "./helpers.js";
+import { CI, draw, emulated, expectClose, GraphBuilder, runUnion, testWeights, withSeed, type UnionCase } from "./helpers.js";
+import { LOSS_OPS, lossCase, lossGraph, TRAINING_KERNEL_TOL, type LossCase } from "../helpers/training-kernels.js";
 
 const N = (local: number) => (CI ? local * 3 : local);
-/** f32 sums against the reference's f64 ones. */
-const TOL = 1e-5;
-const OPS = ["cross_entropy_rows", "cross_entropy_rows_grad"] as const;
-
-interface Case {
-  t: number;
-  v: number;
-  /** In −1…V: the ends are out of range and the row is ignored. */
-  targets: number[];
-  /** Logits as a view `pad` elements into a literal. */
-  pad: number;
-  seed: number;
-}
-
-const caseArb: fc.Arbitrary<Case> = fc
-  .record({
-    t: fc.integer({ min: 1, max: 40 }),
-    v: fc.constantFrom(1, 3, 4, 7, 64, 1000),
-    pad: fc.constantFrom(0, 0, 1, 4),
-    seed: fc.integer({ min: 0, max: 1 << 30 }),
-  })
-  .chain((c) => fc.array(fc.integer({ min: -1, max: c.v }), { minLength: c.t, maxLength: c.t }).map((targets) => ({ ...c, targets })));
-
-/** Uniform in ±2, a quarter of the rows in ±50, and now and then one logit of ±50 standing out. */
-function logitValues(n: number, v: number, seed: number): Float32Array {
-  const next = rng(seed);
-  const out = new Float32Array(n);
-  let scale = 2;
-  for (let i = 0; i < n; i++) {
-    if (i % v === 0) scale = next() < 0.25 ? 50 : 2;
-    out[i] = (next() < 0.02 ? 50 : scale) * (2 * next() - 1);
-  }
-  return out;
-}
+const TOL = TRAINING_KERNEL_TOL;
 
 /** One case per op over the same logits, targets and dy. */
-function lossCases(c: Case): UnionCase[] {
-  const size = c.t * c.v;
-  const logitData = logitValues(c.pad + size, c.v, c.seed);
-  return OPS.map((op) => {
-    const b = new GraphBuilder();
-    const all = b.literal(logitData, [c.pad + size]);
-    const flat = b.op("slice", [all], { axis: 0, start: constDim(c.pad), end: constDim(c.pad + size) });
-    const logits = b.op("reshape", [flat], { shape: dims([c.t, c.v]) });
-    const targets = b.literal(Int32Array.from(c.targets), [c.t]);
-    const inputs = op === "cross_entropy_rows" ? [logits, targets] : [logits, targets, b.weight("dy", [c.t])];
-    return { graph: b.graph([b.op(op, inputs)]), weights: testWeights(c.seed), what: `${op} T ${c.t} V ${c.v} pad ${c.pad} targets [${c.targets}]`, tol: TOL };
-  });
-}
+const lossCases = (c: LossCase): UnionCase[] =>
+  LOSS_OPS.map((op) => ({ graph: lossGraph(c, op), weights: testWeights(c.seed), what: `${op} T ${c.t} V ${c.v} pad ${c.pad} targets [${c.targets}]`, tol: TOL }));
 
 describe("CUDA cross-entropy kernels", () => {
   it("the rows' loss and its gradient match the reference: any vocabulary, ignored targets, large and unaligned logits", () =>
     withSeed(80, async () => {
-      const cases = draw(caseArb, N(16), 80);
+      const cases = draw(lossCase, N(16), 80);
       // Every target ignored; one logit a row; rows wider than a warp, LLaMA 3's vocabulary.
       cases.push({ t: 5, v: 64, targets: [-1, 64, -1, 64, -1], pad: 1, seed: 1 });
       cases.push({ t: 3, v: 1, targets: [0, 1, 0], pad: 0, seed: 2 });

@@ -8,55 +8,23 @@ import { constDim, symDim } from "../../src/compiler/base/symbolic.js";
 import { CpuInterpreter } from "../../src/runtime/cpu/interpreter.js";
 import { CudaExecutor } from "../../src/runtime/cuda/executor.js";
 import { CI, draw, emulated, expectClose, GraphBuilder, runUnion, testWeights, withSeed, type UnionCase } from "./helpers.js";
+import { gatherGradCase, gatherGradGraph, TRAINING_KERNEL_TOL, type GatherGradCase } from "../helpers/training-kernels.js";
 
 const N = (local: number) => (CI ? local * 3 : local);
-/** f32 sums in id order against the reference's f64 ones. */
-const TOL = 1e-5;
+const TOL = TRAINING_KERNEL_TOL;
 
-interface Case {
-  idShape: number[];
-  /** In −1…rows: the ends are out of range and add to no row. */
-  ids: number[];
-  rows: number;
-  d: number;
-  /** dy as a view `pad` elements into a weight. */
-  pad: number;
-  seed: number;
-}
-
-const caseArb: fc.Arbitrary<Case> = fc
-  .record({
-    idShape: fc.oneof(fc.tuple(fc.integer({ min: 1, max: 200 })), fc.tuple(fc.integer({ min: 1, max: 14 }), fc.integer({ min: 1, max: 14 }))),
-    rows: fc.oneof(fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 300 })),
-    d: fc.constantFrom(1, 3, 4, 8, 64),
-    pad: fc.constantFrom(0, 0, 1, 4),
-    seed: fc.integer({ min: 0, max: 1 << 30 }),
-  })
-  .chain((c) => {
-    const n = c.idShape.reduce((a, b) => a * b, 1);
-    return fc.array(fc.integer({ min: -1, max: c.rows }), { minLength: n, maxLength: n }).map((ids) => ({ ...c, ids }));
-  });
-
-function gradCase(c: Case): UnionCase {
-  const b = new GraphBuilder();
-  const ids = b.literal(Int32Array.from(c.ids), c.idShape);
-  const dyShape = [...c.idShape, c.d];
-  const size = dyShape.reduce((a, x) => a * x, 1);
-  const flat = b.op("slice", [b.weight("dy", [c.pad + size])], { axis: 0, start: constDim(c.pad), end: constDim(c.pad + size) });
-  const dy = b.op("reshape", [flat], { shape: dyShape.map(constDim) });
-  const out = b.op("gather_grad", [ids, dy], { rows: constDim(c.rows) });
-  return { graph: b.graph([out]), weights: testWeights(c.seed), what: `ids [${c.idShape}] rows ${c.rows} D ${c.d} pad ${c.pad}`, tol: TOL };
-}
+const gradCase = (c: GatherGradCase, seed: number): UnionCase =>
+  ({ graph: gatherGradGraph(c), weights: testWeights(seed), what: `ids [${c.idShape}] rows ${c.rows} D ${c.d} pad ${c.pad}`, tol: TOL });
 
 describe("CUDA gather_grad", () => {
   it("sums the rows of dy by id: any ids shape, out-of-range ids, rows narrower and wider than a warp", () =>
     withSeed(70, async () => {
-      const cases = draw(caseArb, N(12), 70);
+      const cases = draw(fc.tuple(gatherGradCase, fc.integer({ min: 0, max: 1 << 30 })), N(12), 70);
       // Every id in one row; a one-row table; a ragged row wider than a warp.
-      cases.push({ idShape: [40], ids: Array<number>(40).fill(2), rows: 3, d: 64, pad: 1, seed: 1 });
-      cases.push({ idShape: [5], ids: [0, -1, 1, 0, 0], rows: 1, d: 3, pad: 0, seed: 2 });
-      cases.push({ idShape: [6, 7], ids: Array.from({ length: 42 }, (_, i) => (i * 7) % 11 - 1), rows: 10, d: 72, pad: 4, seed: 3 });
-      await runUnion(cases.map(gradCase));
+      cases.push([{ idShape: [40], ids: Array<number>(40).fill(2), rows: 3, d: 64, pad: 1 }, 1]);
+      cases.push([{ idShape: [5], ids: [0, -1, 1, 0, 0], rows: 1, d: 3, pad: 0 }, 2]);
+      cases.push([{ idShape: [6, 7], ids: Array.from({ length: 42 }, (_, i) => (i * 7) % 11 - 1), rows: 10, d: 72, pad: 4 }, 3]);
+      await runUnion(cases.map(([c, seed]) => gradCase(c, seed)));
     }));
 
   it("over the step's tokens: ids and dy with T rows, in prefill chunks and decode steps", () =>

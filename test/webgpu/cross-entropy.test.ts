@@ -6,74 +6,28 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { constDim, symDim } from "../../src/compiler/base/symbolic.js";
+import { symDim } from "../../src/compiler/base/symbolic.js";
 import { CPU_TUNING, emitPlan, GPU_TUNING } from "../../src/compiler/emit/wgsl/index.js";
 import { buildStepPlan } from "../../src/compiler/plan/build.js";
-import { rng } from "../../src/runtime/weights/random.js";
 import { releaseSharedGpu } from "../../src/runtime/webgpu/device.js";
-import { CI, compareRuns, dims, gpu, GraphBuilder } from "./helpers.js";
+import { CI, compareRuns, gpu, GraphBuilder } from "./helpers.js";
+import { LOSS_OPS, lossCase, lossGraph, TRAINING_KERNEL_TOL, type LossCase } from "../helpers/training-kernels.js";
 
 const RUNS = CI ? 48 : 24;
 const ONE_STEP = [Int32Array.of(0)];
-/** f32 sums against the reference's f64 ones. */
-const TOL = 1e-5;
-const OPS = ["cross_entropy_rows", "cross_entropy_rows_grad"] as const;
+const TOL = TRAINING_KERNEL_TOL;
 
 beforeAll(async () => {
   await gpu(); // no adapter: every test here fails, none is skipped
 });
 afterAll(releaseSharedGpu);
 
-interface Case {
-  t: number;
-  v: number;
-  /** In −1…V: the ends are out of range and the row is ignored. */
-  targets: number[];
-  /** Logits as a view `pad` elements into a literal. */
-  pad: number;
-  seed: number;
-  gpuTuning: boolean;
-}
-
-const caseArb: fc.Arbitrary<Case> = fc
-  .record({
-    t: fc.integer({ min: 1, max: 40 }),
-    v: fc.constantFrom(1, 3, 4, 7, 64, 1000),
-    pad: fc.constantFrom(0, 0, 1, 4),
-    seed: fc.integer({ min: 0, max: 1 << 30 }),
-    gpuTuning: fc.boolean(),
-  })
-  .chain((c) => fc.array(fc.integer({ min: -1, max: c.v }), { minLength: c.t, maxLength: c.t }).map((targets) => ({ ...c, targets })));
-
-/** Uniform in ±2, a quarter of the rows in ±50, and now and then one logit of ±50 standing out. */
-function logitValues(n: number, v: number, seed: number): Float32Array {
-  const next = rng(seed);
-  const out = new Float32Array(n);
-  let scale = 2;
-  for (let i = 0; i < n; i++) {
-    if (i % v === 0) scale = next() < 0.25 ? 50 : 2;
-    out[i] = (next() < 0.02 ? 50 : scale) * (2 * next() - 1);
-  }
-  return out;
-}
-
-function lossGraph(c: Case, op: (typeof OPS)[number]) {
-  const b = new GraphBuilder();
-  const size = c.t * c.v;
-  const all = b.literal(logitValues(c.pad + size, c.v, c.seed), [c.pad + size]);
-  const flat = b.op("slice", [all], { axis: 0, start: constDim(c.pad), end: constDim(c.pad + size) });
-  const logits = b.op("reshape", [flat], { shape: dims([c.t, c.v]) });
-  const targets = b.literal(Int32Array.from(c.targets), [c.t]);
-  const inputs = op === "cross_entropy_rows" ? [logits, targets] : [logits, targets, b.weight("dy", [c.t])];
-  return b.graph([b.op(op, inputs)]);
-}
-
 describe("cross-entropy kernels (WebGPU)", () => {
   it("the rows' loss and its gradient match the reference: any vocabulary, ignored targets, large and unaligned logits", async () => {
     await fc.assert(
-      fc.asyncProperty(caseArb, async (c) => {
-        const tuning = c.gpuTuning ? GPU_TUNING : CPU_TUNING;
-        for (const op of OPS) {
+      fc.asyncProperty(lossCase, fc.boolean(), async (c, gpuTuning) => {
+        const tuning = gpuTuning ? GPU_TUNING : CPU_TUNING;
+        for (const op of LOSS_OPS) {
           try {
             await compareRuns(lossGraph(c, op), { steps: ONE_STEP, seed: c.seed, tol: TOL, opts: { tuning } });
           } catch (e) {
@@ -87,8 +41,8 @@ describe("cross-entropy kernels (WebGPU)", () => {
 
   it("a vocabulary of LLaMA 3's size (128256), as vec4 and as f32: within llvmpipe's 65535 loop iterations", async () => {
     for (const pad of [0, 1]) {
-      const c: Case = { t: 4, v: 128256, targets: [128255, -1, 0, 70001], pad, seed: 5, gpuTuning: false };
-      for (const op of OPS) await compareRuns(lossGraph(c, op), { steps: ONE_STEP, seed: c.seed, tol: TOL });
+      const c: LossCase = { t: 4, v: 128256, targets: [128255, -1, 0, 70001], pad, seed: 5 };
+      for (const op of LOSS_OPS) await compareRuns(lossGraph(c, op), { steps: ONE_STEP, seed: c.seed, tol: TOL });
     }
   });
 

@@ -13,7 +13,7 @@ import { constDim, mulDim, type Dim } from "../../base/symbolic.js";
 import type { DispatchContext } from "./context.js";
 import { plus } from "./context.js";
 import { attentionMasking } from "../shared/attention.js";
-import { DOT1 } from "./attention.js";
+import { DOT1, headShape } from "./attention.js";
 import { BindingSet, grid, headerContext, renderTemplate, type WgslKernel } from "./kernel.js";
 import { f32Literal } from "./lang.js";
 import type { WgslTuning } from "./tuning.js";
@@ -72,14 +72,7 @@ export function emitAttentionGrad(ctx: DispatchContext, tuning: WgslTuning): Wgs
     dk: n.op === "attention_dk",
     t: b.dim(tDim),
     sExpr: b.dim(sDim),
-    hq: HQ,
-    hkv: HKV,
-    group: HQ / HKV,
-    dim: D,
-    dv: D / vec,
-    vec,
-    vt,
-    dot: vec === 4 ? "dot" : "dot1",
+    ...headShape(HQ, HKV, D, vec),
     ...attentionMasking(n.attrs, D, f32Literal),
     noKeys: f32Literal(3e38),
     rowCount: rows.code,

@@ -18,6 +18,12 @@ import type { WgslTuning } from "./tuning.js";
 /** `dot` for scalar rows, so the templates read the same in both widths. */
 export const DOT1 = "fn dot1(a: f32, b: f32) -> f32 { return a * b; }";
 
+/** What the attention templates (forward and gradient) know of the heads: query and kv heads, the
+ *  group that shares a kv head, head_dim, and rows read `vec` floats at a time (dv of them). */
+export function headShape(hq: number, hkv: number, dim: number, vec: number) {
+  return { hq, hkv, group: hq / hkv, dim, dv: dim / vec, vec, vt: vec === 4 ? "vec4<f32>" : "f32", dot: vec === 4 ? "dot" : "dot1" };
+}
+
 /** Workgroup memory every adapter grants (WebGPU's minimum maxComputeWorkgroupStorageSize). */
 const WORKGROUP_STORAGE_BYTES = 16384;
 
@@ -55,14 +61,7 @@ export function emitAttention(ctx: DispatchContext, tuning: WgslTuning): WgslKer
     ...headerContext("attention", b, [...(vec === 4 ? [] : [DOT1]), ...(modifier?.helpers ?? [])]),
     modifier,
     t: b.dim(T),
-    hq: HQ,
-    hkv: HKV,
-    group: HQ / HKV,
-    dim: D,
-    dv: D / vec,
-    vec,
-    vt,
-    dot: vec === 4 ? "dot" : "dot1",
+    ...headShape(HQ, HKV, D, vec),
     sExpr,
     ...masking,
     rowCount: rows.code,
