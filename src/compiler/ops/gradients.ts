@@ -5,7 +5,7 @@
 // Ops with no gradient are listed in NON_DIFFERENTIABLE with the reason; a test checks that every op
 // of the table is in exactly one of the two.
 
-import { constDim, constValue, dimEquals, formatShape, mulDim, subDim, type Dim } from "../base/symbolic.js";
+import { constDim, constValue, dimEquals, formatShape, subDim, type Dim } from "../base/symbolic.js";
 import type { Attrs, DType, TensorTy } from "./table.js";
 
 /** Adds nodes to the graph being differentiated. */

@@ -781,7 +781,6 @@ function attentionGrad(which: "q" | "k" | "v"): Kernel {
     const a = attentionGradSetup(op, q!, k!, attrs);
     const e = dO!.shape[2]!;
     const delta = o ? rowDots(o, dO!) : null;
-    const target = which === "q" ? q! : which === "k" ? k! : null;
     const width = which === "v" ? e : a.d;
     const out = new Float64Array((which === "q" ? a.tq * a.hq : a.s * a.hkv) * width);
     for (let t = 0; t < a.tq; t++) {
@@ -802,7 +801,8 @@ function attentionGrad(which: "q" | "k" | "v"): Kernel {
         }
       }
     }
-    const dtype = (target ?? v ?? k!).dtype;
+    // As the op table types them: dq as q, dk and dv as k.
+    const dtype = which === "q" ? q!.dtype : k!.dtype;
     const shape = which === "q" ? [a.tq, a.hq, a.d] : [a.s, a.hkv, width];
     const data = allocData(dtype, out.length);
     for (let i = 0; i < out.length; i++) data[i] = roundToDType(out[i]!, dtype);

@@ -6,7 +6,6 @@
 import { evalDim } from "../../compiler/base/symbolic.js";
 import { dropoutInputs, dropoutMask, type DropoutKey, type TrainingGraph } from "../../compiler/autodiff/index.js";
 import type { ResolvedModel } from "../../compiler/check/model.js";
-import type { Graph } from "../../compiler/ir/graph.js";
 import type { HostTensor } from "../../compiler/ops/reference.js";
 import { evaluateGraph } from "./evaluate.js";
 import { loadModelWeights, type LoadOptions } from "../weights/loader.js";
@@ -86,6 +85,7 @@ export function packedInputs(tg: TrainingGraph, sequences: readonly TrainingSequ
     }
     return out;
   };
+  // Each sequence checked as a step of one: L tokens, ids and targets in the vocabulary.
   for (const s of sequences) checkTrainingStep({ ...tg, pack: { segment: L, sequences: 1 } }, s.tokens, s.targets);
   const inputs = new Map<string, Int32Array | Float32Array>([
     ["tokens", cat(sequences.map((s) => s.tokens), (n) => new Int32Array(n))],
