@@ -76,9 +76,14 @@ describe("whole models on WebGPU equal the CPU interpreter", () => {
     await prefillAndDecode(compile(join("models", "mistral.llm"), { ...small, n_kv_heads: 2, sliding_window: 5 }), 48, 6);
   });
 
-  it("qwen2 and gemma with fewer storage buffers (partial merges) and without merging", async () => {
+  it("qwen2, llama and gemma with fewer storage buffers (partial merges) and without merging", async () => {
+    // Under WebGPU's default 8 buffers: qwen2's q and k (with biases, and RoPE's frequencies
+    // written into the kernel) merge, v runs alone; llama's q, k and v merge.
     const qwen = compile(join("models", "qwen2.llm"), { ...small, n_kv_heads: 2 });
-    expect(await prefillAndDecode(qwen, 48, 7, [[2, 7], [4]], { maxStorageBuffers: 8 })).toBe(2 * 7 + 2);
+    expect(await prefillAndDecode(qwen, 48, 7, [[2, 7], [4]], { maxStorageBuffers: 8 })).toBe(2 * 6 + 2);
+    expect(await prefillAndDecode(qwen, 48, 7, [[2, 7], [4]], { maxStorageBuffers: 7 })).toBe(2 * 7 + 2);
+    const llama = compile(join("models", "llama.llm"), { ...small, n_kv_heads: 2 });
+    expect(await prefillAndDecode(llama, 48, 9, [[2, 7], [4]], { maxStorageBuffers: 8 })).toBe(2 * 5 + 2);
     const gemma = compile(join("models", "gemma.llm"), { ...small, n_kv_heads: 2, head_dim: 8 });
     expect(await prefillAndDecode(gemma, 48, 8, [[2, 7, 1]], { tuning: { ...CPU_TUNING, linear: { ...CPU_TUNING.linear, merge: false } } })).toBe(2 * 7 + 3);
   });

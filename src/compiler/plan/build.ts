@@ -31,6 +31,11 @@ export interface PlanOptions {
   weightFormats?: ReadonlyMap<string, StorageDType>;
   /** Weights split into row ranges (rows of each part), by name: each part is bound on its own. */
   weightParts?: ReadonlyMap<string, readonly number[]>;
+  /** Literals of at most this many f32 or i32 elements are written into the kernels that read them
+   *  (a WGSL `const` array) and take no binding (default 0: every literal is bound). RoPE's
+   *  frequency table is one: without its binding, a layer's q, k and v projections merge into one
+   *  kernel under WebGPU's default 8 storage buffers. */
+  inlineLiterals?: number;
 }
 
 /** WebGPU's default maxStorageBuffersPerShaderStage. */
@@ -175,7 +180,8 @@ export function buildStepPlan(graph: Graph, opts: PlanOptions): StepPlan {
     return buffers.length - 1;
   };
   const literalBuffer = (n: Node, values: ArrayLike<number>) => {
-    const id = addBuffer({ kind: "literal", bytes: round16(values.length * ELEMENT_BYTES), holds: `literal %${n.id}`, data: storageData(n.ty.dtype, values) });
+    const inline = values.length <= (opts.inlineLiterals ?? 0) && (n.ty.dtype === "f32" || n.ty.dtype === "i32");
+    const id = addBuffer({ kind: "literal", bytes: round16(values.length * ELEMENT_BYTES), holds: `literal %${n.id}`, data: storageData(n.ty.dtype, values), ...(inline ? { inline } : {}) });
     placement.set(n.id, { buffer: id, offset: 0 });
     storage.set(n.id, "literal");
   };
@@ -395,9 +401,11 @@ export function buildStepPlan(graph: Graph, opts: PlanOptions): StepPlan {
       Object.assign(d, { kernel: "linear", inputs: [k.sources[0]!, ...seg.weights, ...seg.extras], program: seg.epilogue, weights: seg.weights.length });
     } else d.kernel = "fused_linear";
   }
+  // "" for a literal the kernels write into their code: it takes no binding.
   const bufferKey = (id: number): string => {
     const r = rootOf(id);
     const p = inPlace.get(r) ?? placement.get(r);
+    if (p && buffers[p.buffer]?.inline) return "";
     return p ? `b${p.buffer}` : `n${r}`;
   };
   const partsOf = (id: number) => Math.max(1, partCount(rootOf(id)));

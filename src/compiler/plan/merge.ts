@@ -29,7 +29,7 @@ export function linearBindings(k: LinearKernel, key: (id: number) => string, par
   for (const s of k.sources) keys.add(`${key(s)}:v`);
   for (const seg of k.segments) {
     for (const w of seg.weights) for (let j = 0; j < partsOf(w); j++) keys.add(`${key(w)}:v${j || ""}`);
-    for (const e of [...seg.extras, ...(seg.rotation?.inputs ?? [])]) keys.add(`${key(e)}:s`);
+    for (const e of [...seg.extras, ...(seg.rotation?.inputs ?? [])]) if (key(e) !== "") keys.add(`${key(e)}:s`); // "": written into the kernel
     keys.add(`${key(seg.node)}:o`);
   }
   return keys.size;

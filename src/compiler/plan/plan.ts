@@ -28,6 +28,9 @@ export interface PlanBuffer {
   kv?: { state: string; layer: number; which: "k" | "v" };
   /** literal: the contents, in storage form (bool as 0/1 u32). */
   data?: Float32Array | Int32Array | Uint32Array;
+  /** literal: small enough that kernels of a target that can (WGSL) write it into their code as a
+   *  constant array instead of binding it (PlanOptions.inlineLiterals); the buffer stays for the rest. */
+  inline?: boolean;
   /** weight: stored scaled along its rows (rule `gain`, plan/fold.ts). */
   scale?: WeightScale;
   /** weight: how it is stored on the device when not f32 (read only as linear weights and gather

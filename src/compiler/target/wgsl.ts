@@ -110,6 +110,10 @@ export interface WgslProgram {
   step(T: number): WgslStep;
 }
 
+/** Literals of up to this many elements are WGSL constants in the kernels that read them, not
+ *  bindings (RoPE's frequency table: at most 128 for head_dim 256). */
+const INLINE_LITERALS = 256;
+
 /** Tokens per prefill step where the device allows them. */
 export const DEFAULT_PREFILL_CHUNK = 256;
 
@@ -154,7 +158,7 @@ export function compileWgsl(graph: Graph, opts: WgslTargetOptions): WgslProgram 
   const weightFormats = packedWeights(weights);
   const weightParts = new Map(weights.filter((w) => w.parts).map((w) => [w.name, w.parts!]));
   const steps = new Map<number, WgslStep>();
-  const planStep = (T: number) => buildStepPlan(g, { T, maxStorageBuffers: profile.maxStorageBuffers, mergeLinears: profile.tuning.linear.merge, foldGains, weightFormats, weightParts });
+  const planStep = (T: number) => buildStepPlan(g, { T, maxStorageBuffers: profile.maxStorageBuffers, mergeLinears: profile.tuning.linear.merge, foldGains, weightFormats, weightParts, inlineLiterals: INLINE_LITERALS });
   const compileStep = (T: number): WgslStep => {
     const plan = planStep(T);
     checkPackedReads(plan);

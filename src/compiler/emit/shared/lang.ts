@@ -41,4 +41,7 @@ export interface KernelLang extends ExprLang {
   /** Where a tensor's offset in its buffer goes: into every index (WGSL binds whole buffers) or into
    *  the parameter (CUDA pointers). */
   offsets: "index" | "param";
+  /** A constant array of the kernel's code holding `values` (a literal the plan marks `inline`);
+   *  a target without it binds every literal. */
+  constArray?(name: string, dtype: DType, values: ArrayLike<number>): string;
 }

@@ -26,6 +26,8 @@ export interface TensorOutput {
 
 export abstract class KernelParams {
   readonly list: KernelParam[] = [];
+  /** Declarations of the literals written into the kernel (KernelLang.constArray), by buffer. */
+  private readonly consts = new Map<number, { name: string; decl: string }>();
 
   constructor(
     readonly ctx: PlanContext,
@@ -59,6 +61,11 @@ export abstract class KernelParams {
     return this.list.map((p, i) => this.lang.paramDecl(p, i));
   }
 
+  /** The constant arrays of the literals the kernel reads without binding them. */
+  constants(): string[] {
+    return [...this.consts.values()].map((c) => c.decl);
+  }
+
   /** Tensor `id` for reading: its element `index` as a value of its type. */
   read(id: number): (index: string) => string {
     const dtype = this.ctx.node(id).ty.dtype;
@@ -80,6 +87,17 @@ export abstract class KernelParams {
   private tensor(id: number, access: "read" | "write", elem: string): (index: string) => string {
     const p = this.ctx.placement(id);
     const lit = this.lang.indexLiteral;
+    const buf = this.ctx.plan.buffers[p.buffer];
+    if (access === "read" && buf?.inline && buf.data && this.lang.constArray) {
+      let c = this.consts.get(p.buffer);
+      if (!c) {
+        const name = `lit${p.buffer}`;
+        c = { name, decl: this.lang.constArray(name, this.ctx.node(id).ty.dtype, buf.data) };
+        this.consts.set(p.buffer, c);
+      }
+      const { name } = c;
+      return (index) => `${name}[${p.offset === 0 ? "" : `${lit(p.offset)} + `}${index}]`;
+    }
     const inParam = this.lang.offsets === "param";
     const name = this.buffer(p.buffer, inParam ? p.offset * ELEMENT_BYTES : 0, elem, access);
     const past = p.perPast ? `${this.past()} * ${lit(p.perPast)} + ` : "";

@@ -106,5 +106,5 @@ export function checkGenerated(code: string, family: string): void {
 /** The header partial's context: extensions enabled (`f16`, `subgroups`), binding declarations,
  *  parameter struct, helper functions. */
 export function headerContext(family: string, b: BindingSet, helpers: string[] = [], enables: readonly string[] = []): Record<string, unknown> {
-  return { kernel: family, enables, bindings: b.declarations(), params: b.usesParams ? PARAMS_STRUCT : "", helpers };
+  return { kernel: family, enables, bindings: [...b.declarations(), ...b.constants()], params: b.usesParams ? PARAMS_STRUCT : "", helpers };
 }

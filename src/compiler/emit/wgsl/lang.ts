@@ -175,6 +175,8 @@ export const wgsl: KernelLang = {
   storeAs,
   paramName: (i) => `b${i}`,
   paramDecl: (p, i) => `@group(0) @binding(${i}) var<${SPACES[p.access]}> ${p.name}: ${p.access === "uniform" ? p.elem : `array<${p.elem}>`};`,
+  constArray: (name, dtype, values) =>
+    `const ${name} = array<${wgslType(dtype)}, ${values.length}>(${Array.from(values, (v) => wgsl.literal(v, dtype)).join(", ")});`,
   offsets: "index",
 };
 
