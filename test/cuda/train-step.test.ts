@@ -6,7 +6,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { compileCuda } from "../../src/compiler/target/cuda.js";
 import { cpuTrainingStep, initialWeights } from "../../src/runtime/cpu/train-step.js";
-import { CudaTrainingStep } from "../../src/runtime/cuda/train-step.js";
+import { CudaTrainingStep, type StepProgram } from "../../src/runtime/cuda/train-step.js";
 import { compare, emulated } from "./helpers.js";
 import { expectStepEqualsCpu, microTraining } from "../helpers/training.js";
 import { cudaTraining } from "../../src/train/loss.js";
@@ -82,6 +82,63 @@ describe("a training step on CUDA (emulated)", () => {
 
 // The optimiser on CUDA (CudaTraining: parameters, gradient sums and moments in device memory, the
 // graph's kernels reading the weights inside the flat parameter buffer) against the host optimiser.
+describe("a packed step on CUDA (emulated) out of GPU memory", () => {
+  it("packs half as many tokens, gives back what the failed step allocated, and sums the same loss", async () => {
+    const { training, model } = microTraining();
+    const weights = initialWeights(model, 5);
+    const L = 8;
+    const sequences = [0, 1, 2, 3].map((s) => ({
+      tokens: Int32Array.from({ length: L }, (_, i) => (i * 13 + s * 7 + 1) % 64),
+      targets: Int32Array.from({ length: L }, (_, i) => (i * 31 + s * 5 + 2) % 64),
+    }));
+    const live = (step: CudaTrainingStep) => {
+      const m = step.driver.memoryInfo();
+      return m.total - m.free;
+    };
+    const lossOf = (step: CudaTrainingStep, prog: StepProgram) => {
+      step.driver.streamSynchronize(step.stream);
+      const v = new Float32Array(1);
+      step.driver.dtoh(v, prog.outputs[0]!.ptr);
+      return v[0]!;
+    };
+    const before = process.env["LLMC_FAKE_CUDA_MEMORY"];
+    process.env["LLMC_FAKE_CUDA_MEMORY"] = String(2 ** 40); // counted, never short
+    try {
+      // What a step of 2 sequences and one of 4 take, on steps of their own.
+      const probe = (k: number) => {
+        const step = newStep(training);
+        const base = live(step);
+        step.packTokens = k * L;
+        step.setWeights(weights);
+        const { taken, prog } = step.enqueueRun(sequences);
+        expect(taken).toBe(k);
+        return { bytes: live(step) - base, loss: lossOf(step, prog), base };
+      };
+      const two = probe(2);
+      const four = probe(4);
+      expect(four.bytes).toBeGreaterThan(two.bytes);
+      // Room for the 2-sequence step but not the 4-sequence one (the fake driver counts every
+      // step's memory, the probes' too).
+      const step = newStep(training);
+      const base = live(step);
+      process.env["LLMC_FAKE_CUDA_MEMORY"] = String(base + two.bytes + Math.floor((four.bytes - two.bytes) / 2));
+      step.packTokens = 4 * L;
+      step.setWeights(weights);
+      const { taken, prog } = step.enqueueRun(sequences);
+      expect(taken).toBe(2);
+      expect(step.packTokens).toBe(2 * L);
+      expect(live(step) - base).toBe(two.bytes);
+      expect(lossOf(step, prog)).toBe(two.loss);
+      // The sum of the first two sequences' mean losses, as the CPU reference gives them.
+      const want = sequences.slice(0, 2).reduce((a, q) => a + cpuTrainingStep(training, weights, q.tokens, q.targets).loss, 0);
+      expect(Math.abs(two.loss - want)).toBeLessThan(1e-4 * want);
+    } finally {
+      if (before === undefined) delete process.env["LLMC_FAKE_CUDA_MEMORY"];
+      else process.env["LLMC_FAKE_CUDA_MEMORY"] = before;
+    }
+  });
+});
+
 describe("the optimiser on CUDA (emulated)", () => {
   const open = (model: Parameters<typeof cudaTraining>[0]) => cudaTraining(model, emulated());
 

@@ -169,11 +169,33 @@ CUresult cuCtxCreate_v2(void** ctx, unsigned, int) { *ctx = (void*)0x1; return O
 CUresult cuCtxDestroy_v2(void*) { return OK; }
 CUresult cuCtxSetCurrent(void*) { return OK; }
 CUresult cuCtxSynchronize() { return OK; }
-CUresult cuMemGetInfo_v2(size_t* freeBytes, size_t* total) { *freeBytes = (size_t)6 << 30; *total = (size_t)8 << 30; return OK; }
+// LLMC_FAKE_CUDA_MEMORY (bytes, read at each call): the device's memory, so that tests can run out
+// of it; unset, 8 GiB of which 6 are free and allocations never fail for size.
+static size_t liveBytes() {
+  size_t n = 0;
+  for (auto& [addr, a] : allocations) n += a.bytes;
+  return n;
+}
+static size_t memoryCap() {
+  const char* m = getenv("LLMC_FAKE_CUDA_MEMORY");
+  return m ? (size_t)strtoull(m, nullptr, 10) : 0;
+}
+CUresult cuMemGetInfo_v2(size_t* freeBytes, size_t* total) {
+  if (size_t cap = memoryCap()) {
+    const size_t live = liveBytes();
+    *total = cap;
+    *freeBytes = live < cap ? cap - live : 0;
+    return OK;
+  }
+  *freeBytes = (size_t)6 << 30;
+  *total = (size_t)8 << 30;
+  return OK;
+}
 
 CUresult cuMemAlloc_v2(CUdeviceptr* p, size_t bytes) {
   if (syncForbidden()) return fail(CAPTURE_UNSUPPORTED, "cuMemAlloc during a global-mode stream capture");
   if (bytes == 0) return fail(INVALID_VALUE, "cuMemAlloc of 0 bytes");
+  if (size_t cap = memoryCap(); cap && liveBytes() + bytes > cap) return OUT_OF_MEMORY;
   unsigned char* base = (unsigned char*)aligned_alloc(256, ((bytes + 2 * GUARD + 255) / 256) * 256);
   if (!base) return OUT_OF_MEMORY;
   memset(base, 0xa5, GUARD);

@@ -8,7 +8,7 @@
 
 import { evalDim } from "../../compiler/base/symbolic.js";
 import { packedTrainingGraph, type TrainingGraph, type TrainingPack } from "../../compiler/autodiff/index.js";
-import { compileCuda, type ComputeCapability, type CudaModule } from "../../compiler/target/cuda.js";
+import { compileCuda, type ComputeCapability, type CudaModule, type CudaStepPlan } from "../../compiler/target/cuda.js";
 import {
   checkSavedOptimizer, cudaOptimizerModule, flatLayout, optimizerSlots, packUpdateScalars, UPDATE_SCALARS_FLOATS,
   type CudaOptimizerModule, type DeviceOptimizerConfig, type FlatLayout,
@@ -63,11 +63,15 @@ export class CudaTrainingStep {
   private readonly packs = new Map<string, TrainingGraph>();
   private readonly modules: Handle[] = [];
   private disposed = false;
+  /** The most tokens a packed step takes: opts.packTokens, halved each time a packed step's
+   *  buffers do not fit in the GPU's memory. */
+  packTokens: number;
 
   constructor(
     readonly training: TrainingGraph,
     readonly opts: CudaTrainingOptions = {},
   ) {
+    this.packTokens = opts.packTokens ?? 1024;
     const d = new CudaDriver(opts.libcuda);
     this.driver = d;
     const { dev, cc } = d.openDevice(opts.device);
@@ -159,16 +163,27 @@ export class CudaTrainingStep {
   /** Queues the first sequences of `sequences` that pack (pack.ts) as one step, or the first alone;
    *  how many it took and the step's program, whose loss and gradients are the sums of theirs. */
   enqueueRun(sequences: readonly TrainingSequence[]): { taken: number; prog: StepProgram } {
-    const k = packableRun(this.training, sequences, this.opts.packTokens ?? 1024);
     const first = sequences[0]!;
-    if (k === 1) return { taken: 1, prog: this.enqueue(first.tokens, first.targets, undefined, first.dropout) };
-    this.live();
-    const pack: TrainingPack = { segment: first.tokens.length, sequences: k };
-    const key = `${k}x${pack.segment}`;
-    let tg = this.packs.get(key);
-    if (!tg) this.packs.set(key, (tg = packedTrainingGraph(this.training, pack)));
-    const prog = this.prepared(key, tg, k * pack.segment);
-    return { taken: k, prog: this.launch(prog, packedInputs(tg, sequences.slice(0, k))) };
+    for (;;) {
+      const k = packableRun(this.training, sequences, this.packTokens);
+      if (k === 1) return { taken: 1, prog: this.enqueue(first.tokens, first.targets, undefined, first.dropout) };
+      this.live();
+      const pack: TrainingPack = { segment: first.tokens.length, sequences: k };
+      const key = `${k}x${pack.segment}`;
+      let tg = this.packs.get(key);
+      if (!tg) this.packs.set(key, (tg = packedTrainingGraph(this.training, pack)));
+      let prog: StepProgram;
+      try {
+        prog = this.prepared(key, tg, k * pack.segment);
+      } catch (e) {
+        // Out of GPU memory for this many tokens at once: pack half as many from now on.
+        if (!(e instanceof ResourceError)) throw e;
+        this.packs.delete(key);
+        this.packTokens = (k * pack.segment) >> 1;
+        continue;
+      }
+      return { taken: k, prog: this.launch(prog, packedInputs(tg, sequences.slice(0, k))) };
+    }
   }
 
   private launch(prog: StepProgram, inputs: ReadonlyMap<string, Int32Array | Float32Array>): StepProgram {
@@ -216,6 +231,19 @@ export class CudaTrainingStep {
     const { decode, prefill } = program.steps(module.profiles[0]!.profile);
     const step = T === 1 ? decode : prefill!;
     const cuModule = d.loadModule(this.moduleImage(module));
+    const held = this.allocations.length;
+    try {
+      return this.program(step, cuModule, T);
+    } catch (e) {
+      // A program that could not get its buffers gives back those it got, and its module.
+      for (const ptr of this.allocations.splice(held)) d.free(ptr);
+      d.unloadModule(cuModule);
+      throw e;
+    }
+  }
+
+  private program(step: CudaStepPlan, cuModule: Handle, T: number): StepProgram {
+    const d = this.driver;
     const shared: SharedBuffers<DevicePtr> = {
       weight: (name) => this.weights.get(name)!,
       kv: () => {
