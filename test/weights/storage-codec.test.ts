@@ -5,6 +5,7 @@ import {
   SUPPORTED_DTYPES,
   bf16BitsToF32,
   decodeTensor,
+  deviceLayout,
   dequantizeQ4_0,
   dequantizeQ8_0,
   dtypeFromGgmlType,
@@ -12,9 +13,11 @@ import {
   f16BitsToF32,
   f32ToBf16Bits,
   f32ToF16Bits,
+  packForDevice,
   quantizeQ4_0,
   quantizeQ8_0,
   tensorByteSize,
+  unpackFromDevice,
 } from "../../src/compiler/target/storage.js";
 
 const f32 = Math.fround;
@@ -339,3 +342,31 @@ function blocksArb(nb: number): fc.Arbitrary<Float32Array> {
     )
     .map(([scale, unit]) => Float32Array.from(unit, (u) => u * scale));
 }
+
+describe("the device layout of q8_0/q4_0 (packForDevice, unpackFromDevice)", () => {
+  it("puts every block's quants first, then every scale, wherever the bytes start, and unpacks back", () => {
+    fc.assert(
+      fc.property(fc.constantFrom<"q8_0" | "q4_0">("q8_0", "q4_0"), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 0, max: 3 }), fc.integer(), (dtype, rows, blocksPerRow, shift, seed) => {
+        const bpb = DTYPES[dtype].bytesPerBlock;
+        const blocks = rows * blocksPerRow;
+        // Random block bytes at an offset of `shift` into their buffer (odd offsets take the byte path).
+        const file = new Uint8Array(blocks * bpb + shift).subarray(shift);
+        let x = seed >>> 0;
+        for (let i = 0; i < file.length; i++) file[i] = (x = (Math.imul(x, 1664525) + 1013904223) >>> 0) >>> 24;
+        const shape = [rows, blocksPerRow * 32];
+        const device = packForDevice(dtype, file, shape);
+        const layout = deviceLayout(dtype, shape);
+        expect(device.length).toBe(layout.bytes);
+        const q = bpb - 2;
+        for (let b = 0; b < blocks; b++) {
+          expect([...device.subarray(b * q, (b + 1) * q)]).toEqual([...file.subarray(b * bpb + 2, (b + 1) * bpb)]);
+          expect([...device.subarray(layout.scaleOffset + 2 * b, layout.scaleOffset + 2 * b + 2)]).toEqual([...file.subarray(b * bpb, b * bpb + 2)]);
+        }
+        const padded = new Uint8Array(device.length + shift).subarray(shift);
+        padded.set(device);
+        expect([...unpackFromDevice(dtype, padded, shape)]).toEqual([...file]);
+      }),
+      { numRuns: 60 },
+    );
+  });
+});

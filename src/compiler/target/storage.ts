@@ -387,15 +387,57 @@ export function packForDevice(dtype: StorageDType, fileBytes: Uint8Array, shape:
     out.set(fileBytes);
     return out;
   }
-  const { bytesPerBlock } = DTYPES[dtype];
-  const quantBytes = bytesPerBlock - 2;
-  for (let b = 0; b < n / 32; b++) {
-    const o = b * bytesPerBlock;
-    out[layout.scaleOffset + 2 * b] = fileBytes[o]!;
-    out[layout.scaleOffset + 2 * b + 1] = fileBytes[o + 1]!;
-    out.set(fileBytes.subarray(o + 2, o + bytesPerBlock), b * quantBytes);
-  }
+  moveBlocks(dtype, n / 32, layout.scaleOffset, fileBytes, out, "pack");
   return out;
+}
+
+/**
+ * Moves `blocks` q8_0/q4_0 blocks between ggml's layout (`file`: per block an f16 scale, then the
+ * quants) and the device's (`device`: every block's quants, then every scale from scaleOffset).
+ * Blocks and regions have even sizes, so both sides are read as 16-bit words where the arrays start
+ * on even addresses: a few words per block instead of a subarray per block (load time of a
+ * multi-gigabyte quantized model).
+ */
+function moveBlocks(dtype: "q8_0" | "q4_0", blocks: number, scaleOffset: number, file: Uint8Array, device: Uint8Array, way: "pack" | "unpack"): void {
+  const bytesPerBlock = DTYPES[dtype].bytesPerBlock;
+  if (file.byteOffset % 2 === 0 && device.byteOffset % 2 === 0) {
+    const f = new Uint16Array(file.buffer, file.byteOffset, file.length >> 1);
+    const d = new Uint16Array(device.buffer, device.byteOffset, device.length >> 1);
+    (way === "pack" ? packWords : unpackWords)(f, d, blocks, bytesPerBlock >> 1, scaleOffset >> 1);
+    return;
+  }
+  const quantBytes = bytesPerBlock - 2;
+  for (let b = 0; b < blocks; b++) {
+    const o = b * bytesPerBlock;
+    for (let i = 0; i < 2; i++) {
+      if (way === "pack") device[scaleOffset + 2 * b + i] = file[o + i]!;
+      else file[o + i] = device[scaleOffset + 2 * b + i]!;
+    }
+    for (let i = 0; i < quantBytes; i++) {
+      if (way === "pack") device[b * quantBytes + i] = file[o + 2 + i]!;
+      else file[o + 2 + i] = device[b * quantBytes + i]!;
+    }
+  }
+}
+
+/** moveBlocks in 16-bit words, file → device: `wb` words a block (the scale, then the quants). */
+function packWords(f: Uint16Array, d: Uint16Array, blocks: number, wb: number, ws: number): void {
+  for (let b = 0, fo = 0, qo = 0; b < blocks; b++) {
+    d[ws + b] = f[fo]!;
+    const end = fo + wb;
+    for (let i = fo + 1; i < end; i++) d[qo++] = f[i]!;
+    fo = end;
+  }
+}
+
+/** moveBlocks in 16-bit words, device → file. */
+function unpackWords(f: Uint16Array, d: Uint16Array, blocks: number, wb: number, ws: number): void {
+  for (let b = 0, fo = 0, qo = 0; b < blocks; b++) {
+    f[fo] = d[ws + b]!;
+    const end = fo + wb;
+    for (let i = fo + 1; i < end; i++) f[i] = d[qo++]!;
+    fo = end;
+  }
 }
 
 /** The inverse of packForDevice: a tensor's bytes in the file's (ggml's) layout from its device bytes. */
@@ -408,14 +450,7 @@ export function unpackFromDevice(dtype: StorageDType, device: Uint8Array, shape:
     out.set(device.subarray(0, out.length));
     return out;
   }
-  const { bytesPerBlock } = DTYPES[dtype];
-  const quantBytes = bytesPerBlock - 2;
-  for (let b = 0; b < n / 32; b++) {
-    const o = b * bytesPerBlock;
-    out[o] = device[layout.scaleOffset + 2 * b]!;
-    out[o + 1] = device[layout.scaleOffset + 2 * b + 1]!;
-    out.set(device.subarray(b * quantBytes, (b + 1) * quantBytes), o + 2);
-  }
+  moveBlocks(dtype, n / 32, layout.scaleOffset, out, device, "unpack");
   return out;
 }
 
