@@ -61,9 +61,13 @@ export const CPU_TUNING: WgslTuning = {
   linear: { workgroupSize: 32, lanes: 1, rowsPerInvocation: 8, tileM: 8, merge: true },
   // Batched matmul on llvmpipe (test/webgpu/bench-matmul.mjs, 2 cores, noisy), GFLOP/s for one
   // element per invocation → 4×4 tiles → 8×8 tiles: 256³ 1.1 → 7.1 → 11–12; [2048,128]@[128,256]
-  // 2.2 → 13 → 12–18; [128,256]@[256,688] 2.3 → 12 → 11–17. 8×16 and 16×8 are no better, 16×16 and
-  // 2×8 worse; workgroups of 8–64 alike. Tiles win down to 32×32 outputs.
-  matmul: { workgroupSize: 16, tileM: 8, tileN: 8, minTiledOutputs: 64 },
+  // 2.2 → 13 → 12–18; [128,256]@[256,688] 2.3 → 12 → 11–17 (16×16 and
+  // 2×8 worse; workgroups of 8–64 alike). Tiles win down to 32×32 outputs. On the products of a
+  // packed training step (2026-12-05, 9 interleaved rounds, p50) 8×16 beats 8×8:
+  // [1024,4096]@[4096,256] 22.9 → 26.1, [256,1024]@[1024,4096] 22.0 → 26.9, [256,1024]@[1024,640]
+  // 22.1 → 28.5, [1024,256]@[256,640] 20.7 → 22.9; 8×32, 16×8 and 16×16 no better. A brown-llama
+  // step's kernels: 1,346–1,506 → 1,292–1,328 ms (test/webgpu/profile-train-step.mjs).
+  matmul: { workgroupSize: 16, tileM: 8, tileN: 16, minTiledOutputs: 64 },
   attention: { workgroupSize: 8, decodeMaxQueries: 4, decodeLanes: 16 },
 };
 
