@@ -46,6 +46,20 @@ const ggufBrowserBuild = {
   },
 };
 
+/** @huggingface/gguf takes an enum and a few quant-label helpers from @huggingface/tasks, whose
+ *  package does not say it is free of side effects, so esbuild kept all of it (~235 KB of model
+ *  task metadata): it is, and only what is used stays. */
+const tasksWithoutSideEffects = {
+  name: "llmc-tasks-pure",
+  setup(b) {
+    b.onResolve({ filter: /^@huggingface\/tasks$/ }, async (args) => {
+      if (args.pluginData === "llmc-tasks-pure") return undefined;
+      const r = await b.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, importer: args.importer, pluginData: "llmc-tasks-pure" });
+      return r.errors.length ? { errors: r.errors } : { path: r.path, sideEffects: false };
+    });
+  },
+};
+
 const embedded = {
   name: "llmc-embedded",
   setup(b) {
@@ -77,7 +91,7 @@ const result = await build({
   sourcemap: true,
   metafile: true,
   legalComments: "none",
-  plugins: [browserTwins, ggufBrowserBuild, embedded],
+  plugins: [browserTwins, ggufBrowserBuild, tasksWithoutSideEffects, embedded],
   logLevel: "warning",
 });
 writeFileSync(join(outdir, "meta.json"), JSON.stringify(result.metafile));

@@ -48,6 +48,12 @@ describe("the llmc/web bundle", () => {
     expect(inputs).not.toContain("src/runtime/cuda/driver.ts");
   });
 
+  it("takes of @huggingface/tasks only the GGUF helpers @huggingface/gguf imports", () => {
+    const tasks = Object.entries(meta.outputs["dist/web/llmc.js"]!.inputs as Record<string, { bytesInOutput: number }>).filter(([path]) => path.includes("node_modules/@huggingface/tasks/"));
+    expect(tasks.map(([path]) => path)).toEqual(["node_modules/@huggingface/tasks/dist/esm/gguf.js"]);
+    expect(tasks.reduce((a, [, i]) => a + i.bytesInOutput, 0)).toBeLessThan(20_000);
+  });
+
   it("the check would catch a Node module", () => {
     const out = meta.outputs["dist/web/llmc.js"]!;
     const planted: Metafile = { outputs: { x: { ...out, inputs: { ...out.inputs, "node:fs": {}, "node_modules/koffi/index.js": {}, "node_modules/webgpu/index.js": {} } } } };
