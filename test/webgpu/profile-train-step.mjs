@@ -4,7 +4,8 @@
 // family (the label up to its dispatch number). A dispatch's time includes the adapter's fixed cost
 // per dispatch (on llvmpipe ~56 µs: test/webgpu/bench-dispatch.mjs), printed once beside it.
 //
-//   npm run build && EGL_PLATFORM=surfaceless node test/webgpu/profile-train-step.mjs [MODEL.llm] [--batch B] [--context T] [--rounds R] [--top N]
+//   npm run build && EGL_PLATFORM=surfaceless node test/webgpu/profile-train-step.mjs [MODEL.llm] [--batch B] [--context T] [--rounds R] [--top N] [--each]
+//   TUNING='{"linear":{"tileM":16}}' merges into the adapter's tuning (its families' fields)
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { pathToFileURL } from "node:url";
@@ -31,7 +32,12 @@ const [B, L, R] = [Number(values.batch), Number(values.context), Number(values.r
 const compiled = compileTrainingFile(file);
 if (!compiled.training) throw new Error(compiled.diagnostics.map((d) => d.message).join("\n"));
 const gpu = await requestGpu("auto");
-const step = new WebGpuTrainingStep(compiled.training, gpu);
+const { CPU_TUNING, GPU_TUNING } = await import(`${dist}/src/compiler/emit/wgsl/index.js`);
+const { isSoftwareAdapter } = await import(`${dist}/src/runtime/webgpu/tuning.js`);
+const over = JSON.parse(process.env.TUNING ?? "{}");
+const base = isSoftwareAdapter(gpu.adapter) ? CPU_TUNING : GPU_TUNING;
+const tuning = Object.fromEntries(Object.entries(base).map(([k, v]) => [k, typeof v === "object" ? { ...v, ...over[k] } : (over[k] ?? v)]));
+const step = new WebGpuTrainingStep(compiled.training, gpu, { tuning });
 step.setWeights(initialWeights(compiled.model, 0));
 const pack = { segment: L, sequences: B };
 const prog = await step.prepared(L * B, pack);
