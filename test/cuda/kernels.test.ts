@@ -174,6 +174,23 @@ describe("CUDA matrix products", () => {
       await runUnion(cases);
     }));
 
+  it("operands stored transposed and products only transposed (rule transposed-matmul)", () =>
+    withSeed(21, async () => {
+      const arb = fc.record({ batch: fc.array(fc.integer({ min: 1, max: 3 }), { maxLength: 1 }), m: dimArb, k: fc.integer({ min: 1, max: 9 }), n: dimArb, ta: fc.boolean(), tb: fc.boolean(), tout: fc.boolean(), seed: seedArb });
+      const cases = draw(arb, N(8), 21).map(({ batch, m, k, n, ta, tb, tout, seed }): UnionCase => {
+        const b = new GraphBuilder();
+        const perm = [...batch.map((_, i) => i), batch.length + 1, batch.length];
+        // Activations (a weight plus itself), so that no transpose of a weight turns into a linear.
+        const act = (name: string, shape: number[]) => b.op("add", [b.weight(name, shape), b.weight(`${name}2`, shape)]);
+        const maybeT = (x: number, on: boolean) => (on ? b.op("transpose", [x], { perm }) : x);
+        const a = maybeT(act("a", ta ? [...batch, k, m] : [...batch, m, k]), ta);
+        const bb = maybeT(act("b", tb ? [...batch, n, k] : [...batch, k, n]), tb);
+        const out = maybeT(b.op("matmul", [a, bb]), tout);
+        return { graph: b.graph([out]), weights: testWeights(seed), what: `matmul of [${batch}] ${m}x${k}x${n}, a${ta ? "T" : ""} b${tb ? "T" : ""}${tout ? ", transposed" : ""}` };
+      });
+      await runUnion(cases);
+    }));
+
   const EPILOGUES: Record<string, { weights: number; program: string; extras: "none" | "bias" | "residual" }> = {
     identity: { weights: 1, program: "in0 -> 0", extras: "none" },
     bias: { weights: 1, program: "in0; in1; add(0, 1) -> 2", extras: "bias" },

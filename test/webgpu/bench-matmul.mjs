@@ -5,7 +5,8 @@
 //
 //   npx tsc -p tsconfig.json --outDir tmp/mm-dist && EGL_PLATFORM=surfaceless LLMC_DIST=tmp/mm-dist node test/webgpu/bench-matmul.mjs [rounds]
 //   SHAPES="256x256x256,2048x128x256"  (M x K x N, optionally a batch prefix: 8:64x64x64)
-//   VARIANTS="name:tileM:tileN:workgroup:minTiled,…"  (default: the profile's tuning, and per-element)
+//   VARIANTS="name:tileM:tileN:workgroup:minTiled[:a],…"  (default: the profile's tuning, and per-element;
+//   a trailing ":a" stores a transposed, [K, M], so the kernel reads it transposed)
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 
@@ -27,15 +28,18 @@ const gpu = await requestGpu(process.env.BACKEND ?? "auto");
 const base = isSoftwareAdapter(gpu.adapter) ? CPU_TUNING : GPU_TUNING;
 const variantSpec = process.env.VARIANTS ?? `tiled:${base.matmul.tileM}:${base.matmul.tileN}:${base.matmul.workgroupSize}:0,per-element:1:1:${base.matmul.workgroupSize}:${Number.MAX_SAFE_INTEGER}`;
 const variants = variantSpec.split(",").map((v) => {
-  const [name, tileM, tileN, wg, minTiled] = v.split(":");
-  return { name, tuning: { ...base, matmul: { ...base.matmul, tileM: Number(tileM), tileN: Number(tileN), workgroupSize: Number(wg), minTiledOutputs: Number(minTiled) } } };
+  const [name, tileM, tileN, wg, minTiled, trans] = v.split(":");
+  const readTransposed = trans === "a" || base.matmul.readTransposed;
+  return { name, transA: trans === "a", tuning: { ...base, matmul: { ...base.matmul, tileM: Number(tileM), tileN: Number(tileN), workgroupSize: Number(wg), minTiledOutputs: Number(minTiled), readTransposed } } };
 });
 
-function graph({ batch, M, K, N }) {
+function graph({ batch, M, K, N }, transA = false) {
   const nodes = [];
   const add = (op, inputs, attrs, ty) => (nodes.push({ id: nodes.length, op, inputs, attrs, ty }), nodes.length - 1);
   const weight = (name, shape) => add("weight", [], { name }, { shape: shape.map(constDim), dtype: "f32" });
-  const a = weight("a", [...batch, M, K]);
+  const stored = transA ? weight("a", [...batch, K, M]) : -1;
+  const perm = [...batch.map((_, i) => i), batch.length + 1, batch.length];
+  const a = transA ? add("transpose", [stored], { perm }, getOp("transpose").infer([nodes[stored].ty], { perm })) : weight("a", [...batch, M, K]);
   const b = weight("b", [...batch, K, N]);
   const out = add("matmul", [a, b], {}, getOp("matmul").infer([nodes[a].ty, nodes[b].ty], {}));
   return { name: "bench", nodes, outputs: [out], literals: new Map(), states: new Map() };
@@ -47,7 +51,7 @@ console.log(`adapter: ${gpu.adapter.description || gpu.adapter.device} (${gpu.ad
 for (const s of shapes) {
   const runs = [];
   for (const v of variants) {
-    const ex = await createWebGpuExecutor(graph(s), weights, gpu, { tuning: v.tuning });
+    const ex = await createWebGpuExecutor(graph(s, v.transA), weights, gpu, { tuning: v.tuning });
     await ex.step({ tokens: Int32Array.of(0) });
     runs.push({ v, ex, times: [] });
   }

@@ -263,6 +263,40 @@ describe("matmul kernels", () => {
     );
   });
 
+  it("operands stored transposed and products only transposed: read and computed in place (rule transposed-matmul)", async () => {
+    const perm = (rank: number) => [...Array.from({ length: rank - 2 }, (_, i) => i), rank - 1, rank - 2];
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.integer({ min: 1, max: 3 }), { maxLength: 1 }),
+        fc.integer({ min: 1, max: 13 }),
+        fc.constantFrom(1, 3, 4, 8, 13),
+        fc.constantFrom(1, 2, 4, 5, 8, 13),
+        fc.record({ a: fc.boolean(), b: fc.boolean(), out: fc.boolean(), alsoRead: fc.boolean(), read: fc.boolean() }),
+        fc.integer({ min: -1, max: TILED.length - 1 }),
+        seedArb,
+        async (batch, m, k, n, t, ti, seed) => {
+          // Tiled (or one element per invocation), reading transposed operands where they are or
+          // copying them first.
+          const base = ti >= 0 ? TILED[ti]! : { ...CPU_TUNING, matmul: { ...CPU_TUNING.matmul, minTiledOutputs: Number.MAX_SAFE_INTEGER } };
+          const tuning = { ...base, matmul: { ...base.matmul, readTransposed: t.read } };
+          const b = new GraphBuilder();
+          // Activations (a weight plus itself), so that no transpose of a weight turns into a linear.
+          const act = (name: string, shape: number[]) => b.op("add", [b.weight(name, shape), b.weight(`${name}2`, shape)]);
+          const maybeT = (x: number, on: boolean) => (on ? b.op("transpose", [x], { perm: perm(batch.length + 2) }) : x);
+          const a = maybeT(act("a", t.a ? [...batch, k, m] : [...batch, m, k]), t.a);
+          const bb = maybeT(act("b", t.b ? [...batch, n, k] : [...batch, k, n]), t.b);
+          const out = maybeT(b.op("matmul", [a, bb]), t.out);
+          // A transpose also read by something other than a matmul is still computed, and the matmul
+          // still reads around it.
+          const outputs = t.alsoRead && t.a ? [out, b.op("neg", [a])] : [out];
+          await compareRuns(b.graph(outputs), { steps: ONE_STEP, seed, opts: { tuning } });
+        },
+      ),
+      // Always: a read transposed 4 rows and 4 steps of K at a time, with a partial last tile.
+      { numRuns: RUNS, examples: [[[], 8, 8, 8, { a: true, b: false, out: true, alsoRead: false, read: true }, 0, 1], [[2], 12, 4, 5, { a: true, b: true, out: false, alsoRead: true, read: true }, 0, 2]] },
+    );
+  });
+
   it("register-tiled matmul over dims of P (KV-cache rows as M, K and N) across prefill and decode steps", async () => {
     await fc.assert(
       fc.asyncProperty(

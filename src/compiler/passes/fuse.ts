@@ -28,7 +28,7 @@
 // Rank-0 constants are copied into every program that uses them. Attention written out (scores,
 // masks, softmax, values) became one `attention` node before these rules: passes/attention.ts.
 //
-// Three more rules are decided by the step plan (src/compiler/plan/), which knows the device's
+// Four more rules are decided by the step plan (src/compiler/plan/), which knows the device's
 // limits and where tensors live; their tests sit beside these (test/passes, test/webgpu/plan):
 //  merge       independent linears with the same x (and prologue) run as one dispatch whose
 //              workgroups map to segments, each with its own weights, epilogue and output: the
@@ -40,6 +40,11 @@
 //  gain        a prologue factor that reads only weight vectors along K (RMSNorm's g) is folded
 //              into the weights at upload, W·diag(g), when every use of those weights agrees: the
 //              kernel no longer loads g at each step of k (plan/fold.ts; targets opt in)
+//  transposed-matmul  a matmul reads an operand transposed in its last two dims from the tensor
+//              before the transpose, and a product read only through such a transpose is computed
+//              transposed, (a·b)ᵀ = bᵀ·aᵀ: a linear's weight gradient, transpose(transpose(x) @ dy),
+//              is one kernel instead of three (plan/build.ts; WGSL's CPU profile opts out: there the
+//              copy costs less than the strided reads)
 //
 // With all of them a LLaMA decoder layer is 5 kernels per decode step: q·k·v (norm, RoPE, KV
 // rows written in place), attention, o (+ residual), gate·up (norm), down (+ residual).

@@ -36,6 +36,9 @@ export interface PlanOptions {
    *  frequency table is one: without its binding, a layer's q, k and v projections merge into one
    *  kernel under WebGPU's default 8 storage buffers. */
   inlineLiterals?: number;
+  /** Rule `transposed-matmul` (default on): matmuls read operands transposed in their last two
+   *  dims from the untransposed tensor, and a product only transposed is computed transposed. */
+  transposedMatmul?: boolean;
 }
 
 /** WebGPU's default maxStorageBuffersPerShaderStage. */
@@ -71,6 +74,14 @@ function isTrivialTranspose(n: Node, input: Node): boolean {
   const perm = n.attrs["perm"] as number[];
   const kept = perm.filter((p) => constValue(input.ty.shape[p]!) !== 1);
   return kept.every((p, i) => i === 0 || p > kept[i - 1]!);
+}
+
+/** Whether a transpose swaps the last two dims and keeps the others. */
+function swapsLastTwo(n: Node): boolean {
+  if (n.op !== "transpose") return false;
+  const perm = n.attrs["perm"] as number[];
+  const r = perm.length;
+  return r >= 2 && perm[r - 1] === r - 2 && perm[r - 2] === r - 1 && perm.slice(0, -2).every((p, i) => p === i);
 }
 
 /** The weight W of `x @ transpose(W)` with W [N, K]: the linear kernel reads W directly (its rows
@@ -156,10 +167,31 @@ export function buildStepPlan(graph: Graph, opts: PlanOptions): StepPlan {
   const takesInline = (c: Node) => isElementwise(c.op) || c.op === "fused";
   const needsBuffer = (n: Node) => isOutput.has(n.id) || (consumers.get(n.id) ?? []).some((c) => !takesInline(c));
 
+  // Rule `transposed-matmul`: a matmul reads an operand transposed in its last two dims from the
+  // untransposed tensor, and a product only transposed is computed transposed: (a·b)ᵀ = bᵀ·aᵀ. The
+  // weight gradient of a linear, transpose(transpose(x) @ dy), becomes one matmul reading dy and x
+  // (two transpose kernels fewer per weight in a training step).
+  const readsTransposed = (m: Node) => opts.transposedMatmul !== false && m.op === "matmul" && linearWeight(m, nodes) === null;
+  const productTransposed = (t: Node) => {
+    if (!swapsLastTwo(t) || isTrivialTranspose(t, nodes.get(t.inputs[0]!)!)) return null;
+    const m = nodes.get(t.inputs[0]!)!;
+    return readsTransposed(m) && !isOutput.has(m.id) && (consumers.get(m.id) ?? []).length === 1 ? m : null;
+  };
+  /** A matmul's dispatch: its operands with their transposes folded in, for node `node`. */
+  const matmulDispatch = (m: Node, node: number, swap: boolean) => {
+    const operand = (id: number) => {
+      const t = nodes.get(id)!;
+      return opts.transposedMatmul !== false && swapsLastTwo(t) ? { id: t.inputs[0]!, transposed: true } : { id, transposed: false };
+    };
+    let [a, b] = [operand(m.inputs[0]!), operand(m.inputs[1]!)];
+    if (swap) [a, b] = [{ id: b.id, transposed: !b.transposed }, { id: a.id, transposed: !a.transposed }];
+    const transposed = a.transposed || b.transposed ? { transposed: { a: a.transposed, b: b.transposed } } : {};
+    dispatch({ kernel: "matmul", node, inputs: [a.id, b.id], ...transposed });
+  };
   const elided = (t: Node) =>
     !isOutput.has(t.id) &&
     (consumers.get(t.id) ?? []).length > 0 &&
-    consumers.get(t.id)!.every((c) => c.op === "matmul" && c.inputs[1] === t.id && linearWeight(c, nodes) !== null);
+    consumers.get(t.id)!.every((c) => c.op === "matmul" && ((c.inputs[1] === t.id && linearWeight(c, nodes) !== null) || (swapsLastTwo(t) && readsTransposed(c))));
 
   const buffers: PlanBuffer[] = [];
   const placement = new Map<number, Placement>();
@@ -279,11 +311,14 @@ export function buildStepPlan(graph: Graph, opts: PlanOptions): StepPlan {
         } else dispatch({ kernel: "slice", node: n.id, inputs: [src!] });
         break;
       }
-      case "transpose":
-        if (isTrivialTranspose(n, nodes.get(src!)!)) views.set(n.id, { source: src!, offset: 0 });
+      case "transpose": {
+        const m = productTransposed(n);
+        if (m) matmulDispatch(m, n.id, true);
+        else if (isTrivialTranspose(n, nodes.get(src!)!)) views.set(n.id, { source: src!, offset: 0 });
         else if (elided(n)) storage.set(n.id, "elided");
         else dispatch({ kernel: "transpose", node: n.id, inputs: [src!] });
         break;
+      }
       case "kv_append": {
         if (dependsOnP(nodes.get(src!)!.ty.shape)) throw new PlanError(`%${n.id} appends ${formatShape(nodes.get(src!)!.ty.shape)} rows to the KV cache; a step appends its own T rows`);
         const state = String(n.attrs["state"]);
@@ -312,7 +347,9 @@ export function buildStepPlan(graph: Graph, opts: PlanOptions): StepPlan {
         if (w !== null) {
           const linear: LinearKernel = { sources: [src!], prologue: IDENTITY_PROGRAM, segments: [{ node: n.id, weights: [w], extras: [], epilogue: IDENTITY_PROGRAM }] };
           dispatch({ kernel: "linear", node: n.id, inputs: [src!, w], program: IDENTITY_PROGRAM, weights: 1, linear });
-        } else dispatch({ kernel: "matmul", node: n.id, inputs: [...n.inputs] });
+        } else if ((consumers.get(n.id) ?? []).some((t) => productTransposed(t) === n)) {
+          storage.set(n.id, "elided"); // computed transposed by its transpose's dispatch
+        } else matmulDispatch(n, n.id, false);
         break;
       }
       case "linear": {

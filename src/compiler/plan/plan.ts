@@ -86,6 +86,9 @@ export interface Dispatch {
    *  bindings: this dispatch reads parts [first, end) only, and computes the rows they hold (the
    *  next dispatches, the other parts). */
   parts?: [number, number];
+  /** matmul: inputs read transposed in their last two dims (a stored [.., K, M], b [.., N, K]):
+   *  the transposes around a product fold into how the kernel reads (rule `transposed-matmul`). */
+  transposed?: { a: boolean; b: boolean };
 }
 
 /**
@@ -124,7 +127,7 @@ export type NodeStorage =
   | "literal"
   | "view" // the same bytes as another tensor (reshape, contiguous slice, trivial transpose, KV cache)
   | "inlined" // a scalar constant (or a dim's value, from P) written into the kernels that use it
-  | "elided"; // a transpose read directly by the linear kernels that use it
+  | "elided"; // a transpose read directly by the linear or matmul kernels that use it, or a matmul computed transposed
 
 export interface StepPlan {
   model: string;

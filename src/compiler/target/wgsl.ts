@@ -158,7 +158,7 @@ export function compileWgsl(graph: Graph, opts: WgslTargetOptions): WgslProgram 
   const weightFormats = packedWeights(weights);
   const weightParts = new Map(weights.filter((w) => w.parts).map((w) => [w.name, w.parts!]));
   const steps = new Map<number, WgslStep>();
-  const planStep = (T: number) => buildStepPlan(g, { T, maxStorageBuffers: profile.maxStorageBuffers, mergeLinears: profile.tuning.linear.merge, foldGains, weightFormats, weightParts, inlineLiterals: INLINE_LITERALS });
+  const planStep = (T: number) => buildStepPlan(g, { T, maxStorageBuffers: profile.maxStorageBuffers, mergeLinears: profile.tuning.linear.merge, foldGains, weightFormats, weightParts, inlineLiterals: INLINE_LITERALS, transposedMatmul: profile.tuning.matmul.readTransposed });
   const compileStep = (T: number): WgslStep => {
     const plan = planStep(T);
     checkPackedReads(plan);

@@ -10,19 +10,21 @@ import type { Extent, KernelParams } from "./params.js";
 /** A possibly negative axis attribute as an index into a shape of `rank` dims. */
 export const axisOf = (attr: unknown, rank: number) => ((attr as number) < 0 ? (attr as number) + rank : (attr as number));
 
-/** a [.., M, K] @ b [.., K, N] with broadcast batch dims: sizes, batch shape and per-batch strides. */
+/** a [.., M, K] @ b [.., K, N] with broadcast batch dims: sizes, batch shape and per-batch strides.
+ *  An operand the plan reads transposed (Dispatch.transposed) is stored [.., K, M] (a) or [.., N, K] (b). */
 export function matmulGeometry(ctx: PlanContext) {
   const d = ctx.dispatch;
   const [a, b] = d.inputs as [number, number];
+  const [ta, tb] = [d.transposed?.a ?? false, d.transposed?.b ?? false];
   const as = ctx.dims(a);
   const bs = ctx.dims(b);
   const outShape = ctx.dims(d.node);
-  const M = as[as.length - 2]!;
-  const K = as[as.length - 1]!;
-  const N = bs[bs.length - 1]!;
+  const M = as[as.length - (ta ? 1 : 2)]!;
+  const K = as[as.length - (ta ? 2 : 1)]!;
+  const N = bs[bs.length - (tb ? 2 : 1)]!;
   const batch = outShape.slice(0, -2);
   return {
-    a, b, as, bs, outShape, M, K, N, batch,
+    a, b, ta, tb, as, bs, outShape, M, K, N, batch,
     aStrides: broadcastStrides(as.slice(0, -2), batch).map((s) => mulDim(s, mulDim(M, K))),
     bStrides: broadcastStrides(bs.slice(0, -2), batch).map((s) => mulDim(s, mulDim(K, N))),
     count: dimProduct(outShape),
@@ -33,22 +35,24 @@ export function matmulGeometry(ctx: PlanContext) {
  *  times b [.., K, N] column, f32 accumulation in k order). */
 export function matmulOf(params: KernelParams): { what: string; count: Extent; body: string[] } {
   const { ctx, lang } = params;
-  const { a, b, M, K, N, batch, aStrides, bStrides, count } = matmulGeometry(ctx);
+  const { a, b, ta, tb, M, K, N, batch, aStrides, bStrides, count } = matmulGeometry(ctx);
   const u = params.dim;
   const [ra, rb] = [params.read(a), params.read(b)];
   const body = [
     lang.letIndex("col", `i % ${u(N)}`),
     lang.letIndex("row", `(i / ${u(N)}) % ${u(M)}`),
     lang.letIndex("batch", `i / ${u(mulDim(M, N))}`),
-    lang.letIndex("ab", `${offsetExpr("batch", batch, aStrides, u)} + row * ${u(K)}`),
-    lang.letIndex("bb", `${offsetExpr("batch", batch, bStrides, u)} + col`),
+    lang.letIndex("ab", `${offsetExpr("batch", batch, aStrides, u)} + ${ta ? "row" : `row * ${u(K)}`}`),
+    lang.letIndex("bb", `${offsetExpr("batch", batch, bStrides, u)} + ${tb ? `col * ${u(K)}` : "col"}`),
     lang.var("acc", "f32", lang.literal(0, "f32")),
     lang.loopOpen("kk", u(K)),
-    `  ${lang.assign("acc", `acc + ${ra("ab + kk")} * ${rb(`bb + kk * ${u(N)}`)}`)}`,
+    `  ${lang.assign("acc", `acc + ${ra(ta ? `ab + kk * ${u(M)}` : "ab + kk")} * ${rb(tb ? "bb + kk" : `bb + kk * ${u(N)}`)}`)}`,
     "}",
     params.output(ctx.dispatch.node).store("i", "acc"),
   ];
-  return { what: `batched a [.., ${u(M)}, ${u(K)}] @ b [.., ${u(K)}, ${u(N)}]`, count: params.extent(count), body };
+  const stored = (t: boolean) => (t ? " (stored transposed)" : "");
+  const what = `batched a [.., ${u(M)}, ${u(K)}]${stored(ta)} @ b [.., ${u(K)}, ${u(N)}]${stored(tb)}`;
+  return { what, count: params.extent(count), body };
 }
 
 /** concat(a, c) along an axis: element i of the output is at (outer o, index along axis, inner j). */

@@ -101,17 +101,23 @@ const COMPONENTS = ["x", "y", "z", "w"];
 
 /** a [.., M, K] @ b [.., K, N] by register tiles. a is read as vec4 along K and b as vec4 along N
  *  where their dims and offsets allow (scalar loads otherwise); the k loop then takes 4 steps of K at
- *  once. Dims may be polynomials of P: tile counts and edges are computed from them in the kernel. */
+ *  once. An operand stored transposed (a [.., K, M], b [.., N, K]: Dispatch.transposed) is read
+ *  with scalar loads along its rows. Dims may be polynomials of P: tile counts and edges are
+ *  computed from them in the kernel. */
 function tiledMatmul(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
   const t = tuning.matmul;
-  const { a, b, M, K, N, batch, aStrides, bStrides, count } = matmulGeometry(ctx);
+  const { a, b, ta, tb, M, K, N, batch, aStrides, bStrides, count } = matmulGeometry(ctx);
   const bs = new BindingSet(ctx);
   const d = bs.dim;
   const u = u32Literal;
   const [pa, pb] = [ctx.placement(a), ctx.placement(b)];
   const vecOk = (p: Placement, inner: Dim) => divDimExact(inner, 4) !== null && p.offset % 4 === 0 && !p.perPast;
-  const [vecA, vecB] = [vecOk(pa, K), vecOk(pb, N)];
+  const [vecA, vecB] = [!ta && vecOk(pa, K), !tb && vecOk(pb, N)];
   const TM = Math.max(1, Math.min(t.tileM, ctx.atMax(M)));
+  // a stored transposed ([.., K, M]): a tile's rows are consecutive at each k, read 4 at a time.
+  const vecAT = ta && TM % 4 === 0 && vecOk(pa, M);
+  // …and 4 steps of K an iteration where K allows.
+  const unrolledAT = vecAT && divDimExact(K, 4) !== null;
   let TN = Math.max(1, Math.min(t.tileN, ctx.atMax(N)));
   if (vecB) TN = Math.ceil(TN / 4) * 4;
   const quarter = (x: Dim) => divDimExact(x, 4)!;
@@ -130,7 +136,7 @@ function tiledMatmul(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
   // a's rows and b's columns of this tile, clamped to the last one (so every load is in bounds).
   const aRow = vecA ? quarter(K) : K;
   const bRow = vecB ? quarter(N) : N;
-  const aBase = offsetExpr("batch", batch, vecA ? aStrides.map(quarter) : aStrides, d, constDim(vecA ? pa.offset / 4 : 0));
+  const aBase = offsetExpr("batch", batch, vecA || vecAT ? aStrides.map(quarter) : aStrides, d, constDim(vecA || vecAT ? pa.offset / 4 : 0));
   const bBase = offsetExpr("batch", batch, vecB ? bStrides.map(quarter) : bStrides, d, constDim(vecB ? pb.offset / 4 : 0));
   const lastRow = constOf(M) !== null ? u(constOf(M)! - 1) : `${d(M)} - 1u`;
   const lastCol = vecB ? (constOf(N) !== null ? u(constOf(N)! / 4 - 1) : `${d(quarter(N))} - 1u`) : constOf(N) !== null ? u(constOf(N)! - 1) : `${d(N)} - 1u`;
@@ -138,7 +144,7 @@ function tiledMatmul(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
   // Neighbouring tiles share the larger operand's block, so it is read from cache while the smaller
   // one streams: column tiles of b vary slowest when b is the larger (a [256, 1024] @ b [1024, 4096]:
   // 187 → ~95 ms on llvmpipe, test/webgpu/bench-matmul.mjs), row tiles of a otherwise.
-  const rowsFastest = ctx.atMax(M) < ctx.atMax(N);
+  const rowsFastest = process.env.LLMC_FLIP && ta ? !(ctx.atMax(M) < ctx.atMax(N)) : ctx.atMax(M) < ctx.atMax(N);
   const setup = [
     ...(rowsFastest
       ? [`let mt = tile % ${mTiles};`, `let nt = (tile / ${mTiles}) % ${nTiles};`]
@@ -149,23 +155,32 @@ function tiledMatmul(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
     `let ab = ${aBase};`,
     `let bb = ${bBase};`,
   ];
-  for (let i = 0; i < TM; i++) setup.push(`let ar${i} = ab + min(m0 + ${u(i)}, ${lastRow}) * ${d(aRow)};`);
-  for (let j = 0; j < bCols; j++) setup.push(`let bc${j} = bb + min(${vecB ? "n0 / 4u" : "n0"} + ${u(j)}, ${lastCol});`);
+  // Where row i of a's tile and column j of b's start; a step of k then moves 1 (or M for a stored
+  // transposed) in a and N (or 1 for b stored transposed) in b.
+  if (vecAT) {
+    const lastQuad = constOf(M) !== null ? u(constOf(M)! / 4 - 1) : `${d(quarter(M))} - 1u`;
+    for (let g = 0; g < TM / 4; g++) setup.push(`let ar${g} = ab + min(m0 / 4u + ${u(g)}, ${lastQuad});`);
+  } else for (let i = 0; i < TM; i++) setup.push(`let ar${i} = ab + min(m0 + ${u(i)}, ${lastRow})${ta ? "" : ` * ${d(aRow)}`};`);
+  for (let j = 0; j < bCols; j++) setup.push(`let bc${j} = bb + min(${vecB ? "n0 / 4u" : "n0"} + ${u(j)}, ${lastCol})${tb ? ` * ${d(K)}` : ""};`);
   for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) setup.push(`var acc${i}_${j}: f32 = 0.0f;`);
 
-  const aVec = vecA ? bs.storage(pa, "read", "vec4<f32>") : "";
+  const aVec = vecA || vecAT ? bs.storage(pa, "read", "vec4<f32>") : "";
   const bVec = vecB ? bs.storage(pb, "read", "vec4<f32>") : "";
   const [ra, rb] = [bs.read(a), bs.read(b)];
   const loop: string[] = [];
-  for (let i = 0; i < TM; i++) loop.push(`let a${i} = ${vecA ? `${aVec}[ar${i} + k]` : ra(`ar${i} + k`)};`);
-  // Steps of K this iteration: 4 (a read as vec4: component c of each a value) or 1.
-  const steps = vecA ? 4 : 1;
+  if (!vecAT) for (let i = 0; i < TM; i++) loop.push(`let a${i} = ${vecA ? `${aVec}[ar${i} + k]` : ra(ta ? `ar${i} + k * ${d(M)}` : `ar${i} + k`)};`);
+  // Steps of K this iteration: 4 (a read as vec4 along K: component c of each a value; or a stored
+  // transposed, its rows read 4 at a time at each of 4 steps) or 1.
+  const steps = vecA || unrolledAT ? 4 : 1;
   for (let c = 0; c < steps; c++) {
-    const kr = vecA ? `(k * 4u + ${u(c)})` : "k";
-    loop.push(`let kb${c} = ${kr} * ${d(bRow)};`);
+    const kr = steps === 4 ? `(k * 4u + ${u(c)})` : "k";
+    if (vecAT) {
+      for (let g = 0; g < TM / 4; g++) loop.push(`let aq${c}_${g} = ${aVec}[ar${g} + ${kr} * ${d(quarter(M))}];`);
+    }
+    loop.push(`let kb${c} = ${tb ? kr : `${kr} * ${d(bRow)}`};`);
     for (let j = 0; j < bCols; j++) loop.push(`let b${c}_${j} = ${vecB ? `${bVec}[bc${j} + kb${c}]` : rb(`bc${j} + kb${c}`)};`);
     for (let i = 0; i < TM; i++) {
-      const av = vecA ? `a${i}.${COMPONENTS[c]}` : `a${i}`;
+      const av = vecAT ? `aq${c}_${i >> 2}.${COMPONENTS[i & 3]}` : vecA ? `a${i}.${COMPONENTS[c]}` : `a${i}`;
       for (let j = 0; j < TN; j++) {
         const bv = vecB ? `b${c}_${j >> 2}.${COMPONENTS[j & 3]}` : `b${c}_${j}`;
         loop.push(`acc${i}_${j} = acc${i}_${j} + ${av} * ${bv};`);
@@ -189,14 +204,14 @@ function tiledMatmul(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
   const g = grid(maxTotal, t.workgroupSize);
   const code = renderTemplate("matmul", {
     ...headerContext(ctx.dispatch.kernel, bs),
-    what: `batched a [.., ${d(M)}, ${d(K)}] @ b [.., ${d(K)}, ${d(N)}] (${d(count)} outputs)`,
+    what: `batched a [.., ${d(M)}, ${d(K)}]${ta ? " (stored transposed)" : ""} @ b [.., ${d(K)}, ${d(N)}]${tb ? " (stored transposed)" : ""} (${d(count)} outputs)`,
     tileM: TM,
     tileN: TN,
     vecA: vecA ? 4 : 1,
     vecB: vecB ? 4 : 1,
     tiles: `${d(batches)} batch(es) x ${mTiles} x ${nTiles}`,
     total,
-    kSteps: d(aRow),
+    kSteps: unrolledAT ? d(quarter(K)) : d(aRow),
     workgroupSize: t.workgroupSize,
     rowStride: g.rowStride,
     setup,

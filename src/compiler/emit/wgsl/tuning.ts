@@ -35,6 +35,9 @@ export interface WgslTuning {
     tileN: number;
     /** Outputs below this many run one per invocation (emit/wgsl/layout.ts). */
     minTiledOutputs: number;
+    /** Rule `transposed-matmul` (plan/build.ts): read operands stored transposed instead of
+     *  copying them first, and compute products that are only transposed transposed. */
+    readTransposed: boolean;
   };
   attention: {
     workgroupSize: number;
@@ -67,7 +70,10 @@ export const CPU_TUNING: WgslTuning = {
   // [1024,4096]@[4096,256] 22.9 → 26.1, [256,1024]@[1024,4096] 22.0 → 26.9, [256,1024]@[1024,640]
   // 22.1 → 28.5, [1024,256]@[256,640] 20.7 → 22.9; 8×32, 16×8 and 16×16 no better. A brown-llama
   // step's kernels: 1,346–1,506 → 1,292–1,328 ms (test/webgpu/profile-train-step.mjs).
-  matmul: { workgroupSize: 16, tileM: 8, tileN: 16, minTiledOutputs: 64 },
+  // Reading an operand transposed is 7-25% slower here than the copy it saves (two strided streams
+  // per k instead of one: [256,1024]@[1024,640] 25.0 → 19.7 GFLOP/s, VARIANTS=…:a in
+  // bench-matmul), and a training step no faster for the 46 dispatches fewer: off.
+  matmul: { workgroupSize: 16, tileM: 8, tileN: 16, minTiledOutputs: 64, readTransposed: false },
   attention: { workgroupSize: 8, decodeMaxQueries: 4, decodeLanes: 16 },
 };
 
@@ -83,6 +89,6 @@ export const GPU_TUNING: WgslTuning = {
   reduceWorkgroupSize: 64,
   linear: { workgroupSize: 64, lanes: 64, rowsPerInvocation: 2, tileM: 4, merge: true },
   // Not measured on a GPU yet: moderate register tiles, outputs below a few waves one per invocation.
-  matmul: { workgroupSize: 64, tileM: 4, tileN: 4, minTiledOutputs: 4096 },
+  matmul: { workgroupSize: 64, tileM: 4, tileN: 4, minTiledOutputs: 4096, readTransposed: true },
   attention: { workgroupSize: 32, decodeMaxQueries: 4, decodeLanes: 64 },
 };
