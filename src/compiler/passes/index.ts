@@ -37,9 +37,12 @@ export const DEFAULT_PIPELINE = ["canonicalize", "fuse-attention", "fold", "cse"
 /** Training graphs (compiler/autodiff): linears, elementwise regions and row programs fuse — the
  *  backward's chains of small ops (softmax-cross-entropy's gradient, RMSNorm's) become one kernel
  *  each, 1.2–1.4× the tokens/s of the unfused graph for tiny-llama on llvmpipe (bench/train.mjs,
- *  2026-12-05), no change for the 3.8M example. Attention was fused before differentiation
- *  (TRAINING_FORWARD_PIPELINE); rotary and prologue fusion are untried here. */
-export const TRAINING_PIPELINE = ["canonicalize", "fold", "cse", "canonicalize", "fuse-linear", "fuse", "dce"];
+ *  2026-12-05), no change for the 3.8M example. dce runs before fusion too: the gradients of
+ *  constants (RMSNorm's ε) are dead, and a dead user keeps a value out of its region — RMSNorm's
+ *  backward was 7 kernels, now 3 (the row kernel for dx, and the gain's product and column sum).
+ *  Attention was fused before differentiation (TRAINING_FORWARD_PIPELINE); rotary and prologue
+ *  fusion are untried here. */
+export const TRAINING_PIPELINE = ["canonicalize", "fold", "cse", "canonicalize", "dce", "fuse-linear", "fuse", "dce"];
 
 /** The forward graph a training graph differentiates: attention without score or mask programs
  *  becomes one node, whose gradient is the four attention gradient kernels (ops/gradients.ts);
