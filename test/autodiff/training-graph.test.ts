@@ -47,6 +47,18 @@ describe("the training graph of a LLaMA", () => {
     }
   });
 
+  test("every row reduction of the backward sits inside a fused kernel (RMSNorm's backward: one row kernel for dx)", () => {
+    // The default TRAINING_PIPELINE; dead gradients (of RMSNorm's ε) must not keep a norm's row
+    // scalars out of their region. (The forward's means stay kernels of their own: the backward
+    // reads their rsqrt too.)
+    const g = training!.graph;
+    const rowSums = g.nodes.filter((n) => n.op === "sum" && n.attrs["keepdim"] === true);
+    expect(rowSums.map((n) => `%${n.id} ${n.op}`)).toEqual([]);
+    // Each RMSNorm's dx is one fused node with a reduction in its program.
+    const rowKernels = g.nodes.filter((n) => n.op === "fused" && JSON.stringify(n.attrs["program"]).includes('"reduce"'));
+    expect(rowKernels.length).toBeGreaterThanOrEqual(2 * 2 + 1);
+  });
+
   test("positions default to 0 … T−1, and the step checks its inputs", () => {
     const weights = initialWeights(model!, 2);
     const a = cpuTrainingStep(training!, weights, tokens, targets);
