@@ -176,7 +176,9 @@ describe("CUDA matrix products", () => {
 
   it("operands stored transposed and products only transposed (rule transposed-matmul)", () =>
     withSeed(21, async () => {
-      const arb = fc.record({ batch: fc.array(fc.integer({ min: 1, max: 3 }), { maxLength: 1 }), m: dimArb, k: fc.integer({ min: 1, max: 9 }), n: dimArb, ta: fc.boolean(), tb: fc.boolean(), tout: fc.boolean(), seed: seedArb });
+      // Sizes across the SIMT kernel's 64 x 64 tiles and 16-deep steps of K, and below them.
+      const size = fc.oneof(dimArb, fc.constantFrom(63, 65, 130));
+      const arb = fc.record({ batch: fc.array(fc.integer({ min: 1, max: 3 }), { maxLength: 1 }), m: size, k: fc.constantFrom(1, 9, 16, 17, 40), n: size, ta: fc.boolean(), tb: fc.boolean(), tout: fc.boolean(), seed: seedArb });
       const cases = draw(arb, N(8), 21).map(({ batch, m, k, n, ta, tb, tout, seed }): UnionCase => {
         const b = new GraphBuilder();
         const perm = [...batch.map((_, i) => i), batch.length + 1, batch.length];

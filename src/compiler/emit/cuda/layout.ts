@@ -5,8 +5,8 @@
 
 import { constDim, mulDim } from "../../base/symbolic.js";
 import { rotaryBody } from "../shared/elementwise.js";
-import { matmulOf } from "../shared/geometry.js";
-import { dimProduct } from "../shared/indexing.js";
+import { matmulGeometry, matmulOf } from "../shared/geometry.js";
+import { dimProduct, offsetExpr } from "../shared/indexing.js";
 import { copyOf } from "../shared/layout.js";
 import type { DispatchContext } from "./context.js";
 import { perElement, single, type Emitted } from "./elementwise.js";
@@ -77,10 +77,44 @@ export function emitCopy(ctx: DispatchContext): Emitted {
   return perElement(ctx, copyOf);
 }
 
-/** The batched matmul (emit/shared/geometry.ts), one output element per thread. */
+/** The batched matmul (emit/shared/geometry.ts): shared-memory tiles on the SIMT cores in f32
+ *  (codegen-templates/cuda/matmul_simt.hbs, the simt tile of the tuning profile), one block per
+ *  output tile and batch; operands the plan reads transposed are loaded along their stored rows.
+ *  One output element per thread where the batches or column tiles exceed a grid dimension. */
 export function emitMatmul(ctx: DispatchContext): Emitted {
-  return perElement(ctx, matmulOf);
+  const g = matmulGeometry(ctx);
+  const t = ctx.tuning.simt;
+  const [bm, bn] = [t.threadsM * t.tm, t.threadsN * t.tn];
+  const grid: [number, number, number] = [Math.ceil(ctx.atMax(g.M) / bm), Math.ceil(ctx.atMax(g.N) / bn), ctx.atMax(dimProduct(g.batch))];
+  if (grid[1] > MAX_GRID_YZ || grid[2] > MAX_GRID_YZ || grid.some((x) => x === 0)) return perElement(ctx, matmulOf);
+  for (const id of [g.a, g.b, ctx.dispatch.node]) checkIndexRange(ctx.atMax(dimProduct(ctx.dims(id))), `${ctx.label()}'s tensor %${id}`);
+  const params = new ParamSet(ctx);
+  const u = params.dim;
+  const [ra, rb] = [params.read(g.a), params.read(g.b)];
+  const out = params.output(ctx.dispatch.node);
+  const block = t.threadsM * t.threadsN;
+  const kernel = makeKernel("matmul", "matmul_simt", params, [], {
+    what: `batched a [.., ${u(g.M)}, ${u(g.K)}] @ b [.., ${u(g.K)}, ${u(g.N)}]`,
+    m: u(g.M),
+    n: u(g.N),
+    k: u(g.K),
+    aBatch: offsetExpr("batch", g.batch, g.aStrides, u),
+    bBatch: offsetExpr("batch", g.batch, g.bStrides, u),
+    aT: g.ta,
+    bT: g.tb,
+    aLoad: ra(g.ta ? "ab + (long long)gk * M + gm" : "ab + (long long)gm * K + gk"),
+    bLoad: rb(g.tb ? "bb + (long long)gn * K + gk" : "bb + (long long)gk * N + gn"),
+    store: out.store("(long long)batch * M * N + (long long)gm * N + gn", "acc[i][j]"),
+    ...t,
+    bm,
+    bn,
+    block,
+  });
+  return single(ctx, kernel, params, grid, block);
 }
+
+/** CUDA's limit on gridDim.y and gridDim.z. */
+const MAX_GRID_YZ = 65535;
 
 /** Rotary embedding (emit/shared/elementwise.ts), one pair per thread. */
 export function emitRotary(ctx: DispatchContext): Emitted {
