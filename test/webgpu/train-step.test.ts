@@ -4,6 +4,7 @@
 
 import { afterAll, describe, expect, it } from "vitest";
 import { cpuTrainingStep, initialWeights } from "../../src/runtime/cpu/train-step.js";
+import { GPU_TUNING } from "../../src/compiler/emit/wgsl/index.js";
 import { WebGpuTrainingStep } from "../../src/runtime/webgpu/train-step.js";
 import { expectStepEqualsCpu, microTraining } from "../helpers/training.js";
 import { gpu } from "./helpers.js";
@@ -23,6 +24,16 @@ describe("a training step on WebGPU", () => {
       await expectStepEqualsCpu(step, training, weights);
     });
   }
+
+  it("equals the CPU reference with a GPU's kernel shapes (weight gradients read their operands transposed)", async () => {
+    const { training, model } = microTraining();
+    const weights = initialWeights(model, 4);
+    expect(GPU_TUNING.matmul.readTransposed).toBe(true);
+    const step = new WebGpuTrainingStep(training, await gpu(), { tuning: GPU_TUNING });
+    steps.push(step);
+    step.setWeights(weights);
+    await expectStepEqualsCpu(step, training, weights);
+  });
 
   it("draws the CPU reference's dropout masks", async () => {
     const dev = await gpu();
