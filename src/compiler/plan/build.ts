@@ -130,7 +130,6 @@ export function buildStepPlan(graph: Graph, opts: PlanOptions): StepPlan {
   const consumers = new Map<number, Node[]>();
   for (const n of g.nodes) for (const i of n.inputs) consumers.set(i, [...(consumers.get(i) ?? []), n]);
   const isOutput = new Set(g.outputs);
-  const states = [...g.states.values()];
   const maxSeqLen = maxSeqLenOf(graph);
   if (T > maxSeqLen) throw new PlanError(`a step of ${T} tokens exceeds max_seq_len ${maxSeqLen}`);
   const envMax = new Map([["P", maxSeqLen - T]]);
