@@ -98,6 +98,7 @@ export function emitMatmul(ctx: DispatchContext): Emitted {
     m: u(g.M),
     n: u(g.N),
     k: u(g.K),
+    batches: u(dimProduct(g.batch)),
     aBatch: offsetExpr("batch", g.batch, g.aStrides, u),
     bBatch: offsetExpr("batch", g.batch, g.bStrides, u),
     aT: g.ta,
