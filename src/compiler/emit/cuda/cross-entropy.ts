@@ -3,7 +3,7 @@
 // warp reductions (fixed shuffle order, so the same bits run to run), then the row's loss or a pass
 // writing its gradient.
 
-import type { Dim } from "../../base/symbolic.js";
+import { crossEntropyGeometry } from "../shared/geometry.js";
 import type { DispatchContext } from "./context.js";
 import { single, type Emitted } from "./elementwise.js";
 import { checkIndexRange, makeKernel, ParamSet } from "./kernel.js";
@@ -12,14 +12,7 @@ import { checkIndexRange, makeKernel, ParamSet } from "./kernel.js";
 const WARPS = 4;
 
 export function emitCrossEntropy(ctx: DispatchContext): Emitted {
-  const n = ctx.outputNode;
-  const grad = n.op === "cross_entropy_rows_grad";
-  if (!grad && n.op !== "cross_entropy_rows") throw new Error(`internal: ${ctx.label()}: ${n.op} is not a cross-entropy op`);
-  const [logits, targets, dy] = ctx.dispatch.inputs as [number, number, number?];
-  const dtype = ctx.node(logits).ty.dtype;
-  if (dtype !== "f32") throw new Error(`${ctx.label()}: the CUDA cross-entropy kernels take f32 logits, got ${dtype}`);
-  const [tDim, vDim] = ctx.dims(logits) as [Dim, Dim];
-  const V = ctx.constant(vDim);
+  const { n, grad, logits, targets, dy, tDim, V } = crossEntropyGeometry(ctx, "CUDA");
   const maxRows = ctx.atMax(tDim);
   checkIndexRange(maxRows * V, ctx.label());
   const params = new ParamSet(ctx);

@@ -55,6 +55,19 @@ export function matmulOf(params: KernelParams): { what: string; count: Extent; b
   return { what, count: params.extent(count), body };
 }
 
+/** cross_entropy_rows(logits [T, V], targets) and its gradient (… , dy): which one, the operands, the
+ *  row dim and the vocabulary (a constant). `target` names the backend in the error for other dtypes. */
+export function crossEntropyGeometry(ctx: PlanContext, target: string) {
+  const n = ctx.outputNode;
+  const grad = n.op === "cross_entropy_rows_grad";
+  if (!grad && n.op !== "cross_entropy_rows") throw new Error(`internal: ${ctx.label()}: ${n.op} is not a cross-entropy op`);
+  const [logits, targets, dy] = ctx.dispatch.inputs as [number, number, number?];
+  const dtype = ctx.node(logits).ty.dtype;
+  if (dtype !== "f32") throw new Error(`${ctx.label()}: the ${target} cross-entropy kernels take f32 logits, got ${dtype}`);
+  const [tDim, vDim] = ctx.dims(logits) as [Dim, Dim];
+  return { n, grad, logits, targets, dy, tDim, V: ctx.constant(vDim) };
+}
+
 /** concat(a, c) along an axis: element i of the output is at (outer o, index along axis, inner j). */
 export function concatGeometry(ctx: PlanContext) {
   const [a, c] = ctx.dispatch.inputs as [number, number];

@@ -8,7 +8,7 @@
 // a scalar row of 128256 logits came out wrong. So each iteration covers UNROLL elements, and three
 // passes over 128256 logits take ~24k iterations.
 
-import type { Dim } from "../../base/symbolic.js";
+import { crossEntropyGeometry } from "../shared/geometry.js";
 import type { DispatchContext } from "./context.js";
 import { plus } from "./context.js";
 import { BindingSet, grid, headerContext, renderTemplate, type WgslKernel } from "./kernel.js";
@@ -26,14 +26,7 @@ const HOT = {
 };
 
 export function emitCrossEntropy(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
-  const n = ctx.outputNode;
-  const grad = n.op === "cross_entropy_rows_grad";
-  if (!grad && n.op !== "cross_entropy_rows") throw new Error(`internal: ${ctx.label()}: ${n.op} is not a cross-entropy op`);
-  const [logits, targets, dy] = ctx.dispatch.inputs as [number, number, number?];
-  const dtype = ctx.node(logits).ty.dtype;
-  if (dtype !== "f32") throw new Error(`${ctx.label()}: the WGSL cross-entropy kernels take f32 logits, got ${dtype}`);
-  const [tDim, vDim] = ctx.dims(logits) as [Dim, Dim];
-  const V = ctx.constant(vDim);
+  const { n, grad, logits, targets, dy, tDim, V } = crossEntropyGeometry(ctx, "WGSL");
   const [lp, tp, op] = [ctx.placement(logits), ctx.placement(targets), ctx.placement(n.id)];
   // The loss is one f32 a row; the gradient is as wide as the logits and is written as they are read.
   const vec = V % 4 === 0 && lp.offset % 4 === 0 && (!grad || op.offset % 4 === 0) ? 4 : 1;
