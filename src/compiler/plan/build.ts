@@ -170,7 +170,8 @@ export function buildStepPlan(graph: Graph, opts: PlanOptions): StepPlan {
   // untransposed tensor, and a product only transposed is computed transposed: (a·b)ᵀ = bᵀ·aᵀ. The
   // weight gradient of a linear, transpose(transpose(x) @ dy), becomes one matmul reading dy and x
   // (two transpose kernels fewer per weight in a training step).
-  const readsTransposed = (m: Node) => opts.transposedMatmul !== false && m.op === "matmul" && linearWeight(m, nodes) === null;
+  const foldsTransposes = opts.transposedMatmul !== false;
+  const readsTransposed = (m: Node) => foldsTransposes && m.op === "matmul" && linearWeight(m, nodes) === null;
   const productTransposed = (t: Node) => {
     if (!swapsLastTwo(t) || isTrivialTranspose(t, nodes.get(t.inputs[0]!)!)) return null;
     const m = nodes.get(t.inputs[0]!)!;
@@ -180,7 +181,7 @@ export function buildStepPlan(graph: Graph, opts: PlanOptions): StepPlan {
   const matmulDispatch = (m: Node, node: number, swap: boolean) => {
     const operand = (id: number) => {
       const t = nodes.get(id)!;
-      return opts.transposedMatmul !== false && swapsLastTwo(t) ? { id: t.inputs[0]!, transposed: true } : { id, transposed: false };
+      return foldsTransposes && swapsLastTwo(t) ? { id: t.inputs[0]!, transposed: true } : { id, transposed: false };
     };
     let [a, b] = [operand(m.inputs[0]!), operand(m.inputs[1]!)];
     if (swap) [a, b] = [{ id: b.id, transposed: !b.transposed }, { id: a.id, transposed: !a.transposed }];
