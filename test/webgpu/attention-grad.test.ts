@@ -3,22 +3,17 @@
 // a past, GQA, causal or not, sliding windows, vec4 and scalar head dims, and inputs packed at
 // unaligned offsets into one buffer.
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { constDim } from "../../src/compiler/base/symbolic.js";
 import { CPU_TUNING, emitPlan, GPU_TUNING } from "../../src/compiler/emit/wgsl/index.js";
 import { buildStepPlan } from "../../src/compiler/plan/build.js";
-import { releaseSharedGpu } from "../../src/runtime/webgpu/device.js";
-import { CI, compareRuns, gpu, GraphBuilder } from "./helpers.js";
+import { CI, compareRuns, GraphBuilder, ONE_STEP, useGpu } from "./helpers.js";
 
 const RUNS = CI ? 48 : 24;
-const ONE_STEP = [Int32Array.of(0)];
 const OPS = ["attention_lse", "attention_dq", "attention_dk", "attention_dv"] as const;
 
-beforeAll(async () => {
-  await gpu(); // no adapter: every test here fails, none is skipped
-});
-afterAll(releaseSharedGpu);
+useGpu();
 
 interface Case {
   t: number;

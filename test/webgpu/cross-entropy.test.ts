@@ -4,23 +4,18 @@
 // logits with large magnitudes and at unaligned offsets, and targets from the step's tokens (rows a
 // dim of T).
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { symDim } from "../../src/compiler/base/symbolic.js";
 import { CPU_TUNING, emitPlan, GPU_TUNING } from "../../src/compiler/emit/wgsl/index.js";
 import { buildStepPlan } from "../../src/compiler/plan/build.js";
-import { releaseSharedGpu } from "../../src/runtime/webgpu/device.js";
-import { CI, compareRuns, gpu, GraphBuilder } from "./helpers.js";
+import { CI, compareRuns, GraphBuilder, ONE_STEP, useGpu } from "./helpers.js";
 import { LOSS_OPS, lossCase, lossGraph, TRAINING_KERNEL_TOL, type LossCase } from "../helpers/training-kernels.js";
 
 const RUNS = CI ? 48 : 24;
-const ONE_STEP = [Int32Array.of(0)];
 const TOL = TRAINING_KERNEL_TOL;
 
-beforeAll(async () => {
-  await gpu(); // no adapter: every test here fails, none is skipped
-});
-afterAll(releaseSharedGpu);
+useGpu();
 
 describe("cross-entropy kernels (WebGPU)", () => {
   it("the rows' loss and its gradient match the reference: any vocabulary, ignored targets, large and unaligned logits", async () => {

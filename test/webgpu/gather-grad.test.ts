@@ -2,22 +2,17 @@
 // out-of-range ids (−1 and V), repeated ids, rows no id hits, vec4 and scalar rows, dy at unaligned
 // offsets, and ids and dy over the step's tokens (dims of T).
 
-import { afterAll, beforeAll, describe, it } from "vitest";
+import { describe, it } from "vitest";
 import fc from "fast-check";
 import { constDim, symDim } from "../../src/compiler/base/symbolic.js";
 import { CPU_TUNING, GPU_TUNING } from "../../src/compiler/emit/wgsl/index.js";
-import { releaseSharedGpu } from "../../src/runtime/webgpu/device.js";
-import { CI, compareRuns, gpu, GraphBuilder } from "./helpers.js";
+import { CI, compareRuns, GraphBuilder, ONE_STEP, useGpu } from "./helpers.js";
 import { gatherGradCase, gatherGradGraph, TRAINING_KERNEL_TOL } from "../helpers/training-kernels.js";
 
 const RUNS = CI ? 48 : 24;
-const ONE_STEP = [Int32Array.of(0)];
 const TOL = TRAINING_KERNEL_TOL;
 
-beforeAll(async () => {
-  await gpu(); // no adapter: every test here fails, none is skipped
-});
-afterAll(releaseSharedGpu);
+useGpu();
 
 describe("gather_grad (WebGPU)", () => {
   it("sums the rows of dy by id: any ids shape, out-of-range ids, vec4 and scalar rows, unaligned dy", async () => {

@@ -3,10 +3,11 @@
 // the graph builder, seeded weights and comparison come from test/helpers/graph.ts.
 
 import fc from "fast-check";
+import { afterAll, beforeAll } from "vitest";
 import type { Graph } from "../../src/compiler/ir/graph.js";
 import { parseProgram } from "../../src/compiler/ops/expr.js";
 import { CpuInterpreter } from "../../src/runtime/cpu/interpreter.js";
-import { sharedGpu, type GpuContext } from "../../src/runtime/webgpu/device.js";
+import { releaseSharedGpu, sharedGpu, type GpuContext } from "../../src/runtime/webgpu/device.js";
 import { createWebGpuExecutor, type WebGpuExecutorOptions } from "../../src/runtime/webgpu/executor.js";
 import { expectClose, testWeights, type GraphBuilder } from "../helpers/graph.js";
 
@@ -16,6 +17,18 @@ export { CI, compare, dims, expectClose, GraphBuilder, testWeights } from "../he
 export function gpu(): Promise<GpuContext> {
   return sharedGpu();
 }
+
+/** A test file's hold on the shared device: taken before its tests (no adapter: every test fails,
+ *  none is skipped) and released after them. */
+export function useGpu(): void {
+  beforeAll(async () => {
+    await gpu();
+  });
+  afterAll(releaseSharedGpu);
+}
+
+/** The steps of a graph with no step inputs: one run. */
+export const ONE_STEP = [Int32Array.of(0)];
 
 export interface Steps {
   /** Token ids per step; a graph without inputs still runs one "token" per step. */

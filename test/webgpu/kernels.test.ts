@@ -1,22 +1,17 @@
 // Every WGSL kernel family against the CPU reference, on random shapes, on real Dawn (llvmpipe here).
 // Each case is a small graph run by the WebGPU executor and by the CPU interpreter.
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { symDim } from "../../src/compiler/base/symbolic.js";
 import { parseProgram, type ExprNode, type ExprProgram } from "../../src/compiler/ops/expr.js";
 import { CPU_TUNING, GPU_TUNING } from "../../src/compiler/emit/wgsl/index.js";
 import type { DType } from "../../src/compiler/ops/table.js";
-import { releaseSharedGpu } from "../../src/runtime/webgpu/device.js";
-import { CI, compareRuns, fusedLinears, gpu, GraphBuilder, linearSegment, NO_PROLOGUE, NORM_PROLOGUES } from "./helpers.js";
+import { CI, compareRuns, fusedLinears, GraphBuilder, linearSegment, NO_PROLOGUE, NORM_PROLOGUES, ONE_STEP, useGpu } from "./helpers.js";
 
 const RUNS = CI ? 24 : 10;
-const ONE_STEP = [Int32Array.of(0)];
 
-beforeAll(async () => {
-  await gpu(); // no adapter: every test here fails, none is skipped
-});
-afterAll(releaseSharedGpu);
+useGpu();
 
 const dimArb = fc.integer({ min: 1, max: 5 });
 const seedArb = fc.integer({ min: 0, max: 1 << 30 });
