@@ -102,8 +102,8 @@ const COMPONENTS = ["x", "y", "z", "w"];
 /** a [.., M, K] @ b [.., K, N] by register tiles. a is read as vec4 along K and b as vec4 along N
  *  where their dims and offsets allow (scalar loads otherwise); the k loop then takes 4 steps of K at
  *  once. An operand stored transposed (a [.., K, M], b [.., N, K]: Dispatch.transposed) is read
- *  with scalar loads along its rows. Dims may be polynomials of P: tile counts and edges are
- *  computed from them in the kernel. */
+ *  along its stored rows: a 4 rows at a time where M and its offset allow, b with scalar loads.
+ *  Dims may be polynomials of P: tile counts and edges are computed from them in the kernel. */
 function tiledMatmul(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
   const t = tuning.matmul;
   const { a, b, ta, tb, M, K, N, batch, aStrides, bStrides, count } = matmulGeometry(ctx);
@@ -138,13 +138,15 @@ function tiledMatmul(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
   const bRow = vecB ? quarter(N) : N;
   const aBase = offsetExpr("batch", batch, vecA || vecAT ? aStrides.map(quarter) : aStrides, d, constDim(vecA || vecAT ? pa.offset / 4 : 0));
   const bBase = offsetExpr("batch", batch, vecB ? bStrides.map(quarter) : bStrides, d, constDim(vecB ? pb.offset / 4 : 0));
-  const lastRow = constOf(M) !== null ? u(constOf(M)! - 1) : `${d(M)} - 1u`;
-  const lastCol = vecB ? (constOf(N) !== null ? u(constOf(N)! / 4 - 1) : `${d(quarter(N))} - 1u`) : constOf(N) !== null ? u(constOf(N)! - 1) : `${d(N)} - 1u`;
+  /** The last index along `x` in units of `w` elements (4: vec4s). */
+  const last = (x: Dim, w: 1 | 4) => (constOf(x) !== null ? u(constOf(x)! / w - 1) : `${d(w === 4 ? quarter(x) : x)} - 1u`);
+  const lastRow = last(M, 1);
+  const lastCol = last(N, vecB ? 4 : 1);
   const bCols = vecB ? TN / 4 : TN;
   // Neighbouring tiles share the larger operand's block, so it is read from cache while the smaller
   // one streams: column tiles of b vary slowest when b is the larger (a [256, 1024] @ b [1024, 4096]:
   // 187 → ~95 ms on llvmpipe, test/webgpu/bench-matmul.mjs), row tiles of a otherwise.
-  const rowsFastest = process.env.LLMC_FLIP && ta ? !(ctx.atMax(M) < ctx.atMax(N)) : ctx.atMax(M) < ctx.atMax(N);
+  const rowsFastest = ctx.atMax(M) < ctx.atMax(N);
   const setup = [
     ...(rowsFastest
       ? [`let mt = tile % ${mTiles};`, `let nt = (tile / ${mTiles}) % ${nTiles};`]
@@ -157,10 +159,8 @@ function tiledMatmul(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
   ];
   // Where row i of a's tile and column j of b's start; a step of k then moves 1 (or M for a stored
   // transposed) in a and N (or 1 for b stored transposed) in b.
-  if (vecAT) {
-    const lastQuad = constOf(M) !== null ? u(constOf(M)! / 4 - 1) : `${d(quarter(M))} - 1u`;
-    for (let g = 0; g < TM / 4; g++) setup.push(`let ar${g} = ab + min(m0 / 4u + ${u(g)}, ${lastQuad});`);
-  } else for (let i = 0; i < TM; i++) setup.push(`let ar${i} = ab + min(m0 + ${u(i)}, ${lastRow})${ta ? "" : ` * ${d(aRow)}`};`);
+  if (vecAT) for (let g = 0; g < TM / 4; g++) setup.push(`let ar${g} = ab + min(m0 / 4u + ${u(g)}, ${last(M, 4)});`);
+  else for (let i = 0; i < TM; i++) setup.push(`let ar${i} = ab + min(m0 + ${u(i)}, ${lastRow})${ta ? "" : ` * ${d(aRow)}`};`);
   for (let j = 0; j < bCols; j++) setup.push(`let bc${j} = bb + min(${vecB ? "n0 / 4u" : "n0"} + ${u(j)}, ${lastCol})${tb ? ` * ${d(K)}` : ""};`);
   for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) setup.push(`var acc${i}_${j}: f32 = 0.0f;`);
 
