@@ -27,7 +27,7 @@ export interface TensorOutput {
 export abstract class KernelParams {
   readonly list: KernelParam[] = [];
   /** Declarations of the literals written into the kernel (KernelLang.constArray), by buffer. */
-  private readonly consts = new Map<number, { name: string; decl: string }>();
+  private readonly consts = new Map<number, string>();
 
   constructor(
     readonly ctx: PlanContext,
@@ -63,7 +63,7 @@ export abstract class KernelParams {
 
   /** The constant arrays of the literals the kernel reads without binding them. */
   constants(): string[] {
-    return [...this.consts.values()].map((c) => c.decl);
+    return [...this.consts.values()];
   }
 
   /** Tensor `id` for reading: its element `index` as a value of its type. */
@@ -89,13 +89,8 @@ export abstract class KernelParams {
     const lit = this.lang.indexLiteral;
     const buf = this.ctx.plan.buffers[p.buffer];
     if (access === "read" && buf?.inline && buf.data && this.lang.constArray) {
-      let c = this.consts.get(p.buffer);
-      if (!c) {
-        const name = `lit${p.buffer}`;
-        c = { name, decl: this.lang.constArray(name, this.ctx.node(id).ty.dtype, buf.data) };
-        this.consts.set(p.buffer, c);
-      }
-      const { name } = c;
+      const name = `lit${p.buffer}`;
+      if (!this.consts.has(p.buffer)) this.consts.set(p.buffer, this.lang.constArray(name, this.ctx.node(id).ty.dtype, buf.data));
       return (index) => `${name}[${p.offset === 0 ? "" : `${lit(p.offset)} + `}${index}]`;
     }
     const inParam = this.lang.offsets === "param";
