@@ -387,40 +387,22 @@ export function packForDevice(dtype: StorageDType, fileBytes: Uint8Array, shape:
     out.set(fileBytes);
     return out;
   }
-  moveBlocks(dtype, n / 32, layout.scaleOffset, fileBytes, out, "pack");
+  packWords(words(fileBytes), words(out), n / 32, DTYPES[dtype].bytesPerBlock >> 1, layout.scaleOffset >> 1);
   return out;
 }
 
 /**
- * Moves `blocks` q8_0/q4_0 blocks between ggml's layout (`file`: per block an f16 scale, then the
- * quants) and the device's (`device`: every block's quants, then every scale from scaleOffset).
- * Blocks and regions have even sizes, so both sides are read as 16-bit words where the arrays start
- * on even addresses: a few words per block instead of a subarray per block (load time of a
- * multi-gigabyte quantized model).
+ * q8_0/q4_0 blocks move between ggml's layout (the file: per block an f16 scale, then the quants)
+ * and the device's (every block's quants, then every scale from scaleOffset) in 16-bit words, a few
+ * per block (load time of a multi-gigabyte quantized model): blocks and regions have even sizes.
+ * `words` views bytes as such; bytes at an odd address are copied first (fresh arrays never are).
  */
-function moveBlocks(dtype: "q8_0" | "q4_0", blocks: number, scaleOffset: number, file: Uint8Array, device: Uint8Array, way: "pack" | "unpack"): void {
-  const bytesPerBlock = DTYPES[dtype].bytesPerBlock;
-  if (file.byteOffset % 2 === 0 && device.byteOffset % 2 === 0) {
-    const f = new Uint16Array(file.buffer, file.byteOffset, file.length >> 1);
-    const d = new Uint16Array(device.buffer, device.byteOffset, device.length >> 1);
-    (way === "pack" ? packWords : unpackWords)(f, d, blocks, bytesPerBlock >> 1, scaleOffset >> 1);
-    return;
-  }
-  const quantBytes = bytesPerBlock - 2;
-  for (let b = 0; b < blocks; b++) {
-    const o = b * bytesPerBlock;
-    for (let i = 0; i < 2; i++) {
-      if (way === "pack") device[scaleOffset + 2 * b + i] = file[o + i]!;
-      else file[o + i] = device[scaleOffset + 2 * b + i]!;
-    }
-    for (let i = 0; i < quantBytes; i++) {
-      if (way === "pack") device[b * quantBytes + i] = file[o + 2 + i]!;
-      else file[o + 2 + i] = device[b * quantBytes + i]!;
-    }
-  }
+function words(bytes: Uint8Array): Uint16Array {
+  const even = bytes.byteOffset % 2 === 0 ? bytes : bytes.slice();
+  return new Uint16Array(even.buffer, even.byteOffset, even.length >> 1);
 }
 
-/** moveBlocks in 16-bit words, file → device: `wb` words a block (the scale, then the quants). */
+/** File words → device words: `wb` words a block (the scale, then the quants), the scales from word `ws`. */
 function packWords(f: Uint16Array, d: Uint16Array, blocks: number, wb: number, ws: number): void {
   for (let b = 0, fo = 0, qo = 0; b < blocks; b++) {
     d[ws + b] = f[fo]!;
@@ -430,7 +412,7 @@ function packWords(f: Uint16Array, d: Uint16Array, blocks: number, wb: number, w
   }
 }
 
-/** moveBlocks in 16-bit words, device → file. */
+/** Device words → file words (packWords' inverse). */
 function unpackWords(f: Uint16Array, d: Uint16Array, blocks: number, wb: number, ws: number): void {
   for (let b = 0, fo = 0, qo = 0; b < blocks; b++) {
     f[fo] = d[ws + b]!;
@@ -450,7 +432,7 @@ export function unpackFromDevice(dtype: StorageDType, device: Uint8Array, shape:
     out.set(device.subarray(0, out.length));
     return out;
   }
-  moveBlocks(dtype, n / 32, layout.scaleOffset, out, device, "unpack");
+  unpackWords(words(out), words(device), n / 32, DTYPES[dtype].bytesPerBlock >> 1, layout.scaleOffset >> 1);
   return out;
 }
 
