@@ -68,8 +68,9 @@ export const CPU_TUNING: WgslTuning = {
   // 2×8 worse; workgroups of 8–64 alike). Tiles win down to 32×32 outputs. On the products of a
   // packed training step (2026-12-05, 9 interleaved rounds, p50) 8×16 beats 8×8:
   // [1024,4096]@[4096,256] 22.9 → 26.1, [256,1024]@[1024,4096] 22.0 → 26.9, [256,1024]@[1024,640]
-  // 22.1 → 28.5, [1024,256]@[256,640] 20.7 → 22.9; 8×32, 16×8 and 16×16 no better. A brown-llama (3.8M, the example then)
-  // step's kernels: 1,346–1,506 → 1,292–1,328 ms (test/webgpu/profile-train-step.mjs).
+  // 22.1 → 28.5, [1024,256]@[256,640] 20.7 → 22.9; 8×32, 16×8 and 16×16 no better. A step of
+  // brown-llama (the 3.8M example of then): 1,346–1,506 → 1,292–1,328 ms of kernels
+  // (test/webgpu/profile-train-step.mjs).
   // Reading an operand transposed is 7-25% slower here than the copy it saves (two strided streams
   // per k instead of one: [256,1024]@[1024,640] 25.0 → 19.7 GFLOP/s, VARIANTS=…:a in
   // bench-matmul), and a training step no faster for the 46 dispatches fewer: off.
