@@ -55,7 +55,12 @@ export interface WgslTuning {
  *  4 rows 4.5–6.0 GB/s; prefill of 16 rows tileM 1 → 8: 334 → 87 ms. On the 27M LLaMA of DESIGN.md
  *  (decode, all fusion rules): 8 rows in workgroups of 32 against 4 in 64 take 9% less CPU time per
  *  token and prefill 64 tokens in 280 ms instead of 350 (16 rows: slower; workgroups of 32 keep two
- *  or more workgroups, so both threads busy, on the 512-row projections). */
+ *  or more workgroups, so both threads busy, on the 512-row projections). What caps them: Mesa
+ *  22.3's llvmpipe turns each storage-buffer load whose address is not a constant into a loop over
+ *  the SIMD lanes with a bounds test per component, ~7 instructions a float, so a matvec stays near
+ *  11–13 GB/s in any layout. Other paths measured no faster (test/webgpu/bench-load-paths.mjs,
+ *  4096×4096): rgba32float textures with textureLoad 9.6–11.5 GB/s; LP_NATIVE_VECTOR_WIDTH=512 and
+ *  Dawn's disable_robustness alike; fma() does not help either, llvmpipe lowers it to mul + add. */
 export const CPU_TUNING: WgslTuning = {
   profile: "cpu",
   workgroupSize: 64,
