@@ -5,7 +5,7 @@
 
 import { constDim, mulDim } from "../../base/symbolic.js";
 import { rotaryBody } from "../shared/elementwise.js";
-import { matmulGeometry, matmulOf } from "../shared/geometry.js";
+import { matmulGeometry, matmulOf, matmulWhat } from "../shared/geometry.js";
 import { dimProduct, offsetExpr } from "../shared/indexing.js";
 import { copyOf } from "../shared/layout.js";
 import type { DispatchContext } from "./context.js";
@@ -94,7 +94,7 @@ export function emitMatmul(ctx: DispatchContext): Emitted {
   const out = params.output(ctx.dispatch.node);
   const block = t.threadsM * t.threadsN;
   const kernel = makeKernel("matmul", "matmul_simt", params, [], {
-    what: `batched a [.., ${u(g.M)}, ${u(g.K)}] @ b [.., ${u(g.K)}, ${u(g.N)}]`,
+    what: matmulWhat(g, u),
     m: u(g.M),
     n: u(g.N),
     k: u(g.K),

@@ -35,7 +35,8 @@ export function matmulGeometry(ctx: PlanContext) {
  *  times b [.., K, N] column, f32 accumulation in k order). */
 export function matmulOf(params: KernelParams): { what: string; count: Extent; body: string[] } {
   const { ctx, lang } = params;
-  const { a, b, ta, tb, M, K, N, batch, aStrides, bStrides, count } = matmulGeometry(ctx);
+  const g = matmulGeometry(ctx);
+  const { a, b, ta, tb, M, K, N, batch, aStrides, bStrides, count } = g;
   const u = params.dim;
   const [ra, rb] = [params.read(a), params.read(b)];
   const body = [
@@ -50,9 +51,14 @@ export function matmulOf(params: KernelParams): { what: string; count: Extent; b
     "}",
     params.output(ctx.dispatch.node).store("i", "acc"),
   ];
+  return { what: matmulWhat(g, u), count: params.extent(count), body };
+}
+
+/** A matmul kernel's one-line description (its comment): the product and which operands are
+ *  stored transposed; `u` renders a dim in the kernel's language. */
+export function matmulWhat(g: Pick<ReturnType<typeof matmulGeometry>, "M" | "K" | "N" | "ta" | "tb">, u: (d: Dim) => string): string {
   const stored = (t: boolean) => (t ? " (stored transposed)" : "");
-  const what = `batched a [.., ${u(M)}, ${u(K)}]${stored(ta)} @ b [.., ${u(K)}, ${u(N)}]${stored(tb)}`;
-  return { what, count: params.extent(count), body };
+  return `batched a [.., ${u(g.M)}, ${u(g.K)}]${stored(g.ta)} @ b [.., ${u(g.K)}, ${u(g.N)}]${stored(g.tb)}`;
 }
 
 /** cross_entropy_rows(logits [T, V], targets) and its gradient (… , dy): which one, the operands, the

@@ -6,7 +6,7 @@ import { constDim, divDimExact, mulDim, type Dim } from "../../base/symbolic.js"
 import type { Placement } from "../../plan/plan.js";
 import { constOf } from "../shared/context.js";
 import { rotaryBody } from "../shared/elementwise.js";
-import { matmulGeometry, matmulOf } from "../shared/geometry.js";
+import { matmulGeometry, matmulOf, matmulWhat } from "../shared/geometry.js";
 import { dimProduct, offsetExpr } from "../shared/indexing.js";
 import { copyOf } from "../shared/layout.js";
 import type { Extent } from "../shared/params.js";
@@ -204,7 +204,7 @@ function tiledMatmul(ctx: DispatchContext, tuning: WgslTuning): WgslKernel {
   const g = grid(maxTotal, t.workgroupSize);
   const code = renderTemplate("matmul", {
     ...headerContext(ctx.dispatch.kernel, bs),
-    what: `batched a [.., ${d(M)}, ${d(K)}]${ta ? " (stored transposed)" : ""} @ b [.., ${d(K)}, ${d(N)}]${tb ? " (stored transposed)" : ""} (${d(count)} outputs)`,
+    what: `${matmulWhat({ M, K, N, ta, tb }, d)} (${d(count)} outputs)`,
     tileM: TM,
     tileN: TN,
     vecA: vecA ? 4 : 1,
